@@ -1,0 +1,38 @@
+# Set-up is part of every target: a fresh machine needs only Python 3.11+ and make.
+SHELL := /bin/bash
+PYTHON ?= python3
+# uv from PATH, else the copy pip installs into this Python (bootstrapped on first use).
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(PYTHON) -m uv
+endif
+export UV_LINK_MODE ?= copy
+
+.PHONY: demo test bench bench-quick sync lint clean
+
+.venv/.synced: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) sync --locked --all-extras --group dev
+	@touch $@
+
+sync: .venv/.synced
+
+demo: sync
+	$(UV) run --no-sync python -m neve.demo
+
+test: sync
+	$(UV) run --no-sync pytest
+
+bench: sync
+	$(UV) sync --locked --all-extras --group dev --group bench
+	$(UV) run --no-sync python benchmarks/run.py
+
+bench-quick: sync
+	$(UV) sync --locked --all-extras --group dev --group bench
+	$(UV) run --no-sync python benchmarks/run.py --quick
+
+lint: sync
+	$(UV) run --no-sync ruff check src tests benchmarks
+
+clean:
+	rm -rf .venv .neve neve.duckdb neve.duckdb.wal

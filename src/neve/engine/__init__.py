@@ -1,0 +1,46 @@
+"""Sessions over Ibis engines. Engine-specific code lives in this package and nowhere else."""
+
+from __future__ import annotations
+
+from neve.engine._driver import Driver
+from neve.engine._queries import QueryLog, capture_queries, execute, local_backend
+from neve.engine._session import Session
+from neve.engine._url import DEFAULT_URL, EngineURL, parse_url
+from neve.engine.duckdb import DuckDBDriver
+from neve.engine.postgres import PostgresDriver
+from neve.errors import InvalidURLError
+
+__all__ = [
+    "DEFAULT_URL",
+    "Driver",
+    "EngineURL",
+    "QueryLog",
+    "Session",
+    "capture_queries",
+    "connect",
+    "execute",
+    "local_backend",
+    "parse_url",
+]
+
+_DRIVERS: dict[str, type[Driver]] = {
+    scheme: driver for driver in (DuckDBDriver, PostgresDriver) for scheme in driver.schemes
+}
+
+
+def connect(url: str | None = None) -> Session:
+    """Open a :class:`Session`.
+
+    ``url`` follows Ibis's forms: ``duckdb://`` (in memory), ``duckdb:///./file.duckdb``,
+    ``postgres://user:pw@host:5432/db``. Without one, ``$NEVE_URL`` is used, else
+    ``duckdb:///./neve.duckdb``.
+    """
+    parsed = parse_url(url)
+    driver_cls = _DRIVERS.get(parsed.scheme)
+    if driver_cls is None:
+        raise InvalidURLError(
+            f"no engine for scheme {parsed.scheme!r} in {parsed.redacted()}; "
+            f"supported: {', '.join(sorted(_DRIVERS))}"
+        )
+    driver = driver_cls(parsed)
+    return Session(driver, driver.connect())

@@ -1,0 +1,97 @@
+"""The single place where neve runs a query, so every query can be observed.
+
+Routing execution through :func:`execute` gives users a query log
+(:func:`capture_queries`) for debugging and lets the test-suite prove claims
+such as "fit runs one aggregate query".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+__all__ = ["QueryLog", "capture_queries", "execute", "local_backend"]
+
+_listeners: list[QueryLog] = []
+_listeners_lock = threading.Lock()
+_local = threading.local()
+
+
+@dataclass
+class QueryLog:
+    """The SQL text of every query neve ran while the log was active."""
+
+    queries: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.queries)
+
+
+@contextlib.contextmanager
+def capture_queries() -> Iterator[QueryLog]:
+    """Record the queries neve executes inside the ``with`` block.
+
+    >>> with capture_queries() as log:
+    ...     scaler.fit(table)
+    >>> len(log)
+    1
+    """
+    log = QueryLog()
+    with _listeners_lock:
+        _listeners.append(log)
+    try:
+        yield log
+    finally:
+        with _listeners_lock:
+            _listeners.remove(log)
+
+
+def local_backend() -> Any:
+    """The in-memory DuckDB that runs pandas inputs (one per thread)."""
+    backend = getattr(_local, "backend", None)
+    if backend is None:
+        backend = _local.backend = ibis.duckdb.connect()
+    return backend
+
+
+def backend_of(expr: ir.Expr) -> Any:
+    """The backend an expression is bound to; in-memory DuckDB for pure memtables."""
+    try:
+        return expr._find_backend(use_default=False)
+    except Exception:  # ibis raises IbisError when only memtables are involved
+        return local_backend()
+
+
+def _record(backend: Any, expr: ir.Expr) -> None:
+    if not _listeners:
+        return
+    try:
+        sql = str(backend.compile(expr))
+    except Exception:  # compiling is best-effort: logging must never break a query
+        sql = repr(expr)
+    with _listeners_lock:
+        for log in _listeners:
+            log.queries.append(sql)
+
+
+def execute(expr: ir.Expr, **kwargs: Any) -> Any:
+    """Run ``expr`` on its backend and return the result as ibis would."""
+    backend = backend_of(expr)
+    _record(backend, expr)
+    return backend.execute(expr, **kwargs)
+
+
+def to_pyarrow(expr: ir.Expr) -> Any:
+    """Run ``expr`` and return a pyarrow Table (or Scalar/Array for scalar/column expressions)."""
+    backend = backend_of(expr)
+    _record(backend, expr)
+    return backend.to_pyarrow(expr)

@@ -1,0 +1,97 @@
+"""Session: one connection to one engine, and the handful of operations neve needs from it."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import pyarrow as pa
+
+from neve.engine import _queries
+from neve.engine._driver import Driver, check_files
+from neve.errors import NeveInputError, TableNotFoundError
+
+__all__ = ["Session"]
+
+
+class Session:
+    """A connection to an engine. Create one with :func:`neve.connect`.
+
+    Tables come back as lazy Ibis expressions; nothing runs until a result is
+    executed or saved. ``session.engine`` is the Ibis backend for everything else.
+    """
+
+    def __init__(self, driver: Driver, backend: Any) -> None:
+        self.driver = driver
+        self.engine = backend
+
+    @property
+    def url(self) -> str:
+        """The connection URL with any password masked."""
+        return self.driver.url.redacted()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.name
+
+    def __repr__(self) -> str:
+        return f"Session({self.url!r})"
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the connection (and, on DuckDB, the file lock)."""
+        self.driver.close(self.engine)
+
+    def list_tables(self) -> list[str]:
+        return list(self.engine.list_tables())
+
+    def table(self, name: str) -> ir.Table:
+        """The table ``name`` as a lazy Ibis expression."""
+        tables = self.list_tables()
+        if name not in tables:
+            hint = difflib.get_close_matches(name, tables, n=3)
+            raise TableNotFoundError(
+                f"table {name!r} not found in {self.url}"
+                + (f"; did you mean {', '.join(map(repr, hint))}?" if hint else "")
+                + f" (available: {', '.join(sorted(tables)) or 'none'})"
+            )
+        return self.engine.table(name)
+
+    def create_table(
+        self, name: str, data: pd.DataFrame | pa.Table | ir.Table, *, overwrite: bool = False
+    ) -> ir.Table:
+        """Store ``data`` (pandas, pyarrow or an Ibis expression) as table ``name``."""
+        if not isinstance(data, (pd.DataFrame, pa.Table, ir.Table)):
+            raise NeveInputError(
+                f"create_table({name!r}) takes a pandas DataFrame, a pyarrow Table or an ibis "
+                f"Table, got {type(data).__name__}"
+            )
+        if not overwrite and name in self.list_tables():
+            raise NeveInputError(f"table {name!r} already exists; pass overwrite=True to replace it")
+        return self.engine.create_table(name, obj=data, overwrite=overwrite)
+
+    def load_files(
+        self, paths: Sequence[str | Path] | str | Path, table: str, *, overwrite: bool = False
+    ) -> ir.Table:
+        """Bulk-load CSV or Parquet files into ``table`` with the engine's native reader.
+
+        With ``overwrite=False`` the rows are appended when the table exists.
+        """
+        return self.driver.load_files(self.engine, check_files(paths), table, overwrite=overwrite)
+
+    def execute(self, expr: ir.Expr, **kwargs: Any) -> Any:
+        """Run ``expr`` and return pandas (DataFrame, Series or scalar)."""
+        return _queries.execute(expr, **kwargs)
+
+    def to_sql(self, expr: ir.Expr) -> str:
+        return str(ibis.to_sql(expr, dialect=self.dialect))

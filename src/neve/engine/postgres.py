@@ -1,0 +1,43 @@
+"""PostgreSQL: the multi-writer server engine."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import ibis
+
+from neve.engine._driver import Driver
+from neve.errors import EngineError
+
+__all__ = ["PostgresDriver"]
+
+
+class PostgresDriver(Driver):
+    name: ClassVar[str] = "postgres"
+    schemes: ClassVar[tuple[str, ...]] = ("postgres", "postgresql")
+
+    def connect(self) -> Any:
+        url = self.url
+        host, port = url.host or "localhost", url.port or 5432
+        kwargs = dict(url.query)
+        kwargs.setdefault("connect_timeout", "10")
+        try:
+            return ibis.postgres.connect(
+                host=host,
+                port=port,
+                user=url.username,
+                password=url.password,
+                database=url.path.lstrip("/") or None,
+                **kwargs,
+            )
+        except ModuleNotFoundError as exc:
+            raise EngineError(
+                "PostgreSQL support is not installed: pip install 'neve[postgres]'"
+            ) from exc
+        except Exception as exc:
+            # The driver's message can echo the DSN; say what failed without it.
+            reason = str(exc).replace(url.password or "\0", "***").strip().splitlines()[0]
+            raise EngineError(
+                f"cannot connect to PostgreSQL at {host}:{port} as {url.username!r} "
+                f"({url.redacted()}): {reason}"
+            ) from None

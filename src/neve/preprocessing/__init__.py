@@ -1,0 +1,37 @@
+"""scikit-learn-compatible transformers whose fit is one aggregate query and whose
+transform is a lazy SQL expression."""
+
+from __future__ import annotations
+
+from neve.preprocessing._base import BaseTransformer
+from neve.preprocessing._scalers import (
+    Binarizer,
+    MaxAbsScaler,
+    MinMaxScaler,
+    Normalizer,
+    RobustScaler,
+    StandardScaler,
+)
+
+__all__ = [
+    "BaseTransformer",
+    "Binarizer",
+    "MaxAbsScaler",
+    "MinMaxScaler",
+    "Normalizer",
+    "RobustScaler",
+    "StandardScaler",
+]
+
+#: Classes ``Pipeline.from_dict`` may instantiate: a closed list, so state never names code to import.
+TRANSFORMERS: dict[str, type[BaseTransformer]] = {
+    cls.__name__: cls
+    for cls in (
+        Binarizer,
+        MaxAbsScaler,
+        MinMaxScaler,
+        Normalizer,
+        RobustScaler,
+        StandardScaler,
+    )
+}

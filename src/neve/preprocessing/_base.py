@@ -1,0 +1,334 @@
+"""The transformer contract shared by every step in :mod:`neve.preprocessing`.
+
+A transformer is a scikit-learn estimator whose ``fit`` runs one aggregate
+query in the engine and whose ``transform`` returns a lazy Ibis expression.
+Subclasses implement three hooks:
+
+``_fit(table, cols)``
+    compute the fitted ``*_`` attributes from at most one query, run through
+    :meth:`BaseTransformer._aggregate` (or :meth:`_fetch_one` for custom shapes);
+``_transform_columns(table)``
+    return ``{input_col: [(output_name, expression), ...]}``;
+``_output_names(col, output_col)``
+    the names ``_transform_columns`` will produce for one input column.
+
+Everything else (parameter validation, column resolution, pandas in/pandas
+out, assembling the output table, serialisation) lives here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import InvalidParameterError as _SkParamError
+from sklearn.utils._param_validation import validate_parameter_constraints
+
+from neve import _json
+from neve.engine import _queries
+from neve.errors import (
+    ColumnNotFoundError,
+    ColumnTypeError,
+    EmptyInputError,
+    InvalidParameterError,
+    NeveInputError,
+    NotFittedError,
+)
+
+__all__ = ["BaseTransformer", "as_table", "missing_to_null"]
+
+ROW_COUNT = "__neve_n_rows"
+FLOAT_EPS = float(np.finfo(np.float64).eps)
+
+_SNOWML_CONSTRAINTS: dict[str, list[Any]] = {
+    "input_cols": [str, list, tuple, None],
+    "output_cols": [str, list, tuple, None],
+    "passthrough_cols": [str, list, tuple, None],
+    "drop_input_cols": ["boolean"],
+}
+
+
+def as_table(X: Any) -> tuple[ir.Table, Callable[[ir.Table], Any]]:
+    """Wrap ``X`` as an Ibis table and return a function that converts results back.
+
+    Ibis tables stay lazy; pandas and pyarrow inputs run on an in-memory
+    DuckDB and come back as the same type (pandas keeps its index).
+    """
+    if isinstance(X, ir.Table):
+        return X, lambda result: result
+    if isinstance(X, pd.DataFrame):
+        index = X.index
+        # Non-string labels (e.g. ints) would not survive as SQL column names.
+        renamed = X.rename(columns=str) if not all(isinstance(c, str) for c in X.columns) else X
+        table = ibis.memtable(renamed.reset_index(drop=True))
+
+        def to_pandas(result: ir.Table) -> pd.DataFrame:
+            frame = _queries.execute(result)
+            frame.index = index
+            return frame
+
+        return table, to_pandas
+    if isinstance(X, pa.Table):
+        return ibis.memtable(X), _queries.to_pyarrow
+    raise NeveInputError(
+        f"expected an ibis Table, a pandas DataFrame or a pyarrow Table, got {type(X).__name__}"
+    )
+
+
+def missing_to_null(column: ir.Column) -> ir.Column:
+    """Treat NaN as missing, as scikit-learn does: NaN becomes NULL so aggregates skip it."""
+    if column.type().is_floating():
+        return column.isnan().ifelse(ibis.null(column.type()), column)
+    return column
+
+
+def handle_zeros_in_scale(scale: float, constant: bool = False) -> float:
+    """scikit-learn's rule: a (near) zero scale becomes 1 so constant columns are left as is."""
+    if constant or scale < 10 * FLOAT_EPS or math.isnan(scale):
+        return 1.0
+    return scale
+
+
+def _as_list(value: str | list[str] | tuple[str, ...] | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+class BaseTransformer(BaseEstimator):
+    """Base class for pushdown transformers. Not for direct use."""
+
+    #: scikit-learn class whose parameter constraints this step shares.
+    _sklearn_class: ClassVar[type | None] = None
+    #: Whether inputs must be numeric (bool counts as numeric).
+    _numeric_only: ClassVar[bool] = True
+    #: Fitted attributes that make up the state written by ``to_dict``.
+    _fitted_attrs: ClassVar[tuple[str, ...]] = ()
+
+    # --- hooks -------------------------------------------------------------
+
+    def _validate_extra(self) -> None:
+        """Checks beyond scikit-learn's constraints; raise InvalidParameterError."""
+
+    def _fit(self, table: ir.Table, cols: list[str]) -> None:
+        raise NotImplementedError
+
+    def _transform_columns(self, table: ir.Table) -> dict[str, list[tuple[str, ir.Value]]]:
+        raise NotImplementedError
+
+    def _output_names(self, col: str, output_col: str) -> list[str]:
+        return [output_col]
+
+    # --- scikit-learn API --------------------------------------------------
+
+    def fit(self, X: Any, y: Any = None) -> BaseTransformer:
+        """Learn the step's state with one aggregate query over ``X``."""
+        self._validate_params()
+        table, _ = as_table(X)
+        cols = self._resolve_input_cols(table)
+        self._check_columns(table, cols)
+        self.input_cols_ = cols
+        self.output_cols_ = self._resolve_output_cols(cols)
+        self.n_features_in_ = len(cols)
+        self.feature_names_in_ = np.asarray(cols, dtype=object)
+        self._fit(table, cols)
+        return self
+
+    def transform(self, X: Any) -> Any:
+        """Return ``X`` with this step applied: lazy for Ibis input, eager for pandas/pyarrow."""
+        self._check_is_fitted()
+        table, convert = as_table(X)
+        self._check_columns(table, self.input_cols_)
+        return convert(self._assemble(table, self._transform_columns(table)))
+
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        return self.fit(X, y).transform(X)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """The columns this step produces, in scikit-learn's order."""
+        self._check_is_fitted()
+        names = [
+            name
+            for col, out in zip(self.input_cols_, self.output_cols_, strict=True)
+            for name in self._output_names(col, out)
+        ]
+        return np.asarray(names, dtype=object)
+
+    def output_columns(self, columns: list[str]) -> list[str]:
+        """The full column list ``transform`` returns for a table with ``columns``."""
+        self._check_is_fitted()
+        produced = {
+            col: self._output_names(col, out)
+            for col, out in zip(self.input_cols_, self.output_cols_, strict=True)
+        }
+        return _assemble_names(columns, produced, self._in_place(), self.drop_input_cols)
+
+    # --- serialisation -----------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Parameters and fitted state as plain JSON data (no pickle)."""
+        state = {}
+        if self._is_fitted():
+            state = {
+                attr: getattr(self, attr)
+                for attr in ("input_cols_", "output_cols_", *self._fitted_attrs)
+            }
+        return {
+            "class": type(self).__name__,
+            "params": _json.encode(self.get_params(deep=False)),
+            "state": _json.encode(state),
+        }
+
+    @classmethod
+    def _from_dict(cls, data: Mapping[str, Any]) -> BaseTransformer:
+        step = cls(**_json.decode(data["params"]))
+        state = _json.decode(data.get("state") or {})
+        for attr, value in state.items():
+            setattr(step, attr, value)
+        if state:
+            step.n_features_in_ = len(step.input_cols_)
+            step.feature_names_in_ = np.asarray(step.input_cols_, dtype=object)
+        return step
+
+    # --- helpers for subclasses --------------------------------------------
+
+    def _aggregate(self, table: ir.Table, metrics: Mapping[str, ir.Scalar]) -> dict[str, Any]:
+        """Run one aggregate query; raise EmptyInputError when ``table`` has no rows."""
+        expr = table.aggregate(**{ROW_COUNT: table.count()}, **metrics)
+        return self._fetch_one(expr)
+
+    def _fetch_one(self, expr: ir.Table) -> dict[str, Any]:
+        """Run a query returning one row (with a ``ROW_COUNT`` column) as Python values."""
+        row = _queries.to_pyarrow(expr).to_pylist()[0]
+        if not row[ROW_COUNT]:
+            raise EmptyInputError(f"{type(self).__name__}.fit got a table with no rows")
+        return row
+
+    def _is_fitted(self) -> bool:
+        return hasattr(self, "input_cols_")
+
+    def _check_is_fitted(self) -> None:
+        if not self._is_fitted():
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet: "
+                f"call fit(table) before transform or get_feature_names_out"
+            )
+
+    def _validate_params(self) -> None:
+        constraints = dict(_SNOWML_CONSTRAINTS)
+        if self._sklearn_class is not None:
+            constraints.update(self._sklearn_class._parameter_constraints)
+        params = self.get_params(deep=False)
+        try:
+            validate_parameter_constraints(
+                {k: v for k, v in constraints.items() if k in params},
+                params,
+                caller_name=type(self).__name__,
+            )
+        except _SkParamError as exc:
+            raise InvalidParameterError(str(exc)) from None
+        if self.output_cols is not None and self.input_cols is not None:
+            n_in, n_out = len(_as_list(self.input_cols)), len(_as_list(self.output_cols))
+            if n_in != n_out:
+                raise InvalidParameterError(
+                    f"{type(self).__name__}: output_cols has {n_out} names for {n_in} input_cols"
+                )
+        self._validate_extra()
+
+    def _resolve_input_cols(self, table: ir.Table) -> list[str]:
+        cols = _as_list(self.input_cols)
+        if cols is None:
+            passthrough = set(_as_list(self.passthrough_cols) or [])
+            cols = [c for c in table.columns if c not in passthrough]
+        if not cols:
+            raise InvalidParameterError(f"{type(self).__name__}: no input columns to fit")
+        if len(set(cols)) != len(cols):
+            raise InvalidParameterError(f"{type(self).__name__}: input_cols has duplicates: {cols}")
+        return cols
+
+    def _resolve_output_cols(self, cols: list[str]) -> list[str]:
+        out = _as_list(self.output_cols)
+        if out is None:
+            return list(cols)
+        if len(out) != len(cols):
+            raise InvalidParameterError(
+                f"{type(self).__name__}: output_cols has {len(out)} names for {len(cols)} input_cols"
+            )
+        return out
+
+    def _check_columns(self, table: ir.Table, cols: list[str]) -> None:
+        schema = table.schema()
+        missing = [c for c in cols if c not in schema]
+        if missing:
+            raise ColumnNotFoundError(
+                f"{type(self).__name__}: column{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(map(repr, missing))} not found; "
+                f"available columns: {', '.join(map(repr, table.columns))}"
+            )
+        if self._numeric_only:
+            for col in cols:
+                dtype = schema[col]
+                if not (dtype.is_numeric() or dtype.is_boolean()):
+                    raise ColumnTypeError(
+                        f"{type(self).__name__} needs numeric columns, but {col!r} has type "
+                        f"{dtype}; encode it first (e.g. OneHotEncoder or OrdinalEncoder)"
+                    )
+
+    def _in_place(self) -> set[str]:
+        return {c for c, o in zip(self.input_cols_, self.output_cols_, strict=True) if c == o}
+
+    def _numeric(self, table: ir.Table, col: str) -> ir.FloatingColumn:
+        """``table[col]`` as float64 with NaN turned into NULL."""
+        column = table[col]
+        if not column.type().is_floating():
+            column = column.cast(dt.float64)
+        return missing_to_null(column.cast(dt.float64))
+
+    def _assemble(
+        self, table: ir.Table, produced: dict[str, list[tuple[str, ir.Value]]]
+    ) -> ir.Table:
+        exprs: dict[str, ir.Value] = {name: expr for pairs in produced.values() for name, expr in pairs}
+        names = _assemble_names(
+            table.columns,
+            {col: [name for name, _ in pairs] for col, pairs in produced.items()},
+            self._in_place(),
+            self.drop_input_cols,
+        )
+        return table.select(
+            *[exprs[name].name(name) if name in exprs else table[name] for name in names]
+        )
+
+
+def _assemble_names(
+    columns: list[str], produced: dict[str, list[str]], in_place: set[str], drop_input: bool
+) -> list[str]:
+    """Column order after a step.
+
+    An input whose output column has its own name is replaced where it stands
+    (a multi-output step puts its whole block there); other outputs are
+    appended in input order. An existing column that an output names is
+    replaced, never duplicated.
+    """
+    all_outputs = {name for names in produced.values() for name in names}
+    result: list[str] = []
+    for column in columns:
+        if column in in_place:
+            result.extend(produced[column])
+        elif column in all_outputs:
+            continue  # an output will take this name; appended in its block
+        elif drop_input and column in produced:
+            continue
+        else:
+            result.append(column)
+    for col, names in produced.items():
+        if col not in in_place:
+            result.extend(names)
+    return result

@@ -1,0 +1,389 @@
+"""Scalers and row-wise transforms: fit is one aggregate query, transform is arithmetic in SQL."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+from scipy import stats
+from sklearn import preprocessing as skp
+
+from neve.errors import InvalidParameterError, NeveInputError
+from neve.preprocessing._base import (
+    FLOAT_EPS,
+    ROW_COUNT,
+    BaseTransformer,
+    handle_zeros_in_scale,
+)
+
+__all__ = [
+    "Binarizer",
+    "MaxAbsScaler",
+    "MinMaxScaler",
+    "Normalizer",
+    "RobustScaler",
+    "StandardScaler",
+]
+
+
+def _float(value: Any) -> float:
+    """A fitted statistic as a Python float; NULL (an all-missing column) is NaN, as in numpy."""
+    return math.nan if value is None else float(value)
+
+
+class _NumericTransformer(BaseTransformer):
+    """Shared plumbing: every input column is read as float64 with NaN treated as missing."""
+
+    def _stats(
+        self, table: ir.Table, cols: list[str], *, centred: bool = False, **per_column: Any
+    ) -> dict[str, Any]:
+        """One query computing ``per_column[name](column)`` for every input column.
+
+        Returns ``{name: {col: value}}`` plus the row count under ``"rows"``.
+        With ``centred=True`` the functions see ``column - mean`` from a first
+        pass over the data (in the same query), and the means come back under
+        ``"shift"``: the two-pass form that keeps mean and variance exact when
+        the mean is large next to the spread (a one-pass sum of squares loses
+        10% at mean 1e6, sd 0.87). Infinite values are rejected, as
+        scikit-learn's input validation does.
+        """
+        values = {col: self._numeric(table, col) for col in cols}
+        source = table
+        if centred:
+            shift = table.aggregate(
+                **{f"shift__{i}": values[col].mean() for i, col in enumerate(cols)}
+            )
+            source = table.cross_join(shift)
+            values = {
+                col: self._numeric(source, col) - source[f"shift__{i}"].fill_null(0.0)
+                for i, col in enumerate(cols)
+            }
+        metrics: dict[str, ir.Scalar] = {}
+        for i, col in enumerate(cols):
+            x = values[col]
+            for name, fn in per_column.items():
+                metrics[f"{name}__{i}"] = fn(x)
+            # On the raw value: once centred, inf - inf would hide as NaN.
+            metrics[f"ninf__{i}"] = self._numeric(source, col).isinf().cast("int64").sum()
+            if centred:
+                metrics[f"shift__{i}"] = source[f"shift__{i}"].max()
+        row = self._aggregate(source, metrics)
+        for i, col in enumerate(cols):
+            if row[f"ninf__{i}"]:
+                raise NeveInputError(
+                    f"{type(self).__name__}: column {col!r} contains infinity "
+                    f"({row[f'ninf__{i}']} rows), which scikit-learn rejects too; "
+                    f"filter or impute those rows first"
+                )
+        names = [*per_column, "shift"] if centred else list(per_column)
+        result: dict[str, Any] = {
+            name: {col: row[f"{name}__{i}"] for i, col in enumerate(cols)} for name in names
+        }
+        result["rows"] = int(row[ROW_COUNT])
+        return result
+
+    def _columnwise(self, table: ir.Table, fn: Any) -> dict[str, list[tuple[str, ir.Value]]]:
+        return {
+            col: [(out, fn(self._numeric(table, col), col))]
+            for col, out in zip(self.input_cols_, self.output_cols_, strict=True)
+        }
+
+
+class StandardScaler(_NumericTransformer):
+    """Standardise columns to zero mean and unit variance, as scikit-learn's StandardScaler.
+
+    ``var_`` is the population variance (ddof=0) over non-missing values; a
+    near-constant column gets ``scale_ = 1`` by scikit-learn's bound.
+    """
+
+    _sklearn_class = skp.StandardScaler
+    _fitted_attrs = ("mean_", "var_", "scale_", "n_samples_seen_")
+
+    def __init__(
+        self,
+        *,
+        copy: bool = True,
+        with_mean: bool = True,
+        with_std: bool = True,
+        input_cols: str | list[str] | None = None,
+        output_cols: str | list[str] | None = None,
+        passthrough_cols: str | list[str] | None = None,
+        drop_input_cols: bool = False,
+    ) -> None:
+        self.copy = copy
+        self.with_mean = with_mean
+        self.with_std = with_std
+        self.input_cols = input_cols
+        self.output_cols = output_cols
+        self.passthrough_cols = passthrough_cols
+        self.drop_input_cols = drop_input_cols
+
+    def _fit(self, table: ir.Table, cols: list[str]) -> None:
+        s = self._stats(
+            table,
+            cols,
+            centred=True,
+            n=lambda x: x.count(),
+            mean=lambda x: x.mean(),
+            var=lambda x: x.var(how="pop"),
+        )
+        self.n_samples_seen_ = {c: int(s["n"][c]) for c in cols}
+        need_moments = self.with_mean or self.with_std
+        self.mean_ = (
+            {c: _float(s["shift"][c]) + _float(s["mean"][c]) for c in cols} if need_moments else None
+        )
+        self.var_ = {c: _float(s["var"][c]) for c in cols} if self.with_std else None
+        if self.with_std:
+            self.scale_ = {}
+            for c in cols:
+                var, mean, n = self.var_[c], self.mean_[c], self.n_samples_seen_[c]
+                constant = var <= n * FLOAT_EPS * var + (n * mean * FLOAT_EPS) ** 2
+                self.scale_[c] = handle_zeros_in_scale(math.sqrt(var), constant)
+        else:
+            self.scale_ = None
+
+    def _transform_columns(self, table: ir.Table) -> dict[str, list[tuple[str, ir.Value]]]:
+        def scale(x: ir.FloatingColumn, col: str) -> ir.Value:
+            if self.with_mean:
+                x = x - self.mean_[col]
+            if self.with_std:
+                x = x / self.scale_[col]
+            return x
+
+        return self._columnwise(table, scale)
+
+
+class MinMaxScaler(_NumericTransformer):
+    """Scale each column to ``feature_range``, as scikit-learn's MinMaxScaler (``clip`` included)."""
+
+    _sklearn_class = skp.MinMaxScaler
+    _fitted_attrs = ("data_min_", "data_max_", "data_range_", "scale_", "min_", "n_samples_seen_")
+
+    def __init__(
+        self,
+        feature_range: tuple[float, float] = (0, 1),
+        *,
+        copy: bool = True,
+        clip: bool = False,
+        input_cols: str | list[str] | None = None,
+        output_cols: str | list[str] | None = None,
+        passthrough_cols: str | list[str] | None = None,
+        drop_input_cols: bool = False,
+    ) -> None:
+        self.feature_range = feature_range
+        self.copy = copy
+        self.clip = clip
+        self.input_cols = input_cols
+        self.output_cols = output_cols
+        self.passthrough_cols = passthrough_cols
+        self.drop_input_cols = drop_input_cols
+
+    def _validate_extra(self) -> None:
+        low, high = self.feature_range
+        if low >= high:
+            raise InvalidParameterError(
+                f"MinMaxScaler: minimum of feature_range must be smaller than maximum, "
+                f"got {tuple(self.feature_range)}"
+            )
+
+    def _fit(self, table: ir.Table, cols: list[str]) -> None:
+        s = self._stats(table, cols, lo=lambda x: x.min(), hi=lambda x: x.max())
+        low, high = (float(v) for v in self.feature_range)
+        self.n_samples_seen_ = s["rows"]
+        self.data_min_ = {c: _float(s["lo"][c]) for c in cols}
+        self.data_max_ = {c: _float(s["hi"][c]) for c in cols}
+        self.data_range_ = {c: self.data_max_[c] - self.data_min_[c] for c in cols}
+        self.scale_ = {c: (high - low) / handle_zeros_in_scale(self.data_range_[c]) for c in cols}
+        self.min_ = {c: low - self.data_min_[c] * self.scale_[c] for c in cols}
+
+    def _transform_columns(self, table: ir.Table) -> dict[str, list[tuple[str, ir.Value]]]:
+        low, high = (float(v) for v in self.feature_range)
+
+        def scale(x: ir.FloatingColumn, col: str) -> ir.Value:
+            x = x * self.scale_[col] + self.min_[col]
+            return x.clip(lower=low, upper=high) if self.clip else x
+
+        return self._columnwise(table, scale)
+
+
+class MaxAbsScaler(_NumericTransformer):
+    """Divide each column by its maximum absolute value, as scikit-learn's MaxAbsScaler."""
+
+    _sklearn_class = skp.MaxAbsScaler
+    _fitted_attrs = ("max_abs_", "scale_", "n_samples_seen_")
+
+    def __init__(
+        self,
+        *,
+        copy: bool = True,
+        input_cols: str | list[str] | None = None,
+        output_cols: str | list[str] | None = None,
+        passthrough_cols: str | list[str] | None = None,
+        drop_input_cols: bool = False,
+    ) -> None:
+        self.copy = copy
+        self.input_cols = input_cols
+        self.output_cols = output_cols
+        self.passthrough_cols = passthrough_cols
+        self.drop_input_cols = drop_input_cols
+
+    def _fit(self, table: ir.Table, cols: list[str]) -> None:
+        s = self._stats(table, cols, max_abs=lambda x: x.abs().max())
+        self.n_samples_seen_ = s["rows"]
+        self.max_abs_ = {c: _float(s["max_abs"][c]) for c in cols}
+        self.scale_ = {c: handle_zeros_in_scale(self.max_abs_[c]) for c in cols}
+
+    def _transform_columns(self, table: ir.Table) -> dict[str, list[tuple[str, ir.Value]]]:
+        return self._columnwise(table, lambda x, col: x / self.scale_[col])
+
+
+class RobustScaler(_NumericTransformer):
+    """Centre on the median and scale by an exact interquantile range, as scikit-learn's RobustScaler.
+
+    Quantiles are exact (``quantile_cont``/``percentile_cont``, numpy's "linear" method).
+    """
+
+    _sklearn_class = skp.RobustScaler
+    _fitted_attrs = ("center_", "scale_")
+
+    def __init__(
+        self,
+        *,
+        with_centering: bool = True,
+        with_scaling: bool = True,
+        quantile_range: tuple[float, float] = (25.0, 75.0),
+        copy: bool = True,
+        unit_variance: bool = False,
+        input_cols: str | list[str] | None = None,
+        output_cols: str | list[str] | None = None,
+        passthrough_cols: str | list[str] | None = None,
+        drop_input_cols: bool = False,
+    ) -> None:
+        self.with_centering = with_centering
+        self.with_scaling = with_scaling
+        self.quantile_range = quantile_range
+        self.copy = copy
+        self.unit_variance = unit_variance
+        self.input_cols = input_cols
+        self.output_cols = output_cols
+        self.passthrough_cols = passthrough_cols
+        self.drop_input_cols = drop_input_cols
+
+    def _validate_extra(self) -> None:
+        q_min, q_max = self.quantile_range
+        if not 0 <= q_min <= q_max <= 100:
+            raise InvalidParameterError(
+                f"RobustScaler: invalid quantile_range {tuple(self.quantile_range)}; "
+                f"need 0 <= q_min <= q_max <= 100"
+            )
+
+    def _fit(self, table: ir.Table, cols: list[str]) -> None:
+        q_min, q_max = (float(q) / 100 for q in self.quantile_range)
+        s = self._stats(
+            table,
+            cols,
+            median=lambda x: x.quantile(0.5),
+            q_lo=lambda x: x.quantile(q_min),
+            q_hi=lambda x: x.quantile(q_max),
+        )
+        self.center_ = {c: _float(s["median"][c]) for c in cols} if self.with_centering else None
+        if self.with_scaling:
+            adjust = 1.0
+            if self.unit_variance:
+                adjust = float(stats.norm.ppf(q_max) - stats.norm.ppf(q_min))
+            self.scale_ = {
+                c: handle_zeros_in_scale(_float(s["q_hi"][c]) - _float(s["q_lo"][c])) / adjust
+                for c in cols
+            }
+        else:
+            self.scale_ = None
+
+    def _transform_columns(self, table: ir.Table) -> dict[str, list[tuple[str, ir.Value]]]:
+        def scale(x: ir.FloatingColumn, col: str) -> ir.Value:
+            if self.with_centering:
+                x = x - self.center_[col]
+            if self.with_scaling:
+                x = x / self.scale_[col]
+            return x
+
+        return self._columnwise(table, scale)
+
+
+class Normalizer(_NumericTransformer):
+    """Scale each row of ``input_cols`` to unit norm (l1, l2 or max), as scikit-learn's Normalizer.
+
+    Stateless: ``fit`` only checks the columns and that the table has rows.
+    Difference: a row with a missing value gives NULL outputs for that row,
+    where scikit-learn raises on NaN.
+    """
+
+    _sklearn_class = skp.Normalizer
+
+    def __init__(
+        self,
+        norm: str = "l2",
+        *,
+        copy: bool = True,
+        input_cols: str | list[str] | None = None,
+        output_cols: str | list[str] | None = None,
+        passthrough_cols: str | list[str] | None = None,
+        drop_input_cols: bool = False,
+    ) -> None:
+        self.norm = norm
+        self.copy = copy
+        self.input_cols = input_cols
+        self.output_cols = output_cols
+        self.passthrough_cols = passthrough_cols
+        self.drop_input_cols = drop_input_cols
+
+    def _fit(self, table: ir.Table, cols: list[str]) -> None:
+        self._stats(table, cols)
+
+    def _transform_columns(self, table: ir.Table) -> dict[str, list[tuple[str, ir.Value]]]:
+        xs = [self._numeric(table, c) for c in self.input_cols_]
+        if self.norm == "l1":
+            norm = sum((x.abs() for x in xs[1:]), xs[0].abs())
+        elif self.norm == "l2":
+            norm = sum((x * x for x in xs[1:]), xs[0] * xs[0]).sqrt()
+        else:
+            norm = ibis.greatest(*(x.abs() for x in xs)) if len(xs) > 1 else xs[0].abs()
+        # scikit-learn leaves all-zero rows untouched (a zero norm divides by 1).
+        safe = (norm == 0).ifelse(1.0, norm)
+        return self._columnwise(table, lambda x, col: x / safe)
+
+
+class Binarizer(_NumericTransformer):
+    """1.0 where a value is above ``threshold``, else 0.0, as scikit-learn's Binarizer.
+
+    Difference: missing values stay missing (scikit-learn raises on NaN).
+    """
+
+    _sklearn_class = skp.Binarizer
+
+    def __init__(
+        self,
+        *,
+        threshold: float = 0.0,
+        copy: bool = True,
+        input_cols: str | list[str] | None = None,
+        output_cols: str | list[str] | None = None,
+        passthrough_cols: str | list[str] | None = None,
+        drop_input_cols: bool = False,
+    ) -> None:
+        self.threshold = threshold
+        self.copy = copy
+        self.input_cols = input_cols
+        self.output_cols = output_cols
+        self.passthrough_cols = passthrough_cols
+        self.drop_input_cols = drop_input_cols
+
+    def _fit(self, table: ir.Table, cols: list[str]) -> None:
+        self._stats(table, cols)
+
+    def _transform_columns(self, table: ir.Table) -> dict[str, list[tuple[str, ir.Value]]]:
+        threshold = float(self.threshold)
+        return self._columnwise(
+            table, lambda x, col: x.isnull().ifelse(ibis.null("float64"), (x > threshold).cast("float64"))
+        )
