@@ -1,0 +1,52 @@
+"""The ``neve`` command.
+
+Each command group lives beside the code it drives and registers itself
+here through an ``add_commands(subparsers)`` function, so this module stays a
+thin dispatcher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from rich.console import Console
+
+import neve
+from neve.errors import NeveError
+
+__all__ = ["main"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+#: Modules that define ``add_commands(subparsers)``; imported only when the CLI runs.
+COMMAND_GROUPS: tuple[str, ...] = ()
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neve", description=neve.__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"neve {neve.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_GROUPS:
+        module = __import__(module_name, fromlist=["add_commands"])
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int | None] = args.handler
+    try:
+        return handler(args) or 0
+    except NeveError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
