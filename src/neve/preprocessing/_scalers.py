@@ -33,6 +33,12 @@ def _float(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+def _finite(x: ir.FloatingColumn) -> ir.FloatingColumn:
+    # Infinite values are counted and rejected separately; keeping them out of the
+    # statistics stops engines from failing first with an anonymous overflow error.
+    return x.isinf().ifelse(ibis.null("float64"), x)
+
+
 class _NumericTransformer(BaseTransformer):
     """Shared plumbing: every input column is read as float64 with NaN treated as missing."""
 
@@ -49,7 +55,7 @@ class _NumericTransformer(BaseTransformer):
         10% at mean 1e6, sd 0.87). Infinite values are rejected, as
         scikit-learn's input validation does.
         """
-        values = {col: self._numeric(table, col) for col in cols}
+        values = {col: _finite(self._numeric(table, col)) for col in cols}
         source = table
         if centred:
             shift = table.aggregate(
@@ -57,7 +63,7 @@ class _NumericTransformer(BaseTransformer):
             )
             source = table.cross_join(shift)
             values = {
-                col: self._numeric(source, col) - source[f"shift__{i}"].fill_null(0.0)
+                col: _finite(self._numeric(source, col)) - source[f"shift__{i}"].fill_null(0.0)
                 for i, col in enumerate(cols)
             }
         metrics: dict[str, ir.Scalar] = {}
@@ -209,7 +215,10 @@ class MinMaxScaler(_NumericTransformer):
 
 
 class MaxAbsScaler(_NumericTransformer):
-    """Divide each column by its maximum absolute value, as scikit-learn's MaxAbsScaler."""
+    """Divide each column by its maximum absolute value, as scikit-learn's MaxAbsScaler.
+
+    ``clip=True`` clips held-out values to [-1, 1].
+    """
 
     _sklearn_class = skp.MaxAbsScaler
     _fitted_attrs = ("max_abs_", "scale_", "n_samples_seen_")
@@ -218,12 +227,14 @@ class MaxAbsScaler(_NumericTransformer):
         self,
         *,
         copy: bool = True,
+        clip: bool = False,
         input_cols: str | list[str] | None = None,
         output_cols: str | list[str] | None = None,
         passthrough_cols: str | list[str] | None = None,
         drop_input_cols: bool = False,
     ) -> None:
         self.copy = copy
+        self.clip = clip
         self.input_cols = input_cols
         self.output_cols = output_cols
         self.passthrough_cols = passthrough_cols
@@ -236,7 +247,11 @@ class MaxAbsScaler(_NumericTransformer):
         self.scale_ = {c: handle_zeros_in_scale(self.max_abs_[c]) for c in cols}
 
     def _transform_columns(self, table: ir.Table) -> dict[str, list[tuple[str, ir.Value]]]:
-        return self._columnwise(table, lambda x, col: x / self.scale_[col])
+        def scale(x: ir.FloatingColumn, col: str) -> ir.Value:
+            x = x / self.scale_[col]
+            return x.clip(lower=-1.0, upper=1.0) if self.clip else x
+
+        return self._columnwise(table, scale)
 
 
 class RobustScaler(_NumericTransformer):
@@ -349,8 +364,8 @@ class Normalizer(_NumericTransformer):
             norm = sum((x * x for x in xs[1:]), xs[0] * xs[0]).sqrt()
         else:
             norm = ibis.greatest(*(x.abs() for x in xs)) if len(xs) > 1 else xs[0].abs()
-        # scikit-learn leaves all-zero rows untouched (a zero norm divides by 1).
-        safe = (norm == 0).ifelse(1.0, norm)
+        # scikit-learn divides by 1 where the norm is (near) zero, leaving such rows untouched.
+        safe = (norm < 10 * FLOAT_EPS).ifelse(1.0, norm)
         return self._columnwise(table, lambda x, col: x / safe)
 
 
