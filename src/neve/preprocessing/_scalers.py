@@ -72,7 +72,7 @@ class _NumericTransformer(BaseTransformer):
             for name, fn in per_column.items():
                 metrics[f"{name}__{i}"] = fn(x)
             # On the raw value: once centred, inf - inf would hide as NaN.
-            metrics[f"ninf__{i}"] = self._numeric(source, col).isinf().cast("int64").sum()
+            metrics[f"ninf__{i}"] = self._numeric(source, col).isinf().ifelse(1, 0).sum()
             if centred:
                 metrics[f"shift__{i}"] = source[f"shift__{i}"].max()
         row = self._aggregate(source, metrics)
@@ -400,5 +400,6 @@ class Binarizer(_NumericTransformer):
     def _transform_columns(self, table: ir.Table) -> dict[str, list[tuple[str, ir.Value]]]:
         threshold = float(self.threshold)
         return self._columnwise(
-            table, lambda x, col: x.isnull().ifelse(ibis.null("float64"), (x > threshold).cast("float64"))
+            # ifelse rather than a bool cast: PostgreSQL cannot cast boolean to double.
+            table, lambda x, col: x.isnull().ifelse(ibis.null("float64"), (x > threshold).ifelse(1.0, 0.0))
         )
