@@ -139,7 +139,7 @@ class OneHotEncoder(_Encoder):
         sparse_output: bool = True,
         dtype: Any = np.float64,
         handle_unknown: str = "error",
-        min_frequency: int | float | None = None,
+        min_frequency: float | None = None,
         max_categories: int | None = None,
         feature_name_combiner: str = "concat",
         input_cols: str | list[str] | None = None,
@@ -205,7 +205,8 @@ class OneHotEncoder(_Encoder):
                 found = [
                     i
                     for i, c in enumerate(cats)
-                    if (C.is_missing(c) and C.is_missing(value)) or (not C.is_missing(value) and c == value)
+                    if (C.is_missing(c) and C.is_missing(value))
+                    or (not C.is_missing(value) and c == value)
                 ]
                 if not found:
                     missing.append(f"category {value!r} of column {col!r}")
@@ -248,12 +249,18 @@ class OneHotEncoder(_Encoder):
             exprs = []
             for name, members in self._kept_groups(col):
                 hit = C.member(x, [cats[i] for i in members])
-                if name == "infrequent_sklearn" and self.handle_unknown in ("infrequent_if_exist", "warn"):
+                if name == "infrequent_sklearn" and self.handle_unknown in (
+                    "infrequent_if_exist",
+                    "warn",
+                ):
                     hit = hit | unknown
                 exprs.append((f"{out}_{name}", ibis.ifelse(hit, one, zero)))
             if self.handle_unknown == "error" and exprs:
                 name, first = exprs[0]
-                exprs[0] = (name, ibis.ifelse(unknown, C.fail_unknown(x, col).cast(out_type), first))
+                exprs[0] = (
+                    name,
+                    ibis.ifelse(unknown, C.fail_unknown(x, col).cast(out_type), first),
+                )
             produced[col] = exprs
         return produced
 
@@ -275,9 +282,9 @@ class OrdinalEncoder(_Encoder):
         categories: str | list[Any] = "auto",
         dtype: Any = np.float64,
         handle_unknown: str = "error",
-        unknown_value: int | float | None = None,
-        encoded_missing_value: int | float = np.nan,
-        min_frequency: int | float | None = None,
+        unknown_value: float | None = None,
+        encoded_missing_value: float = np.nan,
+        min_frequency: float | None = None,
         max_categories: int | None = None,
         input_cols: str | list[str] | None = None,
         output_cols: str | list[str] | None = None,
@@ -299,7 +306,7 @@ class OrdinalEncoder(_Encoder):
     def _validate_extra(self) -> None:
         out_type = self._out_type()
         if self.handle_unknown == "use_encoded_value":
-            if C.is_missing(self.unknown_value):
+            if self.unknown_value is not None and C.is_missing(self.unknown_value):
                 if not out_type.is_floating():
                     raise InvalidParameterError(
                         f"OrdinalEncoder: unknown_value is NaN, so dtype must be a float dtype, "
@@ -370,7 +377,19 @@ class OrdinalEncoder(_Encoder):
                 for code, (_, members) in enumerate(self._groups(col, skip_missing=True))
                 for i in members
             ]
-            produced[col] = [(out, _codes(x, codes, out_type, otherwise, cats, self._literal(self.encoded_missing_value, out_type)))]
+            produced[col] = [
+                (
+                    out,
+                    _codes(
+                        x,
+                        codes,
+                        out_type,
+                        otherwise,
+                        cats,
+                        self._literal(self.encoded_missing_value, out_type),
+                    ),
+                )
+            ]
         return produced
 
 
