@@ -104,6 +104,7 @@ OHE_CASES = [
     },
     {"handle_unknown": "infrequent_if_exist", "max_categories": 3, "drop": "first"},
     {"handle_unknown": "ignore", "min_frequency": 3},
+    {"handle_unknown": "warn", "min_frequency": 2},
     {
         "handle_unknown": "ignore",
         "categories": [['"x"', "O'Brien", "Ω"], [1, 2, 3], [1.5, 2.0, np.nan], [False, True]],

@@ -39,6 +39,7 @@ from neve.errors import (
     ColumnTypeError,
     EmptyInputError,
     InvalidParameterError,
+    NeveError,
     NeveInputError,
     NotFittedError,
 )
@@ -215,6 +216,11 @@ class BaseTransformer(BaseEstimator):
             step.n_features_in_ = len(step.input_cols_)
             step.feature_names_in_ = np.asarray(step.input_cols_, dtype=object)
         return step
+
+    def _translate_error(self, exc: BaseException) -> NeveError | None:
+        """Hook: the neve error for an engine error this step raised from inside a query
+        (see :func:`raise_in_query`), or ``None``. Eager callers re-raise it."""
+        return None
 
     def _params_to_json(self, params: dict[str, Any]) -> dict[str, Any]:
         """Hook: turn parameters ``_json`` cannot encode (e.g. numpy dtypes) into plain data."""

@@ -59,10 +59,13 @@ class _Encoder(BaseTransformer):
         except NeveError:
             raise
         except Exception as exc:
-            error = C.unknown_category_error(exc, type(self).__name__, self._known())
+            error = self._translate_error(exc)
             if error is None:
                 raise
             raise error from exc
+
+    def _translate_error(self, exc: BaseException) -> NeveError | None:
+        return C.unknown_category_error(exc, type(self).__name__, self._known())
 
     def _params_to_json(self, params: dict[str, Any]) -> dict[str, Any]:
         dtype = params.get("dtype")
@@ -126,6 +129,8 @@ class OneHotEncoder(_Encoder):
     ``"infrequent_if_exist"`` without the warning (a lazy query cannot warn).
     With ``handle_unknown="error"`` the check rides on the first output column
     of each input, so a query that selects none of them does not check.
+    Categories of float32 columns are kept (and named) by their exact float64
+    value, e.g. ``x_0.10000000149011612`` where scikit-learn prints ``x_0.1``.
     """
 
     _sklearn_class = skp.OneHotEncoder
@@ -377,19 +382,8 @@ class OrdinalEncoder(_Encoder):
                 for code, (_, members) in enumerate(self._groups(col, skip_missing=True))
                 for i in members
             ]
-            produced[col] = [
-                (
-                    out,
-                    _codes(
-                        x,
-                        codes,
-                        out_type,
-                        otherwise,
-                        cats,
-                        self._literal(self.encoded_missing_value, out_type),
-                    ),
-                )
-            ]
+            missing = self._literal(self.encoded_missing_value, out_type)
+            produced[col] = [(out, _codes(x, codes, out_type, otherwise, cats, missing))]
         return produced
 
 
