@@ -140,3 +140,15 @@ def test_transform_sql_runs_on_duckdb_directly():
 
     sql = pipe.to_sql(ibis.table(ibis.schema({"x": "float64", "y": "float64", "k": "string"}), name="src"), dialect="duckdb")
     assert len(con.execute(sql).df()) == 300
+
+
+def test_unknown_category_inside_a_pipeline_is_a_neve_error():
+    from neve.errors import UnknownCategoryError
+    from neve.preprocessing import OneHotEncoder
+
+    pipe = Pipeline(
+        [("std", StandardScaler(input_cols=["x"])), ("ohe", OneHotEncoder(input_cols=["k"]))]
+    ).fit(_frame())
+    unseen = _frame().assign(k="zzz")
+    with pytest.raises(UnknownCategoryError, match="'zzz' in column 'k'"):
+        pipe.transform(unseen)

@@ -44,7 +44,7 @@ from neve.errors import (
     NotFittedError,
 )
 
-__all__ = ["BaseTransformer", "as_table", "missing_to_null", "raise_in_query"]
+__all__ = ["BaseTransformer", "as_table", "missing_to_null", "raise_in_query", "run_translating"]
 
 ROW_COUNT = "__neve_n_rows"
 FLOAT_EPS = float(np.finfo(np.float64).eps)
@@ -82,6 +82,23 @@ def as_table(X: Any) -> tuple[ir.Table, Callable[[ir.Table], Any]]:
     raise NeveInputError(
         f"expected an ibis Table, a pandas DataFrame or a pyarrow Table, got {type(X).__name__}"
     )
+
+
+def run_translating(
+    convert: Callable[[ir.Table], Any], result: ir.Table, steps: list[BaseTransformer]
+) -> Any:
+    """``convert(result)``, re-raising an engine error that a step raised from inside the
+    query (see :func:`raise_in_query`) as that step's neve error."""
+    try:
+        return convert(result)
+    except NeveError:
+        raise
+    except Exception as exc:
+        for step in steps:
+            error = step._translate_error(exc)
+            if error is not None:
+                raise error from exc
+        raise
 
 
 def missing_to_null(column: ir.Column) -> ir.Column:
@@ -166,7 +183,7 @@ class BaseTransformer(BaseEstimator):
         self._check_is_fitted()
         table, convert = as_table(X)
         self._check_columns(table, self.input_cols_)
-        return convert(self._assemble(table, self._transform_columns(table)))
+        return run_translating(convert, self._assemble(table, self._transform_columns(table)), [self])
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         return self.fit(X, y).transform(X)

@@ -47,24 +47,10 @@ class _Encoder(BaseTransformer):
     def _known(self) -> dict[str, list[Any]]:
         return self.categories_
 
-    def transform(self, X: Any) -> Any:
-        """Encode ``X``: lazy for Ibis input; pandas/pyarrow input runs and comes back eagerly.
-
-        With ``handle_unknown="error"`` an unseen category aborts the query when it
-        runs: eagerly as :class:`~neve.errors.UnknownCategoryError`, lazily as the
-        engine's error quoting ``neve: unknown category in column ...``.
-        """
-        try:
-            return super().transform(X)
-        except NeveError:
-            raise
-        except Exception as exc:
-            error = self._translate_error(exc)
-            if error is None:
-                raise
-            raise error from exc
-
     def _translate_error(self, exc: BaseException) -> NeveError | None:
+        # With handle_unknown="error" an unseen category aborts the query when it runs:
+        # eagerly as UnknownCategoryError, lazily as the engine's error quoting
+        # "neve: unknown category in column ...".
         return C.unknown_category_error(exc, type(self).__name__, self._known())
 
     def _params_to_json(self, params: dict[str, Any]) -> dict[str, Any]:
