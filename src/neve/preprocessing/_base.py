@@ -183,13 +183,13 @@ class BaseTransformer(BaseEstimator):
             }
         return {
             "class": type(self).__name__,
-            "params": _json.encode(self.get_params(deep=False)),
+            "params": _json.encode(self._params_to_json(self.get_params(deep=False))),
             "state": _json.encode(state),
         }
 
     @classmethod
     def _from_dict(cls, data: Mapping[str, Any]) -> BaseTransformer:
-        step = cls(**_json.decode(data["params"]))
+        step = cls(**cls._params_from_json(_json.decode(data["params"])))
         state = _json.decode(data.get("state") or {})
         for attr, value in state.items():
             setattr(step, attr, value)
@@ -197,6 +197,16 @@ class BaseTransformer(BaseEstimator):
             step.n_features_in_ = len(step.input_cols_)
             step.feature_names_in_ = np.asarray(step.input_cols_, dtype=object)
         return step
+
+    @classmethod
+    def _params_to_json(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Hook: turn parameters JSON cannot hold (e.g. a numpy dtype class) into plain values."""
+        return params
+
+    @classmethod
+    def _params_from_json(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Inverse of :meth:`_params_to_json`."""
+        return params
 
     # --- helpers for subclasses --------------------------------------------
 
