@@ -4,6 +4,8 @@ transform is a lazy SQL expression."""
 from __future__ import annotations
 
 from neve.preprocessing._base import BaseTransformer
+from neve.preprocessing._discretize import KBinsDiscretizer
+from neve.preprocessing._impute import SimpleImputer
 from neve.preprocessing._scalers import (
     Binarizer,
     MaxAbsScaler,
@@ -16,10 +18,12 @@ from neve.preprocessing._scalers import (
 __all__ = [
     "BaseTransformer",
     "Binarizer",
+    "KBinsDiscretizer",
     "MaxAbsScaler",
     "MinMaxScaler",
     "Normalizer",
     "RobustScaler",
+    "SimpleImputer",
     "StandardScaler",
 ]
 
@@ -28,10 +32,12 @@ TRANSFORMERS: dict[str, type[BaseTransformer]] = {
     cls.__name__: cls
     for cls in (
         Binarizer,
+        KBinsDiscretizer,
         MaxAbsScaler,
         MinMaxScaler,
         Normalizer,
         RobustScaler,
+        SimpleImputer,
         StandardScaler,
     )
 }
