@@ -227,43 +227,48 @@ class KBinsDiscretizer(BaseTransformer):
                         stacklevel=3,
                     )
                 edges = edges[keep]
+                if len(edges) < 2 and self.encode != "ordinal":
+                    # scikit-learn fails here with an IndexError from its one-hot encoder.
+                    raise NeveInputError(
+                        f"KBinsDiscretizer: every quantile bin of column {col!r} is narrower "
+                        f"than 1e-8 (values span {hi - lo!r}), leaving no bin to one-hot encode; "
+                        f"rescale the column or use encode='ordinal'"
+                    )
             self.bin_edges_[col] = [float(e) for e in edges]
             self.n_bins_[col] = len(edges) - 1
 
     def _order_statistics(self, table: ir.Table, col: str, i: int, levels: np.ndarray) -> ir.Table:
         """One row: the sorted values at ranks ``floor(n*q) - 2 .. floor(n*q) + 2`` for each level.
 
-        The window function sorts the column once; the filtered maxima pick
-        single ranks, which is portable SQL (no array aggregates).
+        The window sorts the column once; only the few ranks near each level
+        survive the filter, and come back as two arrays ordered by rank.
         """
         values = table.select(x=self._numeric(table, col))
         values = values.filter(values.x.notnull())
         ranked = values.mutate(
             rn=ibis.row_number().over(order_by=values.x), cnt=values.x.count().over()
         )
-        metrics: dict[str, ir.Scalar] = {}
-        for k, q in enumerate(levels.tolist()):
-            base = (ranked.cnt.cast(dt.float64) * q).floor().cast(dt.int64)
-            metrics[f"base__{i}_{k}"] = base.max()
-            for d in range(-_WINDOW, _WINDOW + 1):
-                metrics[f"os__{i}_{k}_{d + _WINDOW}"] = ranked.x.max(where=ranked.rn == base + d)
-        return ranked.aggregate(**metrics)
+        n = ranked.cnt.cast(dt.float64)
+        near = ibis.or_(
+            *[(ranked.rn - (n * q).floor().cast(dt.int64)).abs() <= _WINDOW for q in levels.tolist()]
+        )
+        picked = ranked.filter(near)
+        return picked.aggregate(
+            **{
+                f"ranks__{i}": picked.rn.collect(order_by=picked.rn),
+                f"values__{i}": picked.x.collect(order_by=picked.rn),
+            }
+        )
 
     def _quantile_edges(self, row: dict[str, Any], i: int, n: int, levels: np.ndarray) -> np.ndarray:
-        fetched: dict[int, float] = {}
-        for k in range(len(levels)):
-            base = int(row[f"base__{i}_{k}"])
-            for d in range(-_WINDOW, _WINDOW + 1):
-                value = row[f"os__{i}_{k}_{d + _WINDOW}"]
-                if value is not None:
-                    fetched[base + d] = float(value)
+        fetched = dict(zip(row[f"ranks__{i}"], row[f"values__{i}"], strict=True))
         lower, upper, gamma = percentile_indexes(self.quantile_method, n, levels)
         try:
             a = [fetched[int(r)] for r in lower]
             b = [fetched[int(r)] for r in upper]
         except KeyError as exc:  # would mean SQL and numpy disagree on n * q by > 1
             raise NeveInputError(f"KBinsDiscretizer: order statistic {exc} was not fetched") from None
-        return interpolate(np.array(a), np.array(b), gamma)
+        return interpolate(np.array(a, dtype=np.float64), np.array(b, dtype=np.float64), gamma)
 
     # --- transform -------------------------------------------------------------
 
