@@ -250,6 +250,12 @@ class SimpleImputer(BaseTransformer):
         return dt.float64
 
     def _transform_columns(self, table: ir.Table) -> dict[str, list[tuple[str, ir.Value]]]:
+        if not self.output_columns(table.columns):
+            # scikit-learn returns an (n, 0) array; a SQL table needs a column.
+            raise NeveInputError(
+                f"SimpleImputer: every column was all-missing at fit and is dropped, leaving "
+                f"no column to return; set keep_empty_features=True to keep them"
+            )
         produced: dict[str, list[tuple[str, ir.Value]]] = {}
         for col, out in zip(self.input_cols_, self.output_cols_, strict=True):
             stat = self.statistics_[col]
