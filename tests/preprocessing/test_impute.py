@@ -80,8 +80,14 @@ def _assert_statistics(est, sk_est, cols):
 @pytest.mark.parametrize("keep_empty", [False, True])
 @pytest.mark.parametrize("add_indicator", [False, True])
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_matches_sklearn_fit_on_one_split_applied_to_another(strategy, add_indicator, keep_empty, path, session):
-    params = dict(strategy=strategy, add_indicator=add_indicator, keep_empty_features=keep_empty)
+def test_matches_sklearn_fit_on_one_split_applied_to_another(
+    strategy, add_indicator, keep_empty, path, session
+):
+    params = {
+        "strategy": strategy,
+        "add_indicator": add_indicator,
+        "keep_empty_features": keep_empty,
+    }
     sk_est, expected = _sklearn(TRAIN, TEST, **params)
     est = SimpleImputer(**params)
     out = _neve(est, TRAIN, TEST, path, session)
@@ -120,7 +126,9 @@ def test_string_columns(strategy, path, session):
 
 
 def test_most_frequent_ties_go_to_the_smallest_value():
-    df = pd.DataFrame({"x": [5.0, 3.0, 5.0, 3.0, 9.0, np.nan], "s": ["b", "c", "c", "b", "a", None]})
+    df = pd.DataFrame(
+        {"x": [5.0, 3.0, 5.0, 3.0, 9.0, np.nan], "s": ["b", "c", "c", "b", "a", None]}
+    )
     est = SimpleImputer(strategy="most_frequent").fit(df)
     assert est.statistics_ == {"x": 3.0, "s": "b"}
 
@@ -131,7 +139,7 @@ def test_constant_fill_value_and_per_column_default():
     assert est.statistics_ == {"x": 0, "s": "missing_value"}
     assert est.transform(df).to_numpy().tolist() == [[1.0, "a"], [0.0, "missing_value"]]
     numeric = df[["x"]]
-    sk_est, expected = _sklearn(numeric, numeric, strategy="constant", fill_value=-7.5)
+    _sk_est, expected = _sklearn(numeric, numeric, strategy="constant", fill_value=-7.5)
     out = SimpleImputer(strategy="constant", fill_value=-7.5).fit(numeric).transform(numeric)
     np.testing.assert_array_equal(out.to_numpy(dtype=float), expected)
 
@@ -141,7 +149,7 @@ def test_constant_fill_value_and_per_column_default():
 def test_specific_missing_value_on_integer_columns(strategy, path, session):
     train = pd.DataFrame({"a": [1, -1, 3, 3, -1, 8], "b b": [-1, 2, 2, 4, 5, 6]})
     test = pd.DataFrame({"a": [-1, 7], "b b": [0, -1]})
-    params = dict(strategy=strategy, missing_values=-1, add_indicator=True)
+    params = {"strategy": strategy, "missing_values": -1, "add_indicator": True}
     sk_est, expected = _sklearn(train, test, **params)
     est = SimpleImputer(**params)
     out = _neve(est, train, test, path, session)
@@ -154,7 +162,7 @@ def test_specific_missing_value_on_integer_columns(strategy, path, session):
 
 def test_specific_missing_value_leaves_null_alone(session):
     table = session.create_table("t", pd.DataFrame({"x": [1.0, -1.0, 3.0, 2.0]}), overwrite=True)
-    session.engine.raw_sql('INSERT INTO "t" VALUES (NULL), (\'NaN\'::DOUBLE)')
+    session.engine.raw_sql("INSERT INTO \"t\" VALUES (NULL), ('NaN'::DOUBLE)")
     est = SimpleImputer(missing_values=-1, strategy="mean").fit(table)
     assert est.statistics_ == {"x": 2.0}  # NULL and NaN are not counted
     out = session.execute(est.transform(table))["x"].tolist()
@@ -164,7 +172,7 @@ def test_specific_missing_value_leaves_null_alone(session):
 
 def test_nan_and_null_are_both_missing(session):
     table = session.create_table("t", pd.DataFrame({"x": [1.0, 4.0]}), overwrite=True)
-    session.engine.raw_sql('INSERT INTO "t" VALUES (NULL), (\'NaN\'::DOUBLE)')
+    session.engine.raw_sql("INSERT INTO \"t\" VALUES (NULL), ('NaN'::DOUBLE)")
     est = SimpleImputer(strategy="mean", add_indicator=True).fit(table)
     assert est.statistics_ == {"x": 2.5}
     out = session.execute(est.transform(table))
@@ -193,7 +201,11 @@ def test_one_query_per_fit_for_all_columns(strategy, path, session):
 
 @pytest.mark.parametrize("path", ["pandas", "duckdb"])
 def test_empty_table_is_refused(path, session):
-    data = TRAIN.iloc[:0] if path == "pandas" else session.create_table("e", TRAIN.iloc[:0], overwrite=True)
+    data = (
+        TRAIN.iloc[:0]
+        if path == "pandas"
+        else session.create_table("e", TRAIN.iloc[:0], overwrite=True)
+    )
     with pytest.raises(EmptyInputError, match="no rows"):
         SimpleImputer().fit(data)
 
@@ -209,17 +221,32 @@ def test_single_row_and_constant_column():
     one = pd.DataFrame({"x": [2.5], "k": [7.0]})
     test = pd.DataFrame({"x": [np.nan, 1.0], "k": [np.nan, 7.0]})
     for strategy in STRATEGIES:
-        sk_est, expected = _sklearn(one, test, strategy=strategy)
+        _sk_est, expected = _sklearn(one, test, strategy=strategy)
         out = SimpleImputer(strategy=strategy).fit(one).transform(test)
         np.testing.assert_allclose(out.to_numpy(dtype=float), expected, rtol=1e-9)
 
 
 def test_output_cols_and_indicator_placement():
     df = pd.DataFrame({"id": [1, 2, 3], "x": [1.0, np.nan, 3.0], "y": [np.nan, 1.0, 1.0]})
-    est = SimpleImputer(input_cols=["x", "y"], output_cols=["x_f", "y_f"], add_indicator=True).fit(df)
+    est = SimpleImputer(input_cols=["x", "y"], output_cols=["x_f", "y_f"], add_indicator=True).fit(
+        df
+    )
     out = est.transform(df)
-    assert list(out.columns) == ["id", "x", "y", "x_f", "y_f", "missingindicator_x", "missingindicator_y"]
-    assert list(est.get_feature_names_out()) == ["x_f", "y_f", "missingindicator_x", "missingindicator_y"]
+    assert list(out.columns) == [
+        "id",
+        "x",
+        "y",
+        "x_f",
+        "y_f",
+        "missingindicator_x",
+        "missingindicator_y",
+    ]
+    assert list(est.get_feature_names_out()) == [
+        "x_f",
+        "y_f",
+        "missingindicator_x",
+        "missingindicator_y",
+    ]
     pipe = Pipeline([("imp", est)]).fit(df)
     assert list(pipe.get_feature_names_out()) == list(out.columns)
 
@@ -240,7 +267,9 @@ def test_pipeline_with_discretizer_matches_sklearn_and_round_trips_json():
         warnings.simplefilter("ignore", UserWarning)
         pipe.fit(TRAIN[cols])
     assert len(log) == 2  # one per step
-    np.testing.assert_array_equal(pipe.transform(TEST[cols]).to_numpy(dtype=float), sk.transform(TEST[cols]))
+    np.testing.assert_array_equal(
+        pipe.transform(TEST[cols]).to_numpy(dtype=float), sk.transform(TEST[cols])
+    )
 
     allmissing = Pipeline([("imp", SimpleImputer(add_indicator=True))])
     with warnings.catch_warnings():
@@ -248,8 +277,10 @@ def test_pipeline_with_discretizer_matches_sklearn_and_round_trips_json():
         allmissing.fit(TRAIN)
     for fitted in (pipe, allmissing):
         restored = Pipeline.from_json(json.dumps(fitted.to_dict(), allow_nan=False))
-        pd.testing.assert_frame_equal(restored.transform(TEST[cols] if fitted is pipe else TEST),
-                                      fitted.transform(TEST[cols] if fitted is pipe else TEST))
+        pd.testing.assert_frame_equal(
+            restored.transform(TEST[cols] if fitted is pipe else TEST),
+            fitted.transform(TEST[cols] if fitted is pipe else TEST),
+        )
     restored_imp = Pipeline.from_dict(json.loads(json.dumps(allmissing.to_dict())))["imp"]
     assert np.isnan(restored_imp.missing_values)
     assert restored_imp.indicator_ == allmissing["imp"].indicator_
@@ -271,15 +302,24 @@ def test_invalid_parameters_are_refused(params, match):
 
 def test_clear_errors_for_bad_input():
     strings = pd.DataFrame({"zone id": ["a", None], "x": [1.0, 2.0]})
-    with pytest.raises(ColumnNotFoundError, match=r"'nope' not found; available columns: 'zone id', 'x'"):
+    with pytest.raises(
+        ColumnNotFoundError, match=r"'nope' not found; available columns: 'zone id', 'x'"
+    ):
         SimpleImputer(input_cols=["nope"]).fit(strings)
-    with pytest.raises(ColumnTypeError, match=r"strategy='mean' needs numeric columns, but 'zone id' has type string"):
+    with pytest.raises(
+        ColumnTypeError,
+        match=r"strategy='mean' needs numeric columns, but 'zone id' has type string",
+    ):
         SimpleImputer().fit(strings)
     with pytest.raises(ColumnTypeError, match="fill_value='z' cannot fill numeric column 'x'"):
         SimpleImputer(strategy="constant", fill_value="z").fit(strings)
-    with pytest.raises(ColumnTypeError, match="fill_value=0 is not a string, but column 'zone id' is"):
+    with pytest.raises(
+        ColumnTypeError, match="fill_value=0 is not a string, but column 'zone id' is"
+    ):
         SimpleImputer(strategy="constant", fill_value=0).fit(strings)
-    with pytest.raises(ColumnTypeError, match=r"missing_values='\?' cannot occur in column 'x' of type float64"):
+    with pytest.raises(
+        ColumnTypeError, match=r"missing_values='\?' cannot occur in column 'x' of type float64"
+    ):
         SimpleImputer(strategy="most_frequent", missing_values="?").fit(strings)
     with pytest.raises(NeveInputError, match="'x' contains infinity"):
         SimpleImputer().fit(pd.DataFrame({"x": [1.0, -np.inf]}))
@@ -307,7 +347,11 @@ _values = st.one_of(
 )
 def test_hypothesis_frames_match_sklearn(frame, strategy, add_indicator, keep_empty):
     frame = frame.replace(-0.0, 0.0)  # SQL may group -0.0 and 0.0 apart; numpy does not
-    params = dict(strategy=strategy, add_indicator=add_indicator, keep_empty_features=keep_empty)
+    params = {
+        "strategy": strategy,
+        "add_indicator": add_indicator,
+        "keep_empty_features": keep_empty,
+    }
     sk_est, expected = _sklearn(frame, frame, **params)
     est = SimpleImputer(**params)
     with warnings.catch_warnings():

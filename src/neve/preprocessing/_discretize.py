@@ -25,7 +25,9 @@ _WINDOW = 2
 _DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
-def percentile_indexes(method: str, n: int, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def percentile_indexes(
+    method: str, n: int, q: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """numpy's ``percentile(..., method=method)`` reduced to order statistics.
 
     Returns ``(lower, upper, gamma)``: the 0-based ranks (in the sorted
@@ -168,7 +170,8 @@ class KBinsDiscretizer(BaseTransformer):
         for col, value in zip(cols, bins.tolist(), strict=True):
             if isinstance(value, bool) or int(value) != value or value < 2:
                 raise InvalidParameterError(
-                    f"KBinsDiscretizer: n_bins for column {col!r} must be an int >= 2, got {value!r}"
+                    f"KBinsDiscretizer: n_bins for column {col!r} must be an int >= 2, "
+                    f"got {value!r}"
                 )
             result[col] = int(value)
         return result
@@ -250,7 +253,10 @@ class KBinsDiscretizer(BaseTransformer):
         )
         n = ranked.cnt.cast(dt.float64)
         near = ibis.or_(
-            *[(ranked.rn - (n * q).floor().cast(dt.int64)).abs() <= _WINDOW for q in levels.tolist()]
+            *[
+                (ranked.rn - (n * q).floor().cast(dt.int64)).abs() <= _WINDOW
+                for q in levels.tolist()
+            ]
         )
         picked = ranked.filter(near)
         return picked.aggregate(
@@ -260,14 +266,18 @@ class KBinsDiscretizer(BaseTransformer):
             }
         )
 
-    def _quantile_edges(self, row: dict[str, Any], i: int, n: int, levels: np.ndarray) -> np.ndarray:
+    def _quantile_edges(
+        self, row: dict[str, Any], i: int, n: int, levels: np.ndarray
+    ) -> np.ndarray:
         fetched = dict(zip(row[f"ranks__{i}"], row[f"values__{i}"], strict=True))
         lower, upper, gamma = percentile_indexes(self.quantile_method, n, levels)
         try:
             a = [fetched[int(r)] for r in lower]
             b = [fetched[int(r)] for r in upper]
         except KeyError as exc:  # would mean SQL and numpy disagree on n * q by > 1
-            raise NeveInputError(f"KBinsDiscretizer: order statistic {exc} was not fetched") from None
+            raise NeveInputError(
+                f"KBinsDiscretizer: order statistic {exc} was not fetched"
+            ) from None
         return interpolate(np.array(a, dtype=np.float64), np.array(b, dtype=np.float64), gamma)
 
     # --- transform -------------------------------------------------------------

@@ -244,7 +244,11 @@ class SimpleImputer(BaseTransformer):
         dtype = column.type()
         if dtype.is_string():
             return dtype
-        integral = isinstance(stat, (int, float)) and not isinstance(stat, bool) and float(stat).is_integer()
+        integral = (
+            isinstance(stat, (int, float))
+            and not isinstance(stat, bool)
+            and float(stat).is_integer()
+        )
         if dtype.is_integer() and self.strategy in ("most_frequent", "constant") and integral:
             return dtype
         return dt.float64
@@ -253,8 +257,8 @@ class SimpleImputer(BaseTransformer):
         if not self.output_columns(table.columns):
             # scikit-learn returns an (n, 0) array; a SQL table needs a column.
             raise NeveInputError(
-                f"SimpleImputer: every column was all-missing at fit and is dropped, leaving "
-                f"no column to return; set keep_empty_features=True to keep them"
+                "SimpleImputer: every column was all-missing at fit and is dropped, leaving "
+                "no column to return; set keep_empty_features=True to keep them"
             )
         produced: dict[str, list[tuple[str, ir.Value]]] = {}
         for col, out in zip(self.input_cols_, self.output_cols_, strict=True):
@@ -272,8 +276,7 @@ class SimpleImputer(BaseTransformer):
                 fill = ibis.literal(stat).cast(out_type)
             produced[col] = [(out, self._missing(x).ifelse(fill, source))]
         indicators = [
-            (name, self._missing(self._values(table, col)))
-            for col, name in self.indicator_.items()
+            (name, self._missing(self._values(table, col))) for col, name in self.indicator_.items()
         ]
         if indicators:
             produced[_INDICATORS] = indicators
