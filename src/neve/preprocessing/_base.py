@@ -219,13 +219,13 @@ class BaseTransformer(BaseEstimator):
             }
         return {
             "class": type(self).__name__,
-            "params": _json.encode(self._params_to_json(self.get_params(deep=False))),
+            "params": _json.encode(self.get_params(deep=False)),
             "state": _json.encode(state),
         }
 
     @classmethod
     def _from_dict(cls, data: Mapping[str, Any]) -> BaseTransformer:
-        step = cls(**cls._params_from_json(_json.decode(data["params"])))
+        step = cls(**_json.decode(data["params"]))
         state = _json.decode(data.get("state") or {})
         for attr, value in state.items():
             setattr(step, attr, value)
@@ -239,14 +239,6 @@ class BaseTransformer(BaseEstimator):
         (see :func:`raise_in_query`), or ``None``. Eager callers re-raise it."""
         return None
 
-    def _params_to_json(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Hook: turn parameters ``_json`` cannot encode (e.g. numpy dtypes) into plain data."""
-        return params
-
-    @classmethod
-    def _params_from_json(cls, params: dict[str, Any]) -> dict[str, Any]:
-        """Hook: inverse of :meth:`_params_to_json`."""
-        return params
 
     # --- helpers for subclasses --------------------------------------------
 

@@ -53,18 +53,7 @@ class _Encoder(BaseTransformer):
         # "neve: unknown category in column ...".
         return C.unknown_category_error(exc, type(self).__name__, self._known())
 
-    def _params_to_json(self, params: dict[str, Any]) -> dict[str, Any]:
-        dtype = params.get("dtype")
-        if dtype is not None and not isinstance(dtype, str):
-            params = {**params, "dtype": {"$dtype": np.dtype(dtype).name}}
-        return params
 
-    @classmethod
-    def _params_from_json(cls, params: dict[str, Any]) -> dict[str, Any]:
-        dtype = params.get("dtype")
-        if isinstance(dtype, dict) and dtype.keys() == {"$dtype"}:
-            params = {**params, "dtype": np.dtype(dtype["$dtype"]).type}
-        return params
 
     def _infrequent(self, counts: dict[str, list[int]], n_samples: int, skip_missing: bool) -> None:
         self.infrequent_indices_: dict[str, list[int] | None] = {}
