@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from neve.preprocessing._base import BaseTransformer
 from neve.preprocessing._discretize import KBinsDiscretizer
-from neve.preprocessing._impute import SimpleImputer
 from neve.preprocessing._encoders import LabelEncoder, OneHotEncoder, OrdinalEncoder
+from neve.preprocessing._impute import SimpleImputer
 from neve.preprocessing._scalers import (
     Binarizer,
     MaxAbsScaler,
