@@ -41,6 +41,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("run", parents=[common], help="run a command inside a fresh env")
     p.add_argument("name", metavar="NAME")
+    # REMAINDER keeps the command's own flags; options given after NAME are split off in _run.
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD")
     p.set_defaults(handler=_run)
 
@@ -82,7 +83,7 @@ def _list(args: argparse.Namespace) -> int:
     table = Table("name", "python", "hash", "size", "built", "state")
     colour = {"fresh": "green", "stale": "yellow", "not built": "dim", "error": "red"}
     for st in envs.status(project=args.project):
-        python = st.python + (f" ({st.interpreter})" if st.interpreter else "")
+        python = st.interpreter.partition("-")[2] if st.interpreter else st.python
         built = datetime.fromisoformat(st.built_at).strftime("%Y-%m-%d %H:%M") if st.built_at else "-"
         state = f"[{colour[st.state]}]{st.state}[/]" + (f": {st.reason}" if st.reason else "")
         table.add_row(st.name, python, st.hash or "-", _size(st.size()) if st.path else "-",
@@ -98,7 +99,13 @@ def _python(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    cmd = args.cmd if "--" in args.cmd else []
+    if cmd:
+        split = cmd.index("--")
+        options = argparse.ArgumentParser(prog=f"neve env run {args.name}")
+        options.add_argument("--project", default=args.project)
+        args.project = options.parse_args(cmd[:split]).project
+        cmd = cmd[split + 1:]
     if not cmd:
         err_console.print("[bold red]error:[/] give a command after --, e.g. "
                           f"neve env run {args.name} -- python script.py")
