@@ -8,10 +8,12 @@ import subprocess
 from datetime import datetime
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 import neve.envs as envs
+from neve.envs._project import PROJECT_VARIABLE
 
 __all__ = ["add_commands"]
 
@@ -85,7 +87,7 @@ def _list(args: argparse.Namespace) -> int:
     for st in envs.status(project=args.project):
         python = st.interpreter.partition("-")[2] if st.interpreter else st.python
         built = datetime.fromisoformat(st.built_at).strftime("%Y-%m-%d %H:%M") if st.built_at else "-"
-        state = f"[{colour[st.state]}]{st.state}[/]" + (f": {st.reason}" if st.reason else "")
+        state = f"[{colour[st.state]}]{st.state}[/]" + (f": {escape(st.reason)}" if st.reason else "")
         table.add_row(st.name, python, st.hash or "-", _size(st.size()) if st.path else "-",
                       built, state)
     console.print(table)
@@ -93,7 +95,9 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _python(args: argparse.Namespace) -> int:
-    path = envs.python(args.name, project=args.project or os.getcwd())
+    # Explicit: python() would otherwise look above its caller, this module.
+    project = args.project or os.environ.get(PROJECT_VARIABLE) or os.getcwd()
+    path = envs.python(args.name, project=project)
     print(path)
     return 0
 
