@@ -25,9 +25,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-import neve.envs as envs  # noqa: E402
-from neve.envs._interpreters import find_interpreter  # noqa: E402
-from neve.envs._lock import lock_body  # noqa: E402
+from neve import envs
+from neve.envs._interpreters import find_interpreter
+from neve.envs._lock import lock_body
+from neve.envs._uv import uv_command
 
 SECTION = "## Task environments"
 
@@ -135,12 +136,16 @@ def write_section(rows: list[tuple[str, str, str]], quick: bool) -> None:
     path = REPO / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     reqs = "six + tabulate" if quick else "the taxi env's locked set (scikit-learn, pandas, pyarrow, duckdb, ibis, ...)"
-    lines = [
-        SECTION, "",
+    uv_version = run([*uv_command(), "--version"]).stdout.split()[1]
+    setup = (
         f"`benchmarks/envs.py{' --quick' if quick else ''}`, {platform.machine()}, "
-        f"{os.cpu_count()} cores, Python 3.11, uv {run([*__import__('neve.envs._uv', fromlist=['x']).uv_command(), '--version']).stdout.split()[1]}. "
-        f"Requirements: {reqs}. Package caches warm for both tools; every build into a new folder.",
-        "",
+        f"{os.cpu_count()} cores, Python 3.11, uv {uv_version}. Requirements: {reqs}. "
+        "Package caches warm for both tools; every build into a new folder. "
+        "Airflow's PythonVirtualenvOperator keys its cache on requirement strings, "
+        "not resolved versions (apache/airflow#41328)."
+    )
+    lines = [
+        SECTION, "", setup, "",
         "| what | time | note |",
         "|---|---|---|",
         *[f"| {what} | {value} | {note} |" for what, value, note in rows],

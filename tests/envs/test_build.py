@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import neve.envs as envs
+from neve import envs
 from neve.envs._check import MARKER
 
 
@@ -17,7 +17,8 @@ def run_in(python: str | Path, code: str, *, check: bool = True) -> subprocess.C
     env = {k: v for k, v in os.environ.items() if k != "NEVE_ENV_NO_CHECK"}
     if not check:
         env["NEVE_ENV_NO_CHECK"] = "1"
-    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=env)
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=env,
+                          check=False)
 
 
 SIX = "import six, sys; print(six.__version__, sys.version_info[:2])"

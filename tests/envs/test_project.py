@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+import runpy
 from pathlib import Path
 
 import pytest
 
-import neve.envs as envs
+from neve import envs
 from neve.envs._interpreters import find_interpreter
 from neve.envs._lock import lock_is_current
 from neve.envs._project import Project
@@ -53,8 +54,7 @@ def test_python_finds_the_project_from_the_calling_file(project: Path, tmp_path:
     (dags / "dag.py").write_text("import neve.envs\nPYTHON = neve.envs.python('tiny')\n")
     monkeypatch.chdir(tmp_path)  # Airflow parses DAGs from anywhere
     monkeypatch.delenv("NEVE_PROJECT", raising=False)
-    namespace: dict = {"__file__": str(dags / "dag.py")}
-    exec(compile((dags / "dag.py").read_text(), str(dags / "dag.py"), "exec"), namespace)
+    namespace = runpy.run_path(str(dags / "dag.py"))
     assert namespace["PYTHON"] == str(project / ".neve" / "envs" / "tiny" / "bin" / "python")
     assert os.path.exists(namespace["PYTHON"])  # the not-built stub, nothing was built
     with pytest.raises(envs.EnvDeclarationError, match="env 'tyni' is not declared"):

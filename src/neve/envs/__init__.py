@@ -32,8 +32,14 @@ from neve.envs._build import build as _build
 from neve.envs._build import prune as _prune
 from neve.envs._build import require as _require
 from neve.envs._build import status as _status
-from neve.envs._errors import (EnvBuildError, EnvDeclarationError, EnvError, EnvNotBuiltError,
-                               EnvStaleError, InterpreterNotFoundError)
+from neve.envs._errors import (
+    EnvBuildError,
+    EnvDeclarationError,
+    EnvError,
+    EnvNotBuiltError,
+    EnvStaleError,
+    InterpreterNotFoundError,
+)
 from neve.envs._project import PROJECT_VARIABLE, EnvSpec, Project, find_project
 
 __all__ = [

@@ -24,10 +24,16 @@ from pathlib import Path
 
 from neve.envs import _check
 from neve.envs._check import MARKER, decl_fingerprint, stale_message
-from neve.envs._errors import EnvBuildError, EnvNotBuiltError, EnvStaleError, EnvError
+from neve.envs._errors import EnvBuildError, EnvError, EnvNotBuiltError, EnvStaleError
 from neve.envs._interpreters import Interpreter, find_interpreter
-from neve.envs._lock import (check_neve_python, compile_lock, env_hash, lock_is_current,
-                             neve_fingerprint, neve_source)
+from neve.envs._lock import (
+    check_neve_python,
+    compile_lock,
+    env_hash,
+    lock_is_current,
+    neve_fingerprint,
+    neve_source,
+)
 from neve.envs._project import EnvSpec, Project
 from neve.envs._uv import run_uv
 
@@ -242,8 +248,8 @@ def status(spec: EnvSpec) -> EnvStatus:
     if build_dir is None:
         return EnvStatus(spec.name, spec.python, "not built")
     marker = _read_marker(build_dir) or {}
-    common = dict(hash=marker.get("hash"), path=build_dir, built_at=marker.get("built_at"),
-                  interpreter=marker.get("python"))
+    common = {"hash": marker.get("hash"), "path": build_dir, "built_at": marker.get("built_at"),
+              "interpreter": marker.get("python")}
     try:
         interp = find_interpreter(spec.python, base=spec.project, env=spec.name)
     except EnvError as exc:

@@ -3,7 +3,7 @@
 This file is copied verbatim into each built env as ``_neve_env_check.py`` and
 imported from a ``.pth`` line, so it runs on every interpreter start-up there,
 whatever Python the env uses (3.8 and up) and without neve installed. That is
-why it imports only the standard library and avoids newer syntax. neve itself
+why it imports only the standard library and avoids syntax newer than 3.6. neve itself
 imports :func:`decl_fingerprint` from here, so the builder and the check can
 never disagree on what "the declaration changed" means.
 
@@ -67,7 +67,7 @@ def stale_reason(marker):
         return None  # the env was moved away from its project: nothing to compare with
     lock = os.path.join(project, "envs", name + ".lock")
     if os.path.exists(lock) and _file_digest(lock) != marker.get("lock_sha256"):
-        return "envs/%s.lock changed since it was built" % name
+        return f"envs/{name}.lock changed since it was built"
     # Interpreters older than 3.11 without tomli cannot read the declaration; the lock
     # check above still catches every change that was re-locked.
     data = _load_toml(os.path.join(project, "pyproject.toml"))
@@ -82,7 +82,7 @@ def stale_reason(marker):
 
 
 def stale_message(name, reason):
-    return "env '%s' is stale (%s): run `neve env build %s`" % (name, reason, name)
+    return f"env '{name}' is stale ({reason}): run `neve env build {name}`"
 
 
 def _pin_prefix():

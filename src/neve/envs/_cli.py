@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-import neve.envs as envs
+from neve import envs
 from neve.envs._project import PROJECT_VARIABLE
 
 __all__ = ["add_commands"]
@@ -120,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
                PATH=os.path.join(prefix, "bin") + os.pathsep + os.environ.get("PATH", ""))
     env.pop("PYTHONHOME", None)
     try:
-        return subprocess.run(cmd, env=env).returncode
+        return subprocess.run(cmd, env=env, check=False).returncode
     except FileNotFoundError:
         err_console.print(f"[bold red]error:[/] command not found in env '{args.name}': {cmd[0]}")
         return 127

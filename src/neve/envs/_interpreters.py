@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -119,7 +118,7 @@ def _from_uv(request: str) -> Interpreter | None:
 
     try:
         out = subprocess.run([*uv_command(), "python", "find", request], capture_output=True,
-                             text=True, timeout=60, env=uv_env())
+                             text=True, timeout=60, env=uv_env(), check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     if out.returncode != 0 or not out.stdout.strip():
@@ -136,7 +135,7 @@ def _uv_listed() -> list[Interpreter]:
     try:
         out = subprocess.run([*uv_command(), "python", "list", "--only-installed",
                               "--output-format", "json"], capture_output=True, text=True,
-                             timeout=60, env=uv_env())
+                             timeout=60, env=uv_env(), check=False)
         rows = json.loads(out.stdout or "[]")
     except (OSError, subprocess.SubprocessError, ValueError):
         return []

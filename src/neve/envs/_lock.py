@@ -46,9 +46,9 @@ def neve_source(project_root: Path | None = None) -> Path | None:
     """The source checkout of the running neve (editable install, or the project itself)."""
     package = Path(neve.__file__).resolve().parent
     for root in (package.parent.parent, project_root):
-        if root is not None and (root / "src" / "neve" / "__init__.py").is_file():
-            if _pyproject(root).get("project", {}).get("name") == "neve":
-                return root
+        if (root is not None and (root / "src" / "neve" / "__init__.py").is_file()
+                and _pyproject(root).get("project", {}).get("name") == "neve"):
+            return root
     return None
 
 

@@ -43,7 +43,7 @@ def uv_env() -> dict[str, str]:
 def run_uv(args: Sequence[str], what: str) -> str:
     """Run ``uv *args``; on failure raise EnvBuildError carrying uv's own explanation."""
     cmd = [*uv_command(), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=uv_env())
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=uv_env(), check=False)
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip()
         raise EnvBuildError(f"{what} failed (uv {' '.join(args[:2])}):\n{detail}")
