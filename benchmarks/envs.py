@@ -139,7 +139,8 @@ def write_section(rows: list[tuple[str, str, str]], quick: bool) -> None:
     uv_version = run([*uv_command(), "--version"]).stdout.split()[1]
     setup = (
         f"`benchmarks/envs.py{' --quick' if quick else ''}`, {platform.machine()}, "
-        f"{os.cpu_count()} cores, Python 3.11, uv {uv_version}. Requirements: {reqs}. "
+        f"{os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f} at the end: other jobs "
+        f"shared the machine), Python 3.11, uv {uv_version}. Requirements: {reqs}. "
         "Package caches warm for both tools; every build into a new folder. "
         "Airflow's PythonVirtualenvOperator keys its cache on requirement strings, "
         "not resolved versions (apache/airflow#41328)."

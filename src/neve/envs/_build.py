@@ -160,7 +160,8 @@ def _install_neve(spec: EnvSpec, py: Path, build: Path) -> None:
     if source is not None:
         # --refresh-package: uv caches local builds by pyproject mtime, not by source edits.
         run_uv(["pip", "install", "--python", str(py), "--no-deps", "--reinstall-package", "neve",
-                "--refresh-package", "neve", "--quiet", str(source)], f"installing neve into '{spec.name}'")
+                "--refresh-package", "neve", "--compile-bytecode", "--quiet", str(source)],
+               f"installing neve into '{spec.name}'")
         return
     import neve  # an installed wheel without its checkout: copy the pure-Python package
 
@@ -226,7 +227,9 @@ def build(spec: EnvSpec, *, upgrade: bool = False, locked: bool = False,
             count = sum(1 for line in lock.read_text().splitlines()
                         if line and not line.startswith(("#", " ")))
             step(spec.name, f"installing {count} locked packages")
-            run_uv(["pip", "sync", str(lock), "--python", str(py), "--quiet"],
+            # Bytecode at build time: otherwise the first task after every build pays for
+            # compiling scikit-learn and pandas, and a read-only image pays on every start.
+            run_uv(["pip", "sync", str(lock), "--python", str(py), "--compile-bytecode", "--quiet"],
                    f"installing env '{spec.name}'")
             if spec.include_neve:
                 step(spec.name, "installing neve")

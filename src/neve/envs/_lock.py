@@ -31,7 +31,8 @@ __all__ = ["compile_lock", "env_hash", "lock_input", "lock_is_current", "neve_so
 #: neve's own dependencies that tasks never need inside an env.
 _NOT_IN_ENVS = {"uv"}
 _INPUT = re.compile(r"^# input: ([0-9a-f]{64})$", re.MULTILINE)
-_HASH_FORMAT = "neve-env-1"
+#: Bumped whenever the build recipe changes, so existing builds are not mistaken for new ones.
+_HASH_FORMAT = "neve-env-2"
 
 
 def _pyproject(root: Path) -> dict:
