@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import runpy
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,16 @@ def test_project_envs_use_two_python_minors() -> None:
     assert specs["taxi"].python == "3.11" and specs["taxi"].include_neve
     assert "scikit-learn==" in " ".join(specs["taxi"].dependencies)
     assert specs["legacy"].python != specs["taxi"].python and not specs["legacy"].include_neve
+
+
+def test_legacy_env_builds_from_its_committed_lock_on_another_python(tmp_path: Path) -> None:
+    root = tmp_path / "copy"
+    (root / "envs").mkdir(parents=True)
+    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    shutil.copy(REPO / "envs" / "legacy.lock", root / "envs" / "legacy.lock")
+    [result] = envs.build(["legacy"], project=root, locked=True)  # as the Docker image does
+    assert result.built
+    out = subprocess.run([envs.python("legacy", project=root), "-c",
+                          "import sys, tabulate; print(sys.version_info[:2], tabulate.__version__)"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "(3, 10) 0.9.0"
