@@ -82,7 +82,8 @@ def measure(quick: bool) -> list[tuple[str, str, str]]:
         proj.mkdir()
         write_project(proj, reqs)
         cold = timed(lambda: envs.build(["bench"], project=proj))
-        rows.append(("neve env build, cold (resolve + lock + venv + install)", f"{cold:.2f} s", ""))
+        rows.append(("neve env build, cold (resolve + lock + venv + install)", f"{cold:.2f} s",
+                     "includes compiling bytecode, as pip does"))
         warm = min(timed(lambda: envs.build(["bench"], project=proj)) for _ in range(5))
         [result] = envs.build(["bench"], project=proj)
         assert not result.built
@@ -95,7 +96,7 @@ def measure(quick: bool) -> list[tuple[str, str, str]]:
                       [*reqs, "idna==3.10"])
         changed = timed(lambda: envs.build(["bench"], project=proj))
         rows.append(("neve env build, one package added", f"{changed:.2f} s",
-                     "new env beside the old, then switch"))
+                     "a whole new env beside the old, then switch"))
 
         def pip_build() -> None:
             venv = tmp_path / f"pip{time.monotonic_ns()}"
