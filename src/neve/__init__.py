@@ -6,11 +6,48 @@ over any engine Ibis speaks, with embedded DuckDB as the default.
 
 from __future__ import annotations
 
-from neve import errors
-from neve.engine import Session, capture_queries, connect
-from neve.errors import NeveError
-from neve.pipeline import Pipeline
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["NeveError", "Pipeline", "Session", "capture_queries", "connect", "errors"]
+from neve import errors
+from neve.errors import NeveError
+
+if TYPE_CHECKING:
+    from neve.engine import Session, capture_queries, connect
+    from neve.pipeline import Pipeline
+    from neve.registry import Registry
+
+__all__ = [
+    "NeveError",
+    "Pipeline",
+    "Registry",
+    "Session",
+    "capture_queries",
+    "connect",
+    "errors",
+]
 
 __version__ = "0.1.0"
+
+# Imported on first use: `import neve` stays cheap (no ibis, pandas or scikit-learn), which
+# matters for the start-up of every task that runs in a neve env and for the CLI.
+_LAZY = {
+    "Session": "neve.engine",
+    "capture_queries": "neve.engine",
+    "connect": "neve.engine",
+    "Pipeline": "neve.pipeline",
+    "Registry": "neve.registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'neve' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
