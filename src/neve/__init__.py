@@ -10,7 +10,16 @@ from neve import errors
 from neve.engine import Session, capture_queries, connect
 from neve.errors import NeveError
 from neve.pipeline import Pipeline
+from neve.registry import Registry
 
-__all__ = ["NeveError", "Pipeline", "Session", "capture_queries", "connect", "errors"]
+__all__ = [
+    "NeveError",
+    "Pipeline",
+    "Registry",
+    "Session",
+    "capture_queries",
+    "connect",
+    "errors",
+]
 
 __version__ = "0.1.0"
