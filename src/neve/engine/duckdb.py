@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import duckdb
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 import sqlglot.expressions as sge
 
 from neve.engine._driver import Driver, is_parquet
@@ -72,13 +73,21 @@ class DuckDBDriver(Driver):
         return value
 
     def connect(self) -> Any:
+        return self._open(max_delay=2.0)
+
+    def connect_briefly(self) -> Any:
+        # Registry operations hold the file for milliseconds, so waiters poll often
+        # rather than backing off for seconds while the lock sits free.
+        return self._open(max_delay=0.1)
+
+    def _open(self, max_delay: float) -> Any:
         config = {k: v for k, v in self.url.query.items() if k not in _NEVE_KEYS}
         read_only = str(config.pop("read_only", "false")).lower() in {"1", "true", "yes"}
         database = self.database
         if database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout
-        delay = 0.05
+        delay = min(0.05, max_delay)
         while True:
             try:
                 return ibis.duckdb.connect(database, read_only=read_only, **config)
@@ -97,7 +106,7 @@ class DuckDBDriver(Driver):
                 log.debug("%s is locked by PID %s; retrying", database, holder["pid"])
                 # Full jitter keeps parallel waiters from retrying in lockstep.
                 time.sleep(min(remaining, random.uniform(0, delay)))
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, max_delay)
 
     @property
     def exclusive(self) -> bool:
@@ -123,6 +132,9 @@ class DuckDBDriver(Driver):
         row = "(" + ", ".join("?" * len(columns)) + ")"
         sql = f"INSERT INTO {target} ({names}) VALUES " + ", ".join([row] * len(rows))
         backend.con.execute(sql, [value for r in rows for value in r])
+
+    def query(self, backend: Any, tree: sge.Expression, params: dict[str, Any]) -> pd.DataFrame:
+        return backend.con.execute(tree.sql("duckdb"), params).df()
 
     def is_conflict(self, exc: BaseException) -> bool:
         return isinstance(exc, (duckdb.ConstraintException, duckdb.TransactionException))

@@ -45,9 +45,10 @@ class Model:
     def _live(self) -> pd.DataFrame:
         reg = self._registry
         frame = reg._query(
-            lambda b: reg._store.live_versions(b, self.name).select(
+            lambda s, p: s.live_versions(p["model"]).select(
                 "VERSION_NAME", "VERSION_NUMBER", "CREATED_AT", "CREATED_BY", "COMMITTED_AT"
-            )
+            ),
+            model=self.name,
         )
         return frame.sort_values(["CREATED_AT", "VERSION_NAME"], ignore_index=True)
 
@@ -61,9 +62,9 @@ class Model:
         if not isinstance(name_or_alias, str):
             raise InvalidNameError(f"version name must be a string, got {type(name_or_alias).__name__}")
         reg = self._registry
-        with reg._connection() as backend:
-            live = reg._store.live_versions(backend, self.name).select("VERSION_NAME").execute()
-            aliases = reg._store.current_aliases(backend, self.name).execute()
+        with reg._connection():
+            live = reg._query(lambda s, p: s.live_versions(p["model"]).select("VERSION_NAME"), model=self.name)
+            aliases = reg._query(lambda s, p: s.current_aliases(p["model"]), model=self.name)
         names = list(live["VERSION_NAME"])
         if name_or_alias in names:
             return ModelVersion(reg, self.name, name_or_alias)
@@ -110,7 +111,7 @@ class Model:
     @property
     def aliases(self) -> dict[str, str]:
         reg = self._registry
-        frame = reg._query(lambda b: reg._store.current_aliases(b, self.name))
+        frame = reg._query(lambda s, p: s.current_aliases(p["model"]), model=self.name)
         return dict(zip(frame["ALIAS_NAME"], frame["VERSION_NAME"], strict=True))
 
     def set_alias(self, alias: str, version: str | ModelVersion) -> None:
@@ -144,12 +145,10 @@ class Model:
     def _registry_tags(self, version: str | None) -> dict[str, str]:
         reg = self._registry
 
-        def expr(b: Any) -> Any:
-            t = reg._store.current_tags(b, self.name)
-            cond = t.VERSION_NAME.isnull() if version is None else t.VERSION_NAME == version
-            return t.filter(cond).select("KEY", "VALUE_STR")
-
-        frame = reg._query(expr)
+        if version is None:
+            frame = reg._query(_model_tags, model=self.name)
+        else:
+            frame = reg._query(_version_tags, model=self.name, version=version)
         return dict(sorted(zip(frame["KEY"], frame["VALUE_STR"], strict=True)))
 
     def set_tag(self, key: str, value: Any) -> None:
@@ -167,14 +166,20 @@ class Model:
     def show_versions(self) -> pd.DataFrame:
         """One row per visible version: version_name, created_at, created_by, aliases, tags,
         comment, and one column per current metric."""
-        reg, store, m = self._registry, self._registry._store, self.name
-        with reg._connection() as b:
-            live = store.live_versions(b, m).select("VERSION_NAME", "CREATED_AT", "CREATED_BY").execute()
-            metrics = store.current_metrics(b, m).select("VERSION_NAME", "KEY", "VALUE_NUM").execute()
-            tags = store.current_tags(b, m)
-            tags = tags.filter(tags.VERSION_NAME.notnull()).select("VERSION_NAME", "KEY", "VALUE_STR").execute()
-            aliases = store.current_aliases(b, m).execute()
-            comments = store.current_comments(b, m).select("VERSION_NAME", "VALUE_STR").execute()
+        reg, m = self._registry, self.name
+        with reg._connection():
+            live = reg._query(
+                lambda s, p: s.live_versions(p["model"]).select("VERSION_NAME", "CREATED_AT", "CREATED_BY"),
+                model=m,
+            )
+            metrics = reg._query(
+                lambda s, p: s.current_metrics(p["model"]).select("VERSION_NAME", "KEY", "VALUE_NUM"), model=m
+            )
+            tags = reg._query(_all_version_tags, model=m)
+            aliases = reg._query(lambda s, p: s.current_aliases(p["model"]), model=m)
+            comments = reg._query(
+                lambda s, p: s.current_comments(p["model"]).select("VERSION_NAME", "VALUE_STR"), model=m
+            )
         frame = live.rename(
             columns={"VERSION_NAME": "version_name", "CREATED_AT": "created_at", "CREATED_BY": "created_by"}
         ).sort_values(["created_at", "version_name"], ignore_index=True)
@@ -233,25 +238,25 @@ class ModelVersion:
     def metrics(self) -> dict[str, float]:
         reg = self._registry
 
-        def expr(b: Any) -> Any:
-            t = reg._store.current_metrics(b, self.model_name)
-            return t.filter(t.VERSION_NAME == self.version_name).select("KEY", "VALUE_NUM")
+        def expr(s: Any, p: Any) -> Any:
+            t = s.current_metrics(p["model"])
+            return t.filter(t.VERSION_NAME == p["version"]).select("KEY", "VALUE_NUM")
 
-        frame = reg._query(expr)
+        frame = reg._query(expr, model=self.model_name, version=self.version_name)
         return dict(sorted(zip(frame["KEY"], frame["VALUE_NUM"].astype(float), strict=True)))
 
     def metric_history(self, key: str) -> pd.DataFrame:
         """Every value ever recorded for ``key``, oldest first, with who and when."""
         reg = self._registry
 
-        def expr(b: Any) -> Any:
-            e = reg._store.table(b, _tables.EVENTS)
+        def expr(s: Any, p: Any) -> Any:
+            e = s.table(_tables.EVENTS)
             return e.filter(
-                (e.MODEL_NAME == self.model_name) & (e.VERSION_NAME == self.version_name)
-                & (e.KIND == _tables.METRIC) & (e.KEY == key)
+                (e.MODEL_NAME == p["model"]) & (e.VERSION_NAME == p["version"])
+                & (e.KIND == _tables.METRIC) & (e.KEY == p["key"])
             ).order_by("EVENT_ID").select(value="VALUE_NUM", created_at="CREATED_AT", created_by="CREATED_BY")
 
-        return reg._query(expr)
+        return reg._query(expr, model=self.model_name, version=self.version_name, key=key)
 
     @property
     def tags(self) -> dict[str, str]:
@@ -271,11 +276,11 @@ class ModelVersion:
     def comment(self) -> str | None:
         reg = self._registry
 
-        def expr(b: Any) -> Any:
-            t = reg._store.current_comments(b, self.model_name)
-            return t.filter(t.VERSION_NAME == self.version_name).select("VALUE_STR")
+        def expr(s: Any, p: Any) -> Any:
+            t = s.current_comments(p["model"])
+            return t.filter(t.VERSION_NAME == p["version"]).select("VALUE_STR")
 
-        frame = reg._query(expr)
+        frame = reg._query(expr, model=self.model_name, version=self.version_name)
         return None if frame.empty else frame["VALUE_STR"].iloc[0]
 
     @comment.setter
@@ -295,11 +300,11 @@ class ModelVersion:
     def _row(self) -> dict[str, Any]:
         reg = self._registry
 
-        def expr(b: Any) -> Any:
-            t = reg._store.live_versions(b, self.model_name)
-            return t.filter(t.VERSION_NAME == self.version_name)
+        def expr(s: Any, p: Any) -> Any:
+            t = s.live_versions(p["model"])
+            return t.filter(t.VERSION_NAME == p["version"])
 
-        frame = reg._query(expr)
+        frame = reg._query(expr, model=self.model_name, version=self.version_name)
         if frame.empty:
             raise ModelNotFoundError(
                 f"version {self.version_name!r} of model {self.model_name!r} does not exist or was deleted"
@@ -365,3 +370,18 @@ class ModelVersion:
     # Scoring (``run``) and drift reports (``drift``) arrive with the scoring and
     # monitoring issues; they will delegate to neve.scoring / neve.monitoring with
     # ``self.load()``, ``self.pipeline()`` and ``self.baseline()``.
+
+
+def _model_tags(s: Any, p: Any) -> Any:
+    t = s.current_tags(p["model"])
+    return t.filter(t.VERSION_NAME.isnull()).select("KEY", "VALUE_STR")
+
+
+def _version_tags(s: Any, p: Any) -> Any:
+    t = s.current_tags(p["model"])
+    return t.filter(t.VERSION_NAME == p["version"]).select("KEY", "VALUE_STR")
+
+
+def _all_version_tags(s: Any, p: Any) -> Any:
+    t = s.current_tags(p["model"])
+    return t.filter(t.VERSION_NAME.notnull()).select("VERSION_NAME", "KEY", "VALUE_STR")
