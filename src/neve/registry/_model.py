@@ -191,9 +191,8 @@ class Model:
         for version, key, value in zip(tags["VERSION_NAME"], tags["KEY"], tags["VALUE_STR"], strict=True):
             tag_map.setdefault(version, {})[key] = value
         frame["tags"] = [tag_map.get(v, {}) for v in frame.version_name]
-        frame["comment"] = frame.version_name.map(
-            dict(zip(comments["VERSION_NAME"], comments["VALUE_STR"], strict=True))
-        )
+        comment_map = dict(zip(comments["VERSION_NAME"], comments["VALUE_STR"], strict=True))
+        frame["comment"] = pd.Series([comment_map.get(v) for v in frame.version_name], dtype=object)
         if len(metrics):
             wide = metrics.pivot(index="VERSION_NAME", columns="KEY", values="VALUE_NUM")
             frame = frame.join(wide[sorted(wide.columns)], on="version_name")
