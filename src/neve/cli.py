@@ -22,7 +22,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 #: Modules that define ``add_commands(subparsers)``; imported only when the CLI runs.
-COMMAND_GROUPS: tuple[str, ...] = ()
+COMMAND_GROUPS: tuple[str, ...] = ("neve.registry._cli",)
 
 
 def _build_parser() -> argparse.ArgumentParser:
