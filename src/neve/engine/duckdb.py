@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 DEFAULT_LOCK_TIMEOUT = 120.0
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
 _NEVE_KEYS = {"lock_timeout"}
+_SQL_TEXT: dict[int, tuple[sge.Expression, str]] = {}
 
 
 class DuckDBDriver(Driver):
@@ -134,7 +135,10 @@ class DuckDBDriver(Driver):
         backend.con.execute(sql, [value for r in rows for value in r])
 
     def query(self, backend: Any, tree: sge.Expression, params: dict[str, Any]) -> pd.DataFrame:
-        return backend.con.execute(tree.sql("duckdb"), params).df()
+        sql = _SQL_TEXT.get(id(tree))
+        if sql is None or sql[0] is not tree:  # callers keep trees alive, so ids are stable
+            sql = _SQL_TEXT[id(tree)] = (tree, tree.sql("duckdb"))
+        return backend.con.execute(sql[1], params).df()
 
     def is_conflict(self, exc: BaseException) -> bool:
         return isinstance(exc, (duckdb.ConstraintException, duckdb.TransactionException))

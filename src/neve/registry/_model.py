@@ -168,34 +168,26 @@ class Model:
         comment, and one column per current metric."""
         reg, m = self._registry, self.name
         with reg._connection():
-            live = reg._query(
-                lambda s, p: s.live_versions(p["model"]).select("VERSION_NAME", "CREATED_AT", "CREATED_BY"),
-                model=m,
-            )
-            metrics = reg._query(
-                lambda s, p: s.current_metrics(p["model"]).select("VERSION_NAME", "KEY", "VALUE_NUM"), model=m
-            )
+            keys = tuple(sorted(reg._query(_metric_keys, model=m)["KEY"]))
+            frame = reg._query(_wide_versions(keys), keys, model=m)
             tags = reg._query(_all_version_tags, model=m)
             aliases = reg._query(lambda s, p: s.current_aliases(p["model"]), model=m)
-            comments = reg._query(
-                lambda s, p: s.current_comments(p["model"]).select("VERSION_NAME", "VALUE_STR"), model=m
-            )
-        frame = live.rename(
-            columns={"VERSION_NAME": "version_name", "CREATED_AT": "created_at", "CREATED_BY": "created_by"}
+        frame = frame.rename(
+            columns={"VERSION_NAME": "version_name", "CREATED_AT": "created_at", "CREATED_BY": "created_by",
+                     "COMMENT": "comment", **{f"_M{i}": k for i, k in enumerate(keys)}}
         ).sort_values(["created_at", "version_name"], ignore_index=True)
         by_version: dict[str, list[str]] = {}
         for alias, version in zip(aliases["ALIAS_NAME"], aliases["VERSION_NAME"], strict=True):
             by_version.setdefault(version, []).append(alias)
-        frame["aliases"] = [sorted(by_version.get(v, [])) for v in frame.version_name]
         tag_map: dict[str, dict[str, str]] = {}
         for version, key, value in zip(tags["VERSION_NAME"], tags["KEY"], tags["VALUE_STR"], strict=True):
             tag_map.setdefault(version, {})[key] = value
-        frame["tags"] = [tag_map.get(v, {}) for v in frame.version_name]
-        comment_map = dict(zip(comments["VERSION_NAME"], comments["VALUE_STR"], strict=True))
-        frame["comment"] = pd.Series([comment_map.get(v) for v in frame.version_name], dtype=object)
-        if len(metrics):
-            wide = metrics.pivot(index="VERSION_NAME", columns="KEY", values="VALUE_NUM")
-            frame = frame.join(wide[sorted(wide.columns)], on="version_name")
+        names = frame.version_name.tolist()
+        frame.insert(3, "aliases", [sorted(by_version.get(v, [])) for v in names])
+        frame.insert(4, "tags", [tag_map.get(v, {}) for v in names])
+        frame["comment"] = frame["comment"].astype(object).where(frame["comment"].notna(), None)
+        front = ["version_name", "created_at", "created_by", "aliases", "tags", "comment"]
+        return frame[front + list(keys)]
         return frame
 
 
@@ -384,3 +376,29 @@ def _version_tags(s: Any, p: Any) -> Any:
 def _all_version_tags(s: Any, p: Any) -> Any:
     t = s.current_tags(p["model"])
     return t.filter(t.VERSION_NAME.notnull()).select("VERSION_NAME", "KEY", "VALUE_STR")
+
+
+def _metric_keys(s: Any, p: Any) -> Any:
+    e = s.table(_tables.EVENTS)
+    return e.filter((e.MODEL_NAME == p["model"]) & (e.KIND == _tables.METRIC)).select("KEY").distinct()
+
+
+def _wide_versions(keys: tuple[str, ...]) -> Any:
+    """Visible versions with their comment and one column per current metric, in ONE
+    query: each metric column is an arg_max over that key's events (a single hash
+    aggregation, no window sort), so listing 10k versions stays fast."""
+
+    def build(s: Any, p: Any) -> Any:
+        live = s.live_versions(p["model"]).select("VERSION_NAME", "CREATED_AT", "CREATED_BY")
+        e = s.table(_tables.EVENTS)
+        e = e.filter((e.MODEL_NAME == p["model"]) & (e.KIND == _tables.METRIC))
+        wide = e.group_by(M_VERSION=e.VERSION_NAME).aggregate(
+            **{f"_M{i}": e.VALUE_NUM.argmax(e.EVENT_ID, where=e.KEY == k) for i, k in enumerate(keys)}
+        ) if keys else None
+        comments = s.current_comments(p["model"]).select(C_VERSION="VERSION_NAME", COMMENT="VALUE_STR")
+        out = live.left_join(comments, live.VERSION_NAME == comments.C_VERSION)
+        if wide is not None:
+            out = out.left_join(wide, out.VERSION_NAME == wide.M_VERSION)
+        return out.select("VERSION_NAME", "CREATED_AT", "CREATED_BY", "COMMENT", *(f"_M{i}" for i in range(len(keys))))
+
+    return build

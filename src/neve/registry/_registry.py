@@ -125,10 +125,10 @@ class Registry:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _query(self, build: Any, **params: str) -> pd.DataFrame:
+    def _query(self, build: Any, _variant: Any = None, **params: str) -> pd.DataFrame:
         """Run ``build(store, p) -> ibis expr`` with ``params`` bound (see :meth:`Store.run`)."""
         with self._connection() as backend:
-            return self._store.run(backend, build, params)
+            return self._store.run(backend, build, params, _variant)
 
     def _model_names(self) -> list[str]:
         return sorted(self._query(lambda s, p: s.table(MODELS).select("MODEL_NAME"))["MODEL_NAME"])

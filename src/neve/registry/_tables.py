@@ -191,14 +191,17 @@ class Store:
         # to describe the table on every call; run them with :meth:`run`.
         return ibis.table(TABLES[name][0], name=name, database=self.schema)
 
-    def run(self, backend: Any, build: Callable[..., ir.Expr], params: dict[str, str]) -> pd.DataFrame:
+    def run(
+        self, backend: Any, build: Callable[..., ir.Expr], params: dict[str, str], variant: Any = None
+    ) -> pd.DataFrame:
         """Run the query ``build(store, p)`` returns, with ``p`` holding ``params`` as bound values.
 
         Compiling a registry query through Ibis costs more than running it, so each query
         shape is compiled once per process, with its parameters turned into placeholders,
-        and then executed with the values bound (see :meth:`Driver.query`).
+        and then executed with the values bound (see :meth:`Driver.query`). ``variant``
+        distinguishes shapes one builder makes (e.g. the metric columns of a pivot).
         """
-        key = (build.__code__, backend.name, self.schema, tuple(sorted(params)))
+        key = (build.__code__, variant, backend.name, self.schema, tuple(sorted(params)))
         tree = _COMPILED.get(key)
         if tree is None:
             sentinels = {name: f"neve_param_{name}_{secrets.token_hex(8)}" for name in params}
