@@ -204,7 +204,7 @@ def _version(dist: str) -> str:
 def update_benchmarks(section: str) -> None:
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(r"^## Registry\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(r"^## Registry\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
     text = pattern.sub(section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
 

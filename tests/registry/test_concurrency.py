@@ -5,11 +5,10 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
+import _workers
 import pytest
 
 import neve
-
-import _workers
 
 pytestmark = pytest.mark.slow
 

@@ -7,6 +7,7 @@ import multiprocessing
 import sys
 from pathlib import Path
 
+import _workers
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -14,8 +15,6 @@ from sklearn.base import BaseEstimator, RegressorMixin
 import neve
 from neve.errors import ArtifactError, ArtifactMissingError, ModelNotFoundError
 from neve.registry._package import sha256
-
-import _workers
 
 FILES = ["manifest.json", "model.skops", "pipeline.json", "baseline.json", "sample_input.parquet"]
 

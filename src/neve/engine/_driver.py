@@ -16,9 +16,9 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
-import sqlglot.expressions as sge
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import sqlglot.expressions as sge
 
 from neve.engine._url import EngineURL
 from neve.errors import DataFileError
