@@ -23,7 +23,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 #: Modules that define ``add_commands(subparsers)``; imported only when the CLI runs.
-COMMAND_GROUPS: tuple[str, ...] = ("neve.envs._cli",)
+COMMAND_GROUPS: tuple[str, ...] = ("neve.envs._cli", "neve.registry._cli")
 
 
 def _build_parser() -> argparse.ArgumentParser:

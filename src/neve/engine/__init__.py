@@ -19,6 +19,7 @@ __all__ = [
     "Session",
     "capture_queries",
     "connect",
+    "driver_for",
     "execute",
     "local_backend",
     "parse_url",
@@ -29,13 +30,8 @@ _DRIVERS: dict[str, type[Driver]] = {
 }
 
 
-def connect(url: str | None = None) -> Session:
-    """Open a :class:`Session`.
-
-    ``url`` follows Ibis's forms: ``duckdb://`` (in memory), ``duckdb:///./file.duckdb``,
-    ``postgres://user:pw@host:5432/db``. Without one, ``$NEVE_URL`` is used, else
-    ``duckdb:///./neve.duckdb``.
-    """
+def driver_for(url: str | None = None) -> Driver:
+    """The driver for ``url`` without opening a connection."""
     parsed = parse_url(url)
     driver_cls = _DRIVERS.get(parsed.scheme)
     if driver_cls is None:
@@ -43,5 +39,15 @@ def connect(url: str | None = None) -> Session:
             f"no engine for scheme {parsed.scheme!r} in {parsed.redacted()}; "
             f"supported: {', '.join(sorted(_DRIVERS))}"
         )
-    driver = driver_cls(parsed)
+    return driver_cls(parsed)
+
+
+def connect(url: str | None = None) -> Session:
+    """Open a :class:`Session`.
+
+    ``url`` follows Ibis's forms: ``duckdb://`` (in memory), ``duckdb:///./file.duckdb``,
+    ``postgres://user:pw@host:5432/db``. Without one, ``$NEVE_URL`` is used, else
+    ``duckdb:///./neve.duckdb``.
+    """
+    driver = driver_for(url)
     return Session(driver, driver.connect())

@@ -1,0 +1,404 @@
+"""Model and ModelVersion: handles onto registry rows. Every change is one appended event."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from neve.errors import InvalidNameError, ModelNotFoundError, NeveInputError
+from neve.registry import _lineage, _tables
+from neve.registry._package import MANIFEST, check_manifest, load_model
+
+if TYPE_CHECKING:
+    from neve.registry._registry import Registry
+
+__all__ = ["Model", "ModelVersion"]
+
+DEFAULT_ALIAS = "default"
+_AUTO_NAME = re.compile(r"v\d+")
+
+
+class Model:
+    """A registered model: its versions, aliases and model-level tags."""
+
+    def __init__(self, registry: Registry, name: str) -> None:
+        self._registry = registry
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Model({self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Model) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    # -- versions ------------------------------------------------------------------------------
+
+    def _live(self) -> pd.DataFrame:
+        reg = self._registry
+        frame = reg._query(
+            lambda s, p: s.live_versions(p["model"]).select(
+                "VERSION_NAME", "VERSION_NUMBER", "CREATED_AT", "CREATED_BY", "COMMITTED_AT"
+            ),
+            model=self.name,
+        )
+        return frame.sort_values(["CREATED_AT", "VERSION_NAME"], ignore_index=True)
+
+    def versions(self) -> list[ModelVersion]:
+        """Visible versions, oldest first."""
+        return [ModelVersion(self._registry, self.name, v) for v in self._live()["VERSION_NAME"]]
+
+    def version(self, name_or_alias: str) -> ModelVersion:
+        """The version called ``name_or_alias``, or the one that alias points to.
+        Version names take precedence over aliases."""
+        if not isinstance(name_or_alias, str):
+            raise InvalidNameError(f"version name must be a string, got {type(name_or_alias).__name__}")
+        reg = self._registry
+        with reg._connection():
+            live = reg._query(lambda s, p: s.live_versions(p["model"]).select("VERSION_NAME"), model=self.name)
+            aliases = reg._query(lambda s, p: s.current_aliases(p["model"]), model=self.name)
+        names = list(live["VERSION_NAME"])
+        if name_or_alias in names:
+            return ModelVersion(reg, self.name, name_or_alias)
+        target = dict(zip(aliases["ALIAS_NAME"], aliases["VERSION_NAME"], strict=True)).get(name_or_alias)
+        if target is not None:
+            return ModelVersion(reg, self.name, target)
+        from neve.registry._registry import suggest
+
+        known = names + list(aliases["ALIAS_NAME"])
+        raise ModelNotFoundError(
+            f"model {self.name!r} has no version or alias {name_or_alias!r}{suggest(name_or_alias, known)}"
+            + (f" (versions: {', '.join(names[-10:])}" if names else " (it has no versions")
+            + (f"; aliases: {', '.join(aliases['ALIAS_NAME'])})" if len(aliases) else ")")
+        )
+
+    @property
+    def default(self) -> ModelVersion:
+        """The version the ``default`` alias points to, else the most recent one."""
+        aliases = self.aliases
+        if DEFAULT_ALIAS in aliases:
+            return ModelVersion(self._registry, self.name, aliases[DEFAULT_ALIAS])
+        live = self._live()
+        if live.empty:
+            raise ModelNotFoundError(f"model {self.name!r} has no versions")
+        return ModelVersion(self._registry, self.name, live["VERSION_NAME"].iloc[-1])
+
+    @default.setter
+    def default(self, version: str | ModelVersion) -> None:
+        self.set_alias(DEFAULT_ALIAS, version)
+
+    def delete_version(self, version_name: str) -> None:
+        """Hide the version (a deletion event) and remove its files from the stage."""
+        mv = self.version(version_name)
+        if mv.version_name != version_name:
+            raise NeveInputError(
+                f"delete_version takes a version name, not an alias: {version_name!r} points to "
+                f"{mv.version_name!r}"
+            )
+        self._registry._append([(self.name, version_name, _tables.DELETE, None, None, None)])
+        self._registry.stage.remove(self.name, version_name)
+
+    # -- aliases -------------------------------------------------------------------------------
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        reg = self._registry
+        frame = reg._query(lambda s, p: s.current_aliases(p["model"]), model=self.name)
+        return dict(zip(frame["ALIAS_NAME"], frame["VERSION_NAME"], strict=True))
+
+    def set_alias(self, alias: str, version: str | ModelVersion) -> None:
+        """Point ``alias`` at ``version``. One appended event: the move is atomic and the
+        alias never names two versions."""
+        _lineage.check_name(alias, "alias")
+        if _AUTO_NAME.fullmatch(alias):
+            raise InvalidNameError(f"alias {alias!r} looks like a version name (v<N>); pick another")
+        name = version.version_name if isinstance(version, ModelVersion) else version
+        target = self.version(name)
+        if alias in set(self._live()["VERSION_NAME"]):
+            raise InvalidNameError(f"alias {alias!r} is already a version name of {self.name!r}")
+        self._registry._append([(self.name, target.version_name, _tables.ALIAS, alias, None, target.version_name)])
+
+    def unset_alias(self, alias: str) -> None:
+        aliases = self.aliases
+        if alias not in aliases:
+            from neve.registry._registry import suggest
+
+            raise ModelNotFoundError(
+                f"model {self.name!r} has no alias {alias!r}{suggest(alias, list(aliases))}"
+            )
+        self._registry._append([(self.name, aliases[alias], _tables.UNALIAS, alias, None, None)])
+
+    # -- model-level tags ----------------------------------------------------------------------
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return self._registry_tags(None)
+
+    def _registry_tags(self, version: str | None) -> dict[str, str]:
+        reg = self._registry
+
+        if version is None:
+            frame = reg._query(_model_tags, model=self.name)
+        else:
+            frame = reg._query(_version_tags, model=self.name, version=version)
+        return dict(sorted(zip(frame["KEY"], frame["VALUE_STR"], strict=True)))
+
+    def set_tag(self, key: str, value: Any) -> None:
+        from neve.registry._registry import _tag_value
+
+        _lineage.check_key(key, "tag name")
+        self._registry._append([(self.name, None, _tables.TAG, key, None, _tag_value(key, value))])
+
+    def unset_tag(self, key: str) -> None:
+        _lineage.check_key(key, "tag name")
+        self._registry._append([(self.name, None, _tables.UNTAG, key, None, None)])
+
+    # -- browsing ------------------------------------------------------------------------------
+
+    def show_versions(self) -> pd.DataFrame:
+        """One row per visible version: version_name, created_at, created_by, aliases, tags,
+        comment, and one column per current metric."""
+        reg, m = self._registry, self.name
+        with reg._connection():
+            keys = tuple(sorted(reg._query(_metric_keys, model=m)["KEY"]))
+            frame = reg._query(_wide_versions(keys), keys, model=m)
+            tags = reg._query(_all_version_tags, model=m)
+            aliases = reg._query(lambda s, p: s.current_aliases(p["model"]), model=m)
+        frame = frame.rename(
+            columns={"VERSION_NAME": "version_name", "CREATED_AT": "created_at", "CREATED_BY": "created_by",
+                     "COMMENT": "comment", **{f"_M{i}": k for i, k in enumerate(keys)}}
+        ).sort_values(["created_at", "version_name"], ignore_index=True)
+        by_version: dict[str, list[str]] = {}
+        for alias, version in zip(aliases["ALIAS_NAME"], aliases["VERSION_NAME"], strict=True):
+            by_version.setdefault(version, []).append(alias)
+        tag_map: dict[str, dict[str, str]] = {}
+        for version, key, value in zip(tags["VERSION_NAME"], tags["KEY"], tags["VALUE_STR"], strict=True):
+            tag_map.setdefault(version, {})[key] = value
+        names = frame.version_name.tolist()
+        frame.insert(3, "aliases", [sorted(by_version.get(v, [])) for v in names])
+        frame.insert(4, "tags", [tag_map.get(v, {}) for v in names])
+        frame["comment"] = frame["comment"].astype(object).where(frame["comment"].notna(), None)
+        front = ["version_name", "created_at", "created_by", "aliases", "tags", "comment"]
+        return frame[front + list(keys)]
+        return frame
+
+
+class ModelVersion:
+    """One stored version: its files, metrics, tags, comment and lineage."""
+
+    def __init__(self, registry: Registry, model_name: str, version_name: str) -> None:
+        self._registry = registry
+        self.model_name = model_name
+        self.version_name = version_name
+
+    def __repr__(self) -> str:
+        return f"ModelVersion({self.model_name!r}, {self.version_name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModelVersion) and (other.model_name, other.version_name) == (
+            self.model_name, self.version_name
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.model_name, self.version_name))
+
+    @property
+    def model(self) -> Model:
+        return Model(self._registry, self.model_name)
+
+    def _event(self, kind: str, key: str | None, num: float | None, text: str | None) -> None:
+        self._registry._append([(self.model_name, self.version_name, kind, key, num, text)])
+
+    # -- metrics, tags, comment ------------------------------------------------------------------
+
+    def set_metric(self, key: str, value: float) -> None:
+        """Record ``value`` for ``key``; history is kept and the latest value is current."""
+        from neve.registry._registry import check_metric
+
+        self._event(_tables.METRIC, key, check_metric(key, value), None)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        reg = self._registry
+
+        def expr(s: Any, p: Any) -> Any:
+            t = s.current_metrics(p["model"])
+            return t.filter(t.VERSION_NAME == p["version"]).select("KEY", "VALUE_NUM")
+
+        frame = reg._query(expr, model=self.model_name, version=self.version_name)
+        return dict(sorted(zip(frame["KEY"], frame["VALUE_NUM"].astype(float), strict=True)))
+
+    def metric_history(self, key: str) -> pd.DataFrame:
+        """Every value ever recorded for ``key``, oldest first, with who and when."""
+        reg = self._registry
+
+        def expr(s: Any, p: Any) -> Any:
+            e = s.table(_tables.EVENTS)
+            return e.filter(
+                (e.MODEL_NAME == p["model"]) & (e.VERSION_NAME == p["version"])
+                & (e.KIND == _tables.METRIC) & (e.KEY == p["key"])
+            ).order_by("EVENT_ID").select(value="VALUE_NUM", created_at="CREATED_AT", created_by="CREATED_BY")
+
+        return reg._query(expr, model=self.model_name, version=self.version_name, key=key)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return self.model._registry_tags(self.version_name)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        from neve.registry._registry import _tag_value
+
+        _lineage.check_key(key, "tag name")
+        self._event(_tables.TAG, key, None, _tag_value(key, value))
+
+    def unset_tag(self, key: str) -> None:
+        _lineage.check_key(key, "tag name")
+        self._event(_tables.UNTAG, key, None, None)
+
+    @property
+    def comment(self) -> str | None:
+        reg = self._registry
+
+        def expr(s: Any, p: Any) -> Any:
+            t = s.current_comments(p["model"])
+            return t.filter(t.VERSION_NAME == p["version"]).select("VALUE_STR")
+
+        frame = reg._query(expr, model=self.model_name, version=self.version_name)
+        return None if frame.empty else frame["VALUE_STR"].iloc[0]
+
+    @comment.setter
+    def comment(self, text: str) -> None:
+        self.set_comment(text)
+
+    def set_comment(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise NeveInputError(f"comment must be a string, got {type(text).__name__}")
+        self._event(_tables.COMMENT, None, None, text)
+
+    def delete(self) -> None:
+        self.model.delete_version(self.version_name)
+
+    # -- stored files ----------------------------------------------------------------------------
+
+    def _row(self) -> dict[str, Any]:
+        reg = self._registry
+
+        def expr(s: Any, p: Any) -> Any:
+            t = s.live_versions(p["model"])
+            return t.filter(t.VERSION_NAME == p["version"])
+
+        frame = reg._query(expr, model=self.model_name, version=self.version_name)
+        if frame.empty:
+            raise ModelNotFoundError(
+                f"version {self.version_name!r} of model {self.model_name!r} does not exist or was deleted"
+            )
+        return frame.iloc[0].to_dict()
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The manifest, checked against the hash recorded when the version was committed."""
+        row = self._row()
+        stage = self._registry.stage
+        raw = stage.read(self.model_name, self.version_name, MANIFEST)
+        return check_manifest(raw, row["MANIFEST_SHA256"], stage.path(self.model_name, self.version_name))
+
+    def _file(self, name: str, manifest: dict[str, Any] | None = None) -> bytes | None:
+        manifest = manifest or self.manifest
+        if name not in manifest["files"]:
+            return None
+        return self._registry.stage.read_verified(self.model_name, self.version_name, name, manifest)
+
+    def load(self, trusted: Iterable[str] | None = None) -> Any:
+        """The model, after verifying every file of the version against its manifest.
+
+        Never unpickles: scikit-learn models load through skops, which refuses types
+        outside its trusted list; pass ``trusted=[...]`` to accept reviewed extra types.
+        """
+        manifest = self.manifest
+        data = {name: self._file(name, manifest) for name in manifest["files"]}
+        where = self._registry.stage.path(self.model_name, self.version_name)
+        return load_model(manifest, data[manifest["model_file"]], where, trusted)
+
+    def pipeline(self) -> Any:
+        """The feature pipeline logged with the version, or ``None``."""
+        from neve.pipeline import Pipeline
+
+        raw = self._file("pipeline.json")
+        return None if raw is None else Pipeline.from_dict(json.loads(raw))
+
+    def baseline(self) -> dict[str, Any] | None:
+        """Training feature statistics (see :func:`neve.monitoring.baseline`), or ``None``."""
+        raw = self._file("baseline.json")
+        return None if raw is None else json.loads(raw)
+
+    def sample_input(self) -> pd.DataFrame | None:
+        raw = self._file("sample_input.parquet")
+        return None if raw is None else pq.read_table(io.BytesIO(raw)).to_pandas()
+
+    def lineage(self) -> dict[str, Any]:
+        """Training data (tables, SQL, row count, schema, fingerprint), the feature
+        pipeline's JSON, Airflow ids, and who logged the version from where."""
+        row = self._row()
+        out = json.loads(row["LINEAGE"] or "{}")
+        out.update(
+            logged_by=row["CREATED_BY"],
+            logged_at=row["CREATED_AT"],
+            run_context=json.loads(row["RUN_CONTEXT"] or "{}"),
+            params=json.loads(row["PARAMS"] or "{}"),
+            artifact_uri=row["ARTIFACT_URI"],
+            flavor=row["FLAVOR"],
+        )
+        return out
+
+    # Scoring (``run``) and drift reports (``drift``) arrive with the scoring and
+    # monitoring issues; they will delegate to neve.scoring / neve.monitoring with
+    # ``self.load()``, ``self.pipeline()`` and ``self.baseline()``.
+
+
+def _model_tags(s: Any, p: Any) -> Any:
+    t = s.current_tags(p["model"])
+    return t.filter(t.VERSION_NAME.isnull()).select("KEY", "VALUE_STR")
+
+
+def _version_tags(s: Any, p: Any) -> Any:
+    t = s.current_tags(p["model"])
+    return t.filter(t.VERSION_NAME == p["version"]).select("KEY", "VALUE_STR")
+
+
+def _all_version_tags(s: Any, p: Any) -> Any:
+    t = s.current_tags(p["model"])
+    return t.filter(t.VERSION_NAME.notnull()).select("VERSION_NAME", "KEY", "VALUE_STR")
+
+
+def _metric_keys(s: Any, p: Any) -> Any:
+    e = s.table(_tables.EVENTS)
+    return e.filter((e.MODEL_NAME == p["model"]) & (e.KIND == _tables.METRIC)).select("KEY").distinct()
+
+
+def _wide_versions(keys: tuple[str, ...]) -> Any:
+    """Visible versions with their comment and one column per current metric, in ONE
+    query: each metric column is an arg_max over that key's events (a single hash
+    aggregation, no window sort), so listing 10k versions stays fast."""
+
+    def build(s: Any, p: Any) -> Any:
+        live = s.live_versions(p["model"]).select("VERSION_NAME", "CREATED_AT", "CREATED_BY")
+        e = s.table(_tables.EVENTS)
+        e = e.filter((e.MODEL_NAME == p["model"]) & (e.KIND == _tables.METRIC))
+        wide = e.group_by(M_VERSION=e.VERSION_NAME).aggregate(
+            **{f"_M{i}": e.VALUE_NUM.argmax(e.EVENT_ID, where=e.KEY == k) for i, k in enumerate(keys)}
+        ) if keys else None
+        comments = s.current_comments(p["model"]).select(C_VERSION="VERSION_NAME", COMMENT="VALUE_STR")
+        out = live.left_join(comments, live.VERSION_NAME == comments.C_VERSION)
+        if wide is not None:
+            out = out.left_join(wide, out.VERSION_NAME == wide.M_VERSION)
+        return out.select("VERSION_NAME", "CREATED_AT", "CREATED_BY", "COMMENT", *(f"_M{i}" for i in range(len(keys))))
+
+    return build
