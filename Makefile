@@ -21,7 +21,7 @@ demo: sync
 	$(UV) run --no-sync python -m neve.demo
 
 test: sync
-	$(UV) run --no-sync pytest
+	$(UV) run --no-sync pytest -n auto --durations=15
 
 bench: sync
 	$(UV) sync --locked --all-extras --group dev --group bench
