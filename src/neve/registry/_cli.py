@@ -47,6 +47,29 @@ def add_commands(subparsers: Any) -> None:
     promote.add_argument("version")
     promote.add_argument("--alias", default="production")
     promote.set_defaults(handler=_promote)
+    drift = models_sub.add_parser("drift", help="check a table for drift against a version's training baseline")
+    _common(drift)
+    drift.add_argument("name")
+    drift.add_argument("table", help="table in the engine holding the data to check")
+    drift.add_argument("--version", default=None, help="version name or alias (default: the default version)")
+    drift.add_argument("--plot", default=None, metavar="PNG", help="also write a picture of the worst features")
+    drift.set_defaults(handler=_drift)
+
+
+def _drift(args: argparse.Namespace) -> int:
+    import neve
+
+    model = _registry(args).get_model(args.name)
+    version = model.version(args.version) if args.version else model.default
+    with neve.connect(args.url) as session:
+        report = version.drift(session.table(args.table))
+    title = f"{args.name} {version.version_name} vs {args.table}: " + (
+        "no drift" if report.ok else f"drift in {', '.join(report.drifted)}"
+    )
+    _console().print(report.to_rich_table(title=title))
+    if args.plot:
+        _console().print(f"plot: {report.plot(args.plot)}")
+    return 0 if report.ok else 3
 
 
 def _registry(args: argparse.Namespace) -> Any:

@@ -358,9 +358,20 @@ class ModelVersion:
         )
         return out
 
-    # Scoring (``run``) and drift reports (``drift``) arrive with the scoring and
-    # monitoring issues; they will delegate to neve.scoring / neve.monitoring with
-    # ``self.load()``, ``self.pipeline()`` and ``self.baseline()``.
+    def drift(self, table: Any, *, columns: Any = None, thresholds: Any = None) -> Any:
+        """Compare ``table`` with the training baseline (one query); see :func:`neve.monitoring.drift`."""
+        from neve.monitoring import drift
+
+        base = self.baseline()
+        if base is None:
+            raise NeveInputError(
+                f"{self.model_name} {self.version_name} has no training baseline: "
+                f"log it with training_data=... to enable drift checks"
+            )
+        return drift(table, base, columns=columns, thresholds=thresholds)
+
+    # Scoring (``run``) arrives with the scoring work; it delegates to neve.scoring with
+    # ``self.load()`` and ``self.pipeline()``.
 
 
 def _model_tags(s: Any, p: Any) -> Any:

@@ -3,9 +3,10 @@
 :func:`baseline` profiles the feature columns of a training table: for numeric
 columns the count, null fraction, mean, standard deviation, min, max and decile
 edges with the fraction of rows in each bin; for categorical columns the top-k
-values with their frequencies. The registry stores the result as
-``baseline.json`` beside each model version; drift reports (a later step)
-compare scoring data against it.
+values with their frequencies (k defaults to 1000, so that drift checks can
+tell an unseen category from a rare one). The registry stores the result as
+``baseline.json`` beside each model version; :func:`drift` compares scoring
+data against it.
 
 All numeric columns are profiled by ONE query (moments and deciles in a
 sub-select, bin fractions in the outer aggregate over the same scan), and all
@@ -38,7 +39,7 @@ def _float(value: Any) -> float | None:
 
 
 def baseline(
-    data: Any, columns: Sequence[str] | None = None, *, bins: int = 10, top_k: int = 20
+    data: Any, columns: Sequence[str] | None = None, *, bins: int = 10, top_k: int = 1000
 ) -> dict[str, Any]:
     """Profile ``columns`` (default: all) of ``data`` (an ibis table, pandas or pyarrow).
 
@@ -99,7 +100,7 @@ def _numeric(table: ir.Table, columns: list[str], bins: int) -> tuple[int, dict[
     for key in x:
         col, edges = joined[key], joined[f"{key}_q"]
         for k in range(len(qs)):
-            outer[f"{key}_le{k}"] = (col <= edges[k]).cast("int64").sum()
+            outer[f"{key}_le{k}"] = (col <= edges[k]).ifelse(1, 0).sum()
     row = _queries.execute(joined.aggregate(**outer)).iloc[0]
     result = {}
     n = int(row["n"])
@@ -134,7 +135,7 @@ def _categorical(table: ir.Table, columns: list[str], top_k: int) -> tuple[int, 
         rank = ibis.row_number().over(order_by=[ibis.desc("N"), ibis.asc("VALUE")])
         counts = counts.mutate(COL=ibis.literal(i, "int64"), TOTAL=total, RANK=rank)
         # The NULL group is always kept: it carries the null fraction.
-        parts.append(counts.filter((counts.RANK < top_k) | counts.VALUE.isnull()))
+        parts.append(counts.filter((counts.RANK <= top_k) | counts.VALUE.isnull()))
     frame = _queries.execute(ibis.union(*parts, distinct=False))
     result: dict[str, Any] = {}
     n = int(frame["TOTAL"].iloc[0]) if len(frame) else 0
