@@ -51,6 +51,7 @@ MOMENTS = [(1e6, 0.87), (0.0, 1.0), (10.0, 2.0), (-50.0, 5.0), (1e3, 30.0),
 STRINGS = {"s20": 20, "s1000": 1000}
 SEED_CATS = ["PICKUP_LOCATION_ID", "DROPOFF_LOCATION_ID", "HOUR_OF_DAY"]
 SEED_NUM = "TRIP_DISTANCE"
+SEED_COLUMNS = 265 + 265 + 24 + 3  # one-hot blocks plus the other columns of the output
 STEPS = ("StandardScaler", "MinMaxScaler", "OneHotEncoder")
 NULL_RATE = 0.05
 TITLE = "Preprocessing"
@@ -320,22 +321,35 @@ class SizeResult:
     ibis_ml_recipe: str | None = None
 
 
+@dataclass
+class Budget:
+    """Which in-engine transforms run: dense one-hot output grows as rows x categories."""
+
+    eval_cells: int = 1_200_000_000
+    ctas_cells: int = 700_000_000
+    ctas_rows: int = 1_000_000
+
+
 def _transform_times(con: Any, timing: Timing, build: Callable[[], str], rows: int,
-                     ctas_cells: int) -> None:  # fmt: skip
+                     budget: Budget) -> None:  # fmt: skip
     """Time building+compiling the SELECT plus evaluating it, then CTAS if small enough."""
     sql = build()
     timing.out_cols = n_columns(con, sql)
+    cells = rows * timing.out_cols
+    if cells > budget.eval_cells:
+        return
     timing.evaluate = C.measure(lambda: evaluate(con, build())).seconds
-    if rows * timing.out_cols <= ctas_cells:
+    if cells <= budget.ctas_cells and rows <= budget.ctas_rows:
         m = C.measure(lambda: ctas(con, build()))
         timing.ctas, timing.peak_mb = m.seconds, max(timing.peak_mb, m.peak_rss_mb)
     con.execute("DROP TABLE IF EXISTS bench_out")
 
 
-def run_size(session: neve.Session, rows: int, *, repeat: int = 3, ctas_cells: int = 700_000_000,
+def run_size(session: neve.Session, rows: int, *, repeat: int = 3, budget: Budget | None = None,
              tools: tuple[str, ...] = ("neve", "sql", "sklearn", "ibis-ml", "seed"),
              log: Callable[[str], None] = print) -> SizeResult:  # fmt: skip
     con = session.engine.con
+    budget = budget or Budget()
     result = SizeResult(rows)
     started = time.perf_counter()
 
@@ -352,13 +366,13 @@ def run_size(session: neve.Session, rows: int, *, repeat: int = 3, ctas_cells: i
             m = C.measure(lambda: neve_steps()[step].fit(t), repeat)
             fitted[step] = m.result
             timing = result.timings[("neve", step)] = Timing(fit=m.seconds, peak_mb=m.peak_rss_mb)
-            _transform_times(con, timing, lambda: to_sql(fitted[step].transform(t)), rows, ctas_cells)
+            _transform_times(con, timing, lambda: to_sql(fitted[step].transform(t)), rows, budget)
             say(f"neve {step}")
         if "sql" in tools:
             m = C.measure(lambda: sql_fit(con, step), repeat)
             stats[step] = m.result
             timing = result.timings[("sql", step)] = Timing(fit=m.seconds, peak_mb=m.peak_rss_mb)
-            _transform_times(con, timing, lambda: sql_transform(step, stats[step]), rows, ctas_cells)
+            _transform_times(con, timing, lambda: sql_transform(step, stats[step]), rows, budget)
             say(f"hand SQL {step}")
     if "neve" in tools and "sql" in tools:
         result.agreement = compare(fitted, stats)
@@ -374,7 +388,7 @@ def run_size(session: neve.Session, rows: int, *, repeat: int = 3, ctas_cells: i
                     fit=m.seconds, peak_mb=m.peak_rss_mb, note=note
                 )
                 _transform_times(con, timing, lambda: to_sql(ibis_ml_transform(model, t)), rows,
-                                 ctas_cells)  # fmt: skip
+                                 budget)  # fmt: skip
                 say(f"ibis-ml {step}")
     if "sklearn" in tools:
         for step in STEPS:
@@ -389,21 +403,21 @@ def run_size(session: neve.Session, rows: int, *, repeat: int = 3, ctas_cells: i
             result.timings[("sklearn", step)] = timing
             del frame, m
             say(f"scikit-learn {step}")
-    if "seed" in tools:
-        run_seed(session, rows, result, repeat=repeat, ctas_cells=ctas_cells)
+    if "seed" in tools and rows * SEED_COLUMNS <= budget.eval_cells:
+        run_seed(session, rows, result, repeat=repeat, budget=budget)
         say("seed pipeline")
     return result
 
 
 def run_seed(session: neve.Session, rows: int, result: SizeResult, *, repeat: int,
-             ctas_cells: int) -> None:  # fmt: skip
+             budget: Budget) -> None:  # fmt: skip
     con = session.engine.con
     generate_seed(con, rows)
     taxi = session.table("taxi")
     m = C.measure(lambda: seed_pipeline().fit(taxi), repeat)
     pipe = m.result
     timing = result.seed["neve"] = Timing(fit=m.seconds, peak_mb=m.peak_rss_mb)
-    _transform_times(con, timing, lambda: pipe.to_sql(taxi, pretty=False), rows, ctas_cells)
+    _transform_times(con, timing, lambda: pipe.to_sql(taxi, pretty=False), rows, budget)
     est = sklearn_seed()
     m = C.measure(lambda: extract(con, [*SEED_CATS, SEED_NUM], "taxi"))
     frame, timing = m.result, Timing(extract=m.seconds, peak_mb=m.peak_rss_mb)
@@ -459,27 +473,29 @@ def targets(results: list[SizeResult]) -> list[tuple[str, str, str, str]]:
         neve_fit, sql_fit_s, ml_fit = (_fit_total(r, t) for t in ("neve", "sql", "ibis-ml"))
         ratio = _ratio(neve_fit, sql_fit_s)
         rows.append((f"neve fit <= {FIT_LIMIT}x hand-written SQL (3 steps)", n,
-                     f"{C.fmt_ratio(ratio)} ({C.fmt_seconds(neve_fit)} vs {C.fmt_seconds(sql_fit_s)})",
+                     f"{C.fmt_ratio(ratio)} (neve {C.fmt_seconds(neve_fit)}, SQL {C.fmt_seconds(sql_fit_s)})",
                      _verdict(None if ratio is None else ratio <= FIT_LIMIT)))  # fmt: skip
         speedup = _ratio(ml_fit, neve_fit)
         rows.append((f"neve fit >= {IBIS_ML_SPEEDUP:g}x faster than ibis-ml (3 steps)", n,
-                     f"{C.fmt_ratio(speedup)} faster ({C.fmt_seconds(ml_fit)} vs "
-                     f"{C.fmt_seconds(neve_fit)})" if speedup else (r.ibis_ml or "n/a"),
+                     f"{C.fmt_ratio(speedup)} (ibis-ml {C.fmt_seconds(ml_fit)}, "
+                     f"neve {C.fmt_seconds(neve_fit)})" if speedup else (r.ibis_ml or "n/a"),
                      _verdict(None if speedup is None else speedup >= IBIS_ML_SPEEDUP)))  # fmt: skip
         neve_seed, how = _seed_neve(r.seed.get("neve"))
         sk_seed = _sk_total(r.seed.get("sklearn"))
         speedup = _ratio(sk_seed, neve_seed)
         rows.append((f"seed pipeline >= {SEED_SPEEDUP:g}x faster than pandas + scikit-learn "
                      "incl. extraction", n,
-                     f"{C.fmt_ratio(speedup)} faster ({C.fmt_seconds(sk_seed)} vs "
-                     f"{C.fmt_seconds(neve_seed)}, neve {how})" if speedup else "n/a",
+                     f"{C.fmt_ratio(speedup)} (pandas + sklearn {C.fmt_seconds(sk_seed)}, "
+                     f"neve {C.fmt_seconds(neve_seed)} as {how})" if speedup else "not run",
                      _verdict(None if speedup is None else speedup >= SEED_SPEEDUP)))  # fmt: skip
     return rows
 
 
 def _eval_ctas(t: Timing | None) -> str:
-    if t is None or t.evaluate is None:
+    if t is None:
         return "n/a"
+    if t.evaluate is None:
+        return "skipped"
     ctas_s = C.fmt_seconds(t.ctas) if t.ctas is not None else "skipped"
     return f"{C.fmt_seconds(t.evaluate)} / {ctas_s}"
 
@@ -580,9 +596,11 @@ produces, without neve's NaN-to-NULL and unknown-category guards. In-engine tran
 timed from building the expression to the end of the query (Python-side expression building
 and SQL compilation included), twice: "evaluate" runs `SELECT max(COLUMNS(*)) FROM (transform)`
 so every output cell is computed and nothing is stored; "CTAS" is `CREATE TABLE AS` the
-transform, run only while rows x output columns stays under the cell budget, because this VM
-writes table cells at roughly 25-50 ns each (first-touch memory is slow here), so a dense
-1022-column one-hot of 10M rows would take many minutes per tool. scikit-learn uses its
+transform. Dense one-hot output has rows x categories cells and this VM writes table cells at
+roughly 25-50 ns each (first-touch memory is slow here: most of a run is wall time with the CPU
+idle), so to keep a run near 10 minutes evaluate runs up to 1.2G output cells and CTAS up to
+0.7G cells and 1M rows (`--eval-cells`, `--ctas-cells`, `--ctas-rows`); "skipped" marks the rest,
+and the seed pipeline runs only where its transform is evaluated. scikit-learn uses its
 defaults (OneHotEncoder's output is a sparse matrix, which is why its transform is cheap next to
 any dense table); "+ extraction" adds `SELECT ... ` from DuckDB to pandas via DuckDB's `.df()`.
 The seed pipeline is OneHotEncoder(handle_unknown="ignore") on PICKUP_LOCATION_ID,
@@ -613,8 +631,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--quick", action="store_true", help="1M rows only")
     parser.add_argument("--repeat", type=int, default=3, help="fits timed best of N (in-engine)")
-    parser.add_argument("--ctas-cells", type=int, default=700_000_000,
-                        help="run CREATE TABLE AS only when rows x output columns is at most this")
+    defaults = Budget()
+    parser.add_argument("--eval-cells", type=int, default=defaults.eval_cells,
+                        help="run an in-engine transform only up to this many output cells")
+    parser.add_argument("--ctas-cells", type=int, default=defaults.ctas_cells,
+                        help="and CREATE TABLE AS only up to this many cells ...")
+    parser.add_argument("--ctas-rows", type=int, default=defaults.ctas_rows,
+                        help="... and this many rows")
     parser.add_argument("--db", type=Path, help="DuckDB file (default: a temporary one)")
     parser.add_argument("--output", type=Path, default=C.BENCHMARKS_MD)
     parser.add_argument("--no-write", action="store_true", help="print the section only")
@@ -625,7 +648,8 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         with neve.connect(f"duckdb:///{path}") as session:
             for n in rows:
-                results.append(run_size(session, n, repeat=args.repeat, ctas_cells=args.ctas_cells))
+                budget = Budget(args.eval_cells, args.ctas_cells, args.ctas_rows)
+                results.append(run_size(session, n, repeat=args.repeat, budget=budget))
     command = "python benchmarks/preprocessing.py" + (" --quick" if args.quick else "")
     if args.rows != parser.get_default("rows") and not args.quick:
         command += " --rows " + " ".join(map(str, rows))
