@@ -118,7 +118,9 @@ class _NumericTransformer(BaseTransformer):
             if not centred:  # a centred query's first-pass mean is guard enough
                 metrics[f"min__{i}"], metrics[f"max__{i}"] = x.min(), x.max()
             else:
-                x = x - source[f"shift__{i}"].fill_null(0.0)
+                # No COALESCE: a NULL shift (all-missing column) leaves NULL statistics,
+                # which is the right answer, and COALESCE costs ~5% of the query.
+                x = x - source[f"shift__{i}"]
                 metrics[f"shift__{i}"] = source[f"shift__{i}"].max()
             for name, fn in per_column.items():
                 metrics[f"{name}__{i}"] = fn(x)
