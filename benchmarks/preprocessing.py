@@ -325,7 +325,7 @@ class SizeResult:
 class Budget:
     """Which in-engine transforms run: dense one-hot output grows as rows x categories."""
 
-    eval_cells: int = 1_200_000_000
+    eval_cells: int = 6_000_000_000
     ctas_cells: int = 700_000_000
     ctas_rows: int = 1_000_000
 
@@ -615,7 +615,7 @@ and SQL compilation included), twice: "evaluate" runs `SELECT max(COLUMNS(*)) FR
 so every output cell is computed and nothing is stored; "CTAS" is `CREATE TABLE AS` the
 transform. Dense one-hot output has rows x categories cells and this VM writes table cells at
 roughly 25-50 ns each (first-touch memory is slow here: most of a run is wall time with the CPU
-idle), so to keep a run near 10 minutes evaluate runs up to 1.2G output cells and CTAS up to
+idle), so to keep a run near 10 minutes evaluate runs up to 6G output cells and CTAS up to
 0.7G cells and 1M rows (`--eval-cells`, `--ctas-cells`, `--ctas-rows`); "skipped" marks the rest,
 and the seed pipeline runs only where its transform is evaluated. scikit-learn uses its
 defaults (OneHotEncoder's output is a sparse matrix, which is why its transform is cheap next to
