@@ -561,7 +561,9 @@ WHY = """\
 Why, from profiling the SQL neve generates (`ibis.to_sql`): fit is one aggregate per step and, since
 this benchmark, reads raw values first the way hand-written SQL does (NaN-to-NULL guards only in a
 fallback query for columns that really hold NaN or infinity), so StandardScaler and MinMaxScaler fit
-track hand SQL; the remaining gap is noise on this VM plus neve's OneHotEncoder counting query
+run the same shape of query as hand SQL. Their ratio still swings from run to run on this VM
+(10M-row StandardScaler has measured 0.97x and 1.82x in consecutive runs; neve runs first after
+data generation, and memory first-touch here is erratic), beyond that neve's OneHotEncoder counting query
 (GROUP BY, then LIST aggregates cross-joined into one row), which carries a fixed cost visible at
 1M rows. ibis-ml is not a fair 2x target: it does less work (a one-pass `stddev_pop` with no
 centring, `SELECT DISTINCT` without counts, no NaN or unknown-category handling), so neve cannot
