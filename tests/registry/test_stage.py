@@ -7,7 +7,7 @@ import multiprocessing
 import sys
 from pathlib import Path
 
-import _workers
+from tests.registry import _workers
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -81,7 +81,7 @@ def test_crash_before_commit_leaves_no_version(tmp_path: Path):
     url = f"duckdb:///{tmp_path / 'r.duckdb'}"
     reg = neve.Registry(url)
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["neve", "sklearn.linear_model", "_workers"])
+    ctx.set_forkserver_preload(["neve", "sklearn.linear_model", "tests.registry._workers"])
     proc = ctx.Process(target=_workers.crash_before_commit, args=(url,))
     proc.start()
     proc.join(300)
