@@ -5,10 +5,10 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from tests.registry import _workers
 import pytest
 
 import neve
+from tests.registry import _workers
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,6 @@ import multiprocessing
 import sys
 from pathlib import Path
 
-from tests.registry import _workers
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -15,6 +14,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 import neve
 from neve.errors import ArtifactError, ArtifactMissingError, ModelNotFoundError
 from neve.registry._package import sha256
+from tests.registry import _workers
 
 FILES = ["manifest.json", "model.skops", "pipeline.json", "baseline.json", "sample_input.parquet"]
 

@@ -148,7 +148,7 @@ class Driver:
                     backend.create_table(table, data, overwrite=True)
                 else:
                     backend.insert(table, data)
-            except Exception as exc:  # noqa: BLE001 - parse and insert failures name the file
+            except Exception as exc:
                 raise DataFileError(f"cannot load {path} into {table}: {exc}") from exc
         return backend.table(table)
 

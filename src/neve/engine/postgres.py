@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import ibis
-
 import ibis.expr.types as ir
 
 from neve.engine._driver import Driver
