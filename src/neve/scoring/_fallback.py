@@ -1,0 +1,96 @@
+"""Scoring in the client for models with no SQL translation, in bounded memory.
+
+Rows stream out of the engine as Arrow record batches of ``batch_size`` rows, go
+through ``model.<function_name>`` and are spooled to a local Parquet file; once the
+read is finished the spool is inserted back batch by batch. Two phases because most
+engines (DuckDB included) cancel an open result stream when the same connection runs
+another statement. Client memory therefore holds one batch at a time, whatever
+the table size.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from neve.engine import _queries
+
+__all__ = ["score_in_client"]
+
+
+def _predict(model: Any, function_name: str, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
+    X = frame if hasattr(model, "feature_names_in_") else frame.to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # feature names given as plain arrays
+        out = np.asarray(getattr(model, function_name)(X))
+    return out.reshape(len(frame), -1)
+
+
+def score_in_client(
+    work: ir.Table,
+    model: Any,
+    *,
+    kept: dict[str, str],
+    features: list[str],
+    function_name: str,
+    names: list[str],
+    batch_size: int,
+    table_name: str | None,
+) -> ir.Table:
+    """Write ``kept`` columns plus the model's outputs to ``table_name`` and return it.
+
+    Without ``table_name`` the result goes to a temporary table that lives as long
+    as the connection.
+    """
+    backend = _queries.backend_of(work)
+    feature_names = [f"__neve_f{i}" for i in range(len(features))]
+    extract = work.select(
+        *[work[k].name(c) for c, k in kept.items()],
+        *[work[f].name(n) for f, n in zip(features, feature_names, strict=True)],
+    )
+    with tempfile.TemporaryDirectory(prefix="neve-score-") as spool_dir:
+        spool = Path(spool_dir) / "scored.parquet"
+        writer = None
+        _queries._record(backend, extract)
+        reader = backend.to_pyarrow_batches(extract, chunk_size=batch_size)
+        try:
+            for batch in reader:
+                frame = batch.select(feature_names).to_pandas()
+                frame.columns = features
+                out = _predict(model, function_name, frame, features)
+                columns = [batch.column(c) for c in kept]
+                columns += [pa.array(out[:, j]) for j in range(out.shape[1])]
+                result = pa.Table.from_arrays(columns, names=[*kept, *names])
+                if writer is None:
+                    writer = pq.ParquetWriter(spool, result.schema)
+                writer.write_table(result.cast(writer.schema))
+        finally:
+            reader.close()
+            if writer is not None:
+                writer.close()
+        name = table_name or f"__neve_scored_{uuid.uuid4().hex[:12]}"
+        if writer is None:  # no rows: an empty table with the right columns
+            empty = extract.select(*kept).limit(0)
+            return backend.create_table(name, empty, temp=table_name is None, overwrite=True)
+        spooled = pq.ParquetFile(spool)
+        target = backend.create_table(
+            name, schema=ibis_schema(spooled.schema_arrow), temp=table_name is None, overwrite=True
+        )
+        for chunk in spooled.iter_batches(batch_size=batch_size):
+            backend.insert(name, pa.Table.from_batches([chunk]))
+    return target
+
+
+def ibis_schema(schema: pa.Schema) -> Any:
+    import ibis
+
+    return ibis.Schema.from_pyarrow(schema)
