@@ -36,13 +36,14 @@ def _with_trees(
 
 
 def _class_shares(estimator: Any) -> np.ndarray:
-    """Per-node class shares exactly as ``DecisionTreeClassifier.predict_proba`` computes them."""
+    """Per-node class shares as ``DecisionTreeClassifier.predict_proba`` returns them.
+
+    scikit-learn >= 1.4 stores the weighted class fractions in ``tree_.value`` and
+    returns them as they are; renormalising here would move some by an ulp.
+    """
     if estimator.n_outputs_ != 1:
         raise NotCompilable(f"{type(estimator).__name__} with {estimator.n_outputs_} outputs")
-    proba = estimator.tree_.value[:, 0, : estimator.n_classes_]
-    normalizer = proba.sum(axis=1)[:, np.newaxis]
-    normalizer[normalizer == 0.0] = 1.0
-    return proba / normalizer
+    return estimator.tree_.value[:, 0, : estimator.n_classes_]
 
 
 class TreeModel(CompiledModel):
