@@ -241,14 +241,14 @@ def log_loss(
         raise NeveInputError(
             f"{columns} hold values outside [0, 1] (min {frame['lo'].min()}, max {frame['hi'].max()})"
         )
-    if frame["off"].max() > math.sqrt(_EPS):
-        raise NeveInputError(f"the rows of {columns} do not sum to 1 (off by up to {frame['off'].max()})")
     order = sorted(labels) if labels is not None else sorted(frame["label"])
     if len(order) != len(probs):
         raise NeveInputError(
             f"{y_true!r} has labels {order} but {len(probs)} probability columns were given "
             f"({columns}); pass labels=[...] in column order"
         )
+    if frame["off"].max() > math.sqrt(_EPS):
+        raise NeveInputError(f"the rows of {columns} do not sum to 1 (off by up to {frame['off'].max()})")
     index = {label: j for j, label in enumerate(order)}
     total = 0.0
     for _, group in frame.iterrows():
