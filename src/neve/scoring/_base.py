@@ -22,10 +22,13 @@ class CompiledModel:
 
     ``precision`` says how feature columns are prepared before the model sees them:
     ``"float32"`` for scikit-learn's trees (which cast X to float32), ``"float64"``
-    otherwise. Prepared features have NaN turned into NULL.
+    otherwise. With ``nan_as_null``, prepared features have NaN turned into NULL.
     """
 
     precision: ClassVar[str] = "float64"
+    #: Whether NaN must become NULL first (trees route missing values; linear models
+    #: propagate NaN anyway, so they skip the extra CASE per feature).
+    nan_as_null: ClassVar[bool] = True
 
     def __init__(self, model: Any) -> None:
         self.model = model

@@ -111,7 +111,9 @@ def _n_outputs(model: Any, function_name: str) -> int:
     return len(classes)
 
 
-def _prepare(table: ir.Table, features: list[str], precision: str) -> tuple[ir.Table, list[str]]:
+def _prepare(
+    table: ir.Table, features: list[str], precision: str, nan_as_null: bool = True
+) -> tuple[ir.Table, list[str]]:
     """Feature columns as the model sees them: NaN -> NULL, then cast to ``precision``."""
     names = [f"__neve_f{i}" for i in range(len(features))]
     prepared = {}
@@ -123,7 +125,7 @@ def _prepare(table: ir.Table, features: list[str], precision: str) -> tuple[ir.T
                 f"feature column {col!r} is {kind}; compiled models take numeric features "
                 f"(encode it in the pipeline first)"
             )
-        if kind.is_floating():
+        if nan_as_null and kind.is_floating():
             column = column.isnan().ifelse(ibis.null(kind), column)
         prepared[name] = column.cast(precision)
     return table.mutate(**prepared), names
@@ -217,7 +219,7 @@ def score(
         object.__setattr__(result, "path", "fallback")
         return result
 
-    prepared, columns = _prepare(work, features, compiled.precision)
+    prepared, columns = _prepare(work, features, compiled.precision, compiled.nan_as_null)
     scored, outputs = compiled.outputs(prepared, columns, function_name)
     if function_name == "predict" and compiled.classes is not None:
         outputs = [outputs[0].cast(_label_type(compiled.classes))]

@@ -25,6 +25,8 @@ class LinearModel(CompiledModel):
     NULL in any feature gives a NULL prediction (scikit-learn refuses NaN).
     """
 
+    nan_as_null = False
+
     def __init__(self, model: Any) -> None:
         super().__init__(model)
         coef = np.asarray(model.coef_, dtype=np.float64)
@@ -42,6 +44,8 @@ class LinearModel(CompiledModel):
 
 class LogisticModel(CompiledModel):
     """LogisticRegression: logistic (binary) or softmax (multinomial) over the decision values."""
+
+    nan_as_null = False
 
     def __init__(self, model: Any) -> None:
         super().__init__(model)
