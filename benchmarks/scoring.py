@@ -98,20 +98,38 @@ def fit_models(session: neve.Session, forest_depth: int) -> dict[str, Any]:
     ]).fit(train_df[NUM + CAT], train_df["DURATION"])
     forest = RandomForestRegressor(n_estimators=100, max_depth=forest_depth, random_state=0,
                                    n_jobs=-1).fit(train_df[NUM + CAT], train_df["DURATION"])
+    # orbital translates OneHotEncoder only over string categories, and a model-first
+    # pipeline only over features of one type: give it views shaped that way.
+    session.engine.raw_sql(
+        "CREATE OR REPLACE VIEW TRIPS_ORB_LINEAR AS SELECT " + ", ".join(NUM)
+        + ", " + ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in CAT) + " FROM TRIPS;"
+        "CREATE OR REPLACE VIEW TRIPS_ORB_FOREST AS SELECT "
+        + ", ".join(f"CAST({c} AS DOUBLE) AS {c}" for c in NUM + CAT) + " FROM TRIPS;"
+    )
+    str_df = train_df.astype({c: str for c in CAT})
+    orb_linear = SkPipeline([
+        ("prep", ColumnTransformer([("num", SkScaler(), NUM),
+                                    ("cat", SkOHE(handle_unknown="ignore"), CAT)])),
+        ("lr", LinearRegression()),
+    ]).fit(str_df[NUM + CAT], str_df["DURATION"])
     return {"pipe": pipe, "linear": linear, "sk_linear": sk_linear, "forest": forest,
-            "sk_forest": SkPipeline([("rf", forest)])}
+            "sk_forest": SkPipeline([("rf", forest)]),
+            "orb_linear": (orb_linear, "TRIPS_ORB_LINEAR", "string"),
+            "orb_forest": (SkPipeline([("rf", forest)]), "TRIPS_ORB_FOREST", "double")}
 
 
-def orbital_sql(sk_pipeline: Any, session: neve.Session) -> tuple[str | None, str]:
+def orbital_sql(spec: tuple[Any, str, str]) -> tuple[str | None, str]:
+    sk_pipeline, view, cat_type = spec
     try:
         import orbital
         import orbital.types as T
     except ImportError as exc:
         return None, f"orbital not installed ({exc})"
-    types = {c: T.DoubleColumnType() for c in NUM} | {c: T.Int64ColumnType() for c in CAT}
+    cat = T.StringColumnType() if cat_type == "string" else T.DoubleColumnType()
+    types = {c: T.DoubleColumnType() for c in NUM} | {c: cat for c in CAT}
     try:
         parsed = orbital.parse_pipeline(sk_pipeline, features=types)
-        return orbital.export_sql("TRIPS", parsed, dialect="duckdb"), ""
+        return orbital.export_sql(view, parsed, dialect="duckdb"), ""
     except Exception as exc:  # report, do not hide: orbital may not translate a step
         return None, f"orbital failed: {type(exc).__name__}: {str(exc)[:120]}"
 
@@ -145,35 +163,32 @@ def child(db: str, model_path: str, with_pipe: str, batch: str) -> None:
 def bench(rows: int, args: argparse.Namespace, tmp: Path) -> list[list[str]]:
     db = tmp / f"scoring_{rows}.duckdb"
     results = []
-    with neve.connect(f"duckdb:///{db}") as session:
+    session = neve.connect(f"duckdb:///{db}")
+    try:
         make_table(session, rows)
         models = fit_models(session, args.forest_depth)
         table = session.table("TRIPS")
         cases = [("linear", "StandardScaler + OneHotEncoder + LinearRegression", models["linear"],
-                  models["pipe"], models["sk_linear"]),
+                  models["pipe"], models["sk_linear"], models["orb_linear"]),
                  ("forest", f"RandomForest, 100 trees, depth {args.forest_depth}", models["forest"],
-                  None, models["sk_forest"])]
-        for key, label, model, pipe, sk_pipe in cases:
+                  None, models["sk_forest"], models["orb_forest"])]
+        for key, label, model, pipe, sk_pipe, orb_spec in cases:
             if key == "forest" and rows > args.forest_rows:
                 results.append([f"{rows:,}", label, "not run (--forest-rows)", "", "", "", ""])
                 continue
             expr = score(table, model, pipeline=pipe).select("PREDICTION")
             neve_sql = neve.Session.to_sql(session, expr)
             t_neve = C.measure(lambda: ctas(session, "PRED_NEVE", neve_sql)).seconds
-            orb_sql, orb_note = orbital_sql(sk_pipe, session)
+            orb_sql, orb_note = orbital_sql(orb_spec)
             t_orb = C.measure(lambda: ctas(session, "PRED_ORBITAL", orb_sql)).seconds if orb_sql else None
             cols = NUM + CAT
             t_sk = C.measure(lambda: sk_pipe.predict(table.select(cols).to_pandas())).seconds
-            check = session.engine.raw_sql(
-                "SELECT max(abs(a.PREDICTION - b.PREDICTION)) FROM "
-                "(SELECT row_number() OVER () r, * FROM PRED_NEVE) a JOIN "
-                "(SELECT row_number() OVER () r, PREDICTION FROM PRED_NEVE) b USING (r)").fetchone()
-            del check
             model_path = tmp / "model.pkl"
             model_path.write_bytes(pickle.dumps({"model": model, "pipe": pipe}))
-            session.engine.disconnect() if hasattr(session.engine, "disconnect") else None
+            session.engine.raw_sql("CHECKPOINT")
+            session.close()  # the child needs the DuckDB file lock
             fb = run_fallback_child(db, model_path, pipe is not None, args.batch_size)
-            session.engine.reconnect() if hasattr(session.engine, "reconnect") else None
+            session = neve.connect(f"duckdb:///{db}")
             table = session.table("TRIPS")
             results.append([
                 f"{rows:,}", label, C.fmt_seconds(t_neve),
@@ -184,6 +199,8 @@ def bench(rows: int, args: argparse.Namespace, tmp: Path) -> list[list[str]]:
                 f"{t_orb / t_neve:.2f}x / {t_sk / t_neve:.2f}x" if t_orb else f"- / {t_sk / t_neve:.2f}x",
             ])
             print(results[-1], flush=True)
+    finally:
+        session.close()
     return results
 
 
@@ -194,7 +211,7 @@ def main() -> None:
     parser.add_argument("--forest-depth", type=int, default=6)
     parser.add_argument("--forest-rows", type=int, default=10_000_000,
                         help="skip the forest above this many rows (SQL trees are slow)")
-    parser.add_argument("--batch-size", type=int, default=65_536)
+    parser.add_argument("--batch-size", type=int, default=16_384)
     parser.add_argument("--no-write", action="store_true")
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(*sys.argv[2:6])

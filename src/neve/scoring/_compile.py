@@ -144,7 +144,7 @@ def score(
     function_name: str = "predict",
     output_cols: str | Sequence[str] | None = None,
     feature_cols: Sequence[str] | None = None,
-    batch_size: int = 65_536,
+    batch_size: int = 16_384,
     allow_fallback: bool = True,
     fallback_table: str | None = None,
 ) -> ir.Table:
