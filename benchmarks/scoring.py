@@ -41,6 +41,7 @@ from neve.scoring import score
 NUM = ["TRIP_DISTANCE", "PASSENGER_COUNT", "FARE_AMOUNT"]
 CAT = ["PICKUP_LOCATION_ID", "HOUR_OF_DAY"]
 TRAIN_ROWS = 100_000
+FALLBACK_DUCKDB_MEMORY = "256MB"
 
 
 class Opaque:
@@ -149,6 +150,9 @@ def run_fallback_child(db: Path, model_path: Path, with_pipe: bool, batch: int) 
 def child(db: str, model_path: str, with_pipe: str, batch: str) -> None:
     models = pickle.loads(Path(model_path).read_bytes())
     with neve.connect(f"duckdb:///{db}") as session:
+        # DuckDB runs inside this process and by default caches up to 80% of RAM in its
+        # buffer pool; cap it so the peak shows the client side of the stream.
+        session.engine.raw_sql(f"SET memory_limit = '{FALLBACK_DUCKDB_MEMORY}'")
         table = session.table("TRIPS")
         base = C.peak_rss_mb()
         C.reset_peak_rss()
@@ -236,8 +240,9 @@ All times are wall-clock seconds on one DuckDB file. "neve SQL" and "orbital SQL
 extraction" is `to_pandas()` of the five feature columns plus `predict` (no write-back).
 The last column is orbital's time and scikit-learn's time divided by neve's (above 1:
 neve is faster). The fallback writes all input columns plus PREDICTION back to the
-engine; its peak RSS is that of a child process doing only the scoring, with the
-resident size before scoring in parentheses.
+engine; its peak RSS is that of a child process doing only the scoring (DuckDB's
+`memory_limit` set to 256MB there, since DuckDB's buffer pool lives in the same process
+and would otherwise cache the table), with the resident size before scoring in parentheses.
 
 Trees: neve compiles each tree to one nested CASE and carries it through Ibis as SQL
 text built at ~2 µs per node (Ibis expressions cost ~0.5 ms per node to build and

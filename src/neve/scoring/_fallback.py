@@ -10,12 +10,14 @@ the table size.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import uuid
 import warnings
 from pathlib import Path
 from typing import Any
 
+import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -100,16 +102,32 @@ def score_in_client(
         if writer is None:  # no rows: an empty table with the right columns
             empty = extract.select(*kept).limit(0)
             return backend.create_table(name, empty, temp=table_name is None, overwrite=True)
-        spooled = pq.ParquetFile(spool)
-        target = backend.create_table(
-            name, schema=ibis_schema(spooled.schema_arrow), temp=table_name is None, overwrite=True
-        )
-        for chunk in spooled.iter_batches(batch_size=batch_size):
-            backend.insert(name, pa.Table.from_batches([chunk]))
+        target = _load_spool(backend, name, spool, temp=table_name is None, batch_size=batch_size)
     return target
 
 
-def ibis_schema(schema: pa.Schema) -> Any:
-    import ibis
+def _load_spool(backend: Any, name: str, spool: Path, *, temp: bool, batch_size: int) -> ir.Table:
+    """Copy the spooled Parquet file into table ``name`` without holding it in memory.
 
-    return ibis.Schema.from_pyarrow(schema)
+    The engine's own Parquet reader streams the file; engines without one get the
+    row groups inserted one at a time.
+    """
+    read_parquet = getattr(backend, "read_parquet", None)
+    if read_parquet is not None:
+        view = f"{name}_spool"
+        try:
+            source = read_parquet(spool, table_name=view)
+        except NotImplementedError:
+            pass
+        else:
+            target = backend.create_table(name, source, temp=temp, overwrite=True)
+            with contextlib.suppress(Exception):  # the view only lives until the file goes
+                backend.drop_view(view)
+            return target
+    spooled = pq.ParquetFile(spool)
+    target = backend.create_table(
+        name, schema=ibis.Schema.from_pyarrow(spooled.schema_arrow), temp=temp, overwrite=True
+    )
+    for chunk in spooled.iter_batches(batch_size=batch_size):
+        backend.insert(name, pa.Table.from_batches([chunk]))
+    return target
