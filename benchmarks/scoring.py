@@ -248,8 +248,15 @@ Trees: neve compiles each tree to one nested CASE and carries it through Ibis as
 text built at ~2 µs per node (Ibis expressions cost ~0.5 ms per node to build and
 compile). DuckDB evaluates nested CASE at roughly 0.5-1 µs per row and tree, so for
 large forests SQL scoring is slower than scikit-learn in the client; it keeps the data
-in the engine. Known to work on DuckDB: 200 trees of depth 8 (~100k nodes, the test
-suite's guard) and 500 trees of depth 10; planning costs ~0.1 ms per node.
+in the engine. Known to work on DuckDB: 200 trees of depth 8 (~77k nodes, the test
+suite's guard) and the 100 trees of depth 6 above; larger ensembles were not measured.
+DuckDB's planning costs ~0.1 ms per node.
+
+The likely reason the linear row is slower than orbital's (not isolated by a run): neve's OneHotEncoder (branch `encoders`)
+emits `CASE ... THEN 1.0 ELSE 0.0`, which DuckDB types as DECIMAL(2,1) (Ibis still
+believes float64), so every indicator is cast to DOUBLE before its multiply; orbital
+emits integer CASEs cast to DOUBLE once. Typing the encoder's literals as DOUBLE is
+the fix, outside the scoring package.
 """
 
 
