@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import select
 import subprocess
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ class Emulator:
     """One fakesnow server process; :meth:`connect` gives each caller a private database."""
 
     def __init__(self, log_path: Path) -> None:
-        neve.envs.build(["fakesnow"], project=REPO)
+        neve.envs.build(["fakesnow"], project=REPO, locked=True)
         python = neve.envs.require("fakesnow", project=REPO)
         self.log_path = log_path
         self._log = log_path.open("w")
@@ -55,6 +54,9 @@ class Emulator:
         import snowflake.connector
 
         kwargs = dict(self.kwargs)
+        # fakesnow suggests 1 s; a loaded CI machine must not fail on it. An emulator error
+        # (HTTP 500) is retried by the connector until this runs out, so keep it moderate.
+        kwargs["network_timeout"] = 30
         kwargs["session_parameters"] = {
             **kwargs.get("session_parameters", {}),
             "FAKESNOW_DB_PATH": ":isolated:",
@@ -62,7 +64,7 @@ class Emulator:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return snowflake.connector.connect(
-                **kwargs, database="NEVE_DB", schema=schema, application=f"neve-{uuid.uuid4().hex[:6]}"
+                **kwargs, database="NEVE_DB", schema=schema
             )
 
     def close(self) -> None:

@@ -14,18 +14,24 @@ generate:
   The same holds for the private database a connection gets with the session parameter
   ``FAKESNOW_DB_PATH=":isolated:"`` (how the tests keep their tables apart).
 
+And one fix of an emulator bug: the server encodes a timestamp's sub-second part as
+``float(subsecond) * 1e9`` cast to int32, which fails for about one timestamp in ten
+(``508746999.99999994`` "was truncated") and answers HTTP 500. The product is rounded first.
+
 This file runs under the fakesnow env's interpreter only; it imports nothing from neve.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
 import re
 import sys
+import types
 
-import importlib
-import logging
-
+import pyarrow as pa
+import pyarrow.compute as pc
 from fakesnow import server as serve  # the function: importing the submodule shadows it
 from fakesnow.instance import FakeSnow
 from sqlglot import exp, parse_one
@@ -39,7 +45,20 @@ def _parse(sql: str, **kwargs: object) -> exp.Expression:
     return parse_one(sql, **kwargs)
 
 
+class _RoundedCompute(types.ModuleType):
+    """pyarrow.compute, except that a float product is rounded (see the module docstring)."""
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(pc, name)
+
+    @staticmethod
+    def multiply(x: object, y: object) -> object:
+        product = pc.multiply(x, y)
+        return pc.round(product) if pa.types.is_floating(product.type) else product
+
+
 def main() -> int:
+    importlib.import_module("fakesnow.arrow").pc = _RoundedCompute("pyarrow.compute")
     server = importlib.import_module("fakesnow.server")
     server.logger.setLevel(logging.WARNING)
     server.parse_one = _parse
