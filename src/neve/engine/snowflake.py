@@ -131,3 +131,13 @@ class SnowflakeDriver(Driver):
 
 def _flag(value: Any) -> bool:
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+    def registry_grants(self, schema: str, user: str) -> list[str]:
+        # Snowflake grants privileges to roles, and table and view creation separately.
+        role = user if user != "<user>" else "<role>"
+        database = schema.split(".")[0] if "." in schema else "<database>"
+        return [
+            f"GRANT USAGE ON DATABASE {database} TO ROLE {role};",
+            f"GRANT USAGE ON SCHEMA {schema} TO ROLE {role};",
+            f"GRANT CREATE TABLE, CREATE VIEW ON SCHEMA {schema} TO ROLE {role};",
+        ]
