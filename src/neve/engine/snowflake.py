@@ -128,10 +128,6 @@ class SnowflakeDriver(Driver):
         with backend.con.cursor() as cursor:
             cursor.execute(sql, params)
 
-
-def _flag(value: Any) -> bool:
-    return str(value).strip().lower() in {"1", "true", "yes", "on"}
-
     def registry_grants(self, schema: str, user: str) -> list[str]:
         # Snowflake grants privileges to roles, and table and view creation separately.
         role = user if user != "<user>" else "<role>"
@@ -141,3 +137,7 @@ def _flag(value: Any) -> bool:
             f"GRANT USAGE ON SCHEMA {schema} TO ROLE {role};",
             f"GRANT CREATE TABLE, CREATE VIEW ON SCHEMA {schema} TO ROLE {role};",
         ]
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
