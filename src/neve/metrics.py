@@ -183,7 +183,7 @@ def roc_auc_score(table: ir.Table, y_true: str, y_score: str, *, pos_label: Any 
     positive = ibis.literal(pos_label) if pos_label is not None else labels.label.max().as_scalar()
     is_pos = rows[y_true] == positive
     per_score = rows.group_by(s=rows[y_score]).aggregate(
-        pos=is_pos.cast("int64").sum(), neg=(~is_pos).cast("int64").sum()
+        pos=is_pos.ifelse(1, 0).sum(), neg=is_pos.ifelse(0, 1).sum()
     )
     below = per_score.neg.sum().over(ibis.window(order_by=per_score.s, rows=(None, -1)))
     ranked = per_score.mutate(below=below.fill_null(0))
