@@ -17,6 +17,7 @@ working for code that does not know about neve::
     ├── SerializationError(ValueError)      fitted state that cannot be written or read back
     └── EngineError(RuntimeError)           the engine could not be reached or used
         ├── InvalidURLError(ValueError)     a connection URL neve cannot parse
+        ├── ConnectionNotFoundError(LookupError) a named (Airflow) connection that is not defined
         └── EngineLockedError(TimeoutError) another process held a DuckDB file too long
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 __all__ = [
     "ColumnNotFoundError",
     "ColumnTypeError",
+    "ConnectionNotFoundError",
     "DataFileError",
     "EmptyInputError",
     "EngineError",
@@ -93,6 +95,10 @@ class EngineError(NeveError, RuntimeError):
 
 class InvalidURLError(EngineError, ValueError):
     """A connection URL neve cannot interpret."""
+
+
+class ConnectionNotFoundError(EngineError, LookupError):
+    """A named connection (``airflow_conn_id``) is not defined; the message says how to define it."""
 
 
 class EngineLockedError(EngineError, TimeoutError):

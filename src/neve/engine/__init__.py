@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from neve.engine._airflow_conn import url_from_env
 from neve.engine._driver import Driver
 from neve.engine._queries import QueryLog, capture_queries, execute, local_backend
 from neve.engine._session import Session
@@ -28,13 +29,21 @@ _DRIVERS: dict[str, type[Driver]] = {
 }
 
 
-def connect(url: str | None = None) -> Session:
+def connect(url: str | None = None, *, airflow_conn_id: str | None = None) -> Session:
     """Open a :class:`Session`.
 
     ``url`` follows Ibis's forms: ``duckdb://`` (in memory), ``duckdb:///./file.duckdb``,
     ``postgres://user:pw@host:5432/db``. Without one, ``$NEVE_URL`` is used, else
     ``duckdb:///./neve.duckdb``.
+
+    ``airflow_conn_id`` takes the engine from an Airflow connection instead, read from
+    ``AIRFLOW_CONN_<ID>`` (URI or JSON form) without importing Airflow, as in a task
+    environment that Airflow launched.
     """
+    if airflow_conn_id is not None:
+        if url is not None:
+            raise InvalidURLError("pass either a URL or airflow_conn_id to connect(), not both")
+        url = url_from_env(airflow_conn_id)
     parsed = parse_url(url)
     driver_cls = _DRIVERS.get(parsed.scheme)
     if driver_cls is None:
