@@ -4,6 +4,7 @@ transform is a lazy SQL expression."""
 from __future__ import annotations
 
 from neve.preprocessing._base import BaseTransformer
+from neve.preprocessing._encoders import LabelEncoder, OneHotEncoder, OrdinalEncoder
 from neve.preprocessing._scalers import (
     Binarizer,
     MaxAbsScaler,
@@ -16,9 +17,12 @@ from neve.preprocessing._scalers import (
 __all__ = [
     "BaseTransformer",
     "Binarizer",
+    "LabelEncoder",
     "MaxAbsScaler",
     "MinMaxScaler",
     "Normalizer",
+    "OneHotEncoder",
+    "OrdinalEncoder",
     "RobustScaler",
     "StandardScaler",
 ]
@@ -28,9 +32,12 @@ TRANSFORMERS: dict[str, type[BaseTransformer]] = {
     cls.__name__: cls
     for cls in (
         Binarizer,
+        LabelEncoder,
         MaxAbsScaler,
         MinMaxScaler,
         Normalizer,
+        OneHotEncoder,
+        OrdinalEncoder,
         RobustScaler,
         StandardScaler,
     )

@@ -43,7 +43,7 @@ from neve.errors import (
     NotFittedError,
 )
 
-__all__ = ["BaseTransformer", "as_table", "missing_to_null"]
+__all__ = ["BaseTransformer", "as_table", "missing_to_null", "raise_in_query"]
 
 ROW_COUNT = "__neve_n_rows"
 FLOAT_EPS = float(np.finfo(np.float64).eps)
@@ -88,6 +88,18 @@ def missing_to_null(column: ir.Column) -> ir.Column:
     if column.type().is_floating():
         return column.isnan().ifelse(ibis.null(column.type()), column)
     return column
+
+
+def raise_in_query(message: ir.StringValue) -> ir.Value:
+    """An int64 expression that aborts the query with ``message`` when it is evaluated.
+
+    Casting a non-numeric string to an integer fails on every SQL engine and
+    the engine's error quotes the string, so the user sees ``message``; used
+    inside a CASE branch it fires only for the rows that reach it. Dialect
+    neutral, so the transformers need no engine-specific code (the same idea
+    as ``Driver.raise_error_sql``).
+    """
+    return message.cast("int64")
 
 
 def handle_zeros_in_scale(scale: float, constant: bool = False) -> float:
@@ -139,7 +151,13 @@ class BaseTransformer(BaseEstimator):
         self.output_cols_ = self._resolve_output_cols(cols)
         self.n_features_in_ = len(cols)
         self.feature_names_in_ = np.asarray(cols, dtype=object)
-        self._fit(table, cols)
+        try:
+            self._fit(table, cols)
+        except BaseException:
+            # A failed fit must not leave the step looking fitted.
+            for attr in ("input_cols_", "output_cols_", "n_features_in_", "feature_names_in_"):
+                self.__dict__.pop(attr, None)
+            raise
         return self
 
     def transform(self, X: Any) -> Any:
@@ -183,13 +201,13 @@ class BaseTransformer(BaseEstimator):
             }
         return {
             "class": type(self).__name__,
-            "params": _json.encode(self.get_params(deep=False)),
+            "params": _json.encode(self._params_to_json(self.get_params(deep=False))),
             "state": _json.encode(state),
         }
 
     @classmethod
     def _from_dict(cls, data: Mapping[str, Any]) -> BaseTransformer:
-        step = cls(**_json.decode(data["params"]))
+        step = cls(**cls._params_from_json(_json.decode(data["params"])))
         state = _json.decode(data.get("state") or {})
         for attr, value in state.items():
             setattr(step, attr, value)
@@ -197,6 +215,15 @@ class BaseTransformer(BaseEstimator):
             step.n_features_in_ = len(step.input_cols_)
             step.feature_names_in_ = np.asarray(step.input_cols_, dtype=object)
         return step
+
+    def _params_to_json(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Hook: turn parameters ``_json`` cannot encode (e.g. numpy dtypes) into plain data."""
+        return params
+
+    @classmethod
+    def _params_from_json(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Hook: inverse of :meth:`_params_to_json`."""
+        return params
 
     # --- helpers for subclasses --------------------------------------------
 
@@ -225,7 +252,7 @@ class BaseTransformer(BaseEstimator):
     def _validate_params(self) -> None:
         constraints = dict(_SNOWML_CONSTRAINTS)
         if self._sklearn_class is not None:
-            constraints.update(self._sklearn_class._parameter_constraints)
+            constraints.update(getattr(self._sklearn_class, "_parameter_constraints", {}))
         params = self.get_params(deep=False)
         try:
             validate_parameter_constraints(

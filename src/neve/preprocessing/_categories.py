@@ -1,0 +1,249 @@
+"""Category fitting shared by the encoders: one counting query, scikit-learn's ordering
+and infrequent-category rules, and the SQL pieces their transforms are built from.
+
+Missing values (NULL, and NaN in float columns) form one category, stored as
+``float("nan")`` and placed last, as scikit-learn does for NaN.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import numpy as np
+
+from neve.errors import ColumnTypeError, InvalidParameterError, NeveInputError, UnknownCategoryError
+from neve.preprocessing._base import ROW_COUNT, missing_to_null, raise_in_query
+
+__all__ = [
+    "MISSING",
+    "count_query",
+    "identify_infrequent",
+    "is_missing",
+    "learn_categories",
+    "unknown_category_error",
+]
+
+MISSING = float("nan")
+_UNKNOWN = "neve: unknown category in column "
+_UNKNOWN_END = "'; not seen during fit"
+
+
+def is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def label(value: Any) -> str:
+    """The category as scikit-learn prints it in feature names (``str``; missing is ``nan``)."""
+    return "nan" if is_missing(value) else str(value)
+
+
+def check_types(owner: str, table: ir.Table, cols: Sequence[str]) -> None:
+    schema = table.schema()
+    for col in cols:
+        dtype = schema[col]
+        if not (dtype.is_string() or dtype.is_integer() or dtype.is_floating() or dtype.is_boolean()):
+            raise ColumnTypeError(
+                f"{owner}: column {col!r} has type {dtype}; categories must be strings, "
+                f"integers, floats or booleans, so cast it first"
+            )
+
+
+def count_query(table: ir.Table, cols: Sequence[str]) -> ir.Table:
+    """One query, one row: per column the distinct values with their counts.
+
+    Each column is grouped on its own and collapsed into lists; the one-row
+    results are cross-joined, so all columns come back together. Values and
+    counts are collected in the same order so they line up.
+    """
+    parts = []
+    for i, col in enumerate(cols):
+        groups = (
+            table.select(v=missing_to_null(table[col])).group_by("v").aggregate(n=ibis._.count())
+        )
+        v, n = groups.v, groups.n
+        parts.append(
+            groups.aggregate(
+                **{
+                    f"values__{i}": v.collect(order_by=v),
+                    f"counts__{i}": n.collect(where=v.notnull(), order_by=v),
+                    f"missing__{i}": n.sum(where=v.isnull()),
+                    f"rows__{i}": n.sum(),
+                }
+            )
+        )
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined.cross_join(part)
+    return joined.mutate(**{ROW_COUNT: joined["rows__0"].fill_null(0)})
+
+
+def _coerce(owner: str, col: str, dtype: dt.DataType, values: Any) -> list[Any]:
+    """User-given categories for ``col`` as plain Python values of the column's kind,
+    checked as scikit-learn checks them."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
+        raise InvalidParameterError(
+            f"{owner}: categories for column {col!r} must be a non-empty list, got {values!r}"
+        )
+    out: list[Any] = []
+    for value in list(values):
+        value = value.item() if isinstance(value, np.generic) else value
+        if is_missing(value):
+            out.append(MISSING)
+        elif dtype.is_string() and isinstance(value, str):
+            out.append(value)
+        elif dtype.is_boolean() and isinstance(value, bool):
+            out.append(value)
+        elif dtype.is_integer() and isinstance(value, numbers.Real) and float(value).is_integer():
+            out.append(int(value))
+        elif dtype.is_floating() and isinstance(value, numbers.Real) and not isinstance(value, bool):
+            out.append(float(value))
+        else:
+            raise InvalidParameterError(
+                f"{owner}: category {value!r} does not match the type {dtype} of column {col!r}"
+            )
+    if any(is_missing(v) for v in out[:-1]):
+        raise InvalidParameterError(
+            f"{owner}: NaN must be the last of the categories given for column {col!r}, got {out}"
+        )
+    present = [v for v in out if not is_missing(v)]
+    if len(set(present)) != len(present):
+        raise InvalidParameterError(
+            f"{owner}: the categories given for column {col!r} contain duplicates: {out}"
+        )
+    if not dtype.is_string() and present != sorted(present):
+        raise InvalidParameterError(
+            f"{owner}: unsorted categories are not supported for numerical categories "
+            f"(column {col!r}: {out})"
+        )
+    return out
+
+
+def learn_categories(
+    owner: str,
+    table: ir.Table,
+    row: dict[str, Any],
+    cols: Sequence[str],
+    categories: Any,
+    *,
+    check_unknown: bool,
+) -> tuple[dict[str, list[Any]], dict[str, list[int]], int]:
+    """Categories and their counts per column from a :func:`count_query` row.
+
+    ``categories`` is ``"auto"`` (sorted as ``np.unique`` sorts, missing last)
+    or one list per column; with ``check_unknown`` a value outside the given
+    list raises, as scikit-learn's fit does for ``handle_unknown="error"``.
+    """
+    if categories != "auto" and len(categories) != len(cols):
+        raise InvalidParameterError(
+            f"{owner}: categories has {len(categories)} lists for {len(cols)} input columns "
+            f"{list(cols)}; give one list per column"
+        )
+    schema = table.schema()
+    cats_out: dict[str, list[Any]] = {}
+    counts_out: dict[str, list[int]] = {}
+    for i, col in enumerate(cols):
+        seen = dict(zip(row[f"values__{i}"] or [], row[f"counts__{i}"] or [], strict=True))
+        n_missing = int(row[f"missing__{i}"] or 0)
+        if any(isinstance(v, float) and math.isinf(v) for v in seen):
+            raise NeveInputError(
+                f"{owner}: column {col!r} contains infinity, which scikit-learn rejects too; "
+                f"filter or impute those rows first"
+            )
+        if categories == "auto":
+            cats = sorted(seen) + ([MISSING] if n_missing else [])
+        else:
+            cats = _coerce(owner, col, schema[col], categories[i])
+            if check_unknown:
+                known = set(c for c in cats if not is_missing(c))
+                unknown = [label(v) for v in seen if v not in known]
+                if n_missing and not is_missing(cats[-1]):
+                    unknown.append("nan")
+                if unknown:
+                    raise UnknownCategoryError(
+                        f"{owner}: found unknown categories {sorted(unknown)[:10]} in column "
+                        f"{col!r} during fit; add them to categories or set handle_unknown"
+                    )
+        cats_out[col] = cats
+        counts_out[col] = [n_missing if is_missing(c) else int(seen.get(c, 0)) for c in cats]
+    return cats_out, counts_out, int(row[ROW_COUNT])
+
+
+def infrequent_enabled(min_frequency: Any, max_categories: Any) -> bool:
+    return (max_categories is not None and max_categories >= 1) or min_frequency is not None
+
+
+def identify_infrequent(
+    counts: Sequence[int], n_samples: int, min_frequency: Any, max_categories: Any
+) -> list[int] | None:
+    """scikit-learn's ``_BaseEncoder._identify_infrequent``: indices of infrequent categories."""
+    count = np.asarray(counts, dtype=np.int64)
+    if isinstance(min_frequency, numbers.Integral):
+        mask = count < min_frequency
+    elif isinstance(min_frequency, numbers.Real):
+        mask = count < n_samples * min_frequency
+    else:
+        mask = np.zeros(count.shape[0], dtype=bool)
+    n_current = count.size - mask.sum() + 1
+    if max_categories is not None and max_categories < n_current:
+        frequent = max_categories - 1
+        if frequent == 0:
+            mask[:] = True
+        else:
+            # stable sort, so ties keep category order, exactly as scikit-learn
+            mask[np.argsort(count, kind="mergesort")[:-frequent]] = True
+    found = np.flatnonzero(mask).tolist()
+    return found or None
+
+
+# --- SQL pieces -------------------------------------------------------------
+
+
+def member(x: ir.Value, values: Sequence[Any]) -> ir.BooleanValue:
+    """``x`` is one of ``values`` (missing matches a NaN entry); never NULL."""
+    present = [v for v in values if not is_missing(v)]
+    if not present:
+        cond: ir.BooleanValue = ibis.literal(False)
+    elif len(present) == 1:
+        cond = (x == present[0]).fill_null(False)
+    else:
+        cond = x.isin(present).fill_null(False)
+    if len(present) < len(values):
+        cond = cond | x.isnull()
+    return cond
+
+
+def fail_unknown(x: ir.Value, col: str) -> ir.Value:
+    """Abort the query, naming ``col`` and the offending value."""
+    shown = x.cast("string").fill_null("nan")
+    message = ibis.literal(f"{_UNKNOWN}{col!r}: '") + shown + ibis.literal(_UNKNOWN_END)
+    return raise_in_query(message)
+
+
+def unknown_category_error(
+    exc: BaseException, owner: str, categories: dict[str, list[Any]]
+) -> UnknownCategoryError | None:
+    """The neve error for an engine error raised by :func:`fail_unknown`, else ``None``."""
+    text = str(exc)
+    start = text.find(_UNKNOWN)
+    if start < 0:
+        return None
+    rest = text[start + len(_UNKNOWN) :]
+    for col, cats in categories.items():
+        head = f"{col!r}: '"
+        if rest.startswith(head):
+            match = re.match(r"(.*?)" + re.escape(_UNKNOWN_END), rest[len(head) :], re.S)
+            value = match.group(1) if match else rest[len(head) :]
+            known = [label(c) for c in cats]
+            shown = ", ".join(map(repr, known[:10])) + (", ..." if len(known) > 10 else "")
+            return UnknownCategoryError(
+                f"{owner}: unknown category {value!r} in column {col!r}, not seen during fit "
+                f"(handle_unknown='error'); known categories: {shown}"
+            )
+    return UnknownCategoryError(f"{owner}: {text[start:].splitlines()[0]}")

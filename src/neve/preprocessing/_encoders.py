@@ -1,0 +1,437 @@
+"""Categorical encoders: fit is one counting query, transform is CASE expressions
+with the fitted categories as literals (no UDFs, no category table uploaded)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import numpy as np
+from sklearn import preprocessing as skp
+
+from neve.errors import InvalidParameterError, NeveError
+from neve.preprocessing import _categories as C
+from neve.preprocessing._base import BaseTransformer, missing_to_null
+
+__all__ = ["LabelEncoder", "OneHotEncoder", "OrdinalEncoder"]
+
+Produced = dict[str, list[tuple[str, ir.Value]]]
+
+
+class _Encoder(BaseTransformer):
+    """Shared plumbing: the counting query, the dtype parameter and unknown-category errors."""
+
+    _numeric_only = False
+
+    def _categories_param(self) -> Any:
+        return getattr(self, "categories", "auto")
+
+    def _count(self, table: ir.Table, cols: list[str], *, check_unknown: bool) -> Any:
+        owner = type(self).__name__
+        C.check_types(owner, table, cols)
+        row = self._fetch_one(C.count_query(table, cols))
+        return C.learn_categories(
+            owner, table, row, cols, self._categories_param(), check_unknown=check_unknown
+        )
+
+    def _out_type(self) -> dt.DataType:
+        try:
+            return dt.dtype(np.dtype(self.dtype))
+        except Exception as exc:
+            raise InvalidParameterError(
+                f"{type(self).__name__}: dtype {self.dtype!r} is not a numeric dtype"
+            ) from exc
+
+    def _known(self) -> dict[str, list[Any]]:
+        return self.categories_
+
+    def transform(self, X: Any) -> Any:
+        """Encode ``X``: lazy for Ibis input; pandas/pyarrow input runs and comes back eagerly.
+
+        With ``handle_unknown="error"`` an unseen category aborts the query when it
+        runs: eagerly as :class:`~neve.errors.UnknownCategoryError`, lazily as the
+        engine's error quoting ``neve: unknown category in column ...``.
+        """
+        try:
+            return super().transform(X)
+        except NeveError:
+            raise
+        except Exception as exc:
+            error = C.unknown_category_error(exc, type(self).__name__, self._known())
+            if error is None:
+                raise
+            raise error from exc
+
+    def _params_to_json(self, params: dict[str, Any]) -> dict[str, Any]:
+        dtype = params.get("dtype")
+        if dtype is not None and not isinstance(dtype, str):
+            params = {**params, "dtype": {"$dtype": np.dtype(dtype).name}}
+        return params
+
+    @classmethod
+    def _params_from_json(cls, params: dict[str, Any]) -> dict[str, Any]:
+        dtype = params.get("dtype")
+        if isinstance(dtype, dict) and dtype.keys() == {"$dtype"}:
+            params = {**params, "dtype": np.dtype(dtype["$dtype"]).type}
+        return params
+
+    def _infrequent(self, counts: dict[str, list[int]], n_samples: int, skip_missing: bool) -> None:
+        self.infrequent_indices_: dict[str, list[int] | None] = {}
+        for col, count in counts.items():
+            if not C.infrequent_enabled(self.min_frequency, self.max_categories):
+                self.infrequent_indices_[col] = None
+                continue
+            if skip_missing and C.is_missing(self.categories_[col][-1]):
+                count = count[:-1]  # missing is never grouped as infrequent (OrdinalEncoder)
+            self.infrequent_indices_[col] = C.identify_infrequent(
+                count, n_samples, self.min_frequency, self.max_categories
+            )
+
+    @property
+    def infrequent_categories_(self) -> dict[str, list[Any] | None]:
+        """Infrequent categories per input column (``None`` where there are none)."""
+        self._check_is_fitted()
+        return {
+            col: None if idx is None else [self.categories_[col][i] for i in idx]
+            for col, idx in self.infrequent_indices_.items()
+        }
+
+    def _groups(self, col: str, skip_missing: bool = False) -> list[tuple[str, list[int]]]:
+        """Output groups after infrequent grouping: ``(label, category indices)``, in
+        scikit-learn's order (frequent categories, then the infrequent bucket)."""
+        cats = self.categories_[col]
+        idx = list(range(len(cats)))
+        if skip_missing and cats and C.is_missing(cats[-1]):
+            idx = idx[:-1]
+        infrequent = self.infrequent_indices_.get(col) or []
+        groups = [(C.label(cats[i]), [i]) for i in idx if i not in infrequent]
+        if infrequent:
+            groups.append(("infrequent_sklearn", list(infrequent)))
+        return groups
+
+
+class OneHotEncoder(_Encoder):
+    """One 0/1 column per category, as scikit-learn's OneHotEncoder.
+
+    Columns are named ``f"{output_col}_{category}"`` in scikit-learn's order
+    (missing is ``nan``, last; grouped rare values are ``infrequent_sklearn``);
+    with ``output_col == input_col`` the block replaces the input column.
+
+    Differences from scikit-learn, by design: the output is always dense
+    columns (``sparse_output`` is accepted and ignored, since a SQL result has
+    no sparse form); ``feature_name_combiner`` must be ``"concat"`` so the
+    state stays plain JSON; ``handle_unknown="warn"`` behaves as
+    ``"infrequent_if_exist"`` without the warning (a lazy query cannot warn).
+    With ``handle_unknown="error"`` the check rides on the first output column
+    of each input, so a query that selects none of them does not check.
+    """
+
+    _sklearn_class = skp.OneHotEncoder
+    _fitted_attrs = ("categories_", "drop_idx_", "infrequent_indices_")
+
+    def __init__(
+        self,
+        *,
+        categories: str | list[Any] = "auto",
+        drop: str | list[Any] | None = None,
+        sparse_output: bool = True,
+        dtype: Any = np.float64,
+        handle_unknown: str = "error",
+        min_frequency: int | float | None = None,
+        max_categories: int | None = None,
+        feature_name_combiner: str = "concat",
+        input_cols: str | list[str] | None = None,
+        output_cols: str | list[str] | None = None,
+        passthrough_cols: str | list[str] | None = None,
+        drop_input_cols: bool = False,
+    ) -> None:
+        self.categories = categories
+        self.drop = drop
+        self.sparse_output = sparse_output
+        self.dtype = dtype
+        self.handle_unknown = handle_unknown
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
+        self.feature_name_combiner = feature_name_combiner
+        self.input_cols = input_cols
+        self.output_cols = output_cols
+        self.passthrough_cols = passthrough_cols
+        self.drop_input_cols = drop_input_cols
+
+    def _validate_extra(self) -> None:
+        if self.feature_name_combiner != "concat":
+            raise InvalidParameterError(
+                "OneHotEncoder: feature_name_combiner must be 'concat'; a callable cannot be "
+                "saved in the plain-JSON state"
+            )
+        self._out_type()
+
+    def _fit(self, table: ir.Table, cols: list[str]) -> None:
+        cats, counts, n_samples = self._count(
+            table, cols, check_unknown=self.handle_unknown == "error"
+        )
+        self.categories_ = cats
+        self._infrequent(counts, n_samples, skip_missing=False)
+        self.drop_idx_ = self._drop_indices(cols)
+
+    def _mapping(self, col: str) -> list[int]:
+        """Category index -> output group index (before dropping)."""
+        mapping = [0] * len(self.categories_[col])
+        for g, (_, members) in enumerate(self._groups(col)):
+            for i in members:
+                mapping[i] = g
+        return mapping
+
+    def _drop_indices(self, cols: list[str]) -> dict[str, int | None] | None:
+        """scikit-learn's ``drop_idx_``: per column the index in ``categories_`` to drop."""
+        if self.drop is None:
+            return None
+        if isinstance(self.drop, str) and self.drop == "first":
+            grouped: dict[str, int | None] = {col: 0 for col in cols}
+        elif isinstance(self.drop, str):  # if_binary: after grouping rare values
+            grouped = {col: 0 if len(self._groups(col)) == 2 else None for col in cols}
+        else:
+            drop = list(np.asarray(self.drop, dtype=object))
+            if len(drop) != len(cols):
+                raise InvalidParameterError(
+                    f"OneHotEncoder: drop should have one value per input column "
+                    f"({len(cols)}), got {len(drop)}"
+                )
+            grouped, missing = {}, []
+            for col, value in zip(cols, drop, strict=True):
+                cats = self.categories_[col]
+                found = [
+                    i
+                    for i, c in enumerate(cats)
+                    if (C.is_missing(c) and C.is_missing(value)) or (not C.is_missing(value) and c == value)
+                ]
+                if not found:
+                    missing.append(f"category {value!r} of column {col!r}")
+                    continue
+                if found[0] in (self.infrequent_indices_.get(col) or []):
+                    raise InvalidParameterError(
+                        f"OneHotEncoder: unable to drop category {value!r} from column {col!r} "
+                        f"because it is infrequent"
+                    )
+                grouped[col] = self._mapping(col)[found[0]]
+            if missing:
+                raise InvalidParameterError(
+                    "OneHotEncoder: these categories were to be dropped but were not found in "
+                    "the training data: " + "; ".join(missing)
+                )
+        # Back to an index into categories_, as scikit-learn reports it.
+        return {
+            col: None if g is None else self._mapping(col).index(g) for col, g in grouped.items()
+        }
+
+    def _kept_groups(self, col: str) -> list[tuple[str, list[int]]]:
+        groups = self._groups(col)
+        drop = None if self.drop_idx_ is None else self.drop_idx_.get(col)
+        if drop is not None:
+            dropped = self._mapping(col)[drop]
+            groups = [g for i, g in enumerate(groups) if i != dropped]
+        return groups
+
+    def _output_names(self, col: str, output_col: str) -> list[str]:
+        return [f"{output_col}_{name}" for name, _ in self._kept_groups(col)]
+
+    def _transform_columns(self, table: ir.Table) -> Produced:
+        out_type = self._out_type()
+        one, zero = ibis.literal(1, type=out_type), ibis.literal(0, type=out_type)
+        produced: Produced = {}
+        for col, out in zip(self.input_cols_, self.output_cols_, strict=True):
+            x = missing_to_null(table[col])
+            cats = self.categories_[col]
+            unknown = ~C.member(x, cats)
+            exprs = []
+            for name, members in self._kept_groups(col):
+                hit = C.member(x, [cats[i] for i in members])
+                if name == "infrequent_sklearn" and self.handle_unknown in ("infrequent_if_exist", "warn"):
+                    hit = hit | unknown
+                exprs.append((f"{out}_{name}", ibis.ifelse(hit, one, zero)))
+            if self.handle_unknown == "error" and exprs:
+                name, first = exprs[0]
+                exprs[0] = (name, ibis.ifelse(unknown, C.fail_unknown(x, col).cast(out_type), first))
+            produced[col] = exprs
+        return produced
+
+
+class OrdinalEncoder(_Encoder):
+    """Integer codes per category in scikit-learn's order, as scikit-learn's OrdinalEncoder.
+
+    Missing values become ``encoded_missing_value`` (NaN by default, written as
+    SQL NULL, which pandas shows as NaN); unseen values raise or become
+    ``unknown_value`` (``handle_unknown="use_encoded_value"``).
+    """
+
+    _sklearn_class = skp.OrdinalEncoder
+    _fitted_attrs = ("categories_", "infrequent_indices_")
+
+    def __init__(
+        self,
+        *,
+        categories: str | list[Any] = "auto",
+        dtype: Any = np.float64,
+        handle_unknown: str = "error",
+        unknown_value: int | float | None = None,
+        encoded_missing_value: int | float = np.nan,
+        min_frequency: int | float | None = None,
+        max_categories: int | None = None,
+        input_cols: str | list[str] | None = None,
+        output_cols: str | list[str] | None = None,
+        passthrough_cols: str | list[str] | None = None,
+        drop_input_cols: bool = False,
+    ) -> None:
+        self.categories = categories
+        self.dtype = dtype
+        self.handle_unknown = handle_unknown
+        self.unknown_value = unknown_value
+        self.encoded_missing_value = encoded_missing_value
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
+        self.input_cols = input_cols
+        self.output_cols = output_cols
+        self.passthrough_cols = passthrough_cols
+        self.drop_input_cols = drop_input_cols
+
+    def _validate_extra(self) -> None:
+        out_type = self._out_type()
+        if self.handle_unknown == "use_encoded_value":
+            if C.is_missing(self.unknown_value):
+                if not out_type.is_floating():
+                    raise InvalidParameterError(
+                        f"OrdinalEncoder: unknown_value is NaN, so dtype must be a float dtype, "
+                        f"got {self.dtype}"
+                    )
+            elif isinstance(self.unknown_value, bool) or not isinstance(
+                self.unknown_value, (int, np.integer)
+            ):
+                raise InvalidParameterError(
+                    "OrdinalEncoder: unknown_value must be an integer or np.nan when "
+                    f"handle_unknown is 'use_encoded_value', got {self.unknown_value!r}"
+                )
+        elif self.unknown_value is not None:
+            raise InvalidParameterError(
+                "OrdinalEncoder: unknown_value should only be set when handle_unknown is "
+                f"'use_encoded_value', got {self.unknown_value!r}"
+            )
+
+    def _fit(self, table: ir.Table, cols: list[str]) -> None:
+        cats, counts, n_samples = self._count(
+            table, cols, check_unknown=self.handle_unknown == "error"
+        )
+        self.categories_ = cats
+        self._infrequent(counts, n_samples, skip_missing=True)
+        # Codes in use per column, as scikit-learn counts them for its checks.
+        cardinality = {
+            col: len(self._groups(col, skip_missing=True))
+            - (1 if self.infrequent_indices_.get(col) else 0)
+            for col in cols
+        }
+        if self.handle_unknown == "use_encoded_value" and not C.is_missing(self.unknown_value):
+            for col in cols:
+                if 0 <= self.unknown_value < cardinality[col]:
+                    raise InvalidParameterError(
+                        f"OrdinalEncoder: unknown_value {self.unknown_value} is already used to "
+                        f"encode a category seen in column {col!r}"
+                    )
+        with_missing = [col for col in cols if C.is_missing(cats[col][-1])]
+        if with_missing and C.is_missing(self.encoded_missing_value):
+            if not self._out_type().is_floating():
+                raise InvalidParameterError(
+                    f"OrdinalEncoder: columns {with_missing} have missing values; with dtype "
+                    f"{self.dtype} set encoded_missing_value to a non-NaN value, or use a float dtype"
+                )
+        elif with_missing:
+            clash = [c for c in with_missing if 0 <= self.encoded_missing_value < cardinality[c]]
+            if clash:
+                raise InvalidParameterError(
+                    f"OrdinalEncoder: encoded_missing_value ({self.encoded_missing_value}) is "
+                    f"already used to encode a known category in columns {clash}"
+                )
+
+    def _literal(self, value: Any, out_type: dt.DataType) -> ir.Value:
+        return ibis.null(out_type) if C.is_missing(value) else ibis.literal(value, type=out_type)
+
+    def _transform_columns(self, table: ir.Table) -> Produced:
+        out_type = self._out_type()
+        produced: Produced = {}
+        for col, out in zip(self.input_cols_, self.output_cols_, strict=True):
+            x = missing_to_null(table[col])
+            if self.handle_unknown == "use_encoded_value":
+                otherwise = self._literal(self.unknown_value, out_type)
+            else:
+                otherwise = C.fail_unknown(x, col).cast(out_type)
+            cats = self.categories_[col]
+            codes = [
+                (cats[i], code)
+                for code, (_, members) in enumerate(self._groups(col, skip_missing=True))
+                for i in members
+            ]
+            produced[col] = [(out, _codes(x, codes, out_type, otherwise, cats, self._literal(self.encoded_missing_value, out_type)))]
+        return produced
+
+
+def _codes(
+    x: ir.Value,
+    codes: list[tuple[Any, int]],
+    out_type: dt.DataType,
+    otherwise: ir.Value,
+    cats: list[Any],
+    missing_code: ir.Value,
+) -> ir.Value:
+    """``CASE x WHEN cat THEN code ... ELSE otherwise END``; missing maps to ``missing_code``
+    when NaN is a fitted category and counts as unknown otherwise."""
+    branches = [(value, ibis.literal(code, type=out_type)) for value, code in codes]
+    expr = x.cases(*branches, else_=otherwise) if branches else otherwise
+    if cats and C.is_missing(cats[-1]):
+        expr = ibis.ifelse(x.isnull(), missing_code, expr)
+    return expr
+
+
+class LabelEncoder(_Encoder):
+    """Encode one column's labels as ``0 .. n_classes - 1``, as scikit-learn's LabelEncoder.
+
+    ``classes_`` is ``{column: [labels]}`` sorted as scikit-learn sorts them;
+    a missing label is a class of its own, last (scikit-learn does the same
+    for NaN). An unseen label raises when the result executes.
+    """
+
+    _sklearn_class = skp.LabelEncoder
+    _fitted_attrs = ("classes_",)
+
+    def __init__(
+        self,
+        *,
+        input_cols: str | list[str] | None = None,
+        output_cols: str | list[str] | None = None,
+        passthrough_cols: str | list[str] | None = None,
+        drop_input_cols: bool = False,
+    ) -> None:
+        self.input_cols = input_cols
+        self.output_cols = output_cols
+        self.passthrough_cols = passthrough_cols
+        self.drop_input_cols = drop_input_cols
+
+    def _known(self) -> dict[str, list[Any]]:
+        return self.classes_
+
+    def _fit(self, table: ir.Table, cols: list[str]) -> None:
+        if len(cols) != 1:
+            raise InvalidParameterError(
+                f"LabelEncoder encodes exactly one column, got {len(cols)}: {cols}; "
+                f"set input_cols to the label column"
+            )
+        cats, _, _ = self._count(table, cols, check_unknown=False)
+        self.classes_ = cats
+
+    def _transform_columns(self, table: ir.Table) -> Produced:
+        col, out = self.input_cols_[0], self.output_cols_[0]
+        x = missing_to_null(table[col])
+        classes = self.classes_[col]
+        present = [(c, i) for i, c in enumerate(classes) if not C.is_missing(c)]
+        otherwise = C.fail_unknown(x, col)
+        missing_code = ibis.literal(len(classes) - 1, type=dt.int64)
+        return {col: [(out, _codes(x, present, dt.int64, otherwise, classes, missing_code))]}
