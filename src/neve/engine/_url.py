@@ -50,6 +50,14 @@ def parse_url(url: str | None = None) -> EngineURL:
             f"e.g. 'duckdb:///./neve.duckdb' or 'postgres://user:pw@host:5432/db'"
         )
     parts = urlsplit(url)
+    if parts.scheme.lower() == "duckdb":
+        # A file path, not a server: "duckdb://:memory:" has no port to parse.
+        return EngineURL(
+            scheme="duckdb",
+            host=unquote(parts.netloc) or None,
+            path=unquote(parts.path),
+            query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+        )
     try:
         port = parts.port
     except ValueError as exc:

@@ -119,6 +119,18 @@ class DuckDBDriver(Driver):
         try:
             backend.con.execute(sql, [[str(p) for p in paths]])
         except duckdb.Error as exc:
-            culprit = next((str(p) for p in paths if str(p) in str(exc)), ", ".join(map(str, paths)))
+            culprit = self._find_unreadable(backend, reader, paths) or ", ".join(map(str, paths))
             raise DataFileError(f"cannot load {culprit} into {table}: {exc}") from exc
         return backend.table(table)
+
+    @staticmethod
+    def _find_unreadable(backend: Any, reader: str, paths: list[Path]) -> str | None:
+        """On the error path only: read the files one by one to name the bad one."""
+        if len(paths) == 1:
+            return str(paths[0])
+        for path in paths:
+            try:
+                backend.con.execute(f"SELECT count(*) FROM {reader}", [[str(path)]]).fetchall()
+            except duckdb.Error:
+                return str(path)
+        return None

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import pytest
+
+from neve.engine import DEFAULT_URL, parse_url
+from neve.engine.duckdb import DuckDBDriver
+from neve.errors import InvalidURLError
+
+
+def test_default_url_comes_from_environment(monkeypatch):
+    monkeypatch.delenv("NEVE_URL", raising=False)
+    assert parse_url().path == "/./neve.duckdb"
+    monkeypatch.setenv("NEVE_URL", "duckdb://")
+    assert parse_url().scheme == "duckdb" and parse_url().path == ""
+    assert DEFAULT_URL == "duckdb:///./neve.duckdb"
+
+
+@pytest.mark.parametrize(
+    ("url", "database"),
+    [
+        ("duckdb://", ":memory:"),
+        ("duckdb://:memory:", ":memory:"),
+        ("duckdb:///./neve.duckdb", "neve.duckdb"),
+        ("duckdb://rel/file.duckdb", "rel/file.duckdb"),
+        ("duckdb:///abs/path/file.duckdb", "/abs/path/file.duckdb"),
+    ],
+)
+def test_duckdb_url_forms(url, database):
+    assert DuckDBDriver(parse_url(url)).database == database
+
+
+def test_password_is_never_shown():
+    url = parse_url("postgres://alice:s3cr%40t@db.example:6543/warehouse?sslmode=require")
+    assert url.password == "s3cr@t"
+    assert url.port == 6543
+    assert "s3cr" not in url.redacted()
+    assert "s3cr" not in repr(url)
+    assert url.redacted() == "postgres://alice:***@db.example:6543/warehouse?sslmode=require"
+
+
+@pytest.mark.parametrize("bad", ["neve.duckdb", "", "postgres://u:p@host:notaport/db"])
+def test_invalid_urls_are_rejected_clearly(bad):
+    with pytest.raises(InvalidURLError) as info:
+        parse_url(bad)
+    assert "p@host" not in str(info.value)
+    assert isinstance(info.value, ValueError)
