@@ -6,11 +6,38 @@ over any engine Ibis speaks, with embedded DuckDB as the default.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from neve import errors
-from neve.engine import Session, capture_queries, connect
 from neve.errors import NeveError
-from neve.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from neve.engine import Session, capture_queries, connect
+    from neve.pipeline import Pipeline
 
 __all__ = ["NeveError", "Pipeline", "Session", "capture_queries", "connect", "errors"]
 
 __version__ = "0.1.0"
+
+# Imported on first use: Airflow loads every provider's metadata (neve.airflow.get_provider_info)
+# in each of its processes, and importing ibis and scikit-learn there cost seconds per process.
+_LAZY = {
+    "Session": "neve.engine",
+    "capture_queries": "neve.engine",
+    "connect": "neve.engine",
+    "Pipeline": "neve.pipeline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'neve' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
