@@ -15,8 +15,17 @@ from neve.errors import NeveError
 if TYPE_CHECKING:
     from neve.engine import Session, capture_queries, connect
     from neve.pipeline import Pipeline
+    from neve.registry import Registry
 
-__all__ = ["NeveError", "Pipeline", "Session", "capture_queries", "connect", "errors"]
+__all__ = [
+    "NeveError",
+    "Pipeline",
+    "Registry",
+    "Session",
+    "capture_queries",
+    "connect",
+    "errors",
+]
 
 __version__ = "0.1.0"
 
@@ -27,6 +36,7 @@ _LAZY = {
     "capture_queries": "neve.engine",
     "connect": "neve.engine",
     "Pipeline": "neve.pipeline",
+    "Registry": "neve.registry",
 }
 
 

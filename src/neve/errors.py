@@ -12,9 +12,14 @@ working for code that does not know about neve::
     │   ├── EmptyInputError                 fit was given a table with no rows
     │   ├── UnknownCategoryError            a category unseen at fit, with handle_unknown="error"
     │   ├── DataFileError(FileNotFoundError) a data file that is missing or cannot be parsed
-    │   └── InvalidParameterError           a constructor parameter is out of range
+    │   ├── InvalidParameterError           a constructor parameter is out of range
+    │   ├── InvalidNameError                a model/version/alias/tag name neve will not store
+    │   ├── ModelNotFoundError(LookupError) an unknown model, version or alias; suggests close names
+    │   └── DuplicateVersionError           a version name the model already has
     ├── NotFittedError(ValueError, AttributeError)   transform or state access before fit
     ├── SerializationError(ValueError)      fitted state that cannot be written or read back
+    ├── ArtifactError(ValueError)           a stored model file that is tampered, missing or untrusted
+    │   └── ArtifactMissingError(FileNotFoundError)  a file the manifest lists is gone
     └── EngineError(RuntimeError)           the engine could not be reached or used
         ├── InvalidURLError(ValueError)     a connection URL neve cannot parse
         ├── ConnectionNotFoundError(LookupError) a named (Airflow) connection that is not defined
@@ -24,6 +29,11 @@ working for code that does not know about neve::
 from __future__ import annotations
 
 __all__ = [
+    "ArtifactError",
+    "ArtifactMissingError",
+    "DuplicateVersionError",
+    "InvalidNameError",
+    "ModelNotFoundError",
     "ColumnNotFoundError",
     "ColumnTypeError",
     "ConnectionNotFoundError",
@@ -81,12 +91,35 @@ class InvalidParameterError(NeveInputError):
     """A constructor parameter has an invalid value."""
 
 
+class InvalidNameError(NeveInputError):
+    """A model, version, alias or key name with characters neve refuses to store."""
+
+
+class ModelNotFoundError(NeveInputError, LookupError):
+    """An unknown model, version or alias; the message suggests close names."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateVersionError(NeveInputError):
+    """``log_model`` was given a version name the model already has."""
+
+
 class NotFittedError(NeveError, ValueError, AttributeError):
     """The estimator was used before ``fit``."""
 
 
 class SerializationError(NeveError, ValueError):
     """Fitted state could not be serialised to, or restored from, plain JSON."""
+
+
+class ArtifactError(NeveError, ValueError):
+    """A model artifact failed verification: a hash mismatch, or a type outside the trusted list."""
+
+
+class ArtifactMissingError(ArtifactError, FileNotFoundError):
+    """A file listed in a model version's manifest is missing from the stage."""
 
 
 class EngineError(NeveError, RuntimeError):

@@ -19,6 +19,7 @@ __all__ = [
     "Session",
     "capture_queries",
     "connect",
+    "driver_for",
     "execute",
     "local_backend",
     "parse_url",
@@ -27,6 +28,18 @@ __all__ = [
 _DRIVERS: dict[str, type[Driver]] = {
     scheme: driver for driver in (DuckDBDriver, PostgresDriver) for scheme in driver.schemes
 }
+
+
+def driver_for(url: str | None = None) -> Driver:
+    """The driver for ``url`` without opening a connection."""
+    parsed = parse_url(url)
+    driver_cls = _DRIVERS.get(parsed.scheme)
+    if driver_cls is None:
+        raise InvalidURLError(
+            f"no engine for scheme {parsed.scheme!r} in {parsed.redacted()}; "
+            f"supported: {', '.join(sorted(_DRIVERS))}"
+        )
+    return driver_cls(parsed)
 
 
 def connect(url: str | None = None, *, airflow_conn_id: str | None = None) -> Session:
@@ -44,12 +57,5 @@ def connect(url: str | None = None, *, airflow_conn_id: str | None = None) -> Se
         if url is not None:
             raise InvalidURLError("pass either a URL or airflow_conn_id to connect(), not both")
         url = url_from_env(airflow_conn_id)
-    parsed = parse_url(url)
-    driver_cls = _DRIVERS.get(parsed.scheme)
-    if driver_cls is None:
-        raise InvalidURLError(
-            f"no engine for scheme {parsed.scheme!r} in {parsed.redacted()}; "
-            f"supported: {', '.join(sorted(_DRIVERS))}"
-        )
-    driver = driver_cls(parsed)
+    driver = driver_for(url)
     return Session(driver, driver.connect())

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -57,6 +59,57 @@ class Driver:
     def location(self) -> Path | None:
         """A local file backing the engine, if there is one (used for default stage paths)."""
         return None
+
+    @property
+    def exclusive(self) -> bool:
+        """True when only one process at a time may open the database (an embedded file).
+
+        Long-lived users such as the registry then open a connection per operation
+        and release it at once, so parallel processes take turns instead of waiting
+        for each other to exit.
+        """
+        return False
+
+    def run_ddl(self, backend: Any, sql: str) -> None:
+        """Run a statement whose result is not needed (DDL), releasing any cursor it opens."""
+        result = backend.raw_sql(sql)
+        if result is not getattr(backend, "con", None) and hasattr(result, "close"):
+            result.close()
+
+    def insert_rows(
+        self,
+        backend: Any,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        database: str | None = None,
+    ) -> None:
+        """Append ``rows`` to ``table`` in ONE statement, values bound as data, never spliced
+        into SQL text. One statement is atomic on every engine, so a batch of rows is all
+        visible or none is."""
+        if not rows:
+            return
+        schema = backend.get_schema(table, database=database)
+        data = pa.table(
+            {c: pa.array([r[i] for r in rows], type=schema[c].to_pyarrow()) for i, c in enumerate(columns)}
+        )
+        backend.insert(table, ibis.memtable(data), database=database)
+
+    def is_conflict(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a uniqueness violation or a write-write conflict worth retrying."""
+        text = str(exc).lower()
+        return any(word in text for word in ("duplicate key", "unique constraint", "conflict"))
+
+    def fingerprint(self, table: ir.Table) -> ir.Scalar | None:
+        """An order-independent hash aggregate over every row, computed in the engine;
+        ``None`` when the engine has no row hash Ibis can compile."""
+        try:
+            expr = ibis.struct({c: table[c] for c in table.columns}).hash().sum()
+            ibis.to_sql(expr, dialect=self.name)
+        except Exception:  # an engine without a hash function: lineage omits the fingerprint
+            return None
+        return expr
 
     def load_files(
         self, backend: Any, paths: list[Path], table: str, *, overwrite: bool

@@ -13,6 +13,7 @@ import os
 import random
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -97,6 +98,34 @@ class DuckDBDriver(Driver):
                 # Full jitter keeps parallel waiters from retrying in lockstep.
                 time.sleep(min(remaining, random.uniform(0, delay)))
                 delay = min(delay * 2, 2.0)
+
+    @property
+    def exclusive(self) -> bool:
+        return self.database != ":memory:"
+
+    def insert_rows(
+        self,
+        backend: Any,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        database: str | None = None,
+    ) -> None:
+        # A prepared multi-row VALUES: one atomic statement, values bound, ~3x faster
+        # than Ibis's memtable insert and without the temporary views it leaves behind.
+        if not rows:
+            return
+        target = sge.to_identifier(table, quoted=True).sql("duckdb")
+        if database is not None:
+            target = f"{sge.to_identifier(database, quoted=True).sql('duckdb')}.{target}"
+        names = ", ".join(sge.to_identifier(c, quoted=True).sql("duckdb") for c in columns)
+        row = "(" + ", ".join("?" * len(columns)) + ")"
+        sql = f"INSERT INTO {target} ({names}) VALUES " + ", ".join([row] * len(rows))
+        backend.con.execute(sql, [value for r in rows for value in r])
+
+    def is_conflict(self, exc: BaseException) -> bool:
+        return isinstance(exc, (duckdb.ConstraintException, duckdb.TransactionException))
 
     def load_files(
         self, backend: Any, paths: list[Path], table: str, *, overwrite: bool

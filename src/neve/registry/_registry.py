@@ -1,0 +1,343 @@
+"""Registry: model versions in warehouse tables, their files on a verified stage.
+
+Connection handling. On engines that serve many clients (Postgres, Snowflake)
+the registry uses the session's connection. An embedded DuckDB file can be
+open in only one process at a time, and Airflow runs tasks as parallel
+processes, so on DuckDB files every registry operation opens its own
+connection and closes it when done: the file lock is held for milliseconds per
+operation instead of for the life of the process, and a concurrent process
+waits (with backoff, see ``neve.engine.duckdb``) only that long. Inside one
+process DuckDB shares the open database between connections, so this costs
+little while the caller's session is open.
+
+Visibility. ``log_model`` (1) reserves the version name by inserting its row
+-- the primary key makes the name unique, a losing writer retries with the
+next number; (2) writes and verifies the files; (3) appends the COMMIT event
+together with the initial metrics and tags in ONE insert statement. Versions
+without a COMMIT are invisible, so a crash anywhere leaves no half-made
+version; ``gc`` later removes what such crashes leave behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import math
+import numbers
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from neve import _json
+from neve.engine import Session, driver_for
+from neve.errors import DuplicateVersionError, ModelNotFoundError, NeveInputError
+from neve.registry import _lineage, _tables
+from neve.registry._model import Model, ModelVersion
+from neve.registry._package import MANIFEST, build, sha256
+from neve.registry._stage import Stage, default_stage_url
+from neve.registry._tables import EVENTS, MODELS, VERSIONS, Store, event_id
+
+__all__ = ["Registry"]
+
+_EVENT_COLUMNS = [
+    "EVENT_ID", "MODEL_NAME", "VERSION_NAME", "KIND", "KEY", "VALUE_NUM", "VALUE_STR",
+    "CREATED_AT", "CREATED_BY", "RUN_CONTEXT",
+]
+_VERSION_COLUMNS = [
+    "MODEL_NAME", "VERSION_NAME", "VERSION_NUMBER", "ARTIFACT_URI", "FLAVOR", "PARAMS", "LINEAGE",
+    "CREATED_AT", "CREATED_BY", "RUN_CONTEXT",
+]
+_MAX_NUMBERING_RETRIES = 100
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def suggest(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
+    return f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+
+
+def check_metric(key: str, value: Any) -> float:
+    _lineage.check_key(key, "metric name")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise NeveInputError(f"metric {key!r} must be a finite number, got {value!r}")
+    return float(value)
+
+
+class Registry:
+    """Models and their versions, stored in ``NEVE_*`` tables of ``session``'s engine.
+
+    ``session`` is a :class:`neve.Session` or a connection URL. Tables go in ``schema``
+    (default: the session's current schema; only table and view creation rights are
+    needed there). ``stage`` is an fsspec URL for the model files (default: a folder
+    next to the DuckDB file).
+    """
+
+    def __init__(
+        self, session: Session | str | None = None, schema: str | None = None, stage: str | None = None
+    ) -> None:
+        if schema is not None:
+            _lineage.check_name(schema, "schema name")
+        if isinstance(session, Session):
+            self._session: Session | None = session
+            self._driver = session.driver
+        else:
+            self._driver = driver_for(session)
+            self._session = None if self._driver.exclusive else Session(self._driver, self._driver.connect())
+        self.schema = schema
+        self._store = Store(self._driver, schema)
+        self.stage = Stage(stage if stage is not None else default_stage_url(self._driver))
+        with self._connection() as backend:
+            self._store.create(backend)
+
+    def __repr__(self) -> str:
+        return f"Registry({self._driver.url.redacted()!r}, schema={self.schema!r}, stage={self.stage.url!r})"
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
+        if self._driver.exclusive or self._session is None:
+            backend = self._driver.connect()
+            try:
+                yield backend
+            finally:
+                self._driver.close(backend)
+        else:
+            yield self._session.engine
+
+    # -- appending -------------------------------------------------------------------------------
+
+    def _append(self, events: list[tuple[Any, ...]]) -> None:
+        """Append ``(model, version, kind, key, value_num, value_str)`` events in one statement."""
+        now, who, context = _now(), _lineage.user(), _lineage.run_context()
+        rows = [(event_id(), *event, now, who, context) for event in events]
+        with self._connection() as backend:
+            self._store.insert(backend, EVENTS, _EVENT_COLUMNS, rows)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _query(self, build_expr: Any) -> pd.DataFrame:
+        with self._connection() as backend:
+            return build_expr(backend).execute()
+
+    def _model_names(self) -> list[str]:
+        return sorted(self._query(lambda b: self._store.table(b, MODELS).select("MODEL_NAME"))["MODEL_NAME"])
+
+    def get_model(self, model_name: str) -> Model:
+        """The model called ``model_name``; unknown names raise with close suggestions."""
+        _lineage.check_name(model_name, "model name")
+        names = self._model_names()
+        if model_name not in names:
+            raise ModelNotFoundError(
+                f"no model {model_name!r} in the registry{suggest(model_name, names)}"
+                + (f" (models: {', '.join(names)})" if names and len(names) <= 20 else "")
+            )
+        return Model(self, model_name)
+
+    def models(self) -> list[Model]:
+        return [Model(self, name) for name in self._model_names()]
+
+    def show_models(self) -> pd.DataFrame:
+        """One row per model: created_at, version count, latest version, aliases, tags."""
+
+        def fetch(b: Any) -> tuple[pd.DataFrame, ...]:
+            models = self._store.table(b, MODELS).execute()
+            live = self._store.live_versions(b)
+            counts = live.group_by("MODEL_NAME").aggregate(
+                versions=live.count(), last_logged=live.CREATED_AT.max()
+            ).execute()
+            latest = live.filter(
+                live.CREATED_AT == live.CREATED_AT.max().over(group_by="MODEL_NAME")
+            ).select("MODEL_NAME", "VERSION_NAME").execute()
+            aliases = self._store.current_aliases(b).execute()
+            tags = self._store.current_tags(b)
+            tags = tags.filter(tags.VERSION_NAME.isnull()).execute()
+            return models, counts, latest, aliases, tags
+
+        with self._connection() as backend:
+            models, counts, latest, aliases, tags = fetch(backend)
+        frame = pd.DataFrame(
+            {"model_name": models["MODEL_NAME"], "created_at": models["CREATED_AT"]}
+        ).sort_values("model_name", ignore_index=True)
+        frame["versions"] = frame.model_name.map(counts.set_index("MODEL_NAME")["versions"]).fillna(0).astype(int)
+        frame["latest_version"] = frame.model_name.map(
+            latest.drop_duplicates("MODEL_NAME").set_index("MODEL_NAME")["VERSION_NAME"]
+        )
+        frame["aliases"] = frame.model_name.map(_group_dict(aliases, "ALIAS_NAME", "VERSION_NAME"))
+        frame["tags"] = frame.model_name.map(_group_dict(tags, "KEY", "VALUE_STR"))
+        for col in ("aliases", "tags"):
+            frame[col] = frame[col].apply(lambda v: v if isinstance(v, dict) else {})
+        return frame
+
+    # -- logging ---------------------------------------------------------------------------------
+
+    def log_model(
+        self,
+        model: Any,
+        model_name: str,
+        version_name: str | None = None,
+        feature_pipeline: Any = None,
+        training_data: Any = None,
+        sample_input: Any = None,
+        metrics: Mapping[str, float] | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        comment: str | None = None,
+    ) -> ModelVersion:
+        """Store ``model`` as a new version of ``model_name`` and return it.
+
+        Everything is validated before anything is written, so bad input leaves the
+        registry untouched. Versions are named v1, v2, ... unless ``version_name`` is given.
+        """
+        _lineage.check_name(model_name, "model name")
+        if version_name is not None:
+            _lineage.check_name(version_name, "version name")
+        metric_rows = [(k, check_metric(k, v)) for k, v in (metrics or {}).items()]
+        tag_rows = [(_lineage.check_key(k, "tag name"), _tag_value(k, v)) for k, v in (tags or {}).items()]
+        if comment is not None and not isinstance(comment, str):
+            raise NeveInputError(f"comment must be a string, got {type(comment).__name__}")
+        params_json = _json.encode(dict(params or {}))
+        pipeline_state = None
+        if feature_pipeline is not None:
+            if not hasattr(feature_pipeline, "to_dict"):
+                raise NeveInputError(
+                    f"feature_pipeline must be a fitted neve.Pipeline, got {type(feature_pipeline).__name__}"
+                )
+            feature_pipeline._check_is_fitted()
+            pipeline_state = feature_pipeline.to_dict()
+        lineage: dict[str, Any] = {"airflow": _lineage.airflow_context() or None}
+        baseline = None
+        if training_data is not None:
+            from neve.monitoring import baseline as profile
+
+            lineage["training_data"] = _lineage.training_lineage(training_data, self._driver)
+            columns = list(lineage["training_data"]["schema"])
+            if sample_input is not None and hasattr(sample_input, "columns"):
+                columns = [c for c in sample_input.columns if c in columns] or columns
+            baseline = profile(training_data, columns)
+        if pipeline_state is not None:
+            lineage["feature_pipeline"] = pipeline_state
+        package = build(
+            model, model_name=model_name, version_name=version_name or "",
+            sample_input=sample_input, pipeline=pipeline_state, baseline=baseline, params=params_json,
+        )
+        version_name = self._reserve(model_name, version_name, package.manifest["flavor"], params_json, lineage)
+        package.manifest["version_name"] = version_name
+        manifest = package.manifest_bytes
+        try:
+            self.stage.write(model_name, version_name, {**package.files, MANIFEST: manifest})
+        except BaseException:
+            self._abandon(model_name, version_name)
+            raise
+        self._commit(model_name, version_name, sha256(manifest), metric_rows, tag_rows, comment)
+        return ModelVersion(self, model_name, version_name)
+
+    def _reserve(
+        self, model: str, version: str | None, flavor: str, params: Any, lineage: dict[str, Any]
+    ) -> str:
+        """Insert the (still invisible) version row, claiming its name."""
+        import json
+
+        now, who, context = _now(), _lineage.user(), _lineage.run_context()
+        with self._connection() as backend:
+            try:
+                self._store.insert(backend, MODELS, ["MODEL_NAME", "CREATED_AT", "CREATED_BY", "RUN_CONTEXT"],
+                                   [(model, now, who, context)])
+            except Exception as exc:
+                if not self._driver.is_conflict(exc):
+                    raise
+            versions = self._store.table(backend, VERSIONS)
+            for _ in range(_MAX_NUMBERING_RETRIES):
+                if version is None:
+                    top = versions.filter(versions.MODEL_NAME == model).VERSION_NUMBER.max().execute()
+                    name, number = f"v{int(top or 0) + 1}", int(top or 0) + 1
+                else:
+                    name, number = version, _number_of(version)
+                row = (model, name, number, self.stage.uri(model, name), flavor,
+                       json.dumps(params, sort_keys=True), json.dumps(lineage, sort_keys=True, default=str),
+                       now, who, context)
+                try:
+                    self._store.insert(backend, VERSIONS, _VERSION_COLUMNS, [row])
+                    return name
+                except Exception as exc:
+                    if not self._driver.is_conflict(exc):
+                        raise
+                    if version is not None:
+                        raise DuplicateVersionError(
+                            f"model {model!r} already has a version named {version!r}; pick another "
+                            f"name or omit version_name to get the next v<N>"
+                        ) from None
+        raise NeveInputError(f"could not allocate a version number for {model!r}: too much contention")
+
+    def _commit(
+        self, model: str, version: str, manifest_sha: str, metrics: list, tags: list, comment: str | None
+    ) -> None:
+        events = [(model, version, _tables.COMMIT, None, None, manifest_sha)]
+        events += [(model, version, _tables.METRIC, k, v, None) for k, v in metrics]
+        events += [(model, version, _tables.TAG, k, None, v) for k, v in tags]
+        if comment is not None:
+            events.append((model, version, _tables.COMMENT, None, None, comment))
+        self._append(events)
+
+    def _abandon(self, model: str, version: str) -> None:
+        with contextlib.suppress(Exception):  # best effort: gc covers whatever this misses
+            self._append([(model, version, _tables.DELETE, None, None, "abandoned")])
+            self.stage.remove(model, version)
+
+    # -- maintenance -----------------------------------------------------------------------------
+
+    def gc(self, older_than: float = 3600.0, dry_run: bool = False) -> list[str]:
+        """Remove stage folders no visible version owns: deleted versions, versions whose
+        logging crashed more than ``older_than`` seconds ago, and folders without a row.
+        Returns the folders removed (or that would be, with ``dry_run``)."""
+        cutoff = _now() - timedelta(seconds=older_than)
+
+        def fetch(b: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+            versions = self._store.table(b, VERSIONS).select("MODEL_NAME", "VERSION_NAME", "CREATED_AT")
+            return versions.execute(), self._store.live_versions(b).select("MODEL_NAME", "VERSION_NAME").execute()
+
+        with self._connection() as backend:
+            rows, live = fetch(backend)
+        live_keys = set(zip(live.MODEL_NAME, live.VERSION_NAME, strict=True))
+        created = {(m, v): t for m, v, t in zip(rows.MODEL_NAME, rows.VERSION_NAME, rows.CREATED_AT, strict=True)}
+        committed_or_deleted = self._query(
+            lambda b: self._store.table(b, EVENTS)
+            .filter(lambda e: e.KIND.isin([_tables.COMMIT, _tables.DELETE]))
+            .select("MODEL_NAME", "VERSION_NAME")
+        )
+        settled = set(zip(committed_or_deleted.MODEL_NAME, committed_or_deleted.VERSION_NAME, strict=True))
+        removed, abandon = [], []
+        for key in sorted(set(self.stage.folders()) | {k for k in created if k not in settled}):
+            if key in live_keys:
+                continue
+            if key in created and key not in settled:
+                if created[key] > cutoff:
+                    continue  # a log_model may still be writing it
+                abandon.append(key)
+            if self.stage.fs.exists(self.stage.path(*key)):
+                removed.append(self.stage.path(*key))
+                if not dry_run:
+                    self.stage.remove(*key)
+        if abandon and not dry_run:
+            self._append([(m, v, _tables.DELETE, None, None, "gc") for m, v in abandon])
+        return removed
+
+
+def _number_of(name: str) -> int | None:
+    return int(name[1:]) if name[:1] == "v" and name[1:].isdigit() else None
+
+
+def _tag_value(key: str, value: Any) -> str:
+    if not isinstance(value, (str, int, float, bool)):
+        raise NeveInputError(f"tag {key!r} must be a string or number, got {type(value).__name__}")
+    return str(value)
+
+
+def _group_dict(frame: pd.DataFrame, key: str, value: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for model, k, v in zip(frame["MODEL_NAME"], frame[key], frame[value], strict=True):
+        out.setdefault(model, {})[k] = v
+    return out
