@@ -168,7 +168,14 @@ def taxi_trip_duration() -> None:
     @task.neve(conn_id=CONN_ID)
     def load_month(session: Session, month: str) -> TableRef:
         """Bulk-load one month's CSV into its own raw table (replaced on retry)."""
+        from neve.errors import DataFileError
+
         path = DATA_DIR / f"yellow_tripdata_sample_{month}.csv"
+        if not path.is_file():
+            raise DataFileError(
+                f"taxi data file not found: {path}. Restore data/nyc_taxi from the repository, "
+                f"or set NEVE_TAXI_DATA to the folder holding yellow_tripdata_sample_{month}.csv"
+            )
         name = raw_table_name(month)
         session.load_files([path], name, overwrite=True)
         return TableRef.of(session, name)

@@ -147,7 +147,7 @@ _ORDER = {
 }
 
 
-def _xcom(db_path: Path, run_id: str, task_id: str) -> Any:
+def read_xcom(db_path: Path, run_id: str, task_id: str) -> Any:
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as con:
         row = con.execute(
             "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? AND key = 'return_value'",
@@ -202,8 +202,8 @@ def summary(url: str, db_path: Path, run_id: str, elapsed: float) -> None:
     import neve
     from neve import Registry
 
-    version = _xcom(db_path, run_id, "train") or {}
-    predicted = _xcom(db_path, run_id, "predict") or {}
+    version = read_xcom(db_path, run_id, "train") or {}
+    predicted = read_xcom(db_path, run_id, "predict") or {}
     with neve.connect(url) as session:
         rows = Table(title="tables", title_justify="left")
         rows.add_column("table")
