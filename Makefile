@@ -40,4 +40,4 @@ lint: sync
 	$(UV) run --no-sync ruff check src tests benchmarks
 
 clean:
-	rm -rf .venv .neve neve.duckdb neve.duckdb.wal
+	rm -rf .venv .neve neve.duckdb neve.duckdb.wal neve.stage

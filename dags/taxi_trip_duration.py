@@ -263,6 +263,8 @@ def taxi_trip_duration() -> None:
         table = data.table(session)
         report = drift_report(base, profile(table, list(base["columns"])))
 
+        # Scored batch by batch in Python until neve.scoring compiles models to SQL
+        # (ModelVersion.run in DESIGN.md); the result is joined back in the engine.
         features = pipe.transform(table)
         columns = list(model.feature_names_in_)
         parts = []

@@ -18,6 +18,7 @@ so it does not pay for importing Airflow).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -245,20 +246,20 @@ def summary(url: str, db_path: Path, run_id: str, elapsed: float) -> None:
 # -- airflow standalone -------------------------------------------------------------------------
 
 
-def _free_port(preferred: int) -> int:
+def _free_port(preferred: int = 0) -> int:
+    """``preferred`` if it is free on loopback, else (or for 0) any free port."""
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", preferred))
-            return preferred
         except OSError:
             s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
+        return s.getsockname()[1]
 
 
 def standalone_env(home: Path, url: str, dags_folder: Path, port: int) -> dict[str, str]:
-    """``airflow standalone`` on loopback: the API on ``port``, the worker log server on a
-    free port (the default 8793 collides with other Airflows), and the execution API URL
-    moved along with the API port."""
+    """``airflow standalone`` with the API on loopback ``port``, the worker and triggerer log
+    servers on free ports (the defaults, 8793 and 8794, collide with any other Airflow on
+    the machine), and the execution API URL moved along with the API port."""
     env = airflow_env(home, url, dags_folder)
     env.update(
         AIRFLOW__API__HOST="127.0.0.1",
@@ -266,6 +267,7 @@ def standalone_env(home: Path, url: str, dags_folder: Path, port: int) -> dict[s
         AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{port}",
         AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
         AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port(8793)),
+        AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(_free_port(8794)),
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
     )
     return env
@@ -287,6 +289,30 @@ def wait_healthy(port: int, proc: subprocess.Popen[Any], timeout: float) -> bool
         except (OSError, ValueError):
             pass
         time.sleep(1)
+    return False
+
+
+def api(port: int, path: str, token: str | None = None, body: dict[str, Any] | None = None) -> Any:
+    """One JSON call to the local Airflow API (POST when ``body`` is given)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})},
+        method="GET" if body is None else "POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def wait_for_dag(port: int, token: str, proc: subprocess.Popen[Any], timeout: float) -> bool:
+    """Wait until the DAG processor has parsed the DAG, so it can be triggered."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            api(port, f"/api/v2/dags/{DAG_ID}", token)
+            return True
+        except (OSError, ValueError):
+            time.sleep(1)
     return False
 
 
@@ -313,14 +339,19 @@ def run_standalone(url: str | None, port: int) -> int:
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         try:
-            with console.status("waiting for the API server and the scheduler"):
+            with console.status("waiting for the API server, the scheduler and the DAG"):
                 healthy = wait_healthy(port, proc, timeout=300)
-            if not healthy:
-                console.print(f"[bold red]airflow standalone did not become healthy[/]; see {log_path}")
-                return 1
+                if not healthy:
+                    console.print(f"[bold red]airflow standalone did not become healthy[/]; see {log_path}")
+                    return 1
+                password = admin_password(home)
+                token = api(port, "/auth/token", body={"username": "admin", "password": password})["access_token"]
+                if not wait_for_dag(port, token, proc, timeout=300):
+                    console.print(f"[bold red]{DAG_ID} did not load[/]; see {log_path}")
+                    return 1
             console.rule("[bold green]Airflow is up")
             console.print(f"URL       http://127.0.0.1:{port}")
-            console.print(f"login     admin / {admin_password(home) or '(see ' + str(home) + ')'}")
+            console.print(f"login     admin / {password}")
             console.print(f"DAG       {DAG_ID} (trigger it from the UI or the REST API)")
             console.print(f"engine    {CONN_ID} -> {_redacted(url)}")
             console.print("Ctrl-C stops it.")
@@ -333,15 +364,34 @@ def run_standalone(url: str | None, port: int) -> int:
 
 
 def stop(proc: subprocess.Popen[Any], timeout: float = 30) -> None:
-    """Stop standalone and everything it started (its own process group)."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    """Stop standalone and everything it started (its own process group), waiting until
+    no live process of the group is left: scheduler, API server and executor workers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    for sig in (signal.SIGKILL, None):
+        deadline = time.monotonic() + timeout
+        while group_members(proc.pid) and time.monotonic() < deadline:
+            proc.poll()  # reap the leader so it does not count as alive
+            time.sleep(0.2)
+        if not group_members(proc.pid) or sig is None:
+            break
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+    proc.wait()
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``, read from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state != "Z":
+            members.append(int(stat.parent.name))
+    return members
 
 
 def _redacted(url: str) -> str:
