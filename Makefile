@@ -26,7 +26,7 @@ airflow: sync
 	$(UV) run --no-sync python -m neve.demo airflow
 
 test: sync
-	$(UV) run --no-sync pytest
+	$(UV) run --no-sync pytest -n auto --durations=15
 
 bench: sync
 	$(UV) sync --locked --all-extras --group dev --group bench

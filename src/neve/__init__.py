@@ -29,8 +29,8 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-# Imported on first use: Airflow loads every provider's metadata (neve.airflow.get_provider_info)
-# in each of its processes, and importing ibis and scikit-learn there cost seconds per process.
+# Imported on first use: `import neve` stays cheap (no ibis, pandas or scikit-learn), which
+# matters for the start-up of every task that runs in a neve env and for the CLI.
 _LAZY = {
     "Session": "neve.engine",
     "capture_queries": "neve.engine",
@@ -50,4 +50,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted(set(globals()) | set(__all__))

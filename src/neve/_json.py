@@ -1,7 +1,7 @@
 """Plain-JSON encoding of fitted state that round-trips exactly.
 
-JSON has no NaN, infinity or tuple; these are written as one-key objects
-(``{"$float": "nan"}``, ``{"$tuple": [...]}``) so ``from_dict(to_dict(x))``
+JSON has no NaN, infinity, tuple or numpy dtype; these are written as one-key
+objects (``{"$float": "nan"}``, ``{"$tuple": [...]}``, ``{"$dtype": "float32"}``) so ``from_dict(to_dict(x))``
 gives back equal values. Python's float repr is shortest round-trip, so
 finite floats need nothing special.
 """
@@ -29,6 +29,9 @@ def encode(value: Any) -> Any:
         return value if math.isfinite(value) else {"$float": repr(value)}
     if isinstance(value, np.bool_):
         return bool(value)
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        # scikit-learn's dtype parameters take numpy scalar types such as np.float64.
+        return {"$dtype": np.dtype(value).name}
     if isinstance(value, tuple):
         return {"$tuple": [encode(v) for v in value]}
     if isinstance(value, (list, np.ndarray)):
@@ -48,6 +51,8 @@ def decode(value: Any) -> Any:
     if isinstance(value, dict):
         if value.keys() == {"$float"}:
             return float(value["$float"])
+        if value.keys() == {"$dtype"}:
+            return np.dtype(value["$dtype"]).type
         if value.keys() == {"$tuple"}:
             return tuple(decode(v) for v in value["$tuple"])
         if value.keys() == {"$items"}:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 
 import neve
 from neve.errors import NeveError
@@ -22,7 +23,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 #: Modules that define ``add_commands(subparsers)``; imported only when the CLI runs.
-COMMAND_GROUPS: tuple[str, ...] = ()
+COMMAND_GROUPS: tuple[str, ...] = ("neve.envs._cli", "neve.registry._cli")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args) or 0
     except NeveError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return 1
     except KeyboardInterrupt:
         return 130

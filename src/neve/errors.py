@@ -18,6 +18,7 @@ working for code that does not know about neve::
     │   └── DuplicateVersionError           a version name the model already has
     ├── NotFittedError(ValueError, AttributeError)   transform or state access before fit
     ├── SerializationError(ValueError)      fitted state that cannot be written or read back
+    ├── DriftError(ValueError)              scoring data drifted from the training baseline
     ├── ArtifactError(ValueError)           a stored model file that is tampered, missing or untrusted
     │   └── ArtifactMissingError(FileNotFoundError)  a file the manifest lists is gone
     └── EngineError(RuntimeError)           the engine could not be reached or used
@@ -31,6 +32,7 @@ from __future__ import annotations
 __all__ = [
     "ArtifactError",
     "ArtifactMissingError",
+    "DriftError",
     "DuplicateVersionError",
     "InvalidNameError",
     "ModelNotFoundError",
@@ -108,6 +110,14 @@ class DuplicateVersionError(NeveInputError):
 
 class NotFittedError(NeveError, ValueError, AttributeError):
     """The estimator was used before ``fit``."""
+
+
+class DriftError(NeveError, ValueError):
+    """Data drifted past the thresholds; ``.report`` holds the :class:`~neve.monitoring.DriftReport`."""
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class SerializationError(NeveError, ValueError):

@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator
 
 from neve.errors import InvalidParameterError, NotFittedError, SerializationError
 from neve.preprocessing import TRANSFORMERS, BaseTransformer
-from neve.preprocessing._base import as_table
+from neve.preprocessing._base import as_table, run_translating
 
 __all__ = ["Pipeline"]
 
@@ -82,7 +82,7 @@ class Pipeline(BaseEstimator):
         """Apply every step. Lazy for Ibis input; pandas and pyarrow come back as themselves."""
         self._check_is_fitted()
         table, convert = as_table(X)
-        return convert(self._expression(table))
+        return run_translating(convert, self._expression(table), [step for _, step in self.steps])
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         return self.fit(X, y).transform(X)

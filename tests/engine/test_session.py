@@ -7,7 +7,13 @@ import pyarrow as pa
 import pytest
 
 import neve
-from neve.errors import DataFileError, EngineError, InvalidURLError, NeveInputError, TableNotFoundError
+from neve.errors import (
+    DataFileError,
+    EngineError,
+    InvalidURLError,
+    NeveInputError,
+    TableNotFoundError,
+)
 
 
 def test_connect_opens_a_real_duckdb_file(tmp_path):

@@ -44,3 +44,21 @@ def test_invalid_urls_are_rejected_clearly(bad):
         parse_url(bad)
     assert "p@host" not in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+def test_snowflake_url_maps_to_connector_arguments():
+    from neve.engine.snowflake import SnowflakeDriver
+
+    url = parse_url("snowflake://ALICE:pw%2F1@xy12345.eu-west-1/ANALYTICS/MODEL_REGISTRY?warehouse=WH&role=ML")
+    kwargs = SnowflakeDriver(url).connect_kwargs()
+    assert kwargs == {
+        "account": "xy12345.eu-west-1",
+        "user": "ALICE",
+        "password": "pw/1",
+        "database": "ANALYTICS/MODEL_REGISTRY",
+        "warehouse": "WH",
+        "role": "ML",
+    }
+    assert "pw" not in url.redacted()
+    with pytest.raises(InvalidURLError, match="DATABASE"):
+        SnowflakeDriver(parse_url("snowflake://u:p@acct/A/B/C")).connect_kwargs()

@@ -9,6 +9,7 @@ from neve.engine._session import Session
 from neve.engine._url import DEFAULT_URL, EngineURL, parse_url
 from neve.engine.duckdb import DuckDBDriver
 from neve.engine.postgres import PostgresDriver
+from neve.engine.snowflake import SnowflakeDriver
 from neve.errors import InvalidURLError
 
 __all__ = [
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 _DRIVERS: dict[str, type[Driver]] = {
-    scheme: driver for driver in (DuckDBDriver, PostgresDriver) for scheme in driver.schemes
+    scheme: driver for driver in (DuckDBDriver, PostgresDriver, SnowflakeDriver) for scheme in driver.schemes
 }
 
 

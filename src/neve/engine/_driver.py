@@ -14,9 +14,11 @@ from typing import Any, ClassVar
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import sqlglot.expressions as sge
 
 from neve.engine._url import EngineURL
 from neve.errors import DataFileError
@@ -54,6 +56,10 @@ class Driver:
 
     def connect(self) -> Any:
         raise NotImplementedError
+
+    def connect_briefly(self) -> Any:
+        """A connection for one short operation (see :attr:`exclusive`)."""
+        return self.connect()
 
     @property
     def location(self) -> Path | None:
@@ -95,6 +101,26 @@ class Driver:
             {c: pa.array([r[i] for r in rows], type=schema[c].to_pyarrow()) for i, c in enumerate(columns)}
         )
         backend.insert(table, ibis.memtable(data), database=database)
+
+    def query(self, backend: Any, tree: sge.Expression, params: dict[str, Any]) -> pd.DataFrame:
+        """Run a compiled SELECT whose ``sge.Placeholder(name)`` nodes take ``params``.
+
+        Portable fallback: sqlglot writes each value as a correctly escaped literal.
+        Engines with bound parameters override this.
+        """
+        def bind(node: sge.Expression) -> sge.Expression:
+            if isinstance(node, sge.Placeholder) and node.this in params:
+                return sge.convert(params[node.this])
+            return node
+
+        cursor = backend.raw_sql(tree.transform(bind).sql(backend.name))
+        try:
+            rows = cursor.fetchall()
+            columns = [d[0] for d in cursor.description]
+        finally:
+            if cursor is not getattr(backend, "con", None):
+                cursor.close()
+        return pd.DataFrame.from_records(rows, columns=columns)
 
     def is_conflict(self, exc: BaseException) -> bool:
         """Whether ``exc`` is a uniqueness violation or a write-write conflict worth retrying."""

@@ -67,7 +67,7 @@ def backend_of(expr: ir.Expr) -> Any:
     """The backend an expression is bound to; in-memory DuckDB for pure memtables."""
     try:
         return expr._find_backend(use_default=False)
-    except Exception:  # ibis raises IbisError when only memtables are involved
+    except Exception:  # noqa: BLE001 - ibis raises IbisError when only memtables are involved
         return local_backend()
 
 
@@ -76,7 +76,7 @@ def _record(backend: Any, expr: ir.Expr) -> None:
         return
     try:
         sql = str(backend.compile(expr))
-    except Exception:  # compiling is best-effort: logging must never break a query
+    except Exception:  # noqa: BLE001 - logging is best-effort and must never break a query
         sql = repr(expr)
     with _listeners_lock:
         for log in _listeners:

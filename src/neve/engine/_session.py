@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import ibis
 import ibis.expr.types as ir
@@ -42,7 +42,7 @@ class Session:
     def __repr__(self) -> str:
         return f"Session({self.url!r})"
 
-    def __enter__(self) -> Session:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import duckdb
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 import sqlglot.expressions as sge
 
 from neve.engine._driver import Driver, is_parquet
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 DEFAULT_LOCK_TIMEOUT = 120.0
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
 _NEVE_KEYS = {"lock_timeout"}
+_SQL_TEXT: dict[int, tuple[sge.Expression, str]] = {}
 
 
 class DuckDBDriver(Driver):
@@ -72,13 +74,21 @@ class DuckDBDriver(Driver):
         return value
 
     def connect(self) -> Any:
+        return self._open(max_delay=2.0)
+
+    def connect_briefly(self) -> Any:
+        # Registry operations hold the file for milliseconds, so waiters poll often
+        # rather than backing off for seconds while the lock sits free.
+        return self._open(max_delay=0.1)
+
+    def _open(self, max_delay: float) -> Any:
         config = {k: v for k, v in self.url.query.items() if k not in _NEVE_KEYS}
         read_only = str(config.pop("read_only", "false")).lower() in {"1", "true", "yes"}
         database = self.database
         if database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout
-        delay = 0.05
+        delay = min(0.05, max_delay)
         while True:
             try:
                 return ibis.duckdb.connect(database, read_only=read_only, **config)
@@ -97,7 +107,7 @@ class DuckDBDriver(Driver):
                 log.debug("%s is locked by PID %s; retrying", database, holder["pid"])
                 # Full jitter keeps parallel waiters from retrying in lockstep.
                 time.sleep(min(remaining, random.uniform(0, delay)))
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, max_delay)
 
     @property
     def exclusive(self) -> bool:
@@ -123,6 +133,12 @@ class DuckDBDriver(Driver):
         row = "(" + ", ".join("?" * len(columns)) + ")"
         sql = f"INSERT INTO {target} ({names}) VALUES " + ", ".join([row] * len(rows))
         backend.con.execute(sql, [value for r in rows for value in r])
+
+    def query(self, backend: Any, tree: sge.Expression, params: dict[str, Any]) -> pd.DataFrame:
+        sql = _SQL_TEXT.get(id(tree))
+        if sql is None or sql[0] is not tree:  # callers keep trees alive, so ids are stable
+            sql = _SQL_TEXT[id(tree)] = (tree, tree.sql("duckdb"))
+        return backend.con.execute(sql[1], params).df()
 
     def is_conflict(self, exc: BaseException) -> bool:
         return isinstance(exc, (duckdb.ConstraintException, duckdb.TransactionException))

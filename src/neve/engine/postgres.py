@@ -34,7 +34,7 @@ class PostgresDriver(Driver):
             raise EngineError(
                 "PostgreSQL support is not installed: pip install 'neve[postgres]'"
             ) from exc
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any driver failure becomes one clear EngineError
             # The driver's message can echo the DSN; say what failed without it.
             reason = str(exc).replace(url.password or "\0", "***").strip().splitlines()[0]
             raise EngineError(

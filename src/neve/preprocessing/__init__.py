@@ -4,7 +4,9 @@ transform is a lazy SQL expression."""
 from __future__ import annotations
 
 from neve.preprocessing._base import BaseTransformer
+from neve.preprocessing._discretize import KBinsDiscretizer
 from neve.preprocessing._encoders import LabelEncoder, OneHotEncoder, OrdinalEncoder
+from neve.preprocessing._impute import SimpleImputer
 from neve.preprocessing._scalers import (
     Binarizer,
     MaxAbsScaler,
@@ -17,6 +19,7 @@ from neve.preprocessing._scalers import (
 __all__ = [
     "BaseTransformer",
     "Binarizer",
+    "KBinsDiscretizer",
     "LabelEncoder",
     "MaxAbsScaler",
     "MinMaxScaler",
@@ -24,6 +27,7 @@ __all__ = [
     "OneHotEncoder",
     "OrdinalEncoder",
     "RobustScaler",
+    "SimpleImputer",
     "StandardScaler",
 ]
 
@@ -32,6 +36,7 @@ TRANSFORMERS: dict[str, type[BaseTransformer]] = {
     cls.__name__: cls
     for cls in (
         Binarizer,
+        KBinsDiscretizer,
         LabelEncoder,
         MaxAbsScaler,
         MinMaxScaler,
@@ -39,6 +44,7 @@ TRANSFORMERS: dict[str, type[BaseTransformer]] = {
         OneHotEncoder,
         OrdinalEncoder,
         RobustScaler,
+        SimpleImputer,
         StandardScaler,
     )
 }

@@ -39,11 +39,12 @@ from neve.errors import (
     ColumnTypeError,
     EmptyInputError,
     InvalidParameterError,
+    NeveError,
     NeveInputError,
     NotFittedError,
 )
 
-__all__ = ["BaseTransformer", "as_table", "missing_to_null", "raise_in_query"]
+__all__ = ["BaseTransformer", "as_table", "missing_to_null", "raise_in_query", "run_translating"]
 
 ROW_COUNT = "__neve_n_rows"
 FLOAT_EPS = float(np.finfo(np.float64).eps)
@@ -81,6 +82,23 @@ def as_table(X: Any) -> tuple[ir.Table, Callable[[ir.Table], Any]]:
     raise NeveInputError(
         f"expected an ibis Table, a pandas DataFrame or a pyarrow Table, got {type(X).__name__}"
     )
+
+
+def run_translating(
+    convert: Callable[[ir.Table], Any], result: ir.Table, steps: list[BaseTransformer]
+) -> Any:
+    """``convert(result)``, re-raising an engine error that a step raised from inside the
+    query (see :func:`raise_in_query`) as that step's neve error."""
+    try:
+        return convert(result)
+    except NeveError:
+        raise
+    except Exception as exc:
+        for step in steps:
+            error = step._translate_error(exc)
+            if error is not None:
+                raise error from exc
+        raise
 
 
 def missing_to_null(column: ir.Column) -> ir.Column:
@@ -165,7 +183,7 @@ class BaseTransformer(BaseEstimator):
         self._check_is_fitted()
         table, convert = as_table(X)
         self._check_columns(table, self.input_cols_)
-        return convert(self._assemble(table, self._transform_columns(table)))
+        return run_translating(convert, self._assemble(table, self._transform_columns(table)), [self])
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         return self.fit(X, y).transform(X)
@@ -201,13 +219,13 @@ class BaseTransformer(BaseEstimator):
             }
         return {
             "class": type(self).__name__,
-            "params": _json.encode(self._params_to_json(self.get_params(deep=False))),
+            "params": _json.encode(self.get_params(deep=False)),
             "state": _json.encode(state),
         }
 
     @classmethod
     def _from_dict(cls, data: Mapping[str, Any]) -> BaseTransformer:
-        step = cls(**cls._params_from_json(_json.decode(data["params"])))
+        step = cls(**_json.decode(data["params"]))
         state = _json.decode(data.get("state") or {})
         for attr, value in state.items():
             setattr(step, attr, value)
@@ -216,14 +234,11 @@ class BaseTransformer(BaseEstimator):
             step.feature_names_in_ = np.asarray(step.input_cols_, dtype=object)
         return step
 
-    def _params_to_json(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Hook: turn parameters ``_json`` cannot encode (e.g. numpy dtypes) into plain data."""
-        return params
+    def _translate_error(self, exc: BaseException) -> NeveError | None:
+        """Hook: the neve error for an engine error this step raised from inside a query
+        (see :func:`raise_in_query`), or ``None``. Eager callers re-raise it."""
+        return None
 
-    @classmethod
-    def _params_from_json(cls, params: dict[str, Any]) -> dict[str, Any]:
-        """Hook: inverse of :meth:`_params_to_json`."""
-        return params
 
     # --- helpers for subclasses --------------------------------------------
 

@@ -48,7 +48,9 @@ def check_types(owner: str, table: ir.Table, cols: Sequence[str]) -> None:
     schema = table.schema()
     for col in cols:
         dtype = schema[col]
-        if not (dtype.is_string() or dtype.is_integer() or dtype.is_floating() or dtype.is_boolean()):
+        if not (
+            dtype.is_string() or dtype.is_integer() or dtype.is_floating() or dtype.is_boolean()
+        ):
             raise ColumnTypeError(
                 f"{owner}: column {col!r} has type {dtype}; categories must be strings, "
                 f"integers, floats or booleans, so cast it first"
@@ -96,13 +98,18 @@ def _coerce(owner: str, col: str, dtype: dt.DataType, values: Any) -> list[Any]:
         value = value.item() if isinstance(value, np.generic) else value
         if is_missing(value):
             out.append(MISSING)
-        elif dtype.is_string() and isinstance(value, str):
-            out.append(value)
-        elif dtype.is_boolean() and isinstance(value, bool):
+        elif (
+            dtype.is_string()
+            and isinstance(value, str)
+            or dtype.is_boolean()
+            and isinstance(value, bool)
+        ):
             out.append(value)
         elif dtype.is_integer() and isinstance(value, numbers.Real) and float(value).is_integer():
             out.append(int(value))
-        elif dtype.is_floating() and isinstance(value, numbers.Real) and not isinstance(value, bool):
+        elif (
+            dtype.is_floating() and isinstance(value, numbers.Real) and not isinstance(value, bool)
+        ):
             out.append(float(value))
         else:
             raise InvalidParameterError(
@@ -146,6 +153,11 @@ def learn_categories(
             f"{list(cols)}; give one list per column"
         )
     schema = table.schema()
+    given = (
+        None
+        if categories == "auto"
+        else [_coerce(owner, col, schema[col], categories[i]) for i, col in enumerate(cols)]
+    )
     cats_out: dict[str, list[Any]] = {}
     counts_out: dict[str, list[int]] = {}
     for i, col in enumerate(cols):
@@ -156,12 +168,12 @@ def learn_categories(
                 f"{owner}: column {col!r} contains infinity, which scikit-learn rejects too; "
                 f"filter or impute those rows first"
             )
-        if categories == "auto":
+        if given is None:
             cats = sorted(seen) + ([MISSING] if n_missing else [])
         else:
-            cats = _coerce(owner, col, schema[col], categories[i])
+            cats = given[i]
             if check_unknown:
-                known = set(c for c in cats if not is_missing(c))
+                known = {c for c in cats if not is_missing(c)}
                 unknown = [label(v) for v in seen if v not in known]
                 if n_missing and not is_missing(cats[-1]):
                     unknown.append("nan")
@@ -238,7 +250,7 @@ def unknown_category_error(
     for col, cats in categories.items():
         head = f"{col!r}: '"
         if rest.startswith(head):
-            match = re.match(r"(.*?)" + re.escape(_UNKNOWN_END), rest[len(head) :], re.S)
+            match = re.match(r"(.*?)" + re.escape(_UNKNOWN_END), rest[len(head) :], re.DOTALL)
             value = match.group(1) if match else rest[len(head) :]
             known = [label(c) for c in cats]
             shown = ", ".join(map(repr, known[:10])) + (", ..." if len(known) > 10 else "")

@@ -47,35 +47,13 @@ class _Encoder(BaseTransformer):
     def _known(self) -> dict[str, list[Any]]:
         return self.categories_
 
-    def transform(self, X: Any) -> Any:
-        """Encode ``X``: lazy for Ibis input; pandas/pyarrow input runs and comes back eagerly.
+    def _translate_error(self, exc: BaseException) -> NeveError | None:
+        # With handle_unknown="error" an unseen category aborts the query when it runs:
+        # eagerly as UnknownCategoryError, lazily as the engine's error quoting
+        # "neve: unknown category in column ...".
+        return C.unknown_category_error(exc, type(self).__name__, self._known())
 
-        With ``handle_unknown="error"`` an unseen category aborts the query when it
-        runs: eagerly as :class:`~neve.errors.UnknownCategoryError`, lazily as the
-        engine's error quoting ``neve: unknown category in column ...``.
-        """
-        try:
-            return super().transform(X)
-        except NeveError:
-            raise
-        except Exception as exc:
-            error = C.unknown_category_error(exc, type(self).__name__, self._known())
-            if error is None:
-                raise
-            raise error from exc
 
-    def _params_to_json(self, params: dict[str, Any]) -> dict[str, Any]:
-        dtype = params.get("dtype")
-        if dtype is not None and not isinstance(dtype, str):
-            params = {**params, "dtype": {"$dtype": np.dtype(dtype).name}}
-        return params
-
-    @classmethod
-    def _params_from_json(cls, params: dict[str, Any]) -> dict[str, Any]:
-        dtype = params.get("dtype")
-        if isinstance(dtype, dict) and dtype.keys() == {"$dtype"}:
-            params = {**params, "dtype": np.dtype(dtype["$dtype"]).type}
-        return params
 
     def _infrequent(self, counts: dict[str, list[int]], n_samples: int, skip_missing: bool) -> None:
         self.infrequent_indices_: dict[str, list[int] | None] = {}
@@ -126,6 +104,8 @@ class OneHotEncoder(_Encoder):
     ``"infrequent_if_exist"`` without the warning (a lazy query cannot warn).
     With ``handle_unknown="error"`` the check rides on the first output column
     of each input, so a query that selects none of them does not check.
+    Categories of float32 columns are kept (and named) by their exact float64
+    value, e.g. ``x_0.10000000149011612`` where scikit-learn prints ``x_0.1``.
     """
 
     _sklearn_class = skp.OneHotEncoder
@@ -139,7 +119,7 @@ class OneHotEncoder(_Encoder):
         sparse_output: bool = True,
         dtype: Any = np.float64,
         handle_unknown: str = "error",
-        min_frequency: int | float | None = None,
+        min_frequency: float | None = None,
         max_categories: int | None = None,
         feature_name_combiner: str = "concat",
         input_cols: str | list[str] | None = None,
@@ -205,7 +185,8 @@ class OneHotEncoder(_Encoder):
                 found = [
                     i
                     for i, c in enumerate(cats)
-                    if (C.is_missing(c) and C.is_missing(value)) or (not C.is_missing(value) and c == value)
+                    if (C.is_missing(c) and C.is_missing(value))
+                    or (not C.is_missing(value) and c == value)
                 ]
                 if not found:
                     missing.append(f"category {value!r} of column {col!r}")
@@ -248,12 +229,18 @@ class OneHotEncoder(_Encoder):
             exprs = []
             for name, members in self._kept_groups(col):
                 hit = C.member(x, [cats[i] for i in members])
-                if name == "infrequent_sklearn" and self.handle_unknown in ("infrequent_if_exist", "warn"):
+                if name == "infrequent_sklearn" and self.handle_unknown in (
+                    "infrequent_if_exist",
+                    "warn",
+                ):
                     hit = hit | unknown
                 exprs.append((f"{out}_{name}", ibis.ifelse(hit, one, zero)))
             if self.handle_unknown == "error" and exprs:
                 name, first = exprs[0]
-                exprs[0] = (name, ibis.ifelse(unknown, C.fail_unknown(x, col).cast(out_type), first))
+                exprs[0] = (
+                    name,
+                    ibis.ifelse(unknown, C.fail_unknown(x, col).cast(out_type), first),
+                )
             produced[col] = exprs
         return produced
 
@@ -275,9 +262,9 @@ class OrdinalEncoder(_Encoder):
         categories: str | list[Any] = "auto",
         dtype: Any = np.float64,
         handle_unknown: str = "error",
-        unknown_value: int | float | None = None,
-        encoded_missing_value: int | float = np.nan,
-        min_frequency: int | float | None = None,
+        unknown_value: float | None = None,
+        encoded_missing_value: float = np.nan,
+        min_frequency: float | None = None,
         max_categories: int | None = None,
         input_cols: str | list[str] | None = None,
         output_cols: str | list[str] | None = None,
@@ -299,7 +286,7 @@ class OrdinalEncoder(_Encoder):
     def _validate_extra(self) -> None:
         out_type = self._out_type()
         if self.handle_unknown == "use_encoded_value":
-            if C.is_missing(self.unknown_value):
+            if self.unknown_value is not None and C.is_missing(self.unknown_value):
                 if not out_type.is_floating():
                     raise InvalidParameterError(
                         f"OrdinalEncoder: unknown_value is NaN, so dtype must be a float dtype, "
@@ -370,7 +357,8 @@ class OrdinalEncoder(_Encoder):
                 for code, (_, members) in enumerate(self._groups(col, skip_missing=True))
                 for i in members
             ]
-            produced[col] = [(out, _codes(x, codes, out_type, otherwise, cats, self._literal(self.encoded_missing_value, out_type)))]
+            missing = self._literal(self.encoded_missing_value, out_type)
+            produced[col] = [(out, _codes(x, codes, out_type, otherwise, cats, missing))]
         return produced
 
 

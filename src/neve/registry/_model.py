@@ -45,9 +45,10 @@ class Model:
     def _live(self) -> pd.DataFrame:
         reg = self._registry
         frame = reg._query(
-            lambda b: reg._store.live_versions(b, self.name).select(
+            lambda s, p: s.live_versions(p["model"]).select(
                 "VERSION_NAME", "VERSION_NUMBER", "CREATED_AT", "CREATED_BY", "COMMITTED_AT"
-            )
+            ),
+            model=self.name,
         )
         return frame.sort_values(["CREATED_AT", "VERSION_NAME"], ignore_index=True)
 
@@ -61,9 +62,9 @@ class Model:
         if not isinstance(name_or_alias, str):
             raise InvalidNameError(f"version name must be a string, got {type(name_or_alias).__name__}")
         reg = self._registry
-        with reg._connection() as backend:
-            live = reg._store.live_versions(backend, self.name).select("VERSION_NAME").execute()
-            aliases = reg._store.current_aliases(backend, self.name).execute()
+        with reg._connection():
+            live = reg._query(lambda s, p: s.live_versions(p["model"]).select("VERSION_NAME"), model=self.name)
+            aliases = reg._query(lambda s, p: s.current_aliases(p["model"]), model=self.name)
         names = list(live["VERSION_NAME"])
         if name_or_alias in names:
             return ModelVersion(reg, self.name, name_or_alias)
@@ -110,7 +111,7 @@ class Model:
     @property
     def aliases(self) -> dict[str, str]:
         reg = self._registry
-        frame = reg._query(lambda b: reg._store.current_aliases(b, self.name))
+        frame = reg._query(lambda s, p: s.current_aliases(p["model"]), model=self.name)
         return dict(zip(frame["ALIAS_NAME"], frame["VERSION_NAME"], strict=True))
 
     def set_alias(self, alias: str, version: str | ModelVersion) -> None:
@@ -144,12 +145,10 @@ class Model:
     def _registry_tags(self, version: str | None) -> dict[str, str]:
         reg = self._registry
 
-        def expr(b: Any) -> Any:
-            t = reg._store.current_tags(b, self.name)
-            cond = t.VERSION_NAME.isnull() if version is None else t.VERSION_NAME == version
-            return t.filter(cond).select("KEY", "VALUE_STR")
-
-        frame = reg._query(expr)
+        if version is None:
+            frame = reg._query(_model_tags, model=self.name)
+        else:
+            frame = reg._query(_version_tags, model=self.name, version=version)
         return dict(sorted(zip(frame["KEY"], frame["VALUE_STR"], strict=True)))
 
     def set_tag(self, key: str, value: Any) -> None:
@@ -167,31 +166,28 @@ class Model:
     def show_versions(self) -> pd.DataFrame:
         """One row per visible version: version_name, created_at, created_by, aliases, tags,
         comment, and one column per current metric."""
-        reg, store, m = self._registry, self._registry._store, self.name
-        with reg._connection() as b:
-            live = store.live_versions(b, m).select("VERSION_NAME", "CREATED_AT", "CREATED_BY").execute()
-            metrics = store.current_metrics(b, m).select("VERSION_NAME", "KEY", "VALUE_NUM").execute()
-            tags = store.current_tags(b, m)
-            tags = tags.filter(tags.VERSION_NAME.notnull()).select("VERSION_NAME", "KEY", "VALUE_STR").execute()
-            aliases = store.current_aliases(b, m).execute()
-            comments = store.current_comments(b, m).select("VERSION_NAME", "VALUE_STR").execute()
-        frame = live.rename(
-            columns={"VERSION_NAME": "version_name", "CREATED_AT": "created_at", "CREATED_BY": "created_by"}
+        reg, m = self._registry, self.name
+        with reg._connection():
+            keys = tuple(sorted(reg._query(_metric_keys, model=m)["KEY"]))
+            frame = reg._query(_wide_versions(keys), keys, model=m)
+            tags = reg._query(_all_version_tags, model=m)
+            aliases = reg._query(lambda s, p: s.current_aliases(p["model"]), model=m)
+        frame = frame.rename(
+            columns={"VERSION_NAME": "version_name", "CREATED_AT": "created_at", "CREATED_BY": "created_by",
+                     "COMMENT": "comment", **{f"_M{i}": k for i, k in enumerate(keys)}}
         ).sort_values(["created_at", "version_name"], ignore_index=True)
         by_version: dict[str, list[str]] = {}
         for alias, version in zip(aliases["ALIAS_NAME"], aliases["VERSION_NAME"], strict=True):
             by_version.setdefault(version, []).append(alias)
-        frame["aliases"] = [sorted(by_version.get(v, [])) for v in frame.version_name]
         tag_map: dict[str, dict[str, str]] = {}
         for version, key, value in zip(tags["VERSION_NAME"], tags["KEY"], tags["VALUE_STR"], strict=True):
             tag_map.setdefault(version, {})[key] = value
-        frame["tags"] = [tag_map.get(v, {}) for v in frame.version_name]
-        frame["comment"] = frame.version_name.map(
-            dict(zip(comments["VERSION_NAME"], comments["VALUE_STR"], strict=True))
-        )
-        if len(metrics):
-            wide = metrics.pivot(index="VERSION_NAME", columns="KEY", values="VALUE_NUM")
-            frame = frame.join(wide[sorted(wide.columns)], on="version_name")
+        names = frame.version_name.tolist()
+        frame.insert(3, "aliases", [sorted(by_version.get(v, [])) for v in names])
+        frame.insert(4, "tags", [tag_map.get(v, {}) for v in names])
+        frame["comment"] = frame["comment"].astype(object).where(frame["comment"].notna(), None)
+        front = ["version_name", "created_at", "created_by", "aliases", "tags", "comment"]
+        return frame[front + list(keys)]
         return frame
 
 
@@ -233,25 +229,25 @@ class ModelVersion:
     def metrics(self) -> dict[str, float]:
         reg = self._registry
 
-        def expr(b: Any) -> Any:
-            t = reg._store.current_metrics(b, self.model_name)
-            return t.filter(t.VERSION_NAME == self.version_name).select("KEY", "VALUE_NUM")
+        def expr(s: Any, p: Any) -> Any:
+            t = s.current_metrics(p["model"])
+            return t.filter(t.VERSION_NAME == p["version"]).select("KEY", "VALUE_NUM")
 
-        frame = reg._query(expr)
+        frame = reg._query(expr, model=self.model_name, version=self.version_name)
         return dict(sorted(zip(frame["KEY"], frame["VALUE_NUM"].astype(float), strict=True)))
 
     def metric_history(self, key: str) -> pd.DataFrame:
         """Every value ever recorded for ``key``, oldest first, with who and when."""
         reg = self._registry
 
-        def expr(b: Any) -> Any:
-            e = reg._store.table(b, _tables.EVENTS)
+        def expr(s: Any, p: Any) -> Any:
+            e = s.table(_tables.EVENTS)
             return e.filter(
-                (e.MODEL_NAME == self.model_name) & (e.VERSION_NAME == self.version_name)
-                & (e.KIND == _tables.METRIC) & (e.KEY == key)
+                (e.MODEL_NAME == p["model"]) & (e.VERSION_NAME == p["version"])
+                & (e.KIND == _tables.METRIC) & (e.KEY == p["key"])
             ).order_by("EVENT_ID").select(value="VALUE_NUM", created_at="CREATED_AT", created_by="CREATED_BY")
 
-        return reg._query(expr)
+        return reg._query(expr, model=self.model_name, version=self.version_name, key=key)
 
     @property
     def tags(self) -> dict[str, str]:
@@ -271,11 +267,11 @@ class ModelVersion:
     def comment(self) -> str | None:
         reg = self._registry
 
-        def expr(b: Any) -> Any:
-            t = reg._store.current_comments(b, self.model_name)
-            return t.filter(t.VERSION_NAME == self.version_name).select("VALUE_STR")
+        def expr(s: Any, p: Any) -> Any:
+            t = s.current_comments(p["model"])
+            return t.filter(t.VERSION_NAME == p["version"]).select("VALUE_STR")
 
-        frame = reg._query(expr)
+        frame = reg._query(expr, model=self.model_name, version=self.version_name)
         return None if frame.empty else frame["VALUE_STR"].iloc[0]
 
     @comment.setter
@@ -295,11 +291,11 @@ class ModelVersion:
     def _row(self) -> dict[str, Any]:
         reg = self._registry
 
-        def expr(b: Any) -> Any:
-            t = reg._store.live_versions(b, self.model_name)
-            return t.filter(t.VERSION_NAME == self.version_name)
+        def expr(s: Any, p: Any) -> Any:
+            t = s.live_versions(p["model"])
+            return t.filter(t.VERSION_NAME == p["version"])
 
-        frame = reg._query(expr)
+        frame = reg._query(expr, model=self.model_name, version=self.version_name)
         if frame.empty:
             raise ModelNotFoundError(
                 f"version {self.version_name!r} of model {self.model_name!r} does not exist or was deleted"
@@ -362,6 +358,58 @@ class ModelVersion:
         )
         return out
 
-    # Scoring (``run``) and drift reports (``drift``) arrive with the scoring and
-    # monitoring issues; they will delegate to neve.scoring / neve.monitoring with
-    # ``self.load()``, ``self.pipeline()`` and ``self.baseline()``.
+    def drift(self, table: Any, *, columns: Any = None, thresholds: Any = None) -> Any:
+        """Compare ``table`` with the training baseline (one query); see :func:`neve.monitoring.drift`."""
+        from neve.monitoring import drift
+
+        base = self.baseline()
+        if base is None:
+            raise NeveInputError(
+                f"{self.model_name} {self.version_name} has no training baseline: "
+                f"log it with training_data=... to enable drift checks"
+            )
+        return drift(table, base, columns=columns, thresholds=thresholds)
+
+    # Scoring (``run``) arrives with the scoring work; it delegates to neve.scoring with
+    # ``self.load()`` and ``self.pipeline()``.
+
+
+def _model_tags(s: Any, p: Any) -> Any:
+    t = s.current_tags(p["model"])
+    return t.filter(t.VERSION_NAME.isnull()).select("KEY", "VALUE_STR")
+
+
+def _version_tags(s: Any, p: Any) -> Any:
+    t = s.current_tags(p["model"])
+    return t.filter(t.VERSION_NAME == p["version"]).select("KEY", "VALUE_STR")
+
+
+def _all_version_tags(s: Any, p: Any) -> Any:
+    t = s.current_tags(p["model"])
+    return t.filter(t.VERSION_NAME.notnull()).select("VERSION_NAME", "KEY", "VALUE_STR")
+
+
+def _metric_keys(s: Any, p: Any) -> Any:
+    e = s.table(_tables.EVENTS)
+    return e.filter((e.MODEL_NAME == p["model"]) & (e.KIND == _tables.METRIC)).select("KEY").distinct()
+
+
+def _wide_versions(keys: tuple[str, ...]) -> Any:
+    """Visible versions with their comment and one column per current metric, in ONE
+    query: each metric column is an arg_max over that key's events (a single hash
+    aggregation, no window sort), so listing 10k versions stays fast."""
+
+    def build(s: Any, p: Any) -> Any:
+        live = s.live_versions(p["model"]).select("VERSION_NAME", "CREATED_AT", "CREATED_BY")
+        e = s.table(_tables.EVENTS)
+        e = e.filter((e.MODEL_NAME == p["model"]) & (e.KIND == _tables.METRIC))
+        wide = e.group_by(M_VERSION=e.VERSION_NAME).aggregate(
+            **{f"_M{i}": e.VALUE_NUM.argmax(e.EVENT_ID, where=e.KEY == k) for i, k in enumerate(keys)}
+        ) if keys else None
+        comments = s.current_comments(p["model"]).select(C_VERSION="VERSION_NAME", COMMENT="VALUE_STR")
+        out = live.left_join(comments, live.VERSION_NAME == comments.C_VERSION)
+        if wide is not None:
+            out = out.left_join(wide, out.VERSION_NAME == wide.M_VERSION)
+        return out.select("VERSION_NAME", "CREATED_AT", "CREATED_BY", "COMMENT", *(f"_M{i}" for i in range(len(keys))))
+
+    return build

@@ -113,6 +113,7 @@ def _module_dists() -> Mapping[str, list[str]]:
     return md.packages_distributions()
 
 
+@functools.cache
 def _dist_version(module_root: str) -> tuple[str, str] | None:
     candidates = [_DIST_FOR_MODULE.get(module_root, module_root)]
     for dist in candidates:

@@ -89,6 +89,8 @@ class Registry:
             self._driver = driver_for(session)
             self._session = None if self._driver.exclusive else Session(self._driver, self._driver.connect())
         self.schema = schema
+        self._held: Any = None
+        self._known_models: set[str] = set()
         self._store = Store(self._driver, schema)
         self.stage = Stage(stage if stage is not None else default_stage_url(self._driver))
         with self._connection() as backend:
@@ -99,11 +101,15 @@ class Registry:
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Any]:
-        if self._driver.exclusive or self._session is None:
-            backend = self._driver.connect()
+        """The backend for one registry operation; nested uses share the outer one."""
+        if self._held is not None:
+            yield self._held
+        elif self._driver.exclusive or self._session is None:
+            backend = self._held = self._driver.connect_briefly()
             try:
                 yield backend
             finally:
+                self._held = None
                 self._driver.close(backend)
         else:
             yield self._session.engine
@@ -119,12 +125,13 @@ class Registry:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _query(self, build_expr: Any) -> pd.DataFrame:
+    def _query(self, build: Any, _variant: Any = None, **params: str) -> pd.DataFrame:
+        """Run ``build(store, p) -> ibis expr`` with ``params`` bound (see :meth:`Store.run`)."""
         with self._connection() as backend:
-            return build_expr(backend).execute()
+            return self._store.run(backend, build, params, _variant)
 
     def _model_names(self) -> list[str]:
-        return sorted(self._query(lambda b: self._store.table(b, MODELS).select("MODEL_NAME"))["MODEL_NAME"])
+        return sorted(self._query(lambda s, p: s.table(MODELS).select("MODEL_NAME"))["MODEL_NAME"])
 
     def get_model(self, model_name: str) -> Model:
         """The model called ``model_name``; unknown names raise with close suggestions."""
@@ -143,22 +150,23 @@ class Registry:
     def show_models(self) -> pd.DataFrame:
         """One row per model: created_at, version count, latest version, aliases, tags."""
 
-        def fetch(b: Any) -> tuple[pd.DataFrame, ...]:
-            models = self._store.table(b, MODELS).execute()
-            live = self._store.live_versions(b)
-            counts = live.group_by("MODEL_NAME").aggregate(
-                versions=live.count(), last_logged=live.CREATED_AT.max()
-            ).execute()
-            latest = live.filter(
-                live.CREATED_AT == live.CREATED_AT.max().over(group_by="MODEL_NAME")
-            ).select("MODEL_NAME", "VERSION_NAME").execute()
-            aliases = self._store.current_aliases(b).execute()
-            tags = self._store.current_tags(b)
-            tags = tags.filter(tags.VERSION_NAME.isnull()).execute()
-            return models, counts, latest, aliases, tags
+        def counts(s: Store, p: Any) -> Any:
+            live = s.live_versions()
+            return live.group_by("MODEL_NAME").aggregate(versions=live.count())
 
-        with self._connection() as backend:
-            models, counts, latest, aliases, tags = fetch(backend)
+        def latest(s: Store, p: Any) -> Any:
+            live = s.live_versions()
+            newest = live.CREATED_AT.max().over(group_by="MODEL_NAME")
+            return live.filter(live.CREATED_AT == newest).select("MODEL_NAME", "VERSION_NAME")
+
+        def model_tags(s: Store, p: Any) -> Any:
+            tags = s.current_tags()
+            return tags.filter(tags.VERSION_NAME.isnull())
+
+        with self._connection():
+            models = self._query(lambda s, p: s.table(MODELS))
+            counts, latest = self._query(counts), self._query(latest)
+            aliases, tags = self._query(lambda s, p: s.current_aliases()), self._query(model_tags)
         frame = pd.DataFrame(
             {"model_name": models["MODEL_NAME"], "created_at": models["CREATED_AT"]}
         ).sort_values("model_name", ignore_index=True)
@@ -224,15 +232,18 @@ class Registry:
             model, model_name=model_name, version_name=version_name or "",
             sample_input=sample_input, pipeline=pipeline_state, baseline=baseline, params=params_json,
         )
-        version_name = self._reserve(model_name, version_name, package.manifest["flavor"], params_json, lineage)
-        package.manifest["version_name"] = version_name
-        manifest = package.manifest_bytes
-        try:
-            self.stage.write(model_name, version_name, {**package.files, MANIFEST: manifest})
-        except BaseException:
-            self._abandon(model_name, version_name)
-            raise
-        self._commit(model_name, version_name, sha256(manifest), metric_rows, tag_rows, comment)
+        # One connection for reserve, write and commit: on a DuckDB file the lock is taken
+        # once per log, for the few milliseconds the files take to write.
+        with self._connection():
+            version_name = self._reserve(model_name, version_name, package.manifest["flavor"], params_json, lineage)
+            package.manifest["version_name"] = version_name
+            manifest = package.manifest_bytes
+            try:
+                self.stage.write(model_name, version_name, {**package.files, MANIFEST: manifest})
+            except BaseException:
+                self._abandon(model_name, version_name)
+                raise
+            self._commit(model_name, version_name, sha256(manifest), metric_rows, tag_rows, comment)
         return ModelVersion(self, model_name, version_name)
 
     def _reserve(
@@ -243,17 +254,19 @@ class Registry:
 
         now, who, context = _now(), _lineage.user(), _lineage.run_context()
         with self._connection() as backend:
-            try:
-                self._store.insert(backend, MODELS, ["MODEL_NAME", "CREATED_AT", "CREATED_BY", "RUN_CONTEXT"],
-                                   [(model, now, who, context)])
-            except Exception as exc:
-                if not self._driver.is_conflict(exc):
-                    raise
-            versions = self._store.table(backend, VERSIONS)
+            if model not in self._known_models:  # models are never dropped, so this cache stays true
+                try:
+                    self._store.insert(backend, MODELS, ["MODEL_NAME", "CREATED_AT", "CREATED_BY", "RUN_CONTEXT"],
+                                       [(model, now, who, context)])
+                except Exception as exc:
+                    if not self._driver.is_conflict(exc):
+                        raise
+                self._known_models.add(model)
             for _ in range(_MAX_NUMBERING_RETRIES):
                 if version is None:
-                    top = versions.filter(versions.MODEL_NAME == model).VERSION_NUMBER.max().execute()
-                    name, number = f"v{int(top or 0) + 1}", int(top or 0) + 1
+                    top = self._query(_max_number, model=model)["top"].iloc[0]
+                    number = 1 if pd.isna(top) else int(top) + 1
+                    name = f"v{number}"
                 else:
                     name, number = version, _number_of(version)
                 row = (model, name, number, self.stage.uri(model, name), flavor,
@@ -295,19 +308,16 @@ class Registry:
         Returns the folders removed (or that would be, with ``dry_run``)."""
         cutoff = _now() - timedelta(seconds=older_than)
 
-        def fetch(b: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
-            versions = self._store.table(b, VERSIONS).select("MODEL_NAME", "VERSION_NAME", "CREATED_AT")
-            return versions.execute(), self._store.live_versions(b).select("MODEL_NAME", "VERSION_NAME").execute()
-
-        with self._connection() as backend:
-            rows, live = fetch(backend)
+        with self._connection():
+            rows = self._query(lambda s, p: s.table(VERSIONS).select("MODEL_NAME", "VERSION_NAME", "CREATED_AT"))
+            live = self._query(lambda s, p: s.live_versions().select("MODEL_NAME", "VERSION_NAME"))
+            committed_or_deleted = self._query(
+                lambda s, p: s.table(EVENTS)
+                .filter(lambda e: e.KIND.isin([_tables.COMMIT, _tables.DELETE]))
+                .select("MODEL_NAME", "VERSION_NAME")
+            )
         live_keys = set(zip(live.MODEL_NAME, live.VERSION_NAME, strict=True))
         created = {(m, v): t for m, v, t in zip(rows.MODEL_NAME, rows.VERSION_NAME, rows.CREATED_AT, strict=True)}
-        committed_or_deleted = self._query(
-            lambda b: self._store.table(b, EVENTS)
-            .filter(lambda e: e.KIND.isin([_tables.COMMIT, _tables.DELETE]))
-            .select("MODEL_NAME", "VERSION_NAME")
-        )
         settled = set(zip(committed_or_deleted.MODEL_NAME, committed_or_deleted.VERSION_NAME, strict=True))
         removed, abandon = [], []
         for key in sorted(set(self.stage.folders()) | {k for k in created if k not in settled}):
@@ -324,6 +334,11 @@ class Registry:
         if abandon and not dry_run:
             self._append([(m, v, _tables.DELETE, None, None, "gc") for m, v in abandon])
         return removed
+
+
+def _max_number(s: Store, p: Any) -> Any:
+    versions = s.table(VERSIONS)
+    return versions.filter(versions.MODEL_NAME == p["model"]).aggregate(top=versions.VERSION_NUMBER.max())
 
 
 def _number_of(name: str) -> int | None:

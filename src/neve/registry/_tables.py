@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import itertools
 import os
+import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 import sqlglot.expressions as sge
 
 from neve.engine import Driver
@@ -81,6 +84,7 @@ TABLES: dict[str, tuple[ibis.Schema, tuple[str, ...]]] = {
 }
 
 _counter = itertools.count()
+_COMPILED: dict[tuple[Any, ...], sge.Expression] = {}
 
 
 def event_id() -> str:
@@ -130,8 +134,8 @@ class Store:
         existing = set(backend.list_tables(database=self.schema))
         if not {*TABLES, *VIEWS} <= existing:
             return False
-        meta = self.table(backend, META)
-        found = meta.filter(meta.KEY == "schema_version").VALUE.max().execute()
+        meta = self.table(META)
+        found = backend.execute(meta.filter(meta.KEY == "schema_version").VALUE.max())
         return found is not None and int(found) >= SCHEMA_VERSION
 
     def create(self, backend: Any) -> None:
@@ -149,7 +153,7 @@ class Store:
                 existing = set(backend.list_tables(database=self.schema))
                 for view, build in VIEWS.items():
                     if view not in existing:
-                        backend.create_view(view, build(self, backend), database=self.schema)
+                        backend.create_view(view, build(self), database=self.schema)
                 try:
                     self.insert(backend, META, ["KEY", "VALUE"], [("schema_version", str(SCHEMA_VERSION))])
                 except Exception as exc:
@@ -182,17 +186,43 @@ class Store:
 
     # -- reading and appending ------------------------------------------------------------------
 
-    def table(self, backend: Any, name: str) -> ir.Table:
-        return backend.table(name, database=self.schema)
+    def table(self, name: str) -> ir.Table:
+        # Built from the known schema instead of backend.table(), which asks the engine
+        # to describe the table on every call; run them with :meth:`run`.
+        return ibis.table(TABLES[name][0], name=name, database=self.schema)
+
+    def run(
+        self, backend: Any, build: Callable[..., ir.Expr], params: dict[str, str], variant: Any = None
+    ) -> pd.DataFrame:
+        """Run the query ``build(store, p)`` returns, with ``p`` holding ``params`` as bound values.
+
+        Compiling a registry query through Ibis costs more than running it, so each query
+        shape is compiled once per process, with its parameters turned into placeholders,
+        and then executed with the values bound (see :meth:`Driver.query`). ``variant``
+        distinguishes shapes one builder makes (e.g. the metric columns of a pivot).
+        """
+        key = (build.__code__, variant, backend.name, self.schema, tuple(sorted(params)))
+        tree = _COMPILED.get(key)
+        if tree is None:
+            sentinels = {name: f"neve_param_{name}_{secrets.token_hex(8)}" for name in params}
+            lookup = {v: k for k, v in sentinels.items()}
+            expr = build(self, {n: ibis.literal(v, "string") for n, v in sentinels.items()})
+            tree = backend.compiler.to_sqlglot(expr).transform(
+                lambda node: sge.Placeholder(this=lookup[node.this])
+                if isinstance(node, sge.Literal) and node.is_string and node.this in lookup
+                else node
+            )
+            _COMPILED[key] = tree
+        return self.driver.query(backend, tree, params)
 
     def insert(self, backend: Any, name: str, columns: list[str], rows: list[tuple]) -> None:
         self.driver.insert_rows(backend, name, columns, rows, database=self.schema)
 
     # -- folds: the same expressions back the views and the registry's filtered reads ----------
 
-    def live_versions(self, backend: Any, model: str | None = None) -> ir.Table:
+    def live_versions(self, model: Any = None) -> ir.Table:
         """Committed, undeleted versions with their commit time and manifest hash."""
-        versions, events = self.table(backend, VERSIONS), self.table(backend, EVENTS)
+        versions, events = self.table(VERSIONS), self.table(EVENTS)
         if model is not None:
             versions = versions.filter(versions.MODEL_NAME == model)
             events = events.filter(events.MODEL_NAME == model)
@@ -212,45 +242,43 @@ class Store:
         )
         return live.drop("C_MODEL", "C_VERSION")
 
-    def latest(
-        self, backend: Any, kinds: tuple[str, ...], keys: tuple[str, ...], model: str | None = None
-    ) -> ir.Table:
+    def latest(self, kinds: tuple[str, ...], keys: tuple[str, ...], model: Any = None) -> ir.Table:
         """The newest event of ``kinds`` per ``keys``."""
-        events = self.table(backend, EVENTS)
+        events = self.table(EVENTS)
         if model is not None:
             events = events.filter(events.MODEL_NAME == model)
         events = events.filter(events.KIND.isin(kinds))
         rank = ibis.row_number().over(group_by=[events[k] for k in keys], order_by=ibis.desc("EVENT_ID"))
         return events.mutate(_RANK=rank).filter(ibis._._RANK == 0).drop("_RANK")
 
-    def current_metrics(self, backend: Any, model: str | None = None) -> ir.Table:
-        t = self.latest(backend, (METRIC,), ("MODEL_NAME", "VERSION_NAME", "KEY"), model)
+    def current_metrics(self, model: Any = None) -> ir.Table:
+        t = self.latest((METRIC,), ("MODEL_NAME", "VERSION_NAME", "KEY"), model)
         return t.select("MODEL_NAME", "VERSION_NAME", "KEY", "VALUE_NUM", "CREATED_AT")
 
-    def current_tags(self, backend: Any, model: str | None = None) -> ir.Table:
-        t = self.latest(backend, (TAG, UNTAG), ("MODEL_NAME", "VERSION_NAME", "KEY"), model)
+    def current_tags(self, model: Any = None) -> ir.Table:
+        t = self.latest((TAG, UNTAG), ("MODEL_NAME", "VERSION_NAME", "KEY"), model)
         return t.filter(t.KIND == TAG).select("MODEL_NAME", "VERSION_NAME", "KEY", "VALUE_STR")
 
-    def current_comments(self, backend: Any, model: str | None = None) -> ir.Table:
-        t = self.latest(backend, (COMMENT,), ("MODEL_NAME", "VERSION_NAME"), model)
+    def current_comments(self, model: Any = None) -> ir.Table:
+        t = self.latest((COMMENT,), ("MODEL_NAME", "VERSION_NAME"), model)
         return t.select("MODEL_NAME", "VERSION_NAME", "VALUE_STR", "CREATED_AT", "CREATED_BY")
 
-    def current_aliases(self, backend: Any, model: str | None = None) -> ir.Table:
+    def current_aliases(self, model: Any = None) -> ir.Table:
         """Alias -> version, one row per alias: the latest alias/unalias event wins, so
         moving an alias is one append and an alias can never point at two versions."""
-        t = self.latest(backend, (ALIAS, UNALIAS), ("MODEL_NAME", "KEY"), model)
+        t = self.latest((ALIAS, UNALIAS), ("MODEL_NAME", "KEY"), model)
         t = t.filter(t.KIND == ALIAS)
-        live = self.live_versions(backend, model).select(L_MODEL="MODEL_NAME", L_VERSION="VERSION_NAME")
+        live = self.live_versions(model).select(L_MODEL="MODEL_NAME", L_VERSION="VERSION_NAME")
         t = t.semi_join(live, [t.MODEL_NAME == live.L_MODEL, t.VALUE_STR == live.L_VERSION])
         return t.select("MODEL_NAME", ALIAS_NAME="KEY", VERSION_NAME="VALUE_STR")
 
 
 VIEWS = {
-    "NEVE_LIVE_VERSIONS": lambda store, b: store.live_versions(b),
-    "NEVE_CURRENT_METRICS": lambda store, b: store.current_metrics(b),
-    "NEVE_CURRENT_TAGS": lambda store, b: store.current_tags(b),
-    "NEVE_CURRENT_ALIASES": lambda store, b: store.current_aliases(b),
-    "NEVE_CURRENT_COMMENTS": lambda store, b: store.current_comments(b),
+    "NEVE_LIVE_VERSIONS": lambda store: store.live_versions(),
+    "NEVE_CURRENT_METRICS": lambda store: store.current_metrics(),
+    "NEVE_CURRENT_TAGS": lambda store: store.current_tags(),
+    "NEVE_CURRENT_ALIASES": lambda store: store.current_aliases(),
+    "NEVE_CURRENT_COMMENTS": lambda store: store.current_comments(),
 }
 
 

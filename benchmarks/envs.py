@@ -1,0 +1,173 @@
+"""Task environments: neve env build against venv + pip and Airflow's cached virtualenv.
+
+Writes the ``## Task environments`` section of BENCHMARKS.md (other sections are kept).
+
+    uv run --no-sync python benchmarks/envs.py          # the taxi env's full requirement set
+    uv run --no-sync python benchmarks/envs.py --quick  # a two-package set
+
+Every build starts from a new folder; package caches (uv's and pip's) are warm,
+as on a developer machine or with a Docker cache mount, so the numbers compare
+installers and caching, not the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from neve import envs
+from neve.envs._interpreters import find_interpreter
+from neve.envs._lock import lock_body
+from neve.envs._uv import uv_command
+
+SECTION = "## Task environments"
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def best_of(n: int, cmd: list[str], env: dict | None = None) -> float:
+    return min(timed(lambda: run(cmd, env=env)) for _ in range(n))
+
+
+def requirements(quick: bool) -> list[str]:
+    if quick:
+        return ["six==1.16.0", "tabulate==0.9.0"]
+    return lock_body((REPO / "envs" / "taxi.lock").read_text()).splitlines()
+
+
+def write_project(root: Path, reqs: list[str]) -> None:
+    deps = ", ".join(f'"{r}"' for r in reqs)
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "bench"\nversion = "0"\n\n[tool.neve.envs.bench]\n'
+        f'python = "3.11"\ninclude_neve = false\ndependencies = [{deps}]\n'
+    )
+
+
+def measure(quick: bool) -> list[tuple[str, str, str]]:
+    reqs = requirements(quick)
+    python = str(find_interpreter("3.11").path)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="neve-bench-") as tmp:
+        tmp_path = Path(tmp)
+        (tmp_path / "requirements.txt").write_text("\n".join(reqs) + "\n")
+
+        # Warm both caches once, untimed.
+        proj = tmp_path / "warmup"
+        proj.mkdir()
+        write_project(proj, reqs)
+        envs.build(["bench"], project=proj)
+        run([python, "-m", "venv", str(tmp_path / "pipwarm")])
+        run([str(tmp_path / "pipwarm" / "bin" / "python"), "-m", "pip", "install", "-q",
+             "-r", str(tmp_path / "requirements.txt")])
+
+        proj = tmp_path / "proj"
+        proj.mkdir()
+        write_project(proj, reqs)
+        cold = timed(lambda: envs.build(["bench"], project=proj))
+        rows.append(("neve env build, cold (resolve + lock + venv + install)", f"{cold:.2f} s",
+                     "includes compiling bytecode, as pip does"))
+        warm = min(timed(lambda: envs.build(["bench"], project=proj)) for _ in range(5))
+        [result] = envs.build(["bench"], project=proj)
+        assert not result.built
+        rows.append(("neve env build, unchanged declaration (library call)", f"{warm * 1000:.0f} ms",
+                     "no rebuild"))
+        cli = best_of(3, [sys.executable, "-m", "neve.cli", "env", "build", "--project", str(proj)])
+        rows.append(("`neve env build`, unchanged declaration (CLI process)", f"{cli:.2f} s",
+                     "dominated by `import neve`"))
+        write_project(proj, [*reqs, "six==1.17.0"] if "six" not in " ".join(reqs) else
+                      [*reqs, "idna==3.10"])
+        changed = timed(lambda: envs.build(["bench"], project=proj))
+        rows.append(("neve env build, one package added", f"{changed:.2f} s",
+                     "a whole new env beside the old, then switch"))
+
+        def pip_build() -> None:
+            venv = tmp_path / f"pip{time.monotonic_ns()}"
+            run([python, "-m", "venv", str(venv)])
+            run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+                 "-r", str(tmp_path / "requirements.txt")])
+
+        pip_time = timed(pip_build)
+        rows.append(("`python -m venv` + `pip install -r` (every build)", f"{pip_time:.2f} s",
+                     "no reuse: every image build or restart pays it"))
+
+        py = envs.python("bench", project=proj)
+        env = {k: v for k, v in os.environ.items() if k != "NEVE_ENV_NO_CHECK"}
+        bare = best_of(5, [py, "-c", "pass"], env)
+        unchecked = best_of(5, [py, "-c", "pass"], {**env, "NEVE_ENV_NO_CHECK": "1"})
+        rows.append(("start-up: env interpreter, `pass` (incl. stale check)", f"{bare * 1000:.0f} ms",
+                     f"check costs {max(bare - unchecked, 0) * 1000:.0f} ms"))
+        if not quick:
+            sk = best_of(3, [py, "-c", "import sklearn.linear_model"], env)
+            rows.append(("start-up: env interpreter, `import sklearn.linear_model`", f"{sk:.2f} s", ""))
+
+    taxi = Path(envs.python("taxi", project=REPO))
+    if (REPO / ".neve" / "envs" / "taxi").resolve().name.startswith("taxi-") and not quick:
+        imp = best_of(3, [str(taxi), "-c", "import neve"], env)
+        rows.append(("start-up: taxi env, `import neve`", f"{imp:.2f} s",
+                     "target 0.5 s; neve/__init__ imports scikit-learn and ibis eagerly"))
+    try:
+        import airflow  # noqa: F401
+
+        rows.append(("Airflow PythonVirtualenvOperator + venv_cache_path", "not measured", ""))
+    except ImportError:
+        rows.append(("Airflow PythonVirtualenvOperator + venv_cache_path, first / repeat",
+                     "pending Airflow integration", "apache-airflow not installed here"))
+    return rows
+
+
+def write_section(rows: list[tuple[str, str, str]], quick: bool) -> None:
+    path = REPO / "BENCHMARKS.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    reqs = "six + tabulate" if quick else "the taxi env's locked set (scikit-learn, pandas, pyarrow, duckdb, ibis, ...)"
+    uv_version = run([*uv_command(), "--version"]).stdout.split()[1]
+    setup = (
+        f"`benchmarks/envs.py{' --quick' if quick else ''}`, {platform.machine()}, "
+        f"{os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f} at the end: other jobs "
+        f"shared the machine), Python 3.11, uv {uv_version}. Requirements: {reqs}. "
+        "Package caches warm for both tools; every build into a new folder. "
+        "Airflow's PythonVirtualenvOperator keys its cache on requirement strings, "
+        "not resolved versions (apache/airflow#41328)."
+    )
+    lines = [
+        SECTION, "", setup, "",
+        "| what | time | note |",
+        "|---|---|---|",
+        *[f"| {what} | {value} | {note} |" for what, value, note in rows],
+        "",
+    ]
+    section = "\n".join(lines)
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    text = pattern.sub(section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    path.write_text(text.rstrip() + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    rows = measure(args.quick)
+    for row in rows:
+        print(" | ".join(row))
+    write_section(rows, args.quick)
+
+
+if __name__ == "__main__":
+    main()

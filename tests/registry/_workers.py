@@ -1,0 +1,46 @@
+"""Functions run in child processes by the concurrency and crash tests (importable by name)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import Ridge
+
+import neve
+
+
+def small_model() -> tuple[Ridge, pd.DataFrame]:
+    X = pd.DataFrame({"A": np.arange(20.0), "B": np.arange(20.0) % 3})
+    return Ridge().fit(X, X.A * 2), X
+
+
+def log_versions(url: str, worker: int, count: int) -> list[str]:
+    model, _ = small_model()
+    reg = neve.Registry(url)
+    names = []
+    for i in range(count):
+        mv = reg.log_model(model, "shared", metrics={"worker": worker, "i": i})
+        mv.set_metric("after", worker * 1000 + i)
+        names.append(mv.version_name)
+    return names
+
+
+def move_alias(url: str, worker: int, rounds: int) -> None:
+    reg = neve.Registry(url)
+    model = reg.get_model("shared")
+    for i in range(rounds):
+        model.set_alias("production", f"v{1 + (worker + i) % 4}")
+
+
+def crash_before_commit(url: str) -> None:
+    """Log a model but die (no cleanup, no exception handlers) right before the commit."""
+    from neve.registry import _registry
+
+    def die(*args: object, **kwargs: object) -> None:
+        os._exit(17)
+
+    _registry.Registry._commit = die
+    model, X = small_model()
+    neve.Registry(url).log_model(model, "crashy", sample_input=X.head(3))

@@ -1,0 +1,57 @@
+"""Real processes writing to one DuckDB file at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import _workers
+import pytest
+
+import neve
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pool_context() -> multiprocessing.context.BaseContext:
+    # A forkserver preloaded with neve and scikit-learn starts workers without paying
+    # the imports again (nor inheriting this process's DuckDB threads, as fork would).
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["neve", "sklearn.linear_model", "_workers"])
+    return ctx
+
+
+def test_eight_processes_log_concurrently(tmp_path: Path, pool_context) -> None:
+    url = f"duckdb:///{tmp_path / 'shared.duckdb'}"
+    neve.Registry(url)  # tables exist before the race, as in production
+    with pool_context.Pool(8) as pool:
+        results = pool.starmap(_workers.log_versions, [(url, w, 25) for w in range(8)])
+    logged = [name for names in results for name in names]
+    assert len(logged) == len(set(logged)) == 200
+    reg = neve.Registry(url)
+    versions = reg.get_model("shared").show_versions()
+    assert sorted(versions.version_name) == sorted(logged)
+    assert sorted(versions.version_name, key=lambda v: int(v[1:])) == [f"v{i}" for i in range(1, 201)]
+    # Every metric event from every process arrived, on the version it was meant for.
+    pairs = set(zip(versions.worker.astype(int), versions.i.astype(int), strict=True))
+    assert pairs == {(w, i) for w in range(8) for i in range(25)}
+    assert (versions.after == versions.worker * 1000 + versions.i).all()
+
+
+def test_alias_moved_concurrently_ends_consistent(tmp_path: Path, pool_context) -> None:
+    url = f"duckdb:///{tmp_path / 'alias.duckdb'}"
+    reg = neve.Registry(url)
+    model, _ = _workers.small_model()
+    for _ in range(4):
+        reg.log_model(model, "shared")
+    with pool_context.Pool(4) as pool:
+        pool.starmap(_workers.move_alias, [(url, w, 10) for w in range(4)])
+    m = neve.Registry(url).get_model("shared")
+    aliases = m.aliases
+    assert list(aliases) == ["production"]
+    target = aliases["production"]
+    assert m.version("production").version_name == target
+    shown = m.show_versions()
+    assert [a for a in shown.aliases if a] == [["production"]]
+    assert shown.version_name[shown.aliases.map(bool)].item() == target
