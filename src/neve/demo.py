@@ -225,9 +225,11 @@ def summary(url: str, db_path: Path, run_id: str, elapsed: float) -> None:
         )
         console.print(f"        logged by Airflow run {tags.get('airflow_run_id')}", highlight=False)
         drift = predicted.get("drift") or {}
-        verdict = "[bold red]DRIFT[/]" if drift.get("drift") else "[green]no drift[/]"
-        detail = ", ".join(drift.get("drifted_features", [])) or "every feature within its limits"
-        console.print(f"[bold]drift[/]   {verdict} against the training baseline ({detail})")
+        verdict = "[green]no drift[/]" if drift.get("ok") else "[bold red]DRIFT[/]"
+        console.print(
+            f"[bold]drift[/]   {verdict} against the training baseline: {predicted.get('drift_summary')}",
+            highlight=False,
+        )
 
         pred = session.table("TAXI_PRED")
         sample = pred.order_by("TRIP_ID").limit(5).execute()

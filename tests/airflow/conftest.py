@@ -88,3 +88,9 @@ def taxi_run(taxi_dag):
     """One full ``dag.test()`` run of the taxi DAG on a fresh DuckDB file."""
     run = taxi_dag.test()
     return run
+
+
+def pytest_configure(config):
+    # skops probes module attributes while loading a model and trips Airflow's
+    # deprecated-import shims (thousands of identical warnings, none about neve).
+    config.addinivalue_line("filterwarnings", r"ignore:The `airflow\..*` attribute is deprecated:Warning")

@@ -12,7 +12,6 @@ import neve
 from neve import Registry
 from neve.airflow import TableRef
 from neve.errors import DataFileError
-from neve.monitoring import baseline
 TAXI = Path(__file__).resolve().parents[2] / "data" / "nyc_taxi"
 MODEL = "trip_duration_estimator"
 
@@ -95,20 +94,6 @@ def test_cleaning_matches_the_pandas_oracle_on_the_sample(taxi_module):
         n = session.execute(taxi_module.clean_trips(raw).count())
     assert n == cleaned_trip_count("2019-01")
     assert n < 10_000
-
-
-def test_drift_report_flags_the_lockdown_month_only(taxi_module):
-    def profile(session, month):
-        raw = session.load_files([TAXI / f"yellow_tripdata_sample_{month}.csv"], f"R_{month[-2:]}")
-        return baseline(taxi_module.clean_trips(raw), taxi_module.RAW_FEATURES)
-
-    with neve.connect("duckdb://") as session:
-        base = profile(session, "2019-01")
-        same = taxi_module.drift_report(base, profile(session, "2019-03"))
-        lockdown = taxi_module.drift_report(base, profile(session, "2020-04"))
-    assert same["drift"] is False, same
-    assert lockdown["drift"] is True
-    assert lockdown["drifted_features"]
 
 
 def test_missing_csv_fails_the_load_naming_the_file_and_the_fix(taxi_dag, tmp_path):
@@ -198,3 +183,19 @@ def test_a_retry_of_train_returns_the_run_version_instead_of_logging_another(fin
         other = train(session, TableRef("TAXI_DATA"), engineered, dag_run=SimpleNamespace(run_id="manual__other", dag_id=run.dag_id))
         assert other.version_name == "v2"
         other.delete()
+
+
+@pytest.mark.slow
+def test_predict_reports_drift_against_the_training_baseline(finished_run, metadata_db):
+    from neve.demo import read_xcom
+
+    result = read_xcom(metadata_db, finished_run.run_id, "predict")
+    assert result["predictions"]["name"] == "TAXI_PRED"
+    assert result["model"]["version"] == "v1"
+    drift = result["drift"]
+    # Scoring the training months themselves: nothing may drift.
+    assert drift["ok"] is True and drift["drifted"] == []
+    assert {f["feature"] for f in drift["features"]} == {
+        "PICKUP_LOCATION_ID", "DROPOFF_LOCATION_ID", "HOUR_OF_DAY", "TRIP_DISTANCE",
+    }
+    assert result["drift_summary"].startswith("no drift")

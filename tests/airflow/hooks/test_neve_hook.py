@@ -50,6 +50,12 @@ def test_the_seeds_snowflake_default_connection_works_unchanged(monkeypatch):
     assert (url.scheme, url.host, url.path) == ("snowflake", "ab12345", "/ML_DB/MODEL_REGISTRY")
     assert url.query == {"warehouse": "WH", "role": "ML_ROLE"}
     assert url.password == SECRET
+    # ... and is what the Snowflake driver hands to the connector.
+    from neve.engine import driver_for
+
+    kwargs = driver_for(NeveHook("snowflake_default").get_url()).connect_kwargs()
+    assert kwargs == {"account": "ab12345", "user": "ML", "password": SECRET,
+                      "database": "ML_DB/MODEL_REGISTRY", "warehouse": "WH", "role": "ML_ROLE"}
 
 
 def test_missing_connection_names_the_fix():
