@@ -220,7 +220,7 @@ def summary(url: str, db_path: Path, run_id: str, elapsed: float) -> None:
         tags = mv.tags
         console.print(
             f"[bold]model[/]   {version['model']} [bold]{mv.version_name}[/]  "
-            + "  ".join(f"{k}={v:,.4g}" for k, v in sorted(metrics.items()))
+            + "  ".join(f"{k}={_number(v)}" for k, v in sorted(metrics.items()))
             + f"  stage={tags.get('stage')} model_type={tags.get('model_type')}"
         )
         console.print(f"        logged by Airflow run {tags.get('airflow_run_id')}", highlight=False)
@@ -394,6 +394,10 @@ def group_members(pgid: int) -> list[int]:
         if group == pgid and state != "Z":
             members.append(int(stat.parent.name))
     return members
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}"
 
 
 def _redacted(url: str) -> str:
