@@ -221,10 +221,8 @@ def taxi_trip_duration() -> None:
     @task.neve(conn_id=CONN_ID)
     def predict(session: Session, version: ModelVersionRef, data: TableRef) -> dict[str, Any]:
         """Load the version, check drift against its training baseline, write TAXI_PRED."""
-        import ibis
-        import pandas as pd
-
         from neve import Registry
+        from neve.scoring import score
 
         mv = Registry(session).get_model(version["model"]).version(version["version"])
         model, pipe = mv.load(), mv.pipeline()
@@ -233,21 +231,15 @@ def taxi_trip_duration() -> None:
         # fatal: the seed scored anyway and flagged it (report.raise_if_drifted() would stop).
         report = mv.drift(table)
 
-        # Scored batch by batch in Python until neve.scoring compiles models to SQL
-        # (ModelVersion.run in DESIGN.md); the result is joined back in the engine.
-        features = pipe.transform(table)
-        columns = list(model.feature_names_in_)
-        parts = []
-        for batch in features.select(ID, *columns).order_by(ID).to_pyarrow_batches(chunk_size=50_000):
-            frame = batch.to_pandas()
-            parts.append(pd.DataFrame({ID: frame[ID], "PREDICTION": model.predict(frame[columns])}))
-        scores = ibis.memtable(pd.concat(parts, ignore_index=True))
-        session.create_table("TAXI_PRED", table.join(scores, ID), overwrite=True)
+        # The pipeline and the linear model compile to one SELECT: scoring stays in the engine.
+        predictions = score(table, model, pipeline=pipe)
+        session.create_table("TAXI_PRED", predictions, overwrite=True)
         return {
             "predictions": TableRef.of(session, "TAXI_PRED"),
             "model": version,
             "drift": report.to_dict(),
             "drift_summary": report.summary(),
+            "scored_in": predictions.path,
         }
 
     registry = setup_registry()

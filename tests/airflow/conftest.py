@@ -93,4 +93,4 @@ def taxi_run(taxi_dag):
 def pytest_configure(config):
     # skops probes module attributes while loading a model and trips Airflow's
     # deprecated-import shims (thousands of identical warnings, none about neve).
-    config.addinivalue_line("filterwarnings", r"ignore:The `airflow\..*` attribute is deprecated:Warning")
+    config.addinivalue_line("filterwarnings", r"ignore:The `airflow\..*:Warning")

@@ -192,6 +192,7 @@ def test_predict_reports_drift_against_the_training_baseline(finished_run, metad
     result = read_xcom(metadata_db, finished_run.run_id, "predict")
     assert result["predictions"]["name"] == "TAXI_PRED"
     assert result["model"]["version"] == "v1"
+    assert result["scored_in"] == "sql"  # the model compiled to SQL: no rows left the engine
     drift = result["drift"]
     # Scoring the training months themselves: nothing may drift.
     assert drift["ok"] is True and drift["drifted"] == []
