@@ -8,7 +8,7 @@ UV := $(PYTHON) -m uv
 endif
 export UV_LINK_MODE ?= copy
 
-.PHONY: demo test bench bench-quick sync lint clean
+.PHONY: demo airflow test bench bench-quick sync lint clean
 
 .venv/.synced: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -17,8 +17,13 @@ export UV_LINK_MODE ?= copy
 
 sync: .venv/.synced
 
+# The taxi DAG once, through Airflow's dag.test(), on $$NEVE_URL (default: duckdb:///./neve.duckdb).
 demo: sync
 	$(UV) run --no-sync python -m neve.demo
+
+# airflow standalone with dags/ and the neve_default connection; prints URL and login.
+airflow: sync
+	$(UV) run --no-sync python -m neve.demo airflow
 
 test: sync
 	$(UV) run --no-sync pytest -n auto --durations=15
@@ -35,4 +40,4 @@ lint: sync
 	$(UV) run --no-sync ruff check src tests benchmarks
 
 clean:
-	rm -rf .venv .neve neve.duckdb neve.duckdb.wal
+	rm -rf .venv .neve neve.duckdb neve.duckdb.wal neve.stage

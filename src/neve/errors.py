@@ -23,6 +23,7 @@ working for code that does not know about neve::
     │   └── ArtifactMissingError(FileNotFoundError)  a file the manifest lists is gone
     └── EngineError(RuntimeError)           the engine could not be reached or used
         ├── InvalidURLError(ValueError)     a connection URL neve cannot parse
+        ├── ConnectionNotFoundError(LookupError) a named (Airflow) connection that is not defined
         └── EngineLockedError(TimeoutError) another process held a DuckDB file too long
 """
 
@@ -37,6 +38,7 @@ __all__ = [
     "ModelNotFoundError",
     "ColumnNotFoundError",
     "ColumnTypeError",
+    "ConnectionNotFoundError",
     "DataFileError",
     "EmptyInputError",
     "EngineError",
@@ -136,6 +138,10 @@ class EngineError(NeveError, RuntimeError):
 
 class InvalidURLError(EngineError, ValueError):
     """A connection URL neve cannot interpret."""
+
+
+class ConnectionNotFoundError(EngineError, LookupError):
+    """A named connection (``airflow_conn_id``) is not defined; the message says how to define it."""
 
 
 class EngineLockedError(EngineError, TimeoutError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from neve.engine._airflow_conn import url_from_env
 from neve.engine._driver import Driver
 from neve.engine._queries import QueryLog, capture_queries, execute, local_backend
 from neve.engine._session import Session
@@ -45,7 +46,9 @@ def driver_for(url: str | None = None) -> Driver:
     return driver_cls(parsed)
 
 
-def connect(url: str | None = None, *, connection: Any = None) -> Session:
+def connect(
+    url: str | None = None, *, connection: Any = None, airflow_conn_id: str | None = None
+) -> Session:
     """Open a :class:`Session`.
 
     ``url`` follows Ibis's forms: ``duckdb://`` (in memory), ``duckdb:///./file.duckdb``,
@@ -55,11 +58,17 @@ def connect(url: str | None = None, *, connection: Any = None) -> Session:
 
     ``connection`` adopts one the caller already holds instead: a Snowflake connector
     connection, a Snowpark ``Session`` or an Ibis backend (see :meth:`Session.from_connection`).
+
+    ``airflow_conn_id`` takes the engine from an Airflow connection, read from
+    ``AIRFLOW_CONN_<ID>`` (URI or JSON form) without importing Airflow, as in a task
+    environment that Airflow launched.
     """
+    if sum(x is not None for x in (url, connection, airflow_conn_id)) > 1:
+        raise InvalidURLError("give connect() one of url, connection or airflow_conn_id")
     if connection is not None:
-        if url is not None:
-            raise InvalidURLError("give connect() a url or a connection, not both")
         return Session.from_connection(connection)
+    if airflow_conn_id is not None:
+        url = url_from_env(airflow_conn_id)
     driver = driver_for(url)
     return Session(driver, driver.connect())
 

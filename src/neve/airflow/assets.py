@@ -1,0 +1,111 @@
+"""Airflow Asset events for model versions: ``neve://<registry>/<model>``.
+
+A task that logs or promotes a model version records an event on the model's
+asset, with the version, its metrics, tags and aliases in ``extra``, so a
+scoring DAG can be scheduled on ``Asset("neve://<registry>/<model>")``. The
+asset is reached through the alias :data:`MODEL_ALIAS` because its URI is only
+known at run time; ``@task.neve`` tasks declare the alias as an outlet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Asset, AssetAlias
+
+from neve.airflow._refs import ModelVersionRef
+from neve.engine import Session
+from neve.errors import NeveInputError
+
+__all__ = [
+    "MODEL_ALIAS",
+    "model_asset",
+    "model_version_ref",
+    "record_model_event",
+    "registry_name",
+]
+
+#: The alias every ``@task.neve`` task declares as an outlet.
+MODEL_ALIAS = AssetAlias("neve-model-versions")
+
+
+def registry_name(session: Session) -> str:
+    """A stable name for the registry a session writes to: the DuckDB file's stem, else the
+    database (and schema) of the URL."""
+    location = session.driver.location
+    if location is not None:
+        return Path(location).stem.lower()
+    url = session.driver.url
+    parts = [p for p in url.path.strip("/").split("/") if p]
+    if not parts and url.query.get("database"):
+        parts = [url.query["database"]]
+    return ".".join(parts).lower() or (url.host or session.dialect).lower()
+
+
+def model_asset(registry: str, model: str) -> Asset:
+    """The Asset a model publishes to; schedule a DAG on it to react to new versions."""
+    uri = f"neve://{registry}/{model}"
+    return Asset(uri=uri, name=uri, group="neve-model")
+
+
+def model_version_ref(mv: Any, session: Session | None = None, *, registry: str | None = None) -> ModelVersionRef:
+    """A JSON ref to a registry ``ModelVersion`` (or an existing ref, returned as is)."""
+    if ModelVersionRef.is_ref(mv):
+        return ModelVersionRef.from_dict(mv)
+    model = getattr(mv, "model_name", None)
+    version = getattr(mv, "version_name", None)
+    if model is None or version is None:
+        raise NeveInputError(
+            f"expected a registry ModelVersion (with model_name and version_name), "
+            f"got {type(mv).__name__}"
+        )
+    if registry is None:
+        if session is None:
+            raise NeveInputError("model_version_ref needs the session or the registry name")
+        registry = registry_name(session)
+    aliases = getattr(mv, "aliases", None)
+    return ModelVersionRef(
+        registry,
+        model,
+        version,
+        metrics=dict(getattr(mv, "metrics", None) or {}),
+        tags=dict(getattr(mv, "tags", None) or {}),
+        aliases=list(aliases() if callable(aliases) else aliases or []),
+    )
+
+
+def record_model_event(
+    ref: ModelVersionRef,
+    action: str = "logged",
+    *,
+    context: Any = None,
+) -> Asset:
+    """Record an Asset event for ``ref`` on the running task (``action``: logged, promoted).
+
+    The task must declare :data:`MODEL_ALIAS` among its outlets; ``@task.neve`` does.
+    """
+    if context is None:
+        from airflow.sdk import get_current_context
+
+        context = get_current_context()
+    task = context.get("task")
+    outlets = getattr(task, "outlets", None) or []
+    if task is not None and not any(
+        isinstance(o, AssetAlias) and o.name == MODEL_ALIAS.name for o in outlets
+    ):
+        raise NeveInputError(
+            f"task {task.task_id!r} cannot record a model event: add "
+            f"outlets=[neve.airflow.MODEL_ALIAS] to it, or use @task.neve"
+        )
+    asset = model_asset(ref["registry"], ref["model"])
+    extra = {
+        "action": action,
+        "model": ref["model"],
+        "version": ref["version"],
+        "metrics": dict(ref.get("metrics") or {}),
+        "tags": dict(ref.get("tags") or {}),
+        "aliases": list(ref.get("aliases") or []),
+    }
+    context["outlet_events"][MODEL_ALIAS].add(asset, extra=extra)
+    return asset

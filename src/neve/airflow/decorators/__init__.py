@@ -1,0 +1,3 @@
+from neve.airflow.decorators.neve import neve_task
+
+__all__ = ["neve_task"]

@@ -1,0 +1,3 @@
+from neve.airflow.hooks.neve import NeveHook
+
+__all__ = ["NeveHook"]

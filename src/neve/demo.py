@@ -1,0 +1,423 @@
+"""``make demo`` and ``make airflow``: the taxi DAG on embedded DuckDB, no account, no Docker.
+
+``python -m neve.demo``          runs the whole DAG once through Airflow's ``dag.test()``
+                                 and prints what it made.
+``python -m neve.demo airflow``  starts ``airflow standalone`` with the project's DAGs and
+                                 the ``neve_default`` connection, and prints URL and login.
+
+The engine is ``$NEVE_URL`` (default ``duckdb:///./neve.duckdb``). Airflow's home, its
+metadata DB and logs live in ``.neve/airflow`` (git-ignored). The connection reaches
+Airflow as the ``AIRFLOW_CONN_NEVE_DEFAULT`` environment variable of the processes
+started here, so no credential is written to a file.
+
+The DAG runs in a child process whose log goes to ``.neve/airflow/demo.log``; this
+process shows progress by reading task states from the metadata DB (plain sqlite3,
+so it does not pay for importing Airflow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+__all__ = ["airflow_env", "main", "repo_root"]
+
+DAG_ID = "taxi_trip_duration"
+CONN_ID = "neve_default"
+TABLES = ("TAXI_RAW_2019_01", "TAXI_RAW_2019_02", "TAXI_DATA", "TAXI_FEATURE", "TAXI_PRED")
+STATE_STYLE = {
+    "success": "green",
+    "failed": "bold red",
+    "upstream_failed": "red",
+    "running": "yellow",
+    "up_for_retry": "magenta",
+    "queued": "cyan",
+    "scheduled": "cyan",
+}
+
+console = Console()
+
+
+def repo_root() -> Path:
+    """The checkout holding ``dags/``: the working directory or one of its parents, else
+    the one this (editable) package was installed from."""
+    for base in (Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[2]):
+        if (base / "dags" / f"{DAG_ID}.py").is_file():
+            return base
+    raise SystemExit("cannot find dags/taxi_trip_duration.py: run this from the neve checkout")
+
+
+def engine_url(url: str | None) -> str:
+    """``url`` (default ``$NEVE_URL``) with a relative DuckDB path made absolute, so every
+    Airflow process finds the same file whatever its working directory."""
+    from neve.engine import driver_for
+
+    driver = driver_for(url)
+    location = driver.location
+    if driver.name != "duckdb" or location is None:
+        return url or os.environ.get("NEVE_URL") or "duckdb:///./neve.duckdb"
+    query = "&".join(f"{k}={v}" for k, v in driver.url.query.items())
+    return f"duckdb://{location}" + (f"?{query}" if query else "")
+
+
+def airflow_env(home: Path, url: str, dags_folder: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for Airflow processes: home, SQLite metadata DB, the DAGs folder and
+    ``neve_default`` pointing at ``url``. Must be set before Airflow is imported."""
+    env = dict(os.environ if base is None else base)
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags_folder),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+        AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK="False",
+    )
+    env[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps({"conn_type": "neve", "extra": {"url": url}})
+    env.setdefault("NEVE_CONN_ID", CONN_ID)
+    return env
+
+
+# -- the DAG run (child process) -----------------------------------------------------------------
+
+
+def _run_dag_child() -> int:
+    """Runs inside the child: set up the metadata DB, then one ``dag.test()``."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils import db
+
+    db.initdb()
+    bag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    if DAG_ID not in bag.dags:
+        print(f"DAG {DAG_ID} did not load: {bag.import_errors}", file=sys.stderr)
+        return 2
+    run = bag.dags[DAG_ID].test()
+    return 0 if str(run.state) in ("success", "DagRunState.SUCCESS") else 1
+
+
+def _task_states(db_path: Path, started: float) -> tuple[str | None, dict[str, tuple[str, int]]]:
+    if not db_path.exists():
+        return None, {}
+    try:
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1) as con:
+            row = con.execute(
+                "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (DAG_ID,)
+            ).fetchone()
+            if row is None:
+                return None, {}
+            rows = con.execute(
+                "SELECT task_id, state, try_number FROM task_instance WHERE dag_id = ? AND run_id = ?",
+                (DAG_ID, row[0]),
+            ).fetchall()
+    except sqlite3.Error:  # the child may be migrating the schema; try again next tick
+        return None, {}
+    return row[0], {task: (state or "scheduled", tries or 0) for task, state, tries in rows}
+
+
+def _progress(states: dict[str, tuple[str, int]], phase: str, elapsed: float) -> Table:
+    table = Table(title=f"{DAG_ID}: {phase} ({elapsed:.0f}s)", title_justify="left", expand=False)
+    table.add_column("task")
+    table.add_column("state")
+    table.add_column("try", justify="right")
+    for task, (state, tries) in sorted(states.items(), key=lambda kv: _ORDER.get(kv[0], 99)):
+        table.add_row(task, f"[{STATE_STYLE.get(state, 'white')}]{state}[/]", str(tries or ""))
+    return table
+
+
+_ORDER = {
+    t: i
+    for i, t in enumerate(
+        ["setup_registry", "load.load_2019_01", "load.load_2019_02", "transform",
+         "feature_engineering", "train", "predict"]
+    )
+}
+
+
+def read_xcom(db_path: Path, run_id: str, task_id: str) -> Any:
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as con:
+        row = con.execute(
+            "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? AND key = 'return_value'",
+            (DAG_ID, run_id, task_id),
+        ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    value = json.loads(row[0]) if isinstance(row[0], (str, bytes)) else row[0]
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def run_demo(url: str | None) -> int:
+    root = repo_root()
+    home = root / ".neve" / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    url = engine_url(url)
+    from neve.engine import driver_for
+
+    console.rule("[bold]neve demo: NYC taxi trip duration on Airflow")
+    console.print(f"engine   {driver_for(url).url.redacted()}")
+    console.print(f"airflow  {home} (dag.test, metadata in SQLite)")
+    log_path = home / "demo.log"
+    env = airflow_env(home, url, root / "dags")
+    env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+    started = time.monotonic()
+    with log_path.open("w") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "neve.demo", "_run"], env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT
+        )
+        run_id, states = None, {}
+        with Live(_progress({}, "starting Airflow", 0), console=console, refresh_per_second=4) as live:
+            while child.poll() is None:
+                run_id, states = _task_states(home / "airflow.db", started) or (None, {})
+                phase = "running" if states else "starting Airflow (first run sets up its metadata DB)"
+                live.update(_progress(states, phase, time.monotonic() - started))
+                time.sleep(0.5)
+            run_id, states = _task_states(home / "airflow.db", started)
+            live.update(_progress(states, "finished", time.monotonic() - started))
+    console.print()
+    if child.returncode != 0 or run_id is None:
+        failed = [t for t, (s, _) in states.items() if s in ("failed", "upstream_failed")]
+        console.print(f"[bold red]the DAG run failed[/] ({', '.join(failed) or 'before any task ran'}); "
+                      f"last lines of {log_path}:")
+        lines = log_path.read_text(errors="replace").splitlines()
+        console.print("\n".join(lines[-25:]), markup=False, highlight=False)
+        return 1
+    summary(url, home / "airflow.db", run_id, time.monotonic() - started)
+    return 0
+
+
+def summary(url: str, db_path: Path, run_id: str, elapsed: float) -> None:
+    import neve
+    from neve import Registry
+
+    version = read_xcom(db_path, run_id, "train") or {}
+    predicted = read_xcom(db_path, run_id, "predict") or {}
+    with neve.connect(url) as session:
+        rows = Table(title="tables", title_justify="left")
+        rows.add_column("table")
+        rows.add_column("rows", justify="right")
+        present = set(session.list_tables())
+        for name in TABLES:
+            if name in present:
+                rows.add_row(name, f"{session.table(name).count().execute():,}")
+        console.print(rows)
+
+        mv = Registry(session).get_model(version["model"]).version(version["version"])
+        metrics = mv.metrics
+        tags = mv.tags
+        console.print(
+            f"[bold]model[/]   {version['model']} [bold]{mv.version_name}[/]  "
+            + "  ".join(f"{k}={_number(v)}" for k, v in sorted(metrics.items()))
+            + f"  stage={tags.get('stage')} model_type={tags.get('model_type')}"
+        )
+        console.print(f"        logged by Airflow run {tags.get('airflow_run_id')}", highlight=False)
+        drift = predicted.get("drift") or {}
+        verdict = "[green]no drift[/]" if drift.get("ok") else "[bold red]DRIFT[/]"
+        console.print(
+            f"[bold]drift[/]   {verdict} against the training baseline: {predicted.get('drift_summary')}",
+            highlight=False,
+        )
+
+        pred = session.table("TAXI_PRED")
+        sample = pred.order_by("TRIP_ID").limit(5).execute()
+        table = Table(title="sample predictions", title_justify="left")
+        for col in ("trip", "pickup", "dropoff", "hour", "miles", "actual s", "predicted s"):
+            table.add_column(col, justify="right")
+        for r in sample.itertuples():
+            table.add_row(
+                str(r.TRIP_ID), r.PICKUP_LOCATION_ID, r.DROPOFF_LOCATION_ID, r.HOUR_OF_DAY,
+                f"{r.TRIP_DISTANCE:.2f}", f"{r.TRIP_DURATION_SEC:,.0f}", f"{r.PREDICTION:,.0f}",
+            )
+        console.print(table)
+    console.print(f"[green]done[/] in {elapsed:.0f}s; Airflow log: {db_path.parent / 'demo.log'}")
+
+
+# -- airflow standalone -------------------------------------------------------------------------
+
+
+def _free_port(preferred: int = 0) -> int:
+    """``preferred`` if it is free on loopback, else (or for 0) any free port."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def standalone_env(home: Path, url: str, dags_folder: Path, port: int) -> dict[str, str]:
+    """``airflow standalone`` with the API on loopback ``port``, the worker and triggerer log
+    servers on free ports (the defaults, 8793 and 8794, collide with any other Airflow on
+    the machine), and the execution API URL moved along with the API port."""
+    env = airflow_env(home, url, dags_folder)
+    env.update(
+        AIRFLOW__API__HOST="127.0.0.1",
+        AIRFLOW__API__PORT=str(port),
+        AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{port}",
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
+        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port(8793)),
+        AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(_free_port(8794)),
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
+    )
+    return env
+
+
+def wait_healthy(port: int, proc: subprocess.Popen[Any], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2) as r:
+                health = json.load(r)
+            if all(
+                (health.get(part) or {}).get("status") == "healthy"
+                for part in ("metadatabase", "scheduler")
+            ):
+                return True
+        except (OSError, ValueError):
+            pass
+        time.sleep(1)
+    return False
+
+
+def api(port: int, path: str, token: str | None = None, body: dict[str, Any] | None = None) -> Any:
+    """One JSON call to the local Airflow API (POST when ``body`` is given)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})},
+        method="GET" if body is None else "POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def wait_for_dag(port: int, token: str, proc: subprocess.Popen[Any], timeout: float) -> bool:
+    """Wait until the DAG processor has parsed the DAG, so it can be triggered."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            api(port, f"/api/v2/dags/{DAG_ID}", token)
+            return True
+        except (OSError, ValueError):
+            time.sleep(1)
+    return False
+
+
+def admin_password(home: Path) -> str | None:
+    path = home / "simple_auth_manager_passwords.json.generated"
+    try:
+        return json.loads(path.read_text()).get("admin")
+    except (OSError, ValueError):
+        return None
+
+
+def run_standalone(url: str | None, port: int) -> int:
+    root = repo_root()
+    home = root / ".neve" / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    url = engine_url(url)
+    port = _free_port(port)
+    env = standalone_env(home, url, root / "dags", port)
+    log_path = home / "standalone.log"
+    console.print(f"starting airflow standalone (log: {log_path}); it takes about a minute")
+    with log_path.open("a") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "standalone"], env=env, cwd=root,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            with console.status("waiting for the API server, the scheduler and the DAG"):
+                healthy = wait_healthy(port, proc, timeout=300)
+                if not healthy:
+                    console.print(f"[bold red]airflow standalone did not become healthy[/]; see {log_path}")
+                    return 1
+                password = admin_password(home)
+                token = api(port, "/auth/token", body={"username": "admin", "password": password})["access_token"]
+                if not wait_for_dag(port, token, proc, timeout=300):
+                    console.print(f"[bold red]{DAG_ID} did not load[/]; see {log_path}")
+                    return 1
+            console.rule("[bold green]Airflow is up")
+            console.print(f"URL       http://127.0.0.1:{port}")
+            console.print(f"login     admin / {password}")
+            console.print(f"DAG       {DAG_ID} (trigger it from the UI or the REST API)")
+            console.print(f"engine    {CONN_ID} -> {_redacted(url)}")
+            console.print("Ctrl-C stops it.")
+            proc.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop(proc)
+    return 0
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """Stop standalone and everything it started (its own process group), waiting until
+    no live process of the group is left: scheduler, API server and executor workers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    for sig in (signal.SIGKILL, None):
+        deadline = time.monotonic() + timeout
+        while group_members(proc.pid) and time.monotonic() < deadline:
+            proc.poll()  # reap the leader so it does not count as alive
+            time.sleep(0.2)
+        if not group_members(proc.pid) or sig is None:
+            break
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+    proc.wait()
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``, read from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}"
+
+
+def _redacted(url: str) -> str:
+    from neve.engine import driver_for
+
+    return driver_for(url).url.redacted()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m neve.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", default="demo", choices=["demo", "airflow", "_run"])
+    parser.add_argument("--url", default=None, help="engine URL (default: $NEVE_URL, else duckdb:///./neve.duckdb)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("NEVE_AIRFLOW_PORT", 8080)))
+    args = parser.parse_args(argv)
+    if args.command == "_run":
+        return _run_dag_child()
+    if args.command == "airflow":
+        return run_standalone(args.url, args.port)
+    return run_demo(args.url)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

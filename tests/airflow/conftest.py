@@ -1,0 +1,96 @@
+"""Airflow test set-up: one throwaway AIRFLOW_HOME and metadata DB for the whole session.
+
+Airflow reads its configuration when it is first imported, so the environment is
+set here, at collection time, before any test module imports it. The DAGs folder
+is the project's own ``dags/``, as ``dag.test()`` needs the DAG file to sit in the
+configured folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import importlib.util
+
+import pytest
+
+# Checked without importing Airflow: importing it now would freeze its configuration
+# before the environment below is set.
+if importlib.util.find_spec("airflow") is None:
+    pytest.skip("the airflow extra is not installed", allow_module_level=True)
+
+REPO = Path(__file__).resolve().parents[2]
+HOME = Path(tempfile.mkdtemp(prefix="neve-airflow-test-"))
+DUCKDB = HOME / "taxi.duckdb"
+
+os.environ.update(
+    AIRFLOW_HOME=str(HOME),
+    AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
+    AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{HOME / 'airflow.db'}",
+    AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
+    AIRFLOW_CONN_NEVE_DEFAULT=json.dumps({"conn_type": "neve", "extra": {"url": f"duckdb://{DUCKDB}"}}),
+)
+os.environ.pop("NEVE_CONN_ID", None)
+os.environ.pop("NEVE_TAXI_DATA", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _airflow_home():
+    yield HOME
+    shutil.rmtree(HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def taxi_db() -> Path:
+    """The DuckDB file behind ``neve_default`` in these tests."""
+    return DUCKDB
+
+
+@pytest.fixture(scope="session")
+def metadata_db(_airflow_home):
+    """Airflow's metadata DB, created once per test session."""
+    from airflow.utils import db
+
+    db.initdb()
+    return _airflow_home / "airflow.db"
+
+
+@pytest.fixture(scope="session")
+def dagbag(metadata_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(str(REPO / "dags"))
+
+
+@pytest.fixture(scope="session")
+def taxi_dag(dagbag):
+    return dagbag.dags["taxi_trip_duration"]
+
+
+@pytest.fixture(scope="session")
+def taxi_module(taxi_dag):
+    """The DAG file as a module, for its cleaning rules and helpers."""
+    import sys
+
+    module = sys.modules.get(taxi_dag.fileloc) or next(
+        m for m in sys.modules.values() if getattr(m, "__file__", None) == taxi_dag.fileloc
+    )
+    return module
+
+
+@pytest.fixture(scope="session")
+def taxi_run(taxi_dag):
+    """One full ``dag.test()`` run of the taxi DAG on a fresh DuckDB file."""
+    run = taxi_dag.test()
+    return run
+
+
+def pytest_configure(config):
+    # skops probes module attributes while loading a model and trips Airflow's
+    # deprecated-import shims (thousands of identical warnings, none about neve).
+    config.addinivalue_line("filterwarnings", r"ignore:The `airflow\..*:Warning")
