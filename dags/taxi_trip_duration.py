@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pendulum
-from airflow.sdk import dag, task, task_group
+from airflow.sdk import Param, dag, task, task_group
 
 from neve.airflow import ModelVersionRef, TableRef
 
@@ -115,6 +115,21 @@ def find_run_version(registry: Any, run_id: str) -> Any:
     return None
 
 
+def load_raw_month(session: Session, month: str) -> str:
+    """Load ``month``'s sample CSV into its raw table (replacing it) and return the name."""
+    from neve.errors import DataFileError
+
+    path = DATA_DIR / f"yellow_tripdata_sample_{month}.csv"
+    if not path.is_file():
+        raise DataFileError(
+            f"taxi data file not found: {path}. Restore data/nyc_taxi from the repository, "
+            f"or set NEVE_TAXI_DATA to the folder holding yellow_tripdata_sample_{month}.csv"
+        )
+    name = raw_table_name(month)
+    session.load_files([path], name, overwrite=True)
+    return name
+
+
 @dag(
     dag_id="taxi_trip_duration",
     schedule=None,
@@ -123,6 +138,15 @@ def find_run_version(registry: Any, run_id: str) -> Any:
     default_args={"retries": 1, "retry_delay": timedelta(seconds=5)},
     tags=["neve", "example"],
     doc_md=__doc__,
+    params={
+        "score_month": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\d{4}-\d{2}$",
+            description="Score this month's sample (e.g. 2020-04, the lockdown) instead of the "
+            "training data; drift against the training baseline fails the predict task.",
+        )
+    },
 )
 def taxi_trip_duration() -> None:
     @task.neve(conn_id=CONN_ID)
@@ -137,17 +161,7 @@ def taxi_trip_duration() -> None:
     @task.neve(conn_id=CONN_ID)
     def load_month(session: Session, month: str) -> TableRef:
         """Bulk-load one month's CSV into its own raw table (replaced on retry)."""
-        from neve.errors import DataFileError
-
-        path = DATA_DIR / f"yellow_tripdata_sample_{month}.csv"
-        if not path.is_file():
-            raise DataFileError(
-                f"taxi data file not found: {path}. Restore data/nyc_taxi from the repository, "
-                f"or set NEVE_TAXI_DATA to the folder holding yellow_tripdata_sample_{month}.csv"
-            )
-        name = raw_table_name(month)
-        session.load_files([path], name, overwrite=True)
-        return TableRef.of(session, name)
+        return TableRef.of(session, load_raw_month(session, month))
 
     @task_group(group_id="load")
     def load() -> list[Any]:
@@ -175,10 +189,11 @@ def taxi_trip_duration() -> None:
     def train(session: Session, data: TableRef, engineered: dict[str, Any], dag_run: Any = None) -> Any:
         """LinearRegression on a 67/33 split; log it with its pipeline, metrics and lineage."""
         from sklearn.linear_model import LinearRegression
-        from sklearn.metrics import mean_squared_error, r2_score
         from sklearn.model_selection import train_test_split
 
         from neve import Pipeline, Registry
+        from neve.metrics import mean_squared_error, r2_score
+        from neve.scoring import score
 
         registry = Registry(session)
         run_id = dag_run.run_id if dag_run is not None else None
@@ -192,7 +207,17 @@ def taxi_trip_duration() -> None:
         X, y = frame[columns], frame[TARGET]
         X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.33, random_state=42)
         model = LinearRegression().fit(X_train, y_train)
-        predicted = model.predict(X_test)
+        # Evaluation goes back to the engine: the test ids (one small column) go in, the model
+        # scores them as SQL, and each metric is one aggregate query.
+        session.create_table(
+            "TAXI_TEST_SPLIT", frame.loc[X_test.index, [ID]].reset_index(drop=True), overwrite=True
+        )
+        split = session.table("TAXI_TEST_SPLIT")
+        scored = score(features.semi_join(split, ID), model, feature_cols=columns)
+        metrics = {
+            "mse": mean_squared_error(scored, y_true=TARGET, y_pred="PREDICTION"),
+            "r2": r2_score(scored, y_true=TARGET, y_pred="PREDICTION"),
+        }
 
         raw = data.table(session)
         tags = {"stage": "dev", "model_type": type(model).__name__}
@@ -204,10 +229,7 @@ def taxi_trip_duration() -> None:
             feature_pipeline=Pipeline.from_dict(engineered["pipeline"]),
             training_data=raw.select(*RAW_FEATURES),
             sample_input=X_test.head(5),
-            metrics={
-                "mse": float(mean_squared_error(y_test, predicted)),
-                "r2": float(r2_score(y_test, predicted)),
-            },
+            metrics=metrics,
             params={
                 "test_size": 0.33,
                 "random_state": 42,
@@ -219,20 +241,37 @@ def taxi_trip_duration() -> None:
         )
 
     @task.neve(conn_id=CONN_ID)
-    def predict(session: Session, version: ModelVersionRef, data: TableRef) -> dict[str, Any]:
-        """Load the version, check drift against its training baseline, write TAXI_PRED."""
+    def predict(
+        session: Session, version: ModelVersionRef, data: TableRef, params: Any = None
+    ) -> dict[str, Any]:
+        """Check drift against the version's training baseline, then write TAXI_PRED in SQL.
+
+        With the ``score_month`` parameter another month's sample is loaded, cleaned and
+        scored instead of the training data (e.g. 2020-04 to see the drift check fail).
+        """
+        from airflow.sdk.exceptions import AirflowFailException
+
         from neve import Registry
-        from neve.scoring import score
+        from neve.errors import DriftError
 
         mv = Registry(session).get_model(version["model"]).version(version["version"])
-        model, pipe = mv.load(), mv.pipeline()
-        table = data.table(session)
-        # Against the version's training baseline, in one query. Drift is reported, not
-        # fatal: the seed scored anyway and flagged it (report.raise_if_drifted() would stop).
-        report = mv.drift(table)
-
-        # The pipeline and the linear model compile to one SELECT: scoring stays in the engine.
-        predictions = score(table, model, pipeline=pipe)
+        month = (params or {}).get("score_month")
+        if month:
+            raw = session.table(load_raw_month(session, month))
+            session.create_table("TAXI_SCORE", clean_trips(raw), overwrite=True)
+            table = session.table("TAXI_SCORE")
+        else:
+            table = data.table(session)
+        report = mv.drift(table)  # one query against the training baseline
+        print(report.summary())
+        print(report.features.to_string(index=False))
+        try:
+            report.raise_if_drifted()
+        except DriftError as exc:
+            # Deterministic: a retry would drift again, so fail without retrying.
+            raise AirflowFailException(f"{mv.model_name} {mv.version_name}: {exc}") from exc
+        # The logged pipeline and the model compile to one SELECT: scoring stays in the engine.
+        predictions = mv.run(table)
         session.create_table("TAXI_PRED", predictions, overwrite=True)
         return {
             "predictions": TableRef.of(session, "TAXI_PRED"),

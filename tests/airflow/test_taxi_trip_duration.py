@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -200,3 +201,30 @@ def test_predict_reports_drift_against_the_training_baseline(finished_run, metad
         "PICKUP_LOCATION_ID", "DROPOFF_LOCATION_ID", "HOUR_OF_DAY", "TRIP_DISTANCE",
     }
     assert result["drift_summary"].startswith("no drift")
+
+
+@pytest.mark.slow
+def test_scoring_the_lockdown_month_fails_predict_on_drift(finished_run, taxi_dag, metadata_db, taxi_db):
+    # Runs after the full run: the model exists; this run scores 2020-04 instead.
+    run = taxi_dag.test(run_conf={"score_month": "2020-04"})
+    assert str(run.state).endswith("failed"), run.state
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert states["predict"].endswith("failed")
+    assert states["train"].endswith("success")
+    with neve.connect(f"duckdb://{taxi_db}") as session:
+        # The month was loaded and cleaned, but nothing was scored from it.
+        assert session.table("TAXI_SCORE").count().execute() > 9000
+        assert session.table("TAXI_PRED").count().execute() == cleaned_trip_count("2019-01", "2019-02")
+
+
+@pytest.mark.slow
+def test_the_model_metrics_were_computed_in_sql(finished_run, taxi_db):
+    from sklearn.metrics import mean_squared_error
+
+    with neve.connect(f"duckdb://{taxi_db}") as session:
+        mv = Registry(session).get_model(MODEL).version("v1")
+        split = session.table("TAXI_TEST_SPLIT")
+        assert split.count().execute() == math.ceil(cleaned_trip_count("2019-01", "2019-02") * 0.33)
+        scored = mv.run(session.table("TAXI_DATA").semi_join(split, "TRIP_ID")).to_pandas()
+    expected = mean_squared_error(scored["TRIP_DURATION_SEC"], scored["PREDICTION"])
+    assert mv.metrics["mse"] == pytest.approx(expected, rel=1e-9)
