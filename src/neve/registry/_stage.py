@@ -13,12 +13,15 @@ Credentials come from ``storage_options`` or the backend's usual sources (for S3
 ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
 ``AWS_ENDPOINT_URL[_S3]``, ``AWS_DEFAULT_REGION``, profiles, instance roles).
 They live only inside the fsspec filesystem: never in the URL, ``repr``, the
-manifest, the version row or an error message.
+manifest, the version row or an error message. botocore's DEBUG log prints
+signed request headers, session token included, so a filter scrubs the known
+secrets from the storage libraries' log records.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -61,6 +64,59 @@ def _check_url(url: str) -> None:
         )
 
 
+def _scrub(text: str, secrets: set[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= _MIN_SECRET_LEN:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _env_secrets() -> set[str]:
+    return {os.environ.get(v, "") for v in _SECRET_ENV}
+
+
+class _LogRedactor(logging.Filter):
+    """Scrubs secrets from records; runs only for records a level lets through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is the logger's problem, not ours
+            return True
+        clean = _scrub(text, self.secrets | _env_secrets())
+        if clean != text:
+            record.msg, record.args = clean, None
+        return True
+
+
+_REDACTOR = _LogRedactor()
+_LOGGER_ROOTS = (
+    "botocore",
+    "aiobotocore",
+    "s3fs",
+    "fsspec",
+    "urllib3",
+    "aiohttp",
+    "gcsfs",
+    "adlfs",
+)
+
+
+def _guard_logs(secrets: set[str]) -> None:
+    # Logger filters do not apply to records propagated from child loggers, so every
+    # existing logger of the storage libraries (created at their import) gets one.
+    _REDACTOR.secrets |= secrets
+    for name in list(logging.Logger.manager.loggerDict):
+        if name.split(".")[0] in _LOGGER_ROOTS:
+            logger = logging.getLogger(name)
+            if _REDACTOR not in logger.filters:
+                logger.addFilter(_REDACTOR)
+
+
 def _secret_values(options: Mapping[str, Any]) -> set[str]:
     found: set[str] = set()
     for name, value in options.items():
@@ -81,6 +137,8 @@ class Stage:
         protocol = self.fs.protocol
         self.protocol = protocol if isinstance(protocol, str) else protocol[0]
         self.local = self.protocol in _LOCAL_PROTOCOLS
+        if not self.local:
+            _guard_logs(self._secrets)
 
     def __repr__(self) -> str:
         return f"Stage({self.url!r})"
@@ -96,17 +154,15 @@ class Stage:
     # -- errors ----------------------------------------------------------------------------------
 
     def _redact(self, text: str) -> str:
-        secrets = self._secrets | {os.environ.get(v, "") for v in _SECRET_ENV}
-        for secret in sorted(secrets, key=len, reverse=True):
-            if len(secret) >= _MIN_SECRET_LEN:
-                text = text.replace(secret, "***")
-        return text
+        return _scrub(text, self._secrets | _env_secrets())
 
     @contextlib.contextmanager
     def _io(self, action: str, path: str) -> Iterator[None]:
         """Turn a remote store's failure (unreachable endpoint, missing bucket, access denied)
         into an EngineError naming the stage and object, with credentials scrubbed. Local
         disks keep their builtin OSErrors; a missing file is the caller's to interpret."""
+        if not self.local:  # loggers the storage libraries created since the last call
+            _guard_logs(self._secrets)
         try:
             yield
         except NeveError:
@@ -178,6 +234,7 @@ class Stage:
                 if model_dir["type"] != "directory":
                     continue
                 model = model_dir["name"].rstrip("/").rsplit("/", 1)[-1]
+                self.fs.invalidate_cache(model_dir["name"])  # s3fs drops parents, not children
                 for version_dir in self.fs.ls(model_dir["name"], detail=True):
                     if version_dir["type"] == "directory":
                         found.append((model, version_dir["name"].rstrip("/").rsplit("/", 1)[-1]))
