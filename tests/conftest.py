@@ -1,21 +1,90 @@
-"""Shared fixtures. Tests mirror src/neve/: tests/engine, tests/preprocessing, ..."""
+"""Shared fixtures. Tests mirror src/neve/: tests/engine, tests/preprocessing, ...
+
+The ``session`` fixture is the engine-agnostic suite's entry point, as Ibis's
+backend fixture is: every test that takes it runs once per engine available in
+the run (DuckDB always; PostgreSQL when its binaries are installed, as
+``.ci/run`` ensures). ``$NEVE_TEST_ENGINES=duckdb`` narrows a local run.
+
+A test that cannot run on some engine says so with a marker, which also feeds
+the support matrix in docs/support-matrix.md::
+
+    @pytest.mark.engines("duckdb", reason="DuckDB-specific SQL in the test")
+"""
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import pytest
 
 import neve
+from tests._servers import postgres as pg
 
 REPO = Path(__file__).resolve().parents[1]
 TAXI_DIR = REPO / "data" / "nyc_taxi"
 
+ALL_ENGINES = ("duckdb", "postgres")
+
+
+def available_engines() -> tuple[str, ...]:
+    wanted = os.environ.get("NEVE_TEST_ENGINES")
+    engines = tuple(e.strip() for e in wanted.split(",")) if wanted else ALL_ENGINES
+    if "postgres" in engines and pg.find_bin_dir() is None:
+        if os.environ.get("CI"):
+            raise RuntimeError("CI must test PostgreSQL: install it (see .ci/run)")
+        engines = tuple(e for e in engines if e != "postgres")
+    return engines
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "engines(*names, reason=''): run only on these engines (a declared gap)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "engine" not in metafunc.fixturenames:
+        return
+    engines = available_engines()
+    marker = metafunc.definition.get_closest_marker("engines")
+    if marker is not None:
+        engines = tuple(e for e in engines if e in marker.args)
+    metafunc.parametrize("engine", engines, indirect=True)
+
 
 @pytest.fixture
-def session(tmp_path: Path) -> neve.Session:
-    """A real DuckDB file in a temporary folder."""
-    with neve.connect(f"duckdb:///{tmp_path / 'test.duckdb'}") as s:
+def engine(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """A throwaway PostgreSQL server on loopback for this test process."""
+    with pg.running_server() as url:
+        yield url
+
+
+@pytest.fixture
+def engine_url(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A URL to a fresh, empty database on ``engine``, dropped afterwards."""
+    if engine == "duckdb":
+        yield f"duckdb:///{tmp_path / 'test.duckdb'}"
+        return
+    admin_url = request.getfixturevalue("postgres_admin_url")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with neve.connect(admin_url) as admin:
+        admin.engine.raw_sql(f'CREATE DATABASE "{name}"')
+    yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    with neve.connect(admin_url) as admin:
+        admin.engine.raw_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def session(engine_url: str) -> neve.Session:
+    """A session on a fresh database of each engine in the run."""
+    with neve.connect(engine_url) as s:
         yield s
 
 

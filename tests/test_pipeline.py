@@ -69,8 +69,10 @@ def test_to_sql_is_the_select_transform_runs(session):
     pipe = _pipe().fit(session.table("T"))
     sql = pipe.to_sql(session.table("T"))
     assert sql.lstrip().upper().startswith("SELECT")
-    via_sql = session.engine.con.execute(sql).df()
-    assert_allclose(via_sql["x_mm"], pipe.transform(session.table("T")).to_pandas()["x_mm"], rtol=1e-12)
+    cursor = session.engine.raw_sql(sql)
+    via_sql = pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+    expected = pipe.transform(session.table("T")).to_pandas()
+    assert_allclose(via_sql["x_mm"].astype(float), expected["x_mm"], rtol=1e-12)
     for dialect in ("snowflake", "postgres"):
         assert "SELECT" in pipe.to_sql(session.table("T"), dialect=dialect)
 

@@ -162,7 +162,7 @@ def test_specific_missing_value_on_integer_columns(strategy, path, session):
 
 def test_specific_missing_value_leaves_null_alone(session):
     table = session.create_table("t", pd.DataFrame({"x": [1.0, -1.0, 3.0, 2.0]}), overwrite=True)
-    session.engine.raw_sql("INSERT INTO \"t\" VALUES (NULL), ('NaN'::DOUBLE)")
+    session.engine.raw_sql("INSERT INTO \"t\" VALUES (NULL), ('NaN'::FLOAT8)")
     est = SimpleImputer(missing_values=-1, strategy="mean").fit(table)
     assert est.statistics_ == {"x": 2.0}  # NULL and NaN are not counted
     out = session.execute(est.transform(table))["x"].tolist()
@@ -172,7 +172,7 @@ def test_specific_missing_value_leaves_null_alone(session):
 
 def test_nan_and_null_are_both_missing(session):
     table = session.create_table("t", pd.DataFrame({"x": [1.0, 4.0]}), overwrite=True)
-    session.engine.raw_sql("INSERT INTO \"t\" VALUES (NULL), ('NaN'::DOUBLE)")
+    session.engine.raw_sql("INSERT INTO \"t\" VALUES (NULL), ('NaN'::FLOAT8)")
     est = SimpleImputer(strategy="mean", add_indicator=True).fit(table)
     assert est.statistics_ == {"x": 2.5}
     out = session.execute(est.transform(table))

@@ -113,7 +113,10 @@ def test_duckdb_table_parity(session, cls, params):
 
 def test_nan_stored_in_a_table_counts_as_missing(session):
     # pandas NaN arrives as NULL; a real NaN value in a DOUBLE column must be treated the same.
-    session.engine.raw_sql("CREATE TABLE T AS SELECT * FROM (VALUES (1.0), (3.0), ('NaN'::DOUBLE), (NULL)) v(x)")
+    session.engine.raw_sql(
+        'CREATE TABLE "T" AS SELECT * FROM '
+        "(VALUES (1.0::FLOAT8), (3.0), ('NaN'::FLOAT8), (NULL)) AS v(x)"
+    )
     scaler = StandardScaler().fit(session.table("T"))
     assert scaler.mean_ == {"x": 2.0}
     assert scaler.n_samples_seen_ == {"x": 2}

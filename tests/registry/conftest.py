@@ -33,5 +33,8 @@ def fitted(train_df: pd.DataFrame) -> tuple[Ridge, pd.DataFrame]:
 
 
 @pytest.fixture
-def reg(session: neve.Session, tmp_path: Path) -> neve.Registry:
-    return neve.Registry(session)
+def reg(session: neve.Session, tmp_path: Path, engine: str) -> neve.Registry:
+    # DuckDB's default stage sits beside the database file; a server engine has no file,
+    # so its tests name a stage in the same place.
+    stage = None if engine == "duckdb" else str(tmp_path / "test.stage")
+    return neve.Registry(session, stage=stage)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-import _workers
 import pytest
 
 import neve
+from tests.registry import _workers
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +18,7 @@ def pool_context() -> multiprocessing.context.BaseContext:
     # A forkserver preloaded with neve and scikit-learn starts workers without paying
     # the imports again (nor inheriting this process's DuckDB threads, as fork would).
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["neve", "sklearn.linear_model", "_workers"])
+    ctx.set_forkserver_preload(["neve", "sklearn.linear_model", "tests.registry._workers"])
     return ctx
 
 

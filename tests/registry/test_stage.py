@@ -7,7 +7,6 @@ import multiprocessing
 import sys
 from pathlib import Path
 
-import _workers
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -15,6 +14,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 import neve
 from neve.errors import ArtifactError, ArtifactMissingError, ModelNotFoundError
 from neve.registry._package import sha256
+from tests.registry import _workers
 
 FILES = ["manifest.json", "model.skops", "pipeline.json", "baseline.json", "sample_input.parquet"]
 
@@ -81,7 +81,7 @@ def test_crash_before_commit_leaves_no_version(tmp_path: Path):
     url = f"duckdb:///{tmp_path / 'r.duckdb'}"
     reg = neve.Registry(url)
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["neve", "sklearn.linear_model", "_workers"])
+    ctx.set_forkserver_preload(["neve", "sklearn.linear_model", "tests.registry._workers"])
     proc = ctx.Process(target=_workers.crash_before_commit, args=(url,))
     proc.start()
     proc.join(300)

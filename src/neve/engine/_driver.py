@@ -144,12 +144,12 @@ class Driver:
         for i, path in enumerate(paths):
             try:
                 data = pq.read_table(path) if is_parquet(path) else pacsv.read_csv(path)
+                if i == 0 and (overwrite or table not in backend.list_tables()):
+                    backend.create_table(table, data, overwrite=True)
+                else:
+                    backend.insert(table, data)
             except Exception as exc:
-                raise DataFileError(f"cannot parse {path}: {exc}") from exc
-            if i == 0 and (overwrite or table not in backend.list_tables()):
-                backend.create_table(table, data, overwrite=True)
-            else:
-                backend.insert(table, data)
+                raise DataFileError(f"cannot load {path} into {table}: {exc}") from exc
         return backend.table(table)
 
     def raise_error_sql(self, message: ir.StringValue) -> ir.Value:

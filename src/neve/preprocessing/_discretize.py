@@ -174,7 +174,7 @@ class KBinsDiscretizer(BaseTransformer):
             metrics[f"n__{i}"] = x.count()
             metrics[f"lo__{i}"] = x.min()
             metrics[f"hi__{i}"] = x.max()
-            metrics[f"ninf__{i}"] = x.isinf().cast("int64").sum()
+            metrics[f"ninf__{i}"] = x.isinf().ifelse(1, 0).sum()
         expr = table.aggregate(**{ROW_COUNT: table.count()}, **metrics)
         if self.strategy == "quantile":
             for i, col in enumerate(cols):
@@ -297,8 +297,11 @@ class KBinsDiscretizer(BaseTransformer):
                 produced[col] = [(out, index.cast(out_type))]
             else:
                 names = self._output_names(col, out)
+                # cases() rather than a boolean cast: PostgreSQL cannot cast boolean to
+                # double, and a NULL bin index must stay NULL.
                 produced[col] = [
-                    (name, (index == b).cast(out_type)) for b, name in enumerate(names)
+                    (name, ibis.cases((index == b, 1), (index != b, 0)).cast(out_type))
+                    for b, name in enumerate(names)
                 ]
         return produced
 

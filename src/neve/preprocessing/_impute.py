@@ -163,10 +163,10 @@ class SimpleImputer(BaseTransformer):
             x = self._values(table, col)
             missing = self._missing(x)
             valid = missing.ifelse(ibis.null(x.type()), x)
-            metrics[f"missing__{i}"] = missing.cast(dt.int64).sum()
+            metrics[f"missing__{i}"] = missing.ifelse(1, 0).sum()
             metrics[f"valid__{i}"] = valid.count()
             if kinds[col] == "numeric":
-                metrics[f"ninf__{i}"] = x.isinf().cast(dt.int64).sum()
+                metrics[f"ninf__{i}"] = x.isinf().ifelse(1, 0).sum()
             if self.strategy == "mean":
                 metrics[f"stat__{i}"] = valid.mean()
             elif self.strategy == "median":

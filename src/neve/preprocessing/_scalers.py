@@ -10,7 +10,7 @@ import ibis.expr.types as ir
 from scipy import stats
 from sklearn import preprocessing as skp
 
-from neve.errors import InvalidParameterError, NeveInputError
+from neve.errors import InvalidParameterError, NeveError, NeveInputError
 from neve.preprocessing._base import (
     FLOAT_EPS,
     ROW_COUNT,
@@ -33,10 +33,24 @@ def _float(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+def _nonnegative(value: float) -> float:
+    """Clamp rounding below zero (NaN, from an all-missing column, stays NaN)."""
+    return 0.0 if value < 0 else value
+
+
+def _as_float(column: ir.Column) -> ir.FloatingColumn:
+    return column if column.type().is_floating() else column.cast("float64")
+
+
 def _finite(x: ir.FloatingColumn) -> ir.FloatingColumn:
-    # Infinite values are counted and rejected separately; keeping them out of the
-    # statistics stops engines from failing first with an anonymous overflow error.
-    return x.isinf().ifelse(ibis.null("float64"), x)
+    """NaN (missing, as in scikit-learn) and infinities become NULL, in one CASE.
+
+    Infinite values are counted and rejected separately; keeping them out of the
+    statistics stops engines from failing first with an anonymous overflow error.
+    One CASE instead of two nested ones: each aggregate re-evaluates its input,
+    and the nested form cost StandardScaler.fit about 30% on DuckDB.
+    """
+    return (x.isnan() | x.isinf()).ifelse(ibis.null("float64"), x)
 
 
 class _NumericTransformer(BaseTransformer):
@@ -47,43 +61,82 @@ class _NumericTransformer(BaseTransformer):
     ) -> dict[str, Any]:
         """One query computing ``per_column[name](column)`` for every input column.
 
-        Returns ``{name: {col: value}}`` plus the row count under ``"rows"``.
-        With ``centred=True`` the functions see ``column - mean`` from a first
-        pass over the data (in the same query), and the means come back under
-        ``"shift"``: the two-pass form that keeps mean and variance exact when
-        the mean is large next to the spread (a one-pass sum of squares loses
-        10% at mean 1e6, sd 0.87). Infinite values are rejected, as
-        scikit-learn's input validation does.
+        Returns ``{name: {col: value}}``, each column's ``"min"`` and ``"max"``
+        (unless centred), and the row count under ``"rows"``. With ``centred=True`` the functions
+        see ``column - mean`` from a first pass over the data (in the same
+        query), and the means come back under ``"shift"``: the two-pass form
+        that keeps mean and variance exact when the mean is large next to the
+        spread (a one-pass sum of squares loses 10% at mean 1e6, sd 0.87).
+        Infinite values are rejected, as scikit-learn's input validation does.
+
+        The query first reads the raw values, as hand-written SQL would: a NaN
+        or an infinity in a column makes its MIN or MAX (or its mean) non-finite
+        on every engine (or aborts the query), as it does a first-pass mean, so
+        finite results prove the raw
+        statistics exact. Only then, for data that really holds NaN or infinity (pandas NaN arrives as
+        NULL), a second query repeats the work with NaN read as missing. Guarding
+        every value instead cost 2-3x on DuckDB, and hid plain MIN/MAX from the
+        engines (DuckDB, Snowflake) that answer them from stored column metadata.
         """
-        values = {col: _finite(self._numeric(table, col)) for col in cols}
+        try:
+            result = self._stats_query(table, cols, centred, per_column, clean=False)
+        except NeveError:
+            raise
+        except Exception:
+            # Some engines abort on NaN or infinity (DuckDB: "VARPOP is out of range");
+            # the guarded query below gives the right answer or the right error.
+            return self._stats_query(table, cols, centred, per_column, clean=True)
+        suspect = [result["shift"]] if centred else [result["min"], result["max"]]
+        if all(v is None or math.isfinite(v) for stat in suspect for v in stat.values()):
+            return result
+        return self._stats_query(table, cols, centred, per_column, clean=True)
+
+    def _stats_query(
+        self,
+        table: ir.Table,
+        cols: list[str],
+        centred: bool,
+        per_column: dict[str, Any],
+        *,
+        clean: bool,
+    ) -> dict[str, Any]:
+        def read(source: ir.Table, col: str) -> ir.FloatingColumn:
+            x = _as_float(source[col])
+            return _finite(x) if clean else x
+
+        values = {col: read(table, col) for col in cols}
         source = table
         if centred:
             shift = table.aggregate(
                 **{f"shift__{i}": values[col].mean() for i, col in enumerate(cols)}
             )
             source = table.cross_join(shift)
-            values = {
-                col: _finite(self._numeric(source, col)) - source[f"shift__{i}"].fill_null(0.0)
-                for i, col in enumerate(cols)
-            }
+            values = {col: read(source, col) for col in cols}
         metrics: dict[str, ir.Scalar] = {}
         for i, col in enumerate(cols):
             x = values[col]
+            if not centred:  # a centred query's first-pass mean is guard enough
+                metrics[f"min__{i}"], metrics[f"max__{i}"] = x.min(), x.max()
+            else:
+                # No COALESCE: a NULL shift (all-missing column) leaves NULL statistics,
+                # which is the right answer, and COALESCE costs ~5% of the query.
+                x = x - source[f"shift__{i}"]
+                metrics[f"shift__{i}"] = source[f"shift__{i}"].max()
             for name, fn in per_column.items():
                 metrics[f"{name}__{i}"] = fn(x)
-            # On the raw value: once centred, inf - inf would hide as NaN.
-            metrics[f"ninf__{i}"] = self._numeric(source, col).isinf().ifelse(1, 0).sum()
-            if centred:
-                metrics[f"shift__{i}"] = source[f"shift__{i}"].max()
+            if clean:
+                # On the raw value: once centred, inf - inf would hide as NaN (and NaN
+                # is never infinite, so no NaN-to-NULL step is needed here).
+                metrics[f"ninf__{i}"] = _as_float(source[col]).isinf().ifelse(1, 0).sum()
         row = self._aggregate(source, metrics)
         for i, col in enumerate(cols):
-            if row[f"ninf__{i}"]:
+            if clean and row[f"ninf__{i}"]:
                 raise NeveInputError(
                     f"{type(self).__name__}: column {col!r} contains infinity "
                     f"({row[f'ninf__{i}']} rows), which scikit-learn rejects too; "
                     f"filter or impute those rows first"
                 )
-        names = [*per_column, "shift"] if centred else list(per_column)
+        names = [*per_column, *(["shift"] if centred else ["min", "max"])]
         result: dict[str, Any] = {
             name: {col: row[f"{name}__{i}"] for i, col in enumerate(cols)} for name in names
         }
@@ -133,14 +186,20 @@ class StandardScaler(_NumericTransformer):
             centred=True,
             n=lambda x: x.count(),
             mean=lambda x: x.mean(),
-            var=lambda x: x.var(how="pop"),
+            # Mean of squares of the centred values, not VAR_POP: the corrected
+            # two-pass formula below is as exact here and about 25% cheaper on DuckDB.
+            sq=lambda x: (x * x).mean(),
         )
         self.n_samples_seen_ = {c: int(s["n"][c]) for c in cols}
         need_moments = self.with_mean or self.with_std
         self.mean_ = (
             {c: _float(s["shift"][c]) + _float(s["mean"][c]) for c in cols} if need_moments else None
         )
-        self.var_ = {c: _float(s["var"][c]) for c in cols} if self.with_std else None
+        self.var_ = (
+            {c: _nonnegative(_float(s["sq"][c]) - _float(s["mean"][c]) ** 2) for c in cols}
+            if self.with_std
+            else None
+        )
         if self.with_std:
             self.scale_ = {}
             for c in cols:
@@ -195,11 +254,11 @@ class MinMaxScaler(_NumericTransformer):
             )
 
     def _fit(self, table: ir.Table, cols: list[str]) -> None:
-        s = self._stats(table, cols, lo=lambda x: x.min(), hi=lambda x: x.max())
+        s = self._stats(table, cols)
         low, high = (float(v) for v in self.feature_range)
         self.n_samples_seen_ = s["rows"]
-        self.data_min_ = {c: _float(s["lo"][c]) for c in cols}
-        self.data_max_ = {c: _float(s["hi"][c]) for c in cols}
+        self.data_min_ = {c: _float(s["min"][c]) for c in cols}
+        self.data_max_ = {c: _float(s["max"][c]) for c in cols}
         self.data_range_ = {c: self.data_max_[c] - self.data_min_[c] for c in cols}
         self.scale_ = {c: (high - low) / handle_zeros_in_scale(self.data_range_[c]) for c in cols}
         self.min_ = {c: low - self.data_min_[c] * self.scale_[c] for c in cols}
@@ -241,9 +300,10 @@ class MaxAbsScaler(_NumericTransformer):
         self.drop_input_cols = drop_input_cols
 
     def _fit(self, table: ir.Table, cols: list[str]) -> None:
-        s = self._stats(table, cols, max_abs=lambda x: x.abs().max())
+        # max |x| is max(|min|, |max|) exactly; plain MIN/MAX are cheaper than MAX(ABS(x)).
+        s = self._stats(table, cols)
         self.n_samples_seen_ = s["rows"]
-        self.max_abs_ = {c: _float(s["max_abs"][c]) for c in cols}
+        self.max_abs_ = {c: max(abs(_float(s["min"][c])), abs(_float(s["max"][c]))) for c in cols}
         self.scale_ = {c: handle_zeros_in_scale(self.max_abs_[c]) for c in cols}
 
     def _transform_columns(self, table: ir.Table) -> dict[str, list[tuple[str, ir.Value]]]:

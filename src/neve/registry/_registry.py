@@ -162,9 +162,14 @@ class Registry:
             return live.group_by("MODEL_NAME").aggregate(versions=live.count())
 
         def latest(s: Store, p: Any) -> Any:
+            # A join with the per-model maximum, not a filter on a window: Ibis 12 compiles
+            # the latter for PostgreSQL into a subquery whose WHERE names an inner alias.
             live = s.live_versions()
-            newest = live.CREATED_AT.max().over(group_by="MODEL_NAME")
-            return live.filter(live.CREATED_AT == newest).select("MODEL_NAME", "VERSION_NAME")
+            newest = live.group_by(N_MODEL="MODEL_NAME").aggregate(NEWEST=live.CREATED_AT.max())
+            joined = live.join(
+                newest, [live.MODEL_NAME == newest.N_MODEL, live.CREATED_AT == newest.NEWEST]
+            )
+            return joined.select("MODEL_NAME", "VERSION_NAME")
 
         def model_tags(s: Store, p: Any) -> Any:
             tags = s.current_tags()
