@@ -43,6 +43,6 @@ RUN --mount=type=cache,target=/home/airflow/.cache/uv,uid=50000,gid=0 \
 
 # The same command as dev and CI; --locked fails the build if a lock is out of date.
 RUN --mount=type=cache,target=/home/airflow/.cache/uv,uid=50000,gid=0 \
-    neve env build --locked && neve env list
+    neve env build --locked taxi legacy && neve env list
 
 COPY --chown=airflow:root dags/ /opt/airflow/dags/

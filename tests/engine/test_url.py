@@ -62,3 +62,14 @@ def test_snowflake_url_maps_to_connector_arguments():
     assert "pw" not in url.redacted()
     with pytest.raises(InvalidURLError, match="DATABASE"):
         SnowflakeDriver(parse_url("snowflake://u:p@acct/A/B/C")).connect_kwargs()
+
+
+def test_registry_grants_speak_each_engines_dialect():
+    from neve.engine.postgres import PostgresDriver
+    from neve.engine.snowflake import SnowflakeDriver
+
+    pg = PostgresDriver(parse_url("postgres://u@h/db")).registry_grants("MODEL_REGISTRY", "alice")
+    assert "GRANT CREATE ON SCHEMA MODEL_REGISTRY TO alice;" in pg
+    sf = SnowflakeDriver(parse_url("snowflake://u@acct")).registry_grants("ANALYTICS.MODEL_REGISTRY", "ML")
+    assert "GRANT CREATE TABLE, CREATE VIEW ON SCHEMA ANALYTICS.MODEL_REGISTRY TO ROLE ML;" in sf
+    assert not any("CREATE DATABASE" in g for g in sf + pg)

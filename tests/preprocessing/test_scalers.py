@@ -282,3 +282,9 @@ def test_drop_input_cols_and_passthrough():
     assert list(out.columns) == ["b c", "d/e", "label", "a_scaled"]
     scaler = MaxAbsScaler(passthrough_cols=["label", "d/e"]).fit(df)
     assert scaler.input_cols_ == ["a", "b c"]
+
+
+def test_tiny_but_real_spread_keeps_its_scale():
+    # scikit-learn decides constancy from the variance, not from scale < 10 eps.
+    df = pd.DataFrame({"x": [1.4e-45, 0.0]})
+    _close(StandardScaler().fit(df).transform(df), skp.StandardScaler().fit(df).transform(df))

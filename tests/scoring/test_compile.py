@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
@@ -136,7 +137,7 @@ def test_taxi_sample_through_duckdb(session, taxi_files):
     raw = session.table("TAXI_RAW")
     cols = ["TRIP_DISTANCE", "PASSENGER_COUNT", "PICKUP_LOCATION_ID", "FARE_AMOUNT"]
     table = raw.select(
-        ROW_ID=raw.rowid() if hasattr(raw, "rowid") else raw.vendor_id,
+        ROW_ID=ibis.row_number(),
         TRIP_DISTANCE=raw.trip_distance,
         PASSENGER_COUNT=raw.passenger_count,
         PICKUP_LOCATION_ID=raw.pickup_location_id,

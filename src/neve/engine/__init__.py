@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from neve.engine._driver import Driver
 from neve.engine._queries import QueryLog, capture_queries, execute, local_backend
 from neve.engine._session import Session
@@ -20,6 +22,7 @@ __all__ = [
     "capture_queries",
     "connect",
     "driver_for",
+    "driver_for_backend",
     "execute",
     "local_backend",
     "parse_url",
@@ -42,12 +45,30 @@ def driver_for(url: str | None = None) -> Driver:
     return driver_cls(parsed)
 
 
-def connect(url: str | None = None) -> Session:
+def connect(url: str | None = None, *, connection: Any = None) -> Session:
     """Open a :class:`Session`.
 
     ``url`` follows Ibis's forms: ``duckdb://`` (in memory), ``duckdb:///./file.duckdb``,
-    ``postgres://user:pw@host:5432/db``. Without one, ``$NEVE_URL`` is used, else
-    ``duckdb:///./neve.duckdb``.
+    ``postgres://user:pw@host:5432/db``,
+    ``snowflake://user:pw@account/DB/SCHEMA?warehouse=WH&role=R``. Without one,
+    ``$NEVE_URL`` is used, else ``duckdb:///./neve.duckdb``.
+
+    ``connection`` adopts one the caller already holds instead: a Snowflake connector
+    connection, a Snowpark ``Session`` or an Ibis backend (see :meth:`Session.from_connection`).
     """
+    if connection is not None:
+        if url is not None:
+            raise InvalidURLError("give connect() a url or a connection, not both")
+        return Session.from_connection(connection)
     driver = driver_for(url)
     return Session(driver, driver.connect())
+
+
+def driver_for_backend(backend: Any) -> Driver:
+    """The driver for an Ibis backend opened elsewhere (its URL is descriptive only)."""
+    driver_cls = _DRIVERS.get(getattr(backend, "name", None))
+    if driver_cls is None:
+        return Driver(EngineURL(scheme=getattr(backend, "name", "generic")))
+    if driver_cls is SnowflakeDriver:
+        return SnowflakeDriver(SnowflakeDriver.url_of(backend.con))
+    return driver_cls(EngineURL(scheme=driver_cls.schemes[0]))

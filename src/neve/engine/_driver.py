@@ -122,6 +122,13 @@ class Driver:
                 cursor.close()
         return pd.DataFrame.from_records(rows, columns=columns)
 
+    def registry_grants(self, schema: str, user: str) -> list[str]:
+        """The GRANTs that let ``user`` create tables and views in ``schema`` (SQL standard)."""
+        return [
+            f"GRANT USAGE ON SCHEMA {schema} TO {user};",
+            f"GRANT CREATE ON SCHEMA {schema} TO {user};",
+        ]
+
     def is_conflict(self, exc: BaseException) -> bool:
         """Whether ``exc`` is a uniqueness violation or a write-write conflict worth retrying."""
         text = str(exc).lower()

@@ -30,6 +30,30 @@ class Session:
         self.driver = driver
         self.engine = backend
 
+    @classmethod
+    def from_backend(cls, backend: Any) -> Session:
+        """A session over an Ibis backend the caller opened (``ibis.snowflake.from_connection``,
+        ``ibis.postgres.connect`` ...). Closing the session closes the backend."""
+        from neve.engine import driver_for_backend
+
+        if isinstance(backend, Session) or not hasattr(backend, "compile"):
+            raise NeveInputError(
+                f"Session.from_backend takes an ibis backend, got {type(backend).__name__}"
+            )
+        return cls(driver_for_backend(backend), backend)
+
+    @classmethod
+    def from_connection(cls, connection: Any) -> Session:
+        """A session over a connection the caller already holds: a Snowflake connector
+        connection, a Snowpark ``Session`` or an Ibis backend. neve runs its queries on it
+        and never re-opens it, so SSO or key-pair authentication stay the caller's affair."""
+        if hasattr(connection, "compile") and hasattr(connection, "name"):
+            return cls.from_backend(connection)
+        from neve.engine.snowflake import SnowflakeDriver
+
+        driver, backend = SnowflakeDriver.adopt(connection)
+        return cls(driver, backend)
+
     @property
     def url(self) -> str:
         """The connection URL with any password masked."""

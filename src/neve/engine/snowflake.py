@@ -2,16 +2,20 @@
 
 ``snowflake://user:password@account/DATABASE/SCHEMA?warehouse=WH&role=ROLE``; any other
 query parameter goes to the connector (``authenticator``, ``private_key_file`` ...).
+An existing connector connection or Snowpark session is adopted with
+:meth:`SnowflakeDriver.adopt` (``neve.connect(connection=conn)``).
 Without an account to test against, the SQL neve generates for Snowflake is verified on
-the fakesnow emulator (see tests/engine/test_snowflake_sql.py).
+the fakesnow emulator (see tests/engine/test_snowflake_sql.py and docs/snowflake.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from neve.engine._driver import Driver
-from neve.errors import EngineError, InvalidURLError
+from neve.engine._url import EngineURL
+from neve.errors import EngineError, InvalidURLError, NeveInputError
 
 __all__ = ["SnowflakeDriver"]
 
@@ -40,6 +44,9 @@ class SnowflakeDriver(Driver):
 
     def connect(self) -> Any:
         kwargs = self.connect_kwargs()
+        # Ibis's object UDFs (map helpers neve never uses) need CREATE DATABASE, which a
+        # role granted only a registry schema lacks; skip them unless the URL asks.
+        kwargs["create_object_udfs"] = _flag(kwargs.pop("create_object_udfs", "false"))
         try:
             import ibis
 
@@ -54,3 +61,83 @@ class SnowflakeDriver(Driver):
                 f"cannot connect to Snowflake account {self.url.host!r} as "
                 f"{self.url.username!r}: {reason}"
             ) from None
+
+    @classmethod
+    def adopt(cls, connection: Any) -> tuple[SnowflakeDriver, Any]:
+        """A driver and an Ibis backend over an open connector connection or Snowpark session.
+
+        The connection stays the caller's: neve runs its queries on it and never re-opens
+        it, so authentication (SSO, key pair, OAuth) is whatever made it. The driver's URL
+        is descriptive only (account, user, database, schema; never a secret).
+        """
+        try:
+            import ibis
+            import snowflake.connector
+        except ModuleNotFoundError as exc:
+            raise EngineError(
+                "Snowflake support is not installed: pip install 'neve[snowflake]'"
+            ) from exc
+        conn = connection
+        if not isinstance(conn, snowflake.connector.SnowflakeConnection):
+            conn = getattr(getattr(connection, "_conn", None), "_conn", None)  # Snowpark session
+            if not isinstance(conn, snowflake.connector.SnowflakeConnection):
+                raise NeveInputError(
+                    "expected a snowflake.connector connection or a Snowpark Session, got "
+                    f"{type(connection).__name__}"
+                )
+        backend = ibis.snowflake.from_connection(conn, create_object_udfs=False)
+        return cls(cls.url_of(conn)), backend
+
+    @staticmethod
+    def url_of(conn: Any) -> EngineURL:
+        path = "/".join(p for p in (conn.database, conn.schema) if p)
+        query = {k: v for k in ("warehouse", "role") if (v := getattr(conn, k, None))}
+        return EngineURL(
+            scheme="snowflake",
+            username=getattr(conn, "user", None),
+            host=getattr(conn, "account", None),
+            path=f"/{path}" if path else "",
+            query=query,
+        )
+
+    def insert_rows(
+        self,
+        backend: Any,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        database: str | None = None,
+    ) -> None:
+        """One ``INSERT ... VALUES`` with the values bound by the connector.
+
+        Ibis's ``insert`` of in-memory data uploads a Parquet file to a temporary stage and
+        runs ``COPY INTO``: three round trips and a stage for each registry event.
+        """
+        if not rows:
+            return
+        import sqlglot as sg
+
+        target = sg.table(table, db=database, quoted=True).sql("snowflake")
+        names = ", ".join(sg.to_identifier(c, quoted=True).sql("snowflake") for c in columns)
+        style = getattr(backend.con, "_paramstyle", None) or "pyformat"
+        mark = "?" if style in ("qmark", "numeric") else "%s"
+        one = "(" + ", ".join([mark] * len(columns)) + ")"
+        sql = f"INSERT INTO {target} ({names}) VALUES " + ", ".join([one] * len(rows))
+        params = [value for row in rows for value in row]
+        with backend.con.cursor() as cursor:
+            cursor.execute(sql, params)
+
+    def registry_grants(self, schema: str, user: str) -> list[str]:
+        # Snowflake grants privileges to roles, and table and view creation separately.
+        role = user if user != "<user>" else "<role>"
+        database = schema.split(".")[0] if "." in schema else "<database>"
+        return [
+            f"GRANT USAGE ON DATABASE {database} TO ROLE {role};",
+            f"GRANT USAGE ON SCHEMA {schema} TO ROLE {role};",
+            f"GRANT CREATE TABLE, CREATE VIEW ON SCHEMA {schema} TO ROLE {role};",
+        ]
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}

@@ -120,9 +120,14 @@ def raise_in_query(message: ir.StringValue) -> ir.Value:
     return message.cast("int64")
 
 
-def handle_zeros_in_scale(scale: float, constant: bool = False) -> float:
-    """scikit-learn's rule: a (near) zero scale becomes 1 so constant columns are left as is."""
-    if constant or scale < 10 * FLOAT_EPS or math.isnan(scale):
+def handle_zeros_in_scale(scale: float, constant: bool | None = None) -> float:
+    """scikit-learn's rule: a (near) zero scale becomes 1 so constant columns are left as is.
+
+    As in scikit-learn, a caller that knows which columns are constant (StandardScaler,
+    from the variance) passes ``constant`` and the ``< 10 eps`` test is skipped: a tiny
+    but real spread keeps its scale. NaN (an all-missing column) stays NaN.
+    """
+    if constant if constant is not None else scale < 10 * FLOAT_EPS:
         return 1.0
     return scale
 

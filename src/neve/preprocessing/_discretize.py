@@ -12,6 +12,7 @@ import ibis.expr.types as ir
 import numpy as np
 from sklearn import preprocessing as skp
 
+from neve._literals import double
 from neve.errors import InvalidParameterError, NeveInputError
 from neve.preprocessing._base import ROW_COUNT, BaseTransformer
 
@@ -282,7 +283,7 @@ class KBinsDiscretizer(BaseTransformer):
         if not inner:
             return x.isnull().ifelse(ibis.null(dt.int64), ibis.literal(0, dt.int64))
         # searchsorted(inner, x, side="right"): the first inner edge above x.
-        branches = [(x < edge, ibis.literal(b, dt.int64)) for b, edge in enumerate(inner)]
+        branches = [(x < double(edge), ibis.literal(b, dt.int64)) for b, edge in enumerate(inner)]
         return ibis.cases(
             (x.isnull(), ibis.null(dt.int64)), *branches, else_=ibis.literal(len(inner), dt.int64)
         )

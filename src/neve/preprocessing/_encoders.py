@@ -11,6 +11,7 @@ import ibis.expr.types as ir
 import numpy as np
 from sklearn import preprocessing as skp
 
+from neve._literals import typed
 from neve.errors import InvalidParameterError, NeveError
 from neve.preprocessing import _categories as C
 from neve.preprocessing._base import BaseTransformer, missing_to_null
@@ -220,7 +221,7 @@ class OneHotEncoder(_Encoder):
 
     def _transform_columns(self, table: ir.Table) -> Produced:
         out_type = self._out_type()
-        one, zero = ibis.literal(1, type=out_type), ibis.literal(0, type=out_type)
+        one, zero = typed(1, out_type), typed(0, out_type)
         produced: Produced = {}
         for col, out in zip(self.input_cols_, self.output_cols_, strict=True):
             x = missing_to_null(table[col])
@@ -340,7 +341,7 @@ class OrdinalEncoder(_Encoder):
                 )
 
     def _literal(self, value: Any, out_type: dt.DataType) -> ir.Value:
-        return ibis.null(out_type) if C.is_missing(value) else ibis.literal(value, type=out_type)
+        return ibis.null(out_type) if C.is_missing(value) else typed(value, out_type)
 
     def _transform_columns(self, table: ir.Table) -> Produced:
         out_type = self._out_type()
@@ -372,7 +373,7 @@ def _codes(
 ) -> ir.Value:
     """``CASE x WHEN cat THEN code ... ELSE otherwise END``; missing maps to ``missing_code``
     when NaN is a fitted category and counts as unknown otherwise."""
-    branches = [(value, ibis.literal(code, type=out_type)) for value, code in codes]
+    branches = [(value, typed(code, out_type)) for value, code in codes]
     expr = x.cases(*branches, else_=otherwise) if branches else otherwise
     if cats and C.is_missing(cats[-1]):
         expr = ibis.ifelse(x.isnull(), missing_code, expr)

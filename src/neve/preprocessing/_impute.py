@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn import impute as ski
 
+from neve._literals import typed
 from neve.errors import ColumnTypeError, InvalidParameterError, NeveInputError
 from neve.preprocessing._base import ROW_COUNT, BaseTransformer, _assemble_names
 
@@ -273,7 +274,7 @@ class SimpleImputer(BaseTransformer):
             if stat is None:  # an all-missing string column kept by keep_empty_features
                 fill = ibis.null(out_type)
             else:
-                fill = ibis.literal(stat).cast(out_type)
+                fill = typed(stat, out_type) if out_type.is_floating() else ibis.literal(stat).cast(out_type)
             produced[col] = [(out, self._missing(x).ifelse(fill, source))]
         indicators = [
             (name, self._missing(self._values(table, col))) for col, name in self.indicator_.items()

@@ -10,6 +10,7 @@ import ibis.expr.types as ir
 from scipy import stats
 from sklearn import preprocessing as skp
 
+from neve._literals import double
 from neve.errors import InvalidParameterError, NeveError, NeveInputError
 from neve.preprocessing._base import (
     FLOAT_EPS,
@@ -212,9 +213,9 @@ class StandardScaler(_NumericTransformer):
     def _transform_columns(self, table: ir.Table) -> dict[str, list[tuple[str, ir.Value]]]:
         def scale(x: ir.FloatingColumn, col: str) -> ir.Value:
             if self.with_mean:
-                x = x - self.mean_[col]
+                x = x - double(self.mean_[col])
             if self.with_std:
-                x = x / self.scale_[col]
+                x = x / double(self.scale_[col])
             return x
 
         return self._columnwise(table, scale)
@@ -267,8 +268,8 @@ class MinMaxScaler(_NumericTransformer):
         low, high = (float(v) for v in self.feature_range)
 
         def scale(x: ir.FloatingColumn, col: str) -> ir.Value:
-            x = x * self.scale_[col] + self.min_[col]
-            return x.clip(lower=low, upper=high) if self.clip else x
+            x = x * double(self.scale_[col]) + double(self.min_[col])
+            return x.clip(lower=double(low), upper=double(high)) if self.clip else x
 
         return self._columnwise(table, scale)
 
@@ -308,8 +309,8 @@ class MaxAbsScaler(_NumericTransformer):
 
     def _transform_columns(self, table: ir.Table) -> dict[str, list[tuple[str, ir.Value]]]:
         def scale(x: ir.FloatingColumn, col: str) -> ir.Value:
-            x = x / self.scale_[col]
-            return x.clip(lower=-1.0, upper=1.0) if self.clip else x
+            x = x / double(self.scale_[col])
+            return x.clip(lower=double(-1.0), upper=double(1.0)) if self.clip else x
 
         return self._columnwise(table, scale)
 
@@ -378,9 +379,9 @@ class RobustScaler(_NumericTransformer):
     def _transform_columns(self, table: ir.Table) -> dict[str, list[tuple[str, ir.Value]]]:
         def scale(x: ir.FloatingColumn, col: str) -> ir.Value:
             if self.with_centering:
-                x = x - self.center_[col]
+                x = x - double(self.center_[col])
             if self.with_scaling:
-                x = x / self.scale_[col]
+                x = x / double(self.scale_[col])
             return x
 
         return self._columnwise(table, scale)
@@ -425,7 +426,7 @@ class Normalizer(_NumericTransformer):
         else:
             norm = ibis.greatest(*(x.abs() for x in xs)) if len(xs) > 1 else xs[0].abs()
         # scikit-learn divides by 1 where the norm is (near) zero, leaving such rows untouched.
-        safe = (norm < 10 * FLOAT_EPS).ifelse(1.0, norm)
+        safe = (norm < double(10 * FLOAT_EPS)).ifelse(double(1.0), norm)
         return self._columnwise(table, lambda x, col: x / safe)
 
 
@@ -458,8 +459,8 @@ class Binarizer(_NumericTransformer):
         self._stats(table, cols)
 
     def _transform_columns(self, table: ir.Table) -> dict[str, list[tuple[str, ir.Value]]]:
-        threshold = float(self.threshold)
+        threshold = double(self.threshold)
         return self._columnwise(
             # ifelse rather than a bool cast: PostgreSQL cannot cast boolean to double.
-            table, lambda x, col: x.isnull().ifelse(ibis.null("float64"), (x > threshold).ifelse(1.0, 0.0))
+            table, lambda x, col: x.isnull().ifelse(ibis.null("float64"), (x > threshold).ifelse(double(1.0), double(0.0)))
         )

@@ -370,8 +370,30 @@ class ModelVersion:
             )
         return drift(table, base, columns=columns, thresholds=thresholds)
 
-    # Scoring (``run``) arrives with the scoring work; it delegates to neve.scoring with
-    # ``self.load()`` and ``self.pipeline()``.
+    def run(
+        self,
+        table: Any,
+        function_name: str = "predict",
+        output_cols: Any = None,
+        **options: Any,
+    ) -> Any:
+        """Score ``table`` in the engine: the logged feature pipeline, then the model, as SQL.
+
+        Returns a lazy Ibis table with the input columns plus the prediction column(s);
+        its ``path`` says ``"sql"``, or ``"fallback"`` when the model could not be
+        compiled and rows were streamed through it in bounded batches (see
+        :func:`neve.scoring.score`, which also takes the ``options``).
+        """
+        from neve.scoring import score
+
+        return score(
+            table,
+            self.load(),
+            pipeline=self.pipeline(),
+            function_name=function_name,
+            output_cols=output_cols,
+            **options,
+        )
 
 
 def _model_tags(s: Any, p: Any) -> Any:

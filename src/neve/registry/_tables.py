@@ -175,11 +175,7 @@ class Store:
     def grants(self, user: str = "<user>") -> list[str]:
         """The GRANTs a warehouse admin runs so ``user`` can create the registry in its schema.
         Only table and view creation in one schema is needed -- never CREATE DATABASE."""
-        schema = self.schema or "<schema>"
-        return [
-            f"GRANT USAGE ON SCHEMA {schema} TO {user};",
-            f"GRANT CREATE ON SCHEMA {schema} TO {user};",
-        ]
+        return self.driver.registry_grants(self.schema or "<schema>", user)
 
     def where(self, backend: Any) -> str:
         return f"schema {self.schema!r}" if self.schema else f"the current schema of {backend.name}"

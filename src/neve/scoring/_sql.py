@@ -11,17 +11,11 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 
+from neve._literals import double
+
 __all__ = ["argmax_label", "double", "expit", "label", "softmax", "total"]
 
 
-def double(value: float) -> ir.FloatingScalar:
-    """An exact float64 constant.
-
-    Ibis writes floats as bare decimals, which DuckDB reads as DECIMAL and converts
-    to DOUBLE with an error of an ulp; a cast from the shortest round-trip string
-    is exact on every engine.
-    """
-    return ibis.literal(repr(float(value))).cast("float64")
 
 
 def total(terms: Sequence[ir.NumericValue]) -> ir.NumericValue:

@@ -1,0 +1,293 @@
+"""The SQL neve generates for Snowflake, run on the fakesnow emulator and checked against
+DuckDB running the same Ibis expressions.
+
+Everything goes through the real stack: a ``snowflake-connector-python`` connection to
+fakesnow's server (in the ``fakesnow`` env, see tests/engine/_fakesnow.py), adopted with
+``neve.connect(connection=...)``, so fits run their aggregate queries on the emulator,
+transforms run their SELECT there, and the registry creates its tables and views there.
+An ``xfail`` marks an emulator gap: SQL that real Snowflake runs but fakesnow 0.11 does not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+
+import neve
+from neve import Pipeline
+from neve.engine.snowflake import SnowflakeDriver
+from neve.errors import InvalidURLError, NeveInputError
+from neve.preprocessing import (
+    Binarizer,
+    KBinsDiscretizer,
+    LabelEncoder,
+    MaxAbsScaler,
+    MinMaxScaler,
+    Normalizer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    RobustScaler,
+    SimpleImputer,
+    StandardScaler,
+)
+from tests.engine._fakesnow import Emulator, load
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    emu = Emulator(tmp_path_factory.mktemp("fakesnow") / "server.log")
+    yield emu
+    emu.close()
+
+
+@pytest.fixture(scope="module")
+def snow(emulator: Emulator) -> Iterator[neve.Session]:
+    """A neve session over a connector connection to a private emulator database."""
+    conn = emulator.connect()
+    session = neve.connect(connection=conn)
+    yield session
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def duck() -> Iterator[neve.Session]:
+    with neve.connect("duckdb://") as session:
+        yield session
+
+
+def frame(n: int = 80) -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    x = rng.normal(3.0, 2.0, n)
+    x[::9] = np.nan
+    return pd.DataFrame(
+        {
+            "ID": np.arange(n, dtype="int64"),
+            "X": x,
+            # A large mean next to a small spread: the case the two-pass variance exists for.
+            "Y": 1e6 + rng.normal(0, 0.9, n),
+            "Z": rng.integers(-5, 20, n).astype("int64"),
+            "C": pd.array(
+                [None if i % 11 == 0 else f"c{v}" for i, v in enumerate(rng.integers(0, 4, n))],
+                dtype=object,
+            ),
+            "K": rng.integers(1, 5, n).astype("int64"),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def tables(snow: neve.Session, duck: neve.Session) -> tuple[Any, Any]:
+    data = frame()
+    return load(snow, "T", data), duck.create_table("T", data)
+
+
+def assert_state_equal(snow_state: Any, duck_state: Any, where: str = "") -> None:
+    if isinstance(duck_state, dict):
+        assert isinstance(snow_state, dict) and snow_state.keys() == duck_state.keys(), where
+        for key in duck_state:
+            assert_state_equal(snow_state[key], duck_state[key], f"{where}.{key}")
+    elif isinstance(duck_state, (list, tuple)):
+        assert len(snow_state) == len(duck_state), where
+        for i, (a, b) in enumerate(zip(snow_state, duck_state, strict=True)):
+            assert_state_equal(a, b, f"{where}[{i}]")
+    elif isinstance(duck_state, float) and not isinstance(snow_state, str):
+        if math.isnan(duck_state):
+            assert snow_state is not None and math.isnan(snow_state), where
+        else:
+            assert snow_state == pytest.approx(duck_state, rel=1e-9, abs=1e-12), where
+    else:
+        assert snow_state == duck_state, where
+
+
+def assert_frames_equal(got: pd.DataFrame, want: pd.DataFrame, key: list[str]) -> None:
+    got = got.rename(columns=str.upper) if list(got.columns) != list(want.columns) else got
+    assert list(got.columns) == list(want.columns)
+    got = got.sort_values(key, kind="stable", na_position="last").reset_index(drop=True)
+    want = want.sort_values(key, kind="stable", na_position="last").reset_index(drop=True)
+    for col in want.columns:
+        w, g = want[col], got[col]
+        if pd.api.types.is_numeric_dtype(w) and not pd.api.types.is_bool_dtype(w):
+            np.testing.assert_allclose(
+                g.astype("float64").to_numpy(), w.astype("float64").to_numpy(),
+                rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=col,
+            )
+        else:
+            assert [None if pd.isna(v) else v for v in g] == [
+                None if pd.isna(v) else v for v in w
+            ], col
+
+
+ROW_KEY = ["ID"]
+
+# fakesnow runs ARRAY_AGG as DuckDB's array_agg, which keeps NULLs; Snowflake's ARRAY_AGG
+# drops them. The encoders' one counting query collects each column's distinct values with
+# ARRAY_AGG, so on the emulator the missing category arrives as a stray NULL value.
+ARRAY_AGG_GAP = pytest.mark.xfail(
+    reason="fakesnow 0.11 gap: ARRAY_AGG keeps NULLs (DuckDB array_agg); Snowflake drops them",
+    raises=TypeError,
+    strict=True,
+)
+
+CASES = {
+    "standard": lambda: StandardScaler(input_cols=["X", "Y", "Z"]),
+    "minmax": lambda: MinMaxScaler(feature_range=(-1, 2), clip=True, input_cols=["X", "Z"],
+                                   output_cols=["X_MM", "Z_MM"]),
+    "maxabs": lambda: MaxAbsScaler(input_cols=["X", "Z"]),
+    "robust": lambda: RobustScaler(quantile_range=(10.0, 80.0), input_cols=["X", "Y", "Z"],
+                                   output_cols=["XR", "YR", "ZR"]),
+    "normalizer": lambda: Normalizer(norm="l2", input_cols=["X", "Z"], output_cols=["XN", "ZN"]),
+    "binarizer": lambda: Binarizer(threshold=2.5, input_cols=["X"], output_cols=["XB"]),
+    "kbins_uniform": lambda: KBinsDiscretizer(n_bins=4, encode="ordinal", strategy="uniform",
+                                              input_cols=["X", "Z"], output_cols=["XK", "ZK"]),
+    "kbins_quantile": lambda: KBinsDiscretizer(n_bins=3, encode="onehot-dense", strategy="quantile",
+                                               quantile_method="linear", input_cols=["Y"]),
+    "onehot": lambda: OneHotEncoder(input_cols=["C", "K"], handle_unknown="ignore",
+                                    drop_input_cols=True),
+    "onehot_infrequent": lambda: OneHotEncoder(input_cols=["C"], min_frequency=15,
+                                               handle_unknown="infrequent_if_exist"),
+    "ordinal": lambda: OrdinalEncoder(input_cols=["C", "K"], output_cols=["C_ORD", "K_ORD"],
+                                      handle_unknown="use_encoded_value", unknown_value=-1),
+    "label": lambda: LabelEncoder(input_cols=["K"], output_cols=["K_LABEL"]),
+    "impute_mean": lambda: SimpleImputer(strategy="mean", input_cols=["X"], add_indicator=True),
+    "impute_median": lambda: SimpleImputer(strategy="median", input_cols=["X"], output_cols=["XM"]),
+    "impute_frequent": lambda: SimpleImputer(strategy="most_frequent", input_cols=["C"]),
+}
+
+
+ENCODERS = {"onehot", "onehot_infrequent", "ordinal"}
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=ARRAY_AGG_GAP) if c in ENCODERS else c for c in CASES]
+)
+def test_transformer_fit_and_transform_match_duckdb(case: str, tables: tuple[Any, Any]) -> None:
+    """Fit runs its aggregate query on the emulator, transform runs its SELECT there, and
+    both equal DuckDB's; ``Pipeline.to_sql(..., dialect="snowflake")`` runs as printed."""
+    t_snow, t_duck = tables
+    snow_pipe = Pipeline([(case, CASES[case]())]).fit(t_snow)
+    duck_pipe = Pipeline([(case, CASES[case]())]).fit(t_duck)
+    assert_state_equal(snow_pipe.to_dict(), duck_pipe.to_dict())
+
+    want = duck_pipe.transform(t_duck).execute()
+    assert_frames_equal(snow_pipe.transform(t_snow).execute(), want, ROW_KEY)
+    # The text a user would paste into a worksheet, compiled for an unbound table "T".
+    sql = duck_pipe.to_sql(ibis.table(t_duck.schema(), name="T"), dialect="snowflake")
+    with t_snow._find_backend().con.cursor() as cursor:
+        got = cursor.execute(sql).fetch_pandas_all()
+    assert_frames_equal(got, want, ROW_KEY)
+
+
+def test_multi_step_pipeline_matches_duckdb(tables: tuple[Any, Any]) -> None:
+    """Each step fits on the lazy output of the steps before it, all on the emulator."""
+    t_snow, t_duck = tables
+
+    def pipe() -> Pipeline:
+        return Pipeline([
+            ("impute", SimpleImputer(strategy="median", input_cols=["X"])),
+            ("robust", RobustScaler(input_cols=["X", "Y"])),
+            ("bins", KBinsDiscretizer(n_bins=3, encode="ordinal", strategy="quantile",
+                                      quantile_method="linear", input_cols=["Z"])),
+            ("minmax", MinMaxScaler(input_cols=["K"], output_cols=["K_MM"])),
+            ("std", StandardScaler(input_cols=["X", "Y"])),
+        ])
+
+    snow_pipe, duck_pipe = pipe().fit(t_snow), pipe().fit(t_duck)
+    assert_state_equal(snow_pipe.to_dict(), duck_pipe.to_dict())
+    assert_frames_equal(
+        snow_pipe.transform(t_snow).execute(), duck_pipe.transform(t_duck).execute(), ROW_KEY
+    )
+
+
+# -- sessions over an existing connection --------------------------------------------------------
+
+
+def test_session_from_connector_connection(emulator: Emulator) -> None:
+    conn = emulator.connect(schema="FEATURES")
+    try:
+        session = neve.connect(connection=conn)
+        assert session.dialect == "snowflake"
+        assert isinstance(session.driver, SnowflakeDriver)
+        # Descriptive and secret-free: the connection's password never reaches the URL.
+        assert session.url == "snowflake://fake@fakesnow/NEVE_DB/FEATURES"
+        assert "fake:" not in session.url and "***" not in session.url
+        load(session, "EVENTS", pd.DataFrame({"A": [1, 2, 3]}))
+        assert session.list_tables() == ["EVENTS"]
+        assert session.execute(session.table("EVENTS").A.sum()) == 6
+        # The caller's connection is used as is, not re-opened.
+        assert session.engine.con is conn
+    finally:
+        conn.close()
+
+
+def test_session_from_backend_and_bad_connections() -> None:
+    import ibis
+
+    session = neve.engine.Session.from_backend(ibis.duckdb.connect())
+    assert session.dialect == "duckdb"
+    assert session.execute(ibis.literal(2) + 3) == 5
+    with pytest.raises(NeveInputError, match="snowflake.connector connection or a Snowpark"):
+        neve.connect(connection=object())
+    with pytest.raises(InvalidURLError, match="not both"):
+        neve.connect("duckdb://", connection=ibis.duckdb.connect())
+
+
+def test_driver_url_kwargs_skip_object_udfs() -> None:
+    driver = neve.engine.driver_for("snowflake://u:pw@acct/DB/SCH?warehouse=WH&role=R")
+    assert driver.connect_kwargs() == {
+        "account": "acct", "user": "u", "password": "pw", "database": "DB/SCH",
+        "warehouse": "WH", "role": "R",
+    }
+
+
+# -- the registry's DDL and DML ------------------------------------------------------------------
+
+
+def registry_round_trip(session: neve.Session, stage: Path) -> dict[str, Any]:
+    from sklearn.linear_model import LinearRegression
+
+    from neve import Registry
+
+    data = frame(30)
+    features = data[["Y", "Z"]]
+    model = LinearRegression().fit(features, data["K"])
+    reg = Registry(session, stage=str(stage))
+    mv = reg.log_model(model, model_name="trip_duration", sample_input=features.head(3),
+                       metrics={"mse": 1.25}, params={"fit_intercept": True}, tags={"stage": "dev"})
+    mv.set_metric("r2", 0.5)
+    mv.set_tag("stage", "prod")
+    reg.log_model(model, model_name="trip_duration", metrics={"mse": 2.0})
+    m = reg.get_model("trip_duration")
+    m.set_alias("production", mv.version_name)
+    versions = m.show_versions()
+    return {
+        "tables": sorted(t for t in session.list_tables() if t.startswith("NEVE_")),
+        "models": list(reg.show_models()["model_name"]),
+        "versions": versions[["version_name", "mse", "r2"]].astype(object)
+        .where(versions[["version_name", "mse", "r2"]].notna(), None).to_dict("list"),
+        "aliases": [str(a) for a in versions["aliases"]],
+        "metrics": mv.metrics,
+        "tags": mv.tags,
+        "production": m.version("production").version_name,
+        "prediction": float(m.version("production").load().predict(features.head(1))[0]),
+    }
+
+
+def test_registry_tables_views_and_events_match_duckdb(emulator: Emulator, tmp_path: Path) -> None:
+    """CREATE TABLE / views / bound INSERTs / folded reads, all compiled for Snowflake."""
+    conn = emulator.connect(schema="MODEL_REGISTRY")
+    try:
+        got = registry_round_trip(neve.connect(connection=conn), tmp_path / "snow-stage")
+    finally:
+        conn.close()
+    with neve.connect("duckdb://") as duck:
+        want = registry_round_trip(duck, tmp_path / "duck-stage")
+    assert got == want

@@ -1,0 +1,65 @@
+"""ModelVersion.run: the logged pipeline and model scored in the engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from numpy.testing import assert_allclose
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.neighbors import KNeighborsRegressor
+
+from neve import Pipeline
+from neve.preprocessing import MaxAbsScaler, OneHotEncoder
+
+
+def _data(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"ZONE": rng.choice(["a", "b", "c"], n), "DIST": rng.gamma(2.0, 2.0, n)})
+    df["Y"] = 3 * df.DIST + df.ZONE.map({"a": 0, "b": 5, "c": 9}) + rng.normal(0, 0.1, n)
+    return df
+
+
+def _fit(session, model_cls=LinearRegression, **kw):
+    df = _data()
+    session.create_table("TRAIN", df)
+    pipe = Pipeline(
+        [
+            ("ohe", OneHotEncoder(input_cols=["ZONE"], output_cols=["ZONE"], handle_unknown="ignore")),
+            ("mas", MaxAbsScaler(input_cols=["DIST"], output_cols=["DIST_S"], drop_input_cols=True)),
+        ]
+    ).fit(session.table("TRAIN"))
+    features = pipe.transform(df)
+    X = features.drop(columns=["Y"])
+    return pipe, model_cls(**kw).fit(X, df.Y if model_cls is not LogisticRegression else df.Y > 12), X
+
+
+def test_run_scores_in_sql_and_matches_scikit_learn(reg, session):
+    pipe, model, X = _fit(session)
+    mv = reg.log_model(model, model_name="m", feature_pipeline=pipe, sample_input=X.head(5))
+    new = _data(seed=1)
+    session.create_table("NEW", new)
+    preds = mv.run(session.table("NEW"))
+    assert preds.path == "sql"
+    out = preds.to_pandas()
+    assert list(out.columns) == ["ZONE", "DIST", "Y", "PREDICTION"]
+    expected = model.predict(pipe.transform(new).drop(columns=["Y"]))
+    assert_allclose(out["PREDICTION"], expected, rtol=1e-9)
+
+
+def test_run_predict_proba_columns(reg, session):
+    pipe, model, X = _fit(session, LogisticRegression)
+    mv = reg.log_model(model, model_name="clf", feature_pipeline=pipe, sample_input=X.head(5))
+    out = mv.run(session.table("TRAIN"), function_name="predict_proba").to_pandas()
+    probs = out.filter(like="PROBABILITY_")
+    assert probs.shape[1] == 2
+    assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_run_falls_back_for_models_it_cannot_compile(reg, session):
+    pipe, model, X = _fit(session, KNeighborsRegressor, n_neighbors=3)
+    mv = reg.log_model(model, model_name="knn", feature_pipeline=pipe, sample_input=X.head(5))
+    preds = mv.run(session.table("TRAIN"))
+    assert preds.path == "fallback"
+    out = preds.to_pandas().sort_values("DIST")
+    df = _data().sort_values("DIST")
+    assert_allclose(out["PREDICTION"], model.predict(pipe.transform(df).drop(columns=["Y"])), rtol=1e-9)
