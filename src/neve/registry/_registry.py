@@ -74,11 +74,18 @@ class Registry:
     ``session`` is a :class:`neve.Session` or a connection URL. Tables go in ``schema``
     (default: the session's current schema; only table and view creation rights are
     needed there). ``stage`` is an fsspec URL for the model files (default: a folder
-    next to the DuckDB file).
+    next to the DuckDB file; ``s3://bucket/prefix`` with the ``s3`` extra).
+    ``storage_options`` go to the fsspec filesystem (for S3: ``key``, ``secret``,
+    ``endpoint_url``, ...); without them the usual ``AWS_*`` variables apply. They are
+    never stored or shown.
     """
 
     def __init__(
-        self, session: Session | str | None = None, schema: str | None = None, stage: str | None = None
+        self,
+        session: Session | str | None = None,
+        schema: str | None = None,
+        stage: str | None = None,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         if schema is not None:
             _lineage.check_name(schema, "schema name")
@@ -92,7 +99,7 @@ class Registry:
         self._held: Any = None
         self._known_models: set[str] = set()
         self._store = Store(self._driver, schema)
-        self.stage = Stage(stage if stage is not None else default_stage_url(self._driver))
+        self.stage = Stage(stage if stage is not None else default_stage_url(self._driver), storage_options)
         with self._connection() as backend:
             self._store.create(backend)
 
@@ -332,7 +339,7 @@ class Registry:
                 if created[key] > cutoff:
                     continue  # a log_model may still be writing it
                 abandon.append(key)
-            if self.stage.fs.exists(self.stage.path(*key)):
+            if self.stage.exists(*key):
                 removed.append(self.stage.path(*key))
                 if not dry_run:
                     self.stage.remove(*key)
