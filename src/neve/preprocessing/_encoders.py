@@ -229,7 +229,7 @@ class OneHotEncoder(_Encoder):
             unknown = ~C.member(x, cats)
             exprs = []
             for name, members in self._kept_groups(col):
-                hit = C.member(x, [cats[i] for i in members])
+                hit = C.member(x, [cats[i] for i in members], never_null=False)
                 if name == "infrequent_sklearn" and self.handle_unknown in (
                     "infrequent_if_exist",
                     "warn",
