@@ -90,6 +90,11 @@ def airflow_env(home: Path, url: str, dags_folder: Path, base: Mapping[str, str]
     )
     env[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps({"conn_type": "neve", "extra": {"url": url}})
     env.setdefault("NEVE_CONN_ID", CONN_ID)
+    # `airflow standalone` starts its components as `airflow ...` from PATH: make it this
+    # interpreter's, even when the venv is not activated.
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     return env
 
 

@@ -23,6 +23,7 @@ def test_default_url_comes_from_environment(monkeypatch):
         ("duckdb:///./neve.duckdb", "neve.duckdb"),
         ("duckdb://rel/file.duckdb", "rel/file.duckdb"),
         ("duckdb:///abs/path/file.duckdb", "/abs/path/file.duckdb"),
+        ("duckdb:////abs/path/file.duckdb", "/abs/path/file.duckdb"),
     ],
 )
 def test_duckdb_url_forms(url, database):
@@ -73,3 +74,18 @@ def test_registry_grants_speak_each_engines_dialect():
     sf = SnowflakeDriver(parse_url("snowflake://u@acct")).registry_grants("ANALYTICS.MODEL_REGISTRY", "ML")
     assert "GRANT CREATE TABLE, CREATE VIEW ON SCHEMA ANALYTICS.MODEL_REGISTRY TO ROLE ML;" in sf
     assert not any("CREATE DATABASE" in g for g in sf + pg)
+
+
+@pytest.mark.parametrize(
+    ("message", "program", "pid"),
+    [
+        ('Conflicting lock is held in /usr/bin/python3.11 (PID 4242). See also', "/usr/bin/python3.11", "4242"),
+        # Seen from processes started by a forkserver: no program, and PID 0.
+        ("Conflicting lock is held in PID 0. However, you would be able to", None, "0"),
+    ],
+)
+def test_lock_holder_is_recognised_in_both_of_duckdbs_wordings(message, program, pid):
+    from neve.engine.duckdb import _HOLDER
+
+    found = _HOLDER.search(f'IO Error: Could not set lock on file "x.duckdb": {message}')
+    assert (found["program"], found["pid"]) == (program, pid)

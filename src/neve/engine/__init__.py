@@ -64,7 +64,7 @@ def connect(
     environment that Airflow launched.
     """
     if sum(x is not None for x in (url, connection, airflow_conn_id)) > 1:
-        raise InvalidURLError("give connect() one of url, connection or airflow_conn_id")
+        raise InvalidURLError("pass connect() a url, a connection or an airflow_conn_id, not both")
     if connection is not None:
         return Session.from_connection(connection)
     if airflow_conn_id is not None:

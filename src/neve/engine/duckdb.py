@@ -31,7 +31,8 @@ __all__ = ["DuckDBDriver"]
 log = logging.getLogger(__name__)
 
 DEFAULT_LOCK_TIMEOUT = 120.0
-_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+# DuckDB names the holder as "in /path/to/python (PID 123)", or only "in PID 123".
+_HOLDER = re.compile(r"Conflicting lock is held in (?:(?P<program>.+?) \()?PID (?P<pid>\d+)")
 _NEVE_KEYS = {"lock_timeout"}
 _SQL_TEXT: dict[int, tuple[sge.Expression, str]] = {}
 
@@ -52,7 +53,7 @@ class DuckDBDriver(Driver):
         raw = (self.url.host or "") + self.url.path
         if raw in ("", "/", ":memory:", "/:memory:"):
             return ":memory:"
-        if raw.startswith(("/./", "/../", "/~")):
+        if raw.startswith(("/./", "/../", "/~", "//")):
             raw = raw[1:]
         return str(Path(raw).expanduser())
 
@@ -100,7 +101,7 @@ class DuckDBDriver(Driver):
                 if remaining <= 0:
                     raise EngineLockedError(
                         f"DuckDB file {database} is locked by another process: "
-                        f"{holder['program']} (PID {holder['pid']}); gave up after "
+                        f"{holder['program'] or 'a process'} (PID {holder['pid']}); gave up after "
                         f"{self.lock_timeout:g}s. Close that connection, or allow a longer wait "
                         f"with ?lock_timeout=SECONDS in the URL or $NEVE_LOCK_TIMEOUT."
                     ) from exc
