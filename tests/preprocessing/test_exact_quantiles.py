@@ -125,8 +125,9 @@ def test_simple_imputer_median(table, frame, engine) -> None:
 @pytest.mark.parametrize("method", ["averaged_inverted_cdf", "inverted_cdf", "linear"])
 def test_kbins_quantile_edges_are_bit_exact(table, frame, engine, method) -> None:
     cols = ["ties", "spread", "count"]
-    est = KBinsDiscretizer(n_bins=7, strategy="quantile", quantile_method=method, encode="ordinal",
-                           input_cols=cols)
+    est = KBinsDiscretizer(
+        n_bins=7, strategy="quantile", quantile_method=method, encode="ordinal", input_cols=cols
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # narrow bins in the tied column
         queries = _fit_and_capture(est, table)
@@ -141,7 +142,10 @@ def test_kbins_quantile_edges_are_bit_exact(table, frame, engine, method) -> Non
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             oracle = skp.KBinsDiscretizer(
-                n_bins=7, strategy="quantile", quantile_method=method, encode="ordinal",
+                n_bins=7,
+                strategy="quantile",
+                quantile_method=method,
+                encode="ordinal",
                 subsample=None,
             ).fit(values)
         assert_array_equal(est.bin_edges_[col], oracle.bin_edges_[0], err_msg=col)

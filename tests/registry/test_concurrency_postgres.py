@@ -26,7 +26,10 @@ from tests.registry._workers import small_model
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.engines("postgres", reason="DuckDB's multi-process test is test_concurrency.py"),
+    pytest.mark.engines(
+        "postgres",
+        reason="PostgreSQL locking and SQLSTATEs; DuckDB's multi-process test: test_concurrency.py",
+    ),
     pytest.mark.skipif("postgres" not in available_engines(), reason="PostgreSQL is not installed"),
 ]
 
@@ -60,7 +63,9 @@ def database_url(postgres_admin_url: str) -> str:
         admin.engine.raw_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_sixteen_processes_number_versions_and_keep_every_event(database_url: str, tmp_path: Path) -> None:
+def test_sixteen_processes_number_versions_and_keep_every_event(
+    database_url: str, tmp_path: Path
+) -> None:
     stage = str(tmp_path / "stage")
     reg = neve.Registry(database_url, stage=stage)  # tables exist before the race, as in production
     model, _ = small_model()
@@ -72,7 +77,9 @@ def test_sixteen_processes_number_versions_and_keep_every_event(database_url: st
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["neve", "sklearn.linear_model", __name__])
     with ctx.Pool(WORKERS) as pool:
-        results = pool.starmap(log_and_update, [(database_url, stage, w, VERSIONS) for w in range(WORKERS)])
+        results = pool.starmap(
+            log_and_update, [(database_url, stage, w, VERSIONS) for w in range(WORKERS)]
+        )
 
     # One connection per Registry, kept for its life: not one per operation.
     assert _sessions(database_url) - sessions_before <= WORKERS + 1
@@ -82,7 +89,9 @@ def test_sixteen_processes_number_versions_and_keep_every_event(database_url: st
     assert len(logged) == len(set(logged)) == total
     m = neve.Registry(database_url, stage=stage).get_model("shared")
     versions = m.show_versions()
-    assert sorted(versions.version_name, key=lambda v: int(v[1:])) == [f"v{i}" for i in range(1, total + 1)]
+    assert sorted(versions.version_name, key=lambda v: int(v[1:])) == [
+        f"v{i}" for i in range(1, total + 1)
+    ]
     # Each worker got increasing numbers: a version is never handed out twice or out of order.
     for names in results:
         numbers = [int(n[1:]) for n in names]
@@ -102,8 +111,15 @@ def test_sixteen_processes_number_versions_and_keep_every_event(database_url: st
     per_kind = events.groupby("KIND").size().to_dict()
     # Per version: its commit, two metrics logged with it, "after", and one "hits" on the board.
     assert per_kind == {"commit": total + 1, "metric": 4 * total, "alias": total}
-    history = neve.Registry(database_url, stage=stage).get_model("board").version("v1").metric_history("hits")
-    assert sorted(history.value.astype(int)) == sorted(w * 1000 + i for w in range(WORKERS) for i in range(VERSIONS))
+    history = (
+        neve.Registry(database_url, stage=stage)
+        .get_model("board")
+        .version("v1")
+        .metric_history("hits")
+    )
+    assert sorted(history.value.astype(int)) == sorted(
+        w * 1000 + i for w in range(WORKERS) for i in range(VERSIONS)
+    )
 
     # The alias names one live version: the target of the newest alias event, which is
     # some worker's last move.
@@ -120,7 +136,7 @@ def _sessions(url: str) -> int:
         cursor = s.engine.raw_sql("SELECT pg_stat_clear_snapshot()")
         cursor.close()
         cursor = s.engine.raw_sql(f"SELECT sessions FROM pg_stat_database WHERE datname = '{name}'")
-        (count,), = cursor.fetchall()
+        ((count,),) = cursor.fetchall()
         cursor.close()
     # The probe's own connection is counted too.
     return int(count) - 1
@@ -160,7 +176,9 @@ def test_conflicts_are_classified_by_sqlstate(database_url: str) -> None:
             con.execute("BEGIN")
             con.execute("SET LOCAL deadlock_timeout = '50ms'")
             con.execute(f"UPDATE k SET v = 2 WHERE id = {first}")
-        other = threading.Thread(target=attempt, args=("deadlock-a", ca, "UPDATE k SET v = 3 WHERE id = 2"))
+        other = threading.Thread(
+            target=attempt, args=("deadlock-a", ca, "UPDATE k SET v = 3 WHERE id = 2")
+        )
         other.start()
         attempt("deadlock-b", cb, "UPDATE k SET v = 3 WHERE id = 1")
         cb.rollback()  # releases the lock the other transaction waits for, if b was not the victim
@@ -181,6 +199,7 @@ def test_conflicts_are_classified_by_sqlstate(database_url: str) -> None:
     wrapped.__cause__ = errors["unique"]
     assert driver.is_conflict(wrapped)
     assert not driver.is_conflict(errors["syntax"])
-    assert {getattr(e, "sqlstate", None) for e in (errors["unique"], errors["serialization"], deadlocks[0])} == {
-        "23505", "40001", "40P01"
-    }
+    assert {
+        getattr(e, "sqlstate", None)
+        for e in (errors["unique"], errors["serialization"], deadlocks[0])
+    } == {"23505", "40001", "40P01"}

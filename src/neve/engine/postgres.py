@@ -151,9 +151,11 @@ def _with_named_params(tree: sge.Expression) -> str:
     """
     token = secrets.token_hex(8)
     marked = tree.transform(
-        lambda node: sge.Var(this=f"neve_param_{token}_{node.this}_")
-        if isinstance(node, sge.Placeholder)
-        else node
+        lambda node: (
+            sge.Var(this=f"neve_param_{token}_{node.this}_")
+            if isinstance(node, sge.Placeholder)
+            else node
+        )
     )
     text = marked.sql("postgres").replace("%", "%%")
     names = {node.this for node in tree.find_all(sge.Placeholder)}
