@@ -8,7 +8,7 @@ UV := $(PYTHON) -m uv
 endif
 export UV_LINK_MODE ?= copy
 
-.PHONY: demo airflow test bench bench-quick sync lint clean
+.PHONY: demo airflow test bench bench-quick sync lint docs clean
 
 .venv/.synced: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -38,6 +38,10 @@ bench-quick: sync
 
 lint: sync
 	$(UV) run --no-sync ruff check src tests benchmarks
+
+# The support matrix is generated from the test-suite's engine markers; a test keeps it current.
+docs: sync
+	$(UV) run --no-sync python docs/gen_support_matrix.py
 
 clean:
 	rm -rf .venv .neve neve.duckdb neve.duckdb.wal neve.stage

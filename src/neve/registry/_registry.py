@@ -24,6 +24,8 @@ import contextlib
 import difflib
 import math
 import numbers
+import random
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -126,9 +128,18 @@ class Registry:
     def _append(self, events: list[tuple[Any, ...]]) -> None:
         """Append ``(model, version, kind, key, value_num, value_str)`` events in one statement."""
         now, who, context = _now(), _lineage.user(), _lineage.run_context()
-        rows = [(event_id(), *event, now, who, context) for event in events]
         with self._connection() as backend:
-            self._store.insert(backend, EVENTS, _EVENT_COLUMNS, rows)
+            for attempt in range(_MAX_NUMBERING_RETRIES):
+                # Fresh ids each try: a rolled-back insert left nothing behind, and an id
+                # collision (the one conflict an append can meet) must not repeat.
+                rows = [(event_id(), *event, now, who, context) for event in events]
+                try:
+                    self._store.insert(backend, EVENTS, _EVENT_COLUMNS, rows)
+                    return
+                except Exception as exc:
+                    if not self._driver.is_conflict(exc) or attempt == _MAX_NUMBERING_RETRIES - 1:
+                        raise
+                    _backoff(attempt)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -267,14 +278,9 @@ class Registry:
         now, who, context = _now(), _lineage.user(), _lineage.run_context()
         with self._connection() as backend:
             if model not in self._known_models:  # models are never dropped, so this cache stays true
-                try:
-                    self._store.insert(backend, MODELS, ["MODEL_NAME", "CREATED_AT", "CREATED_BY", "RUN_CONTEXT"],
-                                       [(model, now, who, context)])
-                except Exception as exc:
-                    if not self._driver.is_conflict(exc):
-                        raise
+                self._ensure_model(backend, model, (model, now, who, context))
                 self._known_models.add(model)
-            for _ in range(_MAX_NUMBERING_RETRIES):
+            for attempt in range(_MAX_NUMBERING_RETRIES):
                 if version is None:
                     top = self._query(_max_number, model=model)["top"].iloc[0]
                     number = 1 if pd.isna(top) else int(top) + 1
@@ -290,12 +296,37 @@ class Registry:
                 except Exception as exc:
                     if not self._driver.is_conflict(exc):
                         raise
-                    if version is not None:
+                    # A conflict is either the name being taken or a transient serialization
+                    # failure or deadlock (rolled back, so retrying is safe); only the row
+                    # itself tells a named version which one it met.
+                    if version is not None and self._version_exists(model, version):
                         raise DuplicateVersionError(
                             f"model {model!r} already has a version named {version!r}; pick another "
                             f"name or omit version_name to get the next v<N>"
                         ) from None
+                    _backoff(attempt)
         raise NeveInputError(f"could not allocate a version number for {model!r}: too much contention")
+
+    def _ensure_model(self, backend: Any, model: str, row: tuple[Any, ...]) -> None:
+        columns = ["MODEL_NAME", "CREATED_AT", "CREATED_BY", "RUN_CONTEXT"]
+        for attempt in range(_MAX_NUMBERING_RETRIES):
+            try:
+                self._store.insert(backend, MODELS, columns, [row])
+                return
+            except Exception as exc:
+                if not self._driver.is_conflict(exc):
+                    raise
+                if model in self._model_names():  # another process created it first
+                    return
+                _backoff(attempt)
+        raise NeveInputError(f"could not register model {model!r}: too much contention")
+
+    def _version_exists(self, model: str, version: str) -> bool:
+        def row(s: Store, p: Any) -> Any:
+            v = s.table(VERSIONS)
+            return v.filter((v.MODEL_NAME == p["model"]) & (v.VERSION_NAME == p["version"])).select("VERSION_NAME")
+
+        return not self._query(row, model=model, version=version).empty
 
     def _commit(
         self, model: str, version: str, manifest_sha: str, metrics: list, tags: list, comment: str | None
@@ -346,6 +377,14 @@ class Registry:
         if abandon and not dry_run:
             self._append([(m, v, _tables.DELETE, None, None, "gc") for m, v in abandon])
         return removed
+
+
+def _backoff(attempt: int) -> None:
+    """Sleep before retrying a write that lost a race: a few ms growing to ~50 ms, with
+    full jitter so the losers of one round do not collide again in lockstep. The first
+    retry is immediate -- a lost version number is usually free one number up."""
+    if attempt:
+        time.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))
 
 
 def _max_number(s: Store, p: Any) -> Any:

@@ -1,0 +1,301 @@
+"""Generate docs/support-matrix.md from the test-suite: what each engine is proven to run.
+
+The matrix is not written by hand. The script collects the tests (``pytest
+--collect-only``, in this process, with a small plugin) and reads, per test,
+the engines it runs on:
+
+- a test taking the ``engine`` fixture runs on every engine of the suite
+  (``tests.conftest.ALL_ENGINES``) or on those its ``@pytest.mark.engines(...)``
+  marker names -- the marker is a declared gap, and its ``reason`` is printed;
+- a test without that fixture runs on the engines its marker names; without
+  a marker it is DuckDB-only when it or its fixtures open DuckDB themselves
+  (a ``duckdb://`` URL, say), and engine-independent otherwise (input
+  validation, pandas inputs): those are counted apart.
+
+Engines come from the markers, not from which servers this machine has, so
+the output is the same everywhere. A test covers a transformer or a model when
+it names the class (in its source or its parameters); registry and monitoring
+features are the test modules of ``tests/registry`` and ``tests/monitoring``.
+
+    python docs/gen_support_matrix.py          # rewrite docs/support-matrix.md
+    python docs/gen_support_matrix.py --check  # exit 1 if the file is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import difflib
+import inspect
+import io
+import re
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUTPUT = REPO / "docs" / "support-matrix.md"
+ENGINE_TITLES = {"duckdb": "DuckDB", "postgres": "PostgreSQL", "snowflake": "Snowflake (emulator)"}
+#: Engines that have a column even before their tests join the suite.
+COLUMNS = ("duckdb", "postgres", "snowflake")
+SNOWFLAKE_PENDING = "see [snowflake.md](snowflake.md)"
+COLLECT = [
+    "tests/preprocessing",
+    "tests/test_pipeline.py",
+    "tests/scoring",
+    "tests/registry",
+    "tests/monitoring",
+]
+#: Registry test modules that prove one feature together; others are titled by their docstring.
+REGISTRY_TITLES = {
+    "test_registry": "Log, load, metrics, tags, aliases, browsing",
+    "test_stage": "Verified stage: manifest, tamper detection, crash safety, gc",
+    "test_run": "`ModelVersion.run`: logged pipeline and model scored in the engine",
+    "test_drift": "Drift against the logged baseline",
+    "test_cli": "`neve models` / `neve registry` CLI",
+    "test_concurrency": "Concurrent writers (real processes)",
+    "test_concurrency_postgres": "Concurrent writers (real processes)",
+}
+
+
+@dataclass(frozen=True)
+class Test:
+    module: str  # path relative to the repo
+    name: str  # function name plus its non-engine parameters
+    text: str  # source and parameters, searched for class names
+    engines: tuple[str, ...]  # empty: engine-independent
+    reason: str | None  # the marker's reason, when the test declares a gap
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.items: list = []
+
+    def pytest_collection_finish(self, session) -> None:
+        self.items = list(session.items)
+
+
+def collect() -> tuple[list[Test], tuple[str, ...]]:
+    import pytest
+
+    sys.path.insert(0, str(REPO))
+    collector = _Collector()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = pytest.main(
+            [
+                "--collect-only",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-o",
+                "addopts=",
+                "--rootdir",
+                str(REPO),
+                *(str(REPO / p) for p in COLLECT),
+            ],
+            plugins=[collector],
+        )
+    if code != 0:
+        raise SystemExit(f"test collection failed:\n{out.getvalue()}")
+    from tests.conftest import ALL_ENGINES
+
+    tests: dict[tuple[str, str], Test] = {}
+    for item in collector.items:
+        module = Path(item.path).resolve().relative_to(REPO).as_posix()
+        params = dict(getattr(getattr(item, "callspec", None), "params", {}))
+        params.pop("engine", None)
+        # One test per function and non-engine parameters, whichever engines this machine has.
+        name = item.originalname + (
+            f"[{', '.join(f'{k}={v!r}' for k, v in sorted(params.items()))}]" if params else ""
+        )
+        marker = item.get_closest_marker("engines")
+        source = _source(item.function)
+        if "engine" in getattr(item, "fixturenames", ()):
+            engines = tuple(e for e in ALL_ENGINES if marker is None or e in marker.args)
+        elif marker is not None:
+            engines = tuple(marker.args)
+        elif "duckdb" in (source + _fixture_sources(item)).lower():
+            engines = ("duckdb",)
+        else:
+            engines = ()
+        reason = marker.kwargs.get("reason", "no reason given") if marker is not None else None
+        tests[(module, name)] = Test(module, name, f"{source}\n{name}", engines, reason)
+    return sorted(tests.values(), key=lambda t: (t.module, t.name)), tuple(ALL_ENGINES)
+
+
+def _source(fn) -> str:
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return ""
+
+
+def _fixture_sources(item) -> str:
+    """The source of the repository's fixtures the test uses (pytest's own are skipped)."""
+    texts = []
+    for defs in item._fixtureinfo.name2fixturedefs.values():
+        for fixturedef in defs:
+            path = inspect.getsourcefile(fixturedef.func) or ""
+            if path.startswith(str(REPO / "tests")):
+                texts.append(_source(fixturedef.func))
+    return "\n".join(texts)
+
+
+def _mentions(tests: list[Test], names: list[str], under: tuple[str, ...]) -> list[Test]:
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+    return [t for t in tests if t.module.startswith(under) and pattern.search(t.text)]
+
+
+def _cell(engine: str, tests: list[Test], suite: tuple[str, ...]) -> str:
+    if engine not in suite:
+        return SNOWFLAKE_PENDING if engine == "snowflake" else "not in the suite"
+    tests = [t for t in tests if t.engines]
+    running = [t for t in tests if engine in t.engines]
+    if not tests:
+        return "untested"
+    if not running:
+        return "**no**"
+    if len(running) == len(tests):
+        return f"yes ({len(running)})"
+    return f"partial ({len(running)} of {len(tests)})"
+
+
+def _table(rows: list[tuple[str, list[Test]]], suite: tuple[str, ...], first: str) -> list[str]:
+    header = [first, *(ENGINE_TITLES[e] for e in COLUMNS), "Engine-independent"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, tests in rows:
+        independent = sum(1 for t in tests if not t.engines)
+        cells = [label, *(_cell(e, tests, suite) for e in COLUMNS), str(independent)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _engine_list(engines: tuple[str, ...]) -> str:
+    return ", ".join(ENGINE_TITLES.get(e, e) for e in engines)
+
+
+def _docstring_title(module: str) -> str:
+    doc = ast.get_docstring(ast.parse((REPO / module).read_text()))
+    return doc.strip().splitlines()[0].rstrip(".") if doc else f"`{module}`"
+
+
+def render(tests: list[Test], suite: tuple[str, ...]) -> str:
+    import neve
+    import neve.preprocessing
+    from neve.scoring import COMPILERS
+
+    transformers = sorted(n for n in neve.preprocessing.__all__ if n != "BaseTransformer")
+    t_rows = [(f"`{n}`", _mentions(tests, [n], ("tests/preprocessing/",))) for n in transformers]
+    t_rows.append(
+        (
+            "`Pipeline` (fit, transform, `to_sql`)",
+            [t for t in tests if t.module == "tests/test_pipeline.py"],
+        )
+    )
+
+    by_compiler: dict[str, list[str]] = defaultdict(list)
+    for estimator, compiler in COMPILERS.items():
+        by_compiler[compiler.__name__].append(estimator)
+    m_rows = []
+    for compiler, estimators in sorted(by_compiler.items()):
+        covered = _mentions(tests, estimators, ("tests/scoring/test_compile.py",))
+        named = sorted(
+            {e for e in estimators if any(re.search(rf"\b{e}\b", t.text) for t in covered)}
+        )
+        label = f"{compiler}: " + ", ".join(
+            f"`{e}`" if e in named else e for e in sorted(estimators)
+        )
+        m_rows.append((label, covered))
+    m_rows.append(
+        (
+            "Client-side fallback (no SQL translation)",
+            [t for t in tests if t.module == "tests/scoring/test_fallback.py"],
+        )
+    )
+
+    def grouped(folder: str, titles: dict[str, str]) -> list[tuple[str, list[Test]]]:
+        groups: dict[str, list[Test]] = defaultdict(list)
+        for t in tests:
+            if t.module.startswith(folder):
+                stem = Path(t.module).stem
+                groups[titles.get(stem) or _docstring_title(t.module)].append(t)
+        return sorted(groups.items())
+
+    gaps = [t for t in tests if t.reason is not None and set(suite) - set(t.engines)]
+    implicit = [t for t in tests if t.reason is None and t.engines and set(suite) - set(t.engines)]
+
+    lines = [
+        "# Support matrix",
+        "",
+        "<!-- Generated by docs/gen_support_matrix.py from the test-suite; edit the tests, "
+        "then run `make docs`. -->",
+        "",
+        "Which features the test-suite proves on each engine. A cell counts the tests that run "
+        "there: *yes (n)* when every engine-aware test of the feature does, *partial (k of n)* "
+        "when some declare a gap (listed below), **no** when none do. Engine-independent tests "
+        "(input validation, pandas inputs) run once, on no particular engine, and are counted "
+        "apart. Engines of the suite: " + ", ".join(ENGINE_TITLES[e] for e in suite) + ". "
+        "The Snowflake column covers SQL run on the fakesnow emulator; until those tests are in "
+        "the suite it points to the Snowflake notes.",
+        "",
+        "## Transformers",
+        "",
+        *_table(t_rows, suite, "Transformer"),
+        "",
+        "## Models compiled to SQL (`neve.scoring`)",
+        "",
+        "Estimators in `code` style are named by a test; the others share their compiler's SQL.",
+        "",
+        *_table(m_rows, suite, "Compiler: estimators"),
+        "",
+        "## Registry",
+        "",
+        *_table(grouped("tests/registry/", REGISTRY_TITLES), suite, "Feature"),
+        "",
+        "## Monitoring",
+        "",
+        *_table(grouped("tests/monitoring/", {}), suite, "Feature"),
+        "",
+        "## Declared gaps",
+        "",
+        "Tests marked `@pytest.mark.engines(...)`:",
+        "",
+        "| Test | Runs on | Reason |",
+        "|---|---|---|",
+        *[f"| `{t.module}::{t.name}` | {_engine_list(t.engines)} | {t.reason} |" for t in gaps],
+        "",
+        "Tests that open DuckDB themselves and take no `engine` fixture (undeclared gaps: give "
+        "them the fixture, or a marker with a reason):",
+        "",
+        *[f"- `{t.module}::{t.name}`" for t in implicit],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--check", action="store_true", help="fail if the committed file is out of date"
+    )
+    args = parser.parse_args(argv)
+    text = render(*collect())
+    if args.check:
+        current = OUTPUT.read_text() if OUTPUT.exists() else ""
+        if current != text:
+            diff = difflib.unified_diff(
+                current.splitlines(), text.splitlines(), "committed", "generated", lineterm=""
+            )
+            print(f"{OUTPUT.relative_to(REPO)} is out of date; run `make docs`:", *diff, sep="\n")
+            return 1
+        return 0
+    OUTPUT.write_text(text)
+    print(f"wrote {OUTPUT.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
