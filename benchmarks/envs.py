@@ -91,7 +91,7 @@ def measure(quick: bool) -> list[tuple[str, str, str]]:
                      "no rebuild"))
         cli = best_of(3, [sys.executable, "-m", "neve.cli", "env", "build", "--project", str(proj)])
         rows.append(("`neve env build`, unchanged declaration (CLI process)", f"{cli:.2f} s",
-                     "the whole CLI process: interpreter, argument parsing, lock check"))
+                     "whole CLI process (not yet profiled: the library call is 1 ms)"))
         write_project(proj, [*reqs, "six==1.17.0"] if "six" not in " ".join(reqs) else
                       [*reqs, "idna==3.10"])
         changed = timed(lambda: envs.build(["bench"], project=proj))

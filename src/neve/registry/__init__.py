@@ -8,8 +8,30 @@
 
 from __future__ import annotations
 
-from neve.registry._model import Model, ModelVersion
-from neve.registry._registry import Registry
-from neve.registry._stage import Stage
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from neve.registry._model import Model, ModelVersion
+    from neve.registry._registry import Registry
+    from neve.registry._stage import Stage
 
 __all__ = ["Model", "ModelVersion", "Registry", "Stage"]
+
+# Loaded on first use, so `neve --help` and `neve env ...` do not pay for ibis and
+# scikit-learn just because the CLI registers the registry's commands.
+_LAZY = {
+    "Model": "neve.registry._model",
+    "ModelVersion": "neve.registry._model",
+    "Registry": "neve.registry._registry",
+    "Stage": "neve.registry._stage",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'neve.registry' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
