@@ -8,8 +8,7 @@ everything else here loads Airflow on first use.
 
 from __future__ import annotations
 
-from typing import Any
-
+from neve._lazy import lazy_exports
 from neve.airflow._refs import ModelVersionRef, TableRef, from_json_ref
 
 __all__ = [
@@ -36,10 +35,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'neve.airflow' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)
