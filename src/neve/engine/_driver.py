@@ -23,7 +23,7 @@ import sqlglot.expressions as sge
 from neve.engine._url import EngineURL
 from neve.errors import DataFileError
 
-__all__ = ["Driver", "check_files"]
+__all__ = ["Driver", "check_files", "values_insert"]
 
 
 def check_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -39,6 +39,24 @@ def check_files(paths: Sequence[str | Path]) -> list[Path]:
         if path.suffix.lower() not in {".csv", ".parquet", ".pq", ".gz", ".zst"}:
             raise DataFileError(f"{path}: only CSV and Parquet files can be loaded")
     return resolved
+
+
+def values_insert(
+    dialect: str,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    mark: str,
+    database: str | None = None,
+) -> tuple[str, list[Any]]:
+    """One multi-row ``INSERT ... VALUES`` with a ``mark`` placeholder per value, and the
+    flattened values to bind: one atomic statement, no value ever spliced into SQL."""
+    target = sge.table_(table, db=database, quoted=True).sql(dialect)
+    names = ", ".join(sge.to_identifier(c, quoted=True).sql(dialect) for c in columns)
+    row = "(" + ", ".join([mark] * len(columns)) + ")"
+    sql = f"INSERT INTO {target} ({names}) VALUES " + ", ".join([row] * len(rows))
+    return sql, [value for r in rows for value in r]
 
 
 def is_parquet(path: Path) -> bool:

@@ -23,7 +23,7 @@ import ibis.expr.types as ir
 import pandas as pd
 import sqlglot.expressions as sge
 
-from neve.engine._driver import Driver, is_parquet
+from neve.engine._driver import Driver, is_parquet, values_insert
 from neve.errors import DataFileError, EngineError, EngineLockedError, InvalidURLError
 
 __all__ = ["DuckDBDriver"]
@@ -127,13 +127,8 @@ class DuckDBDriver(Driver):
         # than Ibis's memtable insert and without the temporary views it leaves behind.
         if not rows:
             return
-        target = sge.to_identifier(table, quoted=True).sql("duckdb")
-        if database is not None:
-            target = f"{sge.to_identifier(database, quoted=True).sql('duckdb')}.{target}"
-        names = ", ".join(sge.to_identifier(c, quoted=True).sql("duckdb") for c in columns)
-        row = "(" + ", ".join("?" * len(columns)) + ")"
-        sql = f"INSERT INTO {target} ({names}) VALUES " + ", ".join([row] * len(rows))
-        backend.con.execute(sql, [value for r in rows for value in r])
+        sql, params = values_insert("duckdb", table, columns, rows, mark="?", database=database)
+        backend.con.execute(sql, params)
 
     def query(self, backend: Any, tree: sge.Expression, params: dict[str, Any]) -> pd.DataFrame:
         sql = _SQL_TEXT.get(id(tree))

@@ -20,7 +20,7 @@ import ibis.expr.types as ir
 import pandas as pd
 import sqlglot.expressions as sge
 
-from neve.engine._driver import Driver
+from neve.engine._driver import Driver, values_insert
 from neve.errors import EngineError
 
 __all__ = ["PostgresDriver"]
@@ -45,10 +45,6 @@ def _sqlstate(exc: BaseException | None) -> str | None:
             return state
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return None
-
-
-def _identifier(name: str) -> str:
-    return sge.to_identifier(name, quoted=True).sql("postgres")
 
 
 def _run(con: Any, sql: str, params: Any) -> Any:
@@ -112,15 +108,13 @@ class PostgresDriver(Driver):
         # table (catalog writes that concurrent writers would contend on).
         if not rows:
             return
-        target = _identifier(table)
-        if database is not None:
-            target = f"{_identifier(database)}.{target}"
-        names = ", ".join(_identifier(c) for c in columns)
-        row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        # psycopg reads every % as a placeholder; identifiers may contain one.
-        head = f"INSERT INTO {target} ({names}) VALUES ".replace("%", "%%")
-        sql = head + ", ".join([row] * len(rows))
-        _run(backend.con, sql, [value for r in rows for value in r]).close()
+        # psycopg reads every % as a placeholder, so one in an identifier is doubled.
+        escaped = [c.replace("%", "%%") for c in columns]
+        sql, params = values_insert(
+            "postgres", table.replace("%", "%%"), escaped, rows, mark="%s",
+            database=None if database is None else database.replace("%", "%%"),
+        )
+        _run(backend.con, sql, params).close()
 
     def query(self, backend: Any, tree: sge.Expression, params: dict[str, Any]) -> pd.DataFrame:
         sql = _SQL_TEXT.get(id(tree))

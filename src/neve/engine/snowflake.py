@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from neve.engine._driver import Driver
+from neve.engine._driver import Driver, values_insert
 from neve.engine._url import EngineURL
 from neve.errors import EngineError, InvalidURLError, NeveInputError
 
@@ -116,15 +116,9 @@ class SnowflakeDriver(Driver):
         """
         if not rows:
             return
-        import sqlglot as sg
-
-        target = sg.table(table, db=database, quoted=True).sql("snowflake")
-        names = ", ".join(sg.to_identifier(c, quoted=True).sql("snowflake") for c in columns)
         style = getattr(backend.con, "_paramstyle", None) or "pyformat"
         mark = "?" if style in ("qmark", "numeric") else "%s"
-        one = "(" + ", ".join([mark] * len(columns)) + ")"
-        sql = f"INSERT INTO {target} ({names}) VALUES " + ", ".join([one] * len(rows))
-        params = [value for row in rows for value in row]
+        sql, params = values_insert("snowflake", table, columns, rows, mark=mark, database=database)
         with backend.con.cursor() as cursor:
             cursor.execute(sql, params)
 
