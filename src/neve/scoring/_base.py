@@ -29,6 +29,9 @@ class CompiledModel:
     #: Whether NaN must become NULL first (trees route missing values; linear models
     #: propagate NaN anyway, so they skip the extra CASE per feature).
     nan_as_null: ClassVar[bool] = True
+    #: Whether :meth:`outputs` takes ``blocks`` of one-hot features fused into CASEs
+    #: (see :mod:`neve.scoring._fuse`); such models also define ``weights()``.
+    fuses_one_hot: ClassVar[bool] = False
 
     def __init__(self, model: Any) -> None:
         self.model = model

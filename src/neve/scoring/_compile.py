@@ -12,7 +12,7 @@ import ibis.expr.types as ir
 import numpy as np
 
 from neve.errors import ColumnNotFoundError, ColumnTypeError, InvalidParameterError, NeveInputError
-from neve.scoring import _fallback
+from neve.scoring import _fallback, _fuse
 from neve.scoring._base import CompiledModel, NotCompilable
 from neve.scoring._ensembles import BoostingModel, ForestModel, HistBoostingModel, TreeModel
 from neve.scoring._linear import LinearModel, LogisticModel
@@ -187,21 +187,8 @@ def score(
             f"output column(s) {clash} already exist in the input table; pass output_cols=[...]"
         )
 
-    work = table
-    kept = {c: c for c in originals}
-    if pipeline is not None:
-        # The pipeline may rewrite columns in place; keep the untransformed values to return.
-        kept = {c: f"__neve_in{i}" for i, c in enumerate(originals)}
-        work = pipeline.transform(table.mutate(**{k: table[c] for c, k in kept.items()}))
-    missing = [c for c in features if c not in work.columns]
-    if missing:
-        raise ColumnNotFoundError(
-            f"feature column(s) {missing} of {type(model).__name__} not found in the "
-            f"{'transformed ' if pipeline is not None else ''}table; available: {list(work.columns)}"
-        )
-
     try:
-        compiled = compile_model(model)
+        compiled: CompiledModel | None = compile_model(model)
         if function_name not in compiled.functions():
             raise NotCompilable(f"{function_name} of {type(model).__name__}")
     except NotCompilable as exc:
@@ -210,8 +197,34 @@ def score(
                 f"{type(model).__name__} cannot be compiled to SQL ({exc}) and "
                 f"allow_fallback=False"
             ) from exc
+        compiled, reason = None, exc
+
+    work = table
+    kept = {c: c for c in originals}
+    blocks: list[_fuse.OneHotBlock] = []
+    if pipeline is not None:
+        # The pipeline may rewrite columns in place; keep the untransformed values to return.
+        kept = {c: f"__neve_in{i}" for i, c in enumerate(originals)}
+        work = table.mutate(**{k: table[c] for c, k in kept.items()})
+        fused = (
+            _fuse.split_one_hot(pipeline, work, features, compiled.weights())
+            if compiled is not None and compiled.fuses_one_hot
+            else None
+        )
+        work, blocks = fused if fused is not None else (pipeline.transform(work), [])
+    fused_features = {j for block in blocks for _, j in block.branches} | {
+        j for block in blocks for _, _, j in block.guards
+    }
+    missing = [c for j, c in enumerate(features) if j not in fused_features and c not in work.columns]
+    if missing:
+        raise ColumnNotFoundError(
+            f"feature column(s) {missing} of {type(model).__name__} not found in the "
+            f"{'transformed ' if pipeline is not None else ''}table; available: {list(work.columns)}"
+        )
+
+    if compiled is None:
         logger.info("scoring %s in the client, in batches of %d rows: %s",
-                    type(model).__name__, batch_size, exc)
+                    type(model).__name__, batch_size, reason)
         result = _fallback.score_in_client(
             work, model, kept=kept, features=features, function_name=function_name,
             names=names, batch_size=batch_size, table_name=fallback_table,
@@ -219,8 +232,14 @@ def score(
         object.__setattr__(result, "path", "fallback")
         return result
 
-    prepared, columns = _prepare(work, features, compiled.precision, compiled.nan_as_null)
-    scored, outputs = compiled.outputs(prepared, columns, function_name)
+    plain = [c for j, c in enumerate(features) if j not in fused_features]
+    prepared, prepared_names = _prepare(work, plain, compiled.precision, compiled.nan_as_null)
+    named = iter(prepared_names)
+    columns = [None if j in fused_features else next(named) for j in range(len(features))]
+    if blocks:
+        scored, outputs = compiled.outputs(prepared, columns, function_name, blocks)
+    else:
+        scored, outputs = compiled.outputs(prepared, columns, function_name)
     if function_name == "predict" and compiled.classes is not None:
         outputs = [outputs[0].cast(_label_type(compiled.classes))]
     result = scored.select(

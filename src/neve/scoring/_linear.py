@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import ibis
 import ibis.expr.types as ir
 import numpy as np
 
 from neve.scoring._base import CompiledModel, NotCompilable
+from neve.scoring._fuse import OneHotBlock
 from neve.scoring._sql import argmax_label, double, expit, label, softmax, total
 
 __all__ = ["LinearModel", "LogisticModel"]
 
 
-def _affine(table: ir.Table, features: list[str], coef: np.ndarray, intercept: float) -> ir.Value:
-    # Zero weights (Lasso, ElasticNet) are dropped: they only lengthen the SQL.
-    terms = [table[f] * double(w) for f, w in zip(features, coef, strict=True) if w != 0.0]
-    return total([double(intercept), *terms])
+def _affine(
+    table: ir.Table,
+    features: list[str | None],
+    coef: np.ndarray,
+    intercept: float,
+    blocks: Sequence[OneHotBlock] = (),
+) -> ir.Value:
+    """``intercept + sum(x_j * w_j)`` summed in feature order; a fused one-hot block
+    (feature name ``None``) is one CASE yielding its matching weight, at its first feature."""
+    at = {block.first: block for block in blocks}
+    terms = []
+    for j, (f, w) in enumerate(zip(features, coef, strict=True)):
+        if j in at:
+            terms.append(_one_hot_term(at[j], coef))
+        elif f is not None and w != 0.0:
+            # Zero weights (Lasso, ElasticNet) are dropped: they only lengthen the SQL.
+            terms.append(table[f] * double(w))
+    return total([double(intercept), *[t for t in terms if t is not None]])
+
+
+def _one_hot_term(block: OneHotBlock, coef: np.ndarray) -> ir.Value | None:
+    branches = [(cond, value.cast("float64") * double(coef[j])) for cond, value, j in block.guards]
+    branches += [(cond, double(coef[j])) for cond, j in block.branches if coef[j] != 0.0]
+    if not branches:
+        return None
+    return ibis.cases(*branches, else_=double(0.0))
 
 
 class LinearModel(CompiledModel):
@@ -38,8 +63,13 @@ class LinearModel(CompiledModel):
         self.coef = coef
         self.intercept = float(np.ravel(model.intercept_)[0]) if np.size(model.intercept_) else 0.0
 
-    def outputs(self, table, features, function_name):
-        return table, [_affine(table, features, self.coef, self.intercept)]
+    fuses_one_hot = True
+
+    def weights(self) -> np.ndarray:
+        return self.coef[None, :]
+
+    def outputs(self, table, features, function_name, blocks=()):
+        return table, [_affine(table, features, self.coef, self.intercept, blocks)]
 
 
 class LogisticModel(CompiledModel):
@@ -57,9 +87,15 @@ class LogisticModel(CompiledModel):
     def functions(self):
         return ("predict", "predict_proba", "decision_function")
 
-    def outputs(self, table, features, function_name):
+    fuses_one_hot = True
+
+    def weights(self) -> np.ndarray:
+        return self.coef
+
+    def outputs(self, table, features, function_name, blocks=()):
         decisions = [
-            _affine(table, features, row, b) for row, b in zip(self.coef, self.intercept, strict=True)
+            _affine(table, features, row, b, blocks)
+            for row, b in zip(self.coef, self.intercept, strict=True)
         ]
         # Materialise the decision values once: predict and proba reuse each several times.
         names = [f"__neve_d{k}" for k in range(len(decisions))]
