@@ -254,3 +254,23 @@ def test_model_that_cannot_predict_sample(reg, fitted):
     with pytest.raises(NeveInputError, match="sample_input"):
         reg.log_model(fitted[0], "m", sample_input=pd.DataFrame({"OTHER": [1.0]}))
     assert _state(reg) == before
+
+
+def test_reads_of_one_version_see_only_its_current_state(reg, fitted):
+    model, _ = fitted
+    first = reg.log_model(model, "m", metrics={"mse": 3.0}, comment="one")
+    second = reg.log_model(model, "m", metrics={"mse": 2.0}, comment="two")
+    first.set_metric("mse", 1.0)
+    second.comment = "two, revised"
+    m = reg.get_model("m")
+    m.set_alias("best", "v1")
+    assert (first.metrics, second.metrics) == ({"mse": 1.0}, {"mse": 2.0})
+    assert (first.comment, second.comment) == ("one", "two, revised")
+    sv = m.show_versions()
+    assert list(sv.mse) == [1.0, 2.0] and list(sv.comment) == ["one", "two, revised"]
+    assert list(sv.aliases) == [["best"], []]
+    assert m.version("best") == first and m.version("v2") == second
+    m.delete_version("v1")
+    with pytest.raises(ModelNotFoundError, match="'best'.*versions: v2"):
+        m.version("best")  # the alias outlives its version but no longer resolves
+    assert m.show_versions().aliases.tolist() == [[]]

@@ -45,8 +45,8 @@ class Model:
     def _live(self) -> pd.DataFrame:
         reg = self._registry
         frame = reg._query(
-            lambda s, p: s.live_versions(p["model"]).select(
-                "VERSION_NAME", "VERSION_NUMBER", "CREATED_AT", "CREATED_BY", "COMMITTED_AT"
+            lambda s, p: s.live_versions(p["model"], commit_info=False).select(
+                "VERSION_NAME", "CREATED_AT"
             ),
             model=self.name,
         )
@@ -63,14 +63,14 @@ class Model:
             raise InvalidNameError(f"version name must be a string, got {type(name_or_alias).__name__}")
         reg = self._registry
         with reg._connection():
-            live = reg._query(lambda s, p: s.live_versions(p["model"]).select("VERSION_NAME"), model=self.name)
+            # The common cases look up one name; all names are read only for the error.
+            if not reg._query(_live_version, model=self.name, version=name_or_alias).empty:
+                return ModelVersion(reg, self.name, name_or_alias)
             aliases = reg._query(lambda s, p: s.current_aliases(p["model"]), model=self.name)
-        names = list(live["VERSION_NAME"])
-        if name_or_alias in names:
-            return ModelVersion(reg, self.name, name_or_alias)
-        target = dict(zip(aliases["ALIAS_NAME"], aliases["VERSION_NAME"], strict=True)).get(name_or_alias)
-        if target is not None:
-            return ModelVersion(reg, self.name, target)
+            target = dict(zip(aliases["ALIAS_NAME"], aliases["VERSION_NAME"], strict=True)).get(name_or_alias)
+            if target is not None:
+                return ModelVersion(reg, self.name, target)
+            names = list(self._live()["VERSION_NAME"])
         from neve.registry._registry import suggest
 
         known = names + list(aliases["ALIAS_NAME"])
@@ -171,24 +171,27 @@ class Model:
             keys = tuple(sorted(reg._query(_metric_keys, model=m)["KEY"]))
             frame = reg._query(_wide_versions(keys), keys, model=m)
             tags = reg._query(_all_version_tags, model=m)
-            aliases = reg._query(lambda s, p: s.current_aliases(p["model"]), model=m)
+            aliases = reg._query(lambda s, p: s.current_aliases(p["model"], live_only=False), model=m)
         frame = frame.rename(
             columns={"VERSION_NAME": "version_name", "CREATED_AT": "created_at", "CREATED_BY": "created_by",
                      "COMMENT": "comment", **{f"_M{i}": k for i, k in enumerate(keys)}}
         ).sort_values(["created_at", "version_name"], ignore_index=True)
-        by_version: dict[str, list[str]] = {}
+        by_version: dict[str, list[str]] = {}  # aliases of deleted versions find no row here
         for alias, version in zip(aliases["ALIAS_NAME"], aliases["VERSION_NAME"], strict=True):
             by_version.setdefault(version, []).append(alias)
         tag_map: dict[str, dict[str, str]] = {}
         for version, key, value in zip(tags["VERSION_NAME"], tags["KEY"], tags["VALUE_STR"], strict=True):
             tag_map.setdefault(version, {})[key] = value
+        for found in by_version.values():
+            found.sort()
+        # Fresh containers per row (callers may mutate them); lookups only for the few
+        # versions that have any, which keeps this cheap at 10k rows.
         names = frame.version_name.tolist()
-        frame.insert(3, "aliases", [sorted(by_version.get(v, [])) for v in names])
-        frame.insert(4, "tags", [tag_map.get(v, {}) for v in names])
+        frame.insert(3, "aliases", [list(by_version[v]) if v in by_version else [] for v in names])
+        frame.insert(4, "tags", [dict(tag_map[v]) if v in tag_map else {} for v in names])
         frame["comment"] = frame["comment"].astype(object).where(frame["comment"].notna(), None)
         front = ["version_name", "created_at", "created_by", "aliases", "tags", "comment"]
         return frame[front + list(keys)]
-        return frame
 
 
 class ModelVersion:
@@ -230,8 +233,7 @@ class ModelVersion:
         reg = self._registry
 
         def expr(s: Any, p: Any) -> Any:
-            t = s.current_metrics(p["model"])
-            return t.filter(t.VERSION_NAME == p["version"]).select("KEY", "VALUE_NUM")
+            return s.current_metrics(p["model"], p["version"]).select("KEY", "VALUE_NUM")
 
         frame = reg._query(expr, model=self.model_name, version=self.version_name)
         return dict(sorted(zip(frame["KEY"], frame["VALUE_NUM"].astype(float), strict=True)))
@@ -268,8 +270,7 @@ class ModelVersion:
         reg = self._registry
 
         def expr(s: Any, p: Any) -> Any:
-            t = s.current_comments(p["model"])
-            return t.filter(t.VERSION_NAME == p["version"]).select("VALUE_STR")
+            return s.current_comments(p["model"], p["version"]).select("VALUE_STR")
 
         frame = reg._query(expr, model=self.model_name, version=self.version_name)
         return None if frame.empty else frame["VALUE_STR"].iloc[0]
@@ -292,8 +293,7 @@ class ModelVersion:
         reg = self._registry
 
         def expr(s: Any, p: Any) -> Any:
-            t = s.live_versions(p["model"])
-            return t.filter(t.VERSION_NAME == p["version"])
+            return s.live_versions(p["model"], p["version"])
 
         frame = reg._query(expr, model=self.model_name, version=self.version_name)
         if frame.empty:
@@ -402,8 +402,11 @@ def _model_tags(s: Any, p: Any) -> Any:
 
 
 def _version_tags(s: Any, p: Any) -> Any:
-    t = s.current_tags(p["model"])
-    return t.filter(t.VERSION_NAME == p["version"]).select("KEY", "VALUE_STR")
+    return s.current_tags(p["model"], p["version"]).select("KEY", "VALUE_STR")
+
+
+def _live_version(s: Any, p: Any) -> Any:
+    return s.live_versions(p["model"], p["version"], commit_info=False).select("VERSION_NAME")
 
 
 def _all_version_tags(s: Any, p: Any) -> Any:
@@ -422,7 +425,7 @@ def _wide_versions(keys: tuple[str, ...]) -> Any:
     aggregation, no window sort), so listing 10k versions stays fast."""
 
     def build(s: Any, p: Any) -> Any:
-        live = s.live_versions(p["model"]).select("VERSION_NAME", "CREATED_AT", "CREATED_BY")
+        live = s.live_versions(p["model"], commit_info=False).select("VERSION_NAME", "CREATED_AT", "CREATED_BY")
         e = s.table(_tables.EVENTS)
         e = e.filter((e.MODEL_NAME == p["model"]) & (e.KIND == _tables.METRIC))
         wide = e.group_by(M_VERSION=e.VERSION_NAME).aggregate(

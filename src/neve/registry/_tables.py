@@ -216,12 +216,28 @@ class Store:
 
     # -- folds: the same expressions back the views and the registry's filtered reads ----------
 
-    def live_versions(self, model: Any = None) -> ir.Table:
-        """Committed, undeleted versions with their commit time and manifest hash."""
-        versions, events = self.table(VERSIONS), self.table(EVENTS)
+    def _events(self, model: Any = None, version: Any = None) -> ir.Table:
+        events = self.table(EVENTS)
+        if model is not None:
+            events = events.filter(events.MODEL_NAME == model)
+        if version is not None:
+            events = events.filter(events.VERSION_NAME == version)
+        return events
+
+    def live_versions(self, model: Any = None, version: Any = None, *, commit_info: bool = True) -> ir.Table:
+        """Committed, undeleted versions with their commit time and manifest hash
+        (``commit_info=False`` leaves those two out, which spares a join).
+
+        ``model`` and ``version`` filter every input before it is joined, and with a
+        model given the joins match on the version name alone: the fold then touches
+        only that model's events.
+        """
+        versions = self.table(VERSIONS)
         if model is not None:
             versions = versions.filter(versions.MODEL_NAME == model)
-            events = events.filter(events.MODEL_NAME == model)
+        if version is not None:
+            versions = versions.filter(versions.VERSION_NAME == version)
+        events = self._events(model, version)
         commits = events.filter(events.KIND == COMMIT).select(
             C_MODEL="MODEL_NAME", C_VERSION="VERSION_NAME", COMMITTED_AT="CREATED_AT",
             MANIFEST_SHA256="VALUE_STR",
@@ -229,43 +245,55 @@ class Store:
         deletes = events.filter(events.KIND == DELETE).select(
             D_MODEL="MODEL_NAME", D_VERSION="VERSION_NAME"
         )
-        live = versions.join(
-            commits,
-            [versions.MODEL_NAME == commits.C_MODEL, versions.VERSION_NAME == commits.C_VERSION],
-        ).anti_join(
-            deletes,
-            [versions.MODEL_NAME == deletes.D_MODEL, versions.VERSION_NAME == deletes.D_VERSION],
-        )
-        return live.drop("C_MODEL", "C_VERSION")
 
-    def latest(self, kinds: tuple[str, ...], keys: tuple[str, ...], model: Any = None) -> ir.Table:
+        def on(other: ir.Table, m: str, v: str) -> list[ir.BooleanValue]:
+            keys = [versions.VERSION_NAME == other[v]]
+            return keys if model is not None else [versions.MODEL_NAME == other[m], *keys]
+
+        if commit_info:
+            live = versions.join(commits, on(commits, "C_MODEL", "C_VERSION"))
+            live = live.drop("C_MODEL", "C_VERSION")
+        else:
+            live = versions.semi_join(commits, on(commits, "C_MODEL", "C_VERSION"))
+        return live.anti_join(deletes, on(deletes, "D_MODEL", "D_VERSION"))
+
+    def latest(
+        self, kinds: tuple[str, ...], keys: tuple[str, ...], model: Any = None, version: Any = None
+    ) -> ir.Table:
         """The newest event of ``kinds`` per ``keys``."""
-        events = self.table(EVENTS)
-        if model is not None:
-            events = events.filter(events.MODEL_NAME == model)
+        events = self._events(model, version)
         events = events.filter(events.KIND.isin(kinds))
         rank = ibis.row_number().over(group_by=[events[k] for k in keys], order_by=ibis.desc("EVENT_ID"))
         return events.mutate(_RANK=rank).filter(ibis._._RANK == 0).drop("_RANK")
 
-    def current_metrics(self, model: Any = None) -> ir.Table:
-        t = self.latest((METRIC,), ("MODEL_NAME", "VERSION_NAME", "KEY"), model)
+    def current_metrics(self, model: Any = None, version: Any = None) -> ir.Table:
+        t = self.latest((METRIC,), ("MODEL_NAME", "VERSION_NAME", "KEY"), model, version)
         return t.select("MODEL_NAME", "VERSION_NAME", "KEY", "VALUE_NUM", "CREATED_AT")
 
-    def current_tags(self, model: Any = None) -> ir.Table:
-        t = self.latest((TAG, UNTAG), ("MODEL_NAME", "VERSION_NAME", "KEY"), model)
+    def current_tags(self, model: Any = None, version: Any = None) -> ir.Table:
+        t = self.latest((TAG, UNTAG), ("MODEL_NAME", "VERSION_NAME", "KEY"), model, version)
         return t.filter(t.KIND == TAG).select("MODEL_NAME", "VERSION_NAME", "KEY", "VALUE_STR")
 
-    def current_comments(self, model: Any = None) -> ir.Table:
-        t = self.latest((COMMENT,), ("MODEL_NAME", "VERSION_NAME"), model)
+    def current_comments(self, model: Any = None, version: Any = None) -> ir.Table:
+        t = self.latest((COMMENT,), ("MODEL_NAME", "VERSION_NAME"), model, version)
         return t.select("MODEL_NAME", "VERSION_NAME", "VALUE_STR", "CREATED_AT", "CREATED_BY")
 
-    def current_aliases(self, model: Any = None) -> ir.Table:
+    def current_aliases(self, model: Any = None, *, live_only: bool = True) -> ir.Table:
         """Alias -> version, one row per alias: the latest alias/unalias event wins, so
-        moving an alias is one append and an alias can never point at two versions."""
+        moving an alias is one append and an alias can never point at two versions.
+
+        Aliases of deleted versions are left out; ``live_only=False`` keeps them, for
+        callers that already hold the live version names and filter themselves."""
         t = self.latest((ALIAS, UNALIAS), ("MODEL_NAME", "KEY"), model)
         t = t.filter(t.KIND == ALIAS)
-        live = self.live_versions(model).select(L_MODEL="MODEL_NAME", L_VERSION="VERSION_NAME")
-        t = t.semi_join(live, [t.MODEL_NAME == live.L_MODEL, t.VALUE_STR == live.L_VERSION])
+        if live_only:
+            # Aliases are few: check their targets against the commit and delete events
+            # directly rather than through the whole live-versions fold.
+            events = self._events(model)
+            commits = events.filter(events.KIND == COMMIT).select(C_MODEL="MODEL_NAME", C_VERSION="VERSION_NAME")
+            deletes = events.filter(events.KIND == DELETE).select(D_MODEL="MODEL_NAME", D_VERSION="VERSION_NAME")
+            t = t.semi_join(commits, [t.MODEL_NAME == commits.C_MODEL, t.VALUE_STR == commits.C_VERSION])
+            t = t.anti_join(deletes, [t.MODEL_NAME == deletes.D_MODEL, t.VALUE_STR == deletes.D_VERSION])
         return t.select("MODEL_NAME", ALIAS_NAME="KEY", VERSION_NAME="VALUE_STR")
 
 
