@@ -252,11 +252,11 @@ in the engine. Known to work on DuckDB: 200 trees of depth 8 (~77k nodes, the te
 suite's guard) and the 100 trees of depth 6 above; larger ensembles were not measured.
 DuckDB's planning costs ~0.1 ms per node.
 
-The likely reason the linear row is slower than orbital's (not isolated by a run): neve's OneHotEncoder (branch `encoders`)
-emits `CASE ... THEN 1.0 ELSE 0.0`, which DuckDB types as DECIMAL(2,1) (Ibis still
-believes float64), so every indicator is cast to DOUBLE before its multiply; orbital
-emits integer CASEs cast to DOUBLE once. Typing the encoder's literals as DOUBLE is
-the fix, outside the scoring package.
+Linear pipeline: neve fuses the pipeline's trailing OneHotEncoder into the linear
+model (`neve/scoring/_fuse.py`): each encoded column becomes one CASE mapping its
+category to the coefficient, instead of one 0/1 column per category (84 here) each
+multiplied by its coefficient, which is the form orbital emits. Predictions are
+bit-identical to the unfused SQL (the terms dropped are `0 * w`).
 """
 
 
