@@ -6,9 +6,38 @@ and ``make airflow`` set it up), on Postgres, and on Snowflake (point
 references through XCom, never data; the only time data leaves the engine is the
 training extract.
 
+``train`` and ``predict`` run in the ``taxi`` task environment (``[tool.neve.envs.taxi]``
+in pyproject.toml: its own pinned scikit-learn and neve, no Airflow) through
+``@task.external_python(python=neve.envs.python("taxi"))``. Build it first with
+``neve env build taxi`` (``make demo`` and the Dockerfile do); a task started on an
+unbuilt or stale env fails at once saying so. Airflow runs only the function's
+source there, so those two functions import what they use and take and return
+JSON (table and model-version refs are dicts). They reach the warehouse with
+``neve.connect(airflow_conn_id=...)``, which reads the ``AIRFLOW_CONN_<ID>``
+environment variable the task inherits: define the connection that way (as
+``make demo`` does), not only in Airflow's metadata DB. The env holds neve's core
+dependencies, which include DuckDB's driver only: for Postgres or Snowflake add
+``"ibis-framework[postgres]"`` or ``"ibis-framework[snowflake]"`` to its
+``dependencies`` and rebuild.
+
 Every task is idempotent: tables are replaced, not appended to, and ``train``
 first looks for a version already logged by this DAG run (a retry after
 ``log_model`` succeeded returns that version instead of logging a second one).
+
+Tasks that need Airflow itself run on the Airflow side, after the env tasks:
+
+- ``register_model`` records the Asset event ``neve://<registry>/trip_duration_estimator``
+  for the version ``train`` logged, so a scoring DAG can be scheduled on it.
+- ``drift_gate`` fails the run when ``predict`` found drift. ``predict`` checks the
+  data to score against the version's training baseline first and, on drift, writes
+  no predictions and returns the report; the gate then fails with
+  ``AirflowFailException``, which skips retries: drift is a property of the data,
+  and a retry would find it again. (The env has no Airflow to raise that exception,
+  and an exception in the env would be retried.)
+
+Params: ``train_sample_rows`` caps the training extract (a deterministic sample
+taken in SQL, so a retry trains on the same rows); ``score_month`` scores another
+month's sample instead of the training data (2020-04, the lockdown, drifts).
 
 Cleaning rules (``clean_trips``), applied to the raw trips:
 
@@ -29,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 from airflow.sdk import Param, dag, task, task_group
 
+import neve.envs
 from neve.airflow import ModelVersionRef, TableRef
 
 if TYPE_CHECKING:
@@ -51,6 +81,11 @@ ID = "TRIP_ID"
 #: Columns of TAXI_FEATURE that are not model inputs.
 NOT_FEATURES = {ID, "PICKUP_DATETIME", "TRIP_DISTANCE", TARGET}
 MAX_DURATION_SEC = 4 * 3600
+#: Default of the ``train_sample_rows`` param: more than the demo's 20k rows, so the demo
+#: trains on all of them; at warehouse scale it caps the extract (and the worker's memory).
+TRAIN_SAMPLE_ROWS = 1_000_000
+#: What ``train`` needs of this module: it runs in the taxi env, which cannot import it.
+TRAIN_SPEC = {"model_name": MODEL_NAME, "id": ID, "target": TARGET, "raw_features": RAW_FEATURES}
 
 
 def raw_table_name(month: str) -> str:
@@ -100,21 +135,6 @@ def feature_columns(columns: list[str]) -> list[str]:
     return [c for c in columns if c not in NOT_FEATURES]
 
 
-def find_run_version(registry: Any, run_id: str) -> Any:
-    """The version this DAG run already logged (a retried ``train``), or ``None``."""
-    from neve.errors import ModelNotFoundError
-
-    try:
-        model = registry.get_model(MODEL_NAME)
-    except ModelNotFoundError:
-        return None
-    versions = model.show_versions()
-    for name, tags in zip(versions["version_name"], versions["tags"], strict=True):
-        if tags.get("airflow_run_id") == run_id:
-            return model.version(name)
-    return None
-
-
 def load_raw_month(session: Session, month: str) -> str:
     """Load ``month``'s sample CSV into its raw table (replacing it) and return the name."""
     from neve.errors import DataFileError
@@ -144,8 +164,15 @@ def load_raw_month(session: Session, month: str) -> str:
             type=["null", "string"],
             pattern=r"^\d{4}-\d{2}$",
             description="Score this month's sample (e.g. 2020-04, the lockdown) instead of the "
-            "training data; drift against the training baseline fails the predict task.",
-        )
+            "training data; drift against the training baseline fails the run at drift_gate.",
+        ),
+        "train_sample_rows": Param(
+            TRAIN_SAMPLE_ROWS,
+            type="integer",
+            minimum=100,
+            description="At most this many feature rows are extracted to train on: a "
+            "deterministic sample taken in SQL (the whole table when it is smaller).",
+        ),
     },
 )
 def taxi_trip_duration() -> None:
@@ -183,111 +210,179 @@ def taxi_trip_duration() -> None:
         table = data.table(session)
         pipe = build_pipeline().fit(table)
         session.create_table("TAXI_FEATURE", pipe.transform(table), overwrite=True)
-        return {"features": TableRef.of(session, "TAXI_FEATURE"), "pipeline": pipe.to_dict()}
+        features = TableRef.of(session, "TAXI_FEATURE")
+        return {
+            "features": features,
+            "columns": feature_columns(list(features.table(session).columns)),
+            "pipeline": pipe.to_dict(),
+        }
 
-    @task.neve(conn_id=CONN_ID)
-    def train(session: Session, data: TableRef, engineered: dict[str, Any], dag_run: Any = None) -> Any:
-        """LinearRegression on a 67/33 split; log it with its pipeline, metrics and lineage."""
+    @task.external_python(python=neve.envs.python("taxi"), expect_airflow=False)
+    def train(
+        data: dict,
+        engineered: dict,
+        conn_id: str,
+        spec: dict,
+        sample_rows: int | str,
+        run_id: str | None = None,
+        dag_id: str | None = None,
+    ) -> dict:
+        """LinearRegression on a 67/33 split of a SQL sample; log it with its pipeline,
+        metrics and lineage. Runs in the taxi env: self-contained, JSON in and out."""
         from sklearn.linear_model import LinearRegression
         from sklearn.model_selection import train_test_split
 
+        import neve
         from neve import Pipeline, Registry
+        from neve.airflow import TableRef, model_version_ref
+        from neve.errors import ModelNotFoundError
         from neve.metrics import mean_squared_error, r2_score
         from neve.scoring import score
 
-        registry = Registry(session)
-        run_id = dag_run.run_id if dag_run is not None else None
-        if run_id is not None and (done := find_run_version(registry, run_id)) is not None:
-            return done
+        model_name, key, target = spec["model_name"], spec["id"], spec["target"]
+        sample_rows = int(sample_rows)
+        with neve.connect(airflow_conn_id=conn_id) as session:
+            registry = Registry(session)
+            if run_id:
+                # A retry after log_model succeeded: return that version, do not log twice.
+                try:
+                    model = registry.get_model(model_name)
+                except ModelNotFoundError:
+                    model = None
+                if model is not None:
+                    versions = model.show_versions()
+                    for name, tags in zip(versions["version_name"], versions["tags"], strict=True):
+                        if tags.get("airflow_run_id") == run_id:
+                            return model_version_ref(model.version(name), session)
 
-        features = engineered["features"].table(session)
-        columns = feature_columns(list(features.columns))
-        # The one time data leaves the engine.
-        frame = features.select(ID, *columns, TARGET).order_by(ID).to_pandas()
-        X, y = frame[columns], frame[TARGET]
-        X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.33, random_state=42)
-        model = LinearRegression().fit(X_train, y_train)
-        # Evaluation goes back to the engine: the test ids (one small column) go in, the model
-        # scores them as SQL, and each metric is one aggregate query.
-        session.create_table(
-            "TAXI_TEST_SPLIT", frame.loc[X_test.index, [ID]].reset_index(drop=True), overwrite=True
-        )
-        split = session.table("TAXI_TEST_SPLIT")
-        scored = score(features.semi_join(split, ID), model, feature_cols=columns)
-        metrics = {
-            "mse": mean_squared_error(scored, y_true=TARGET, y_pred="PREDICTION"),
-            "r2": r2_score(scored, y_true=TARGET, y_pred="PREDICTION"),
-        }
+            ref = TableRef.from_dict(engineered["features"])
+            features = ref.table(session)
+            columns = list(engineered["columns"])
+            sample = features
+            if ref.rows is None or ref.rows > sample_rows:
+                # Deterministic (a retry trains on the same rows) and portable SQL: order by a
+                # multiplicative hash of the id, so the sample spreads over the whole table.
+                spread = (features[key] * 2654435761) % 4294967296
+                sample = (
+                    features.mutate(_SAMPLE_KEY=spread).order_by("_SAMPLE_KEY").limit(sample_rows)
+                )
+            # The one time data leaves the engine.
+            frame = sample.select(key, *columns, target).order_by(key).to_pandas()
+            X, y = frame[columns], frame[target]
+            X_train, X_test, y_train, y_test = train_test_split(
+                X, y, test_size=0.33, random_state=42
+            )
+            model = LinearRegression().fit(X_train, y_train)
+            # Evaluation goes back to the engine: the test ids (one small column) go in, the
+            # model scores them as SQL, and each metric is one aggregate query.
+            test_ids = frame.loc[X_test.index, [key]].reset_index(drop=True)
+            session.create_table("TAXI_TEST_SPLIT", test_ids, overwrite=True)
+            split = session.table("TAXI_TEST_SPLIT")
+            scored = score(features.semi_join(split, key), model, feature_cols=columns)
+            metrics = {
+                "mse": mean_squared_error(scored, y_true=target, y_pred="PREDICTION"),
+                "r2": r2_score(scored, y_true=target, y_pred="PREDICTION"),
+            }
 
-        raw = data.table(session)
-        tags = {"stage": "dev", "model_type": type(model).__name__}
-        if dag_run is not None:
-            tags.update(airflow_dag_id=dag_run.dag_id, airflow_run_id=run_id)
-        return registry.log_model(
-            model,
-            model_name=MODEL_NAME,
-            feature_pipeline=Pipeline.from_dict(engineered["pipeline"]),
-            training_data=raw.select(*RAW_FEATURES),
-            sample_input=X_test.head(5),
-            metrics=metrics,
-            params={
-                "test_size": 0.33,
-                "random_state": 42,
-                "features": columns,
-                "feature_stds": {c: float(s) for c, s in X_train.std().items()},
-            },
-            tags=tags,
-            comment="trip duration from pickup/dropoff zone, hour and distance",
-        )
+            raw = TableRef.from_dict(data).table(session)
+            tags = {"stage": "dev", "model_type": type(model).__name__}
+            if run_id:
+                tags.update(airflow_dag_id=dag_id or "", airflow_run_id=run_id)
+            mv = registry.log_model(
+                model,
+                model_name=model_name,
+                feature_pipeline=Pipeline.from_dict(engineered["pipeline"]),
+                training_data=raw.select(*spec["raw_features"]),
+                sample_input=X_test.head(5),
+                metrics=metrics,
+                params={
+                    "test_size": 0.33,
+                    "random_state": 42,
+                    "train_sample_rows": sample_rows,
+                    "extracted_rows": len(frame),
+                    "features": columns,
+                    "feature_stds": {c: float(s) for c, s in X_train.std().items()},
+                },
+                tags=tags,
+                comment="trip duration from pickup/dropoff zone, hour and distance",
+            )
+            return model_version_ref(mv, session)
 
     @task.neve(conn_id=CONN_ID)
-    def predict(
-        session: Session, version: ModelVersionRef, data: TableRef, params: Any = None
-    ) -> dict[str, Any]:
-        """Check drift against the version's training baseline, then write TAXI_PRED in SQL.
+    def register_model(session: Session, version: ModelVersionRef) -> Any:
+        """Record the Asset event for the version ``train`` logged (the env has no Airflow)."""
+        from neve import Registry
 
-        With the ``score_month`` parameter another month's sample is loaded, cleaned and
-        scored instead of the training data (e.g. 2020-04 to see the drift check fail).
-        """
+        # Returning the ModelVersion makes @task.neve record the event and push its ref.
+        return Registry(session).get_model(version["model"]).version(version["version"])
+
+    @task.neve(conn_id=CONN_ID)
+    def score_data(session: Session, data: TableRef, params: Any = None) -> TableRef:
+        """The table ``predict`` scores: TAXI_DATA, or with ``score_month`` that month's
+        sample loaded and cleaned into TAXI_SCORE."""
+        month = (params or {}).get("score_month")
+        if not month:
+            return data
+        raw = session.table(load_raw_month(session, month))
+        session.create_table("TAXI_SCORE", clean_trips(raw), overwrite=True)
+        return TableRef.of(session, "TAXI_SCORE")
+
+    @task.external_python(python=neve.envs.python("taxi"), expect_airflow=False)
+    def predict(version: dict, data: dict, conn_id: str) -> dict:
+        """Check drift against the version's training baseline; without drift, write
+        TAXI_PRED in SQL. Runs in the taxi env; on drift it writes nothing and returns
+        the report, and ``drift_gate`` fails the run."""
+        import neve
+        from neve import Registry
+        from neve.airflow import TableRef
+
+        with neve.connect(airflow_conn_id=conn_id) as session:
+            mv = Registry(session).get_model(version["model"]).version(version["version"])
+            table = TableRef.from_dict(data).table(session)
+            report = mv.drift(table)  # one query against the training baseline
+            print(report.summary())
+            print(report.features.to_string(index=False))
+            result = {
+                "predictions": None,
+                "model": version,
+                "scored": data,
+                "drift": report.to_dict(),
+                "drift_summary": report.summary(),
+                "scored_in": None,
+            }
+            if not report.ok:
+                return result
+            # The logged pipeline and the model compile to one SELECT: scoring stays in SQL.
+            predictions = mv.run(table)
+            session.create_table("TAXI_PRED", predictions, overwrite=True)
+            return {**result, "predictions": TableRef.of(session, "TAXI_PRED"),
+                    "scored_in": predictions.path}
+
+    @task
+    def drift_gate(result: dict[str, Any]) -> TableRef:
+        """Fail the run, without retrying, when ``predict`` found drift."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from neve import Registry
-        from neve.errors import DriftError
-
-        mv = Registry(session).get_model(version["model"]).version(version["version"])
-        month = (params or {}).get("score_month")
-        if month:
-            raw = session.table(load_raw_month(session, month))
-            session.create_table("TAXI_SCORE", clean_trips(raw), overwrite=True)
-            table = session.table("TAXI_SCORE")
-        else:
-            table = data.table(session)
-        report = mv.drift(table)  # one query against the training baseline
-        print(report.summary())
-        print(report.features.to_string(index=False))
-        try:
-            report.raise_if_drifted()
-        except DriftError as exc:
-            # Deterministic: a retry would drift again, so fail without retrying.
-            raise AirflowFailException(f"{mv.model_name} {mv.version_name}: {exc}") from exc
-        # The logged pipeline and the model compile to one SELECT: scoring stays in the engine.
-        predictions = mv.run(table)
-        session.create_table("TAXI_PRED", predictions, overwrite=True)
-        return {
-            "predictions": TableRef.of(session, "TAXI_PRED"),
-            "model": version,
-            "drift": report.to_dict(),
-            "drift_summary": report.summary(),
-            "scored_in": predictions.path,
-        }
+        if not result["drift"]["ok"]:
+            model = result["model"]
+            raise AirflowFailException(
+                f"{model['model']} {model['version']} was not used to score "
+                f"{result['scored']['name']}: {result['drift_summary']}"
+            )
+        return result["predictions"]
 
     registry = setup_registry()
     raw = load()
     registry >> raw
     data = transform(raw)
     engineered = feature_engineering(data)
-    version = train(data, engineered)
-    predict(version, data)
+    version = train(
+        data, engineered, conn_id=CONN_ID, spec=TRAIN_SPEC,
+        sample_rows="{{ params.train_sample_rows }}", dag_id="{{ dag.dag_id }}",
+    )
+    registered = register_model(version)
+    scored = predict(registered, score_data(data), conn_id=CONN_ID)
+    drift_gate(scored)
 
 
 taxi_trip_duration()

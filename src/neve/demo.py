@@ -8,7 +8,10 @@
 The engine is ``$NEVE_URL`` (default ``duckdb:///./neve.duckdb``). Airflow's home, its
 metadata DB and logs live in ``.neve/airflow`` (git-ignored). The connection reaches
 Airflow as the ``AIRFLOW_CONN_NEVE_DEFAULT`` environment variable of the processes
-started here, so no credential is written to a file.
+started here, so no credential is written to a file, and the DAG's env tasks
+(``@task.external_python`` in the ``taxi`` env, without Airflow) inherit it and
+open it with ``neve.connect(airflow_conn_id=...)``. Both commands first run
+``neve env build`` for the envs the DAGs use.
 
 The DAG runs in a child process whose log goes to ``.neve/airflow/demo.log``; this
 process shows progress by reading task states from the metadata DB (plain sqlite3,
@@ -40,6 +43,10 @@ __all__ = ["airflow_env", "main", "repo_root"]
 
 DAG_ID = "taxi_trip_duration"
 CONN_ID = "neve_default"
+#: The envs the taxi DAG's train and predict run in; ``make airflow`` also shows the
+#: task-environments example, which needs ``legacy`` (Python 3.10) too.
+DEMO_ENVS = ("taxi",)
+STANDALONE_ENVS = ("taxi", "legacy")
 TABLES = ("TAXI_RAW_2019_01", "TAXI_RAW_2019_02", "TAXI_DATA", "TAXI_FEATURE", "TAXI_PRED")
 STATE_STYLE = {
     "success": "green",
@@ -148,21 +155,33 @@ _ORDER = {
     t: i
     for i, t in enumerate(
         ["setup_registry", "load.load_2019_01", "load.load_2019_02", "transform",
-         "feature_engineering", "train", "predict"]
+         "feature_engineering", "train", "register_model", "score_data", "predict", "drift_gate"]
     )
 }
 
 
-def read_xcom(db_path: Path, run_id: str, task_id: str) -> Any:
+def read_xcom(db_path: Path, run_id: str, task_id: str, dag_id: str = DAG_ID) -> Any:
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as con:
         row = con.execute(
             "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? AND key = 'return_value'",
-            (DAG_ID, run_id, task_id),
+            (dag_id, run_id, task_id),
         ).fetchone()
     if row is None or row[0] is None:
         return None
     value = json.loads(row[0]) if isinstance(row[0], (str, bytes)) else row[0]
     return json.loads(value) if isinstance(value, str) else value
+
+
+def build_envs(root: Path, names: Sequence[str]) -> bool:
+    """``neve env build NAMES`` with its progress display: the DAGs' env tasks need them.
+    A no-op in well under a second when nothing changed; minutes only on a cold uv cache."""
+    from neve import cli
+
+    console.print(f"envs     {', '.join(names)} (neve env build: reused unless changed)")
+    if cli.main(["env", "build", "--project", str(root), *names]) != 0:
+        console.print(f"[bold red]building the task envs failed[/]; run `neve env build {' '.join(names)}`")
+        return False
+    return True
 
 
 def run_demo(url: str | None) -> int:
@@ -174,6 +193,8 @@ def run_demo(url: str | None) -> int:
 
     console.rule("[bold]neve demo: NYC taxi trip duration on Airflow")
     console.print(f"engine   {driver_for(url).url.redacted()}")
+    if not build_envs(root, DEMO_ENVS):
+        return 1
     console.print(f"airflow  {home} (dag.test, metadata in SQLite)")
     log_path = home / "demo.log"
     env = airflow_env(home, url, root / "dags")
@@ -337,6 +358,8 @@ def run_standalone(url: str | None, port: int) -> int:
     home.mkdir(parents=True, exist_ok=True)
     url = engine_url(url)
     port = _free_port(port)
+    if not build_envs(root, STANDALONE_ENVS):
+        return 1
     env = standalone_env(home, url, root / "dags", port)
     log_path = home / "standalone.log"
     console.print(f"starting airflow standalone (log: {log_path}); it takes about a minute")

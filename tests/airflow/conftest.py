@@ -84,7 +84,21 @@ def taxi_module(taxi_dag):
 
 
 @pytest.fixture(scope="session")
-def taxi_run(taxi_dag):
+def task_envs() -> dict[str, str]:
+    """The project's ``taxi`` and ``legacy`` envs, built for real as ``make demo`` does.
+
+    Cached by content hash in the checkout's ``.neve/envs``: a no-op when nothing changed,
+    a rebuild (about 20 s, packages from uv's cache) after an edit to neve's source.
+    ``locked``: a test never rewrites the committed locks.
+    """
+    from neve import envs
+
+    results = envs.build(["taxi", "legacy"], project=REPO, locked=True)
+    return {r.name: envs.require(r.name, project=REPO) for r in results}
+
+
+@pytest.fixture(scope="session")
+def taxi_run(taxi_dag, task_envs):
     """One full ``dag.test()`` run of the taxi DAG on a fresh DuckDB file."""
     run = taxi_dag.test()
     return run

@@ -36,7 +36,7 @@ def tail(path: Path, lines: int = 40) -> str:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
-def test_standalone_runs_the_dag_triggered_through_the_rest_api(tmp_path):
+def test_standalone_runs_the_dag_triggered_through_the_rest_api(tmp_path, task_envs):
     home = tmp_path / "airflow"
     home.mkdir()
     db = tmp_path / "e2e.duckdb"
@@ -67,7 +67,7 @@ def test_standalone_runs_the_dag_triggered_through_the_rest_api(tmp_path):
         assert state == "success", f"{summary}\n{tail(log_path)}"
         assert set(summary) == {
             "setup_registry", "load.load_2019_01", "load.load_2019_02", "transform",
-            "feature_engineering", "train", "predict",
+            "feature_engineering", "train", "register_model", "score_data", "predict", "drift_gate",
         }
     finally:
         stop(proc)

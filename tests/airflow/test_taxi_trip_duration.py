@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
 import neve
+import neve.envs
 from neve import Registry
 from neve.airflow import TableRef
 from neve.errors import DataFileError
-TAXI = Path(__file__).resolve().parents[2] / "data" / "nyc_taxi"
+
+REPO = Path(__file__).resolve().parents[2]
+TAXI = REPO / "data" / "nyc_taxi"
 MODEL = "trip_duration_estimator"
 
 
@@ -46,7 +49,7 @@ def test_dag_imports_without_errors(dagbag):
 def test_expected_tasks_and_dependencies(taxi_dag):
     assert set(taxi_dag.task_ids) == {
         "setup_registry", "load.load_2019_01", "load.load_2019_02", "transform",
-        "feature_engineering", "train", "predict",
+        "feature_engineering", "train", "register_model", "score_data", "predict", "drift_gate",
     }
     taxi_dag.check_cycle()  # raises on a cycle
     up = {t: taxi_dag.get_task(t).upstream_task_ids for t in taxi_dag.task_ids}
@@ -54,13 +57,27 @@ def test_expected_tasks_and_dependencies(taxi_dag):
     assert up["transform"] == {"load.load_2019_01", "load.load_2019_02"}
     assert up["feature_engineering"] == {"transform"}
     assert up["train"] == {"transform", "feature_engineering"}
-    assert up["predict"] == {"train", "transform"}
+    assert up["register_model"] == {"train"}
+    assert up["score_data"] == {"transform"}
+    assert up["predict"] == {"register_model", "score_data"}
+    assert up["drift_gate"] == {"predict"}
 
 
-def test_every_task_retries_and_uses_the_neve_connection(taxi_dag):
+def test_train_and_predict_run_in_the_taxi_env_and_the_rest_on_the_neve_connection(taxi_dag):
+    taxi_python = neve.envs.python("taxi", project=REPO)
     for task in taxi_dag.tasks:
         assert task.retries >= 1, task.task_id
-        assert task.conn_id == "neve_default", task.task_id
+        if task.task_id in ("train", "predict"):
+            assert task.python == taxi_python, task.task_id
+            assert task.op_kwargs["conn_id"] == "neve_default", task.task_id
+        elif task.task_id != "drift_gate":
+            assert task.conn_id == "neve_default", task.task_id
+
+
+def test_the_training_sample_size_is_a_param(taxi_dag):
+    param = taxi_dag.params.get_param("train_sample_rows")
+    assert param.value > 20_000  # the demo trains on every row
+    assert taxi_dag.get_task("train").op_kwargs["sample_rows"] == "{{ params.train_sample_rows }}"
 
 
 # -- cleaning rules --------------------------------------------------------------------------------
@@ -162,28 +179,34 @@ def test_the_run_emitted_an_asset_event_for_the_model(finished_run, taxi_db):
     assert len(events) == 1, events
     uri, task_id, extra = events[0]
     assert uri == f"neve://{taxi_db.stem}/{MODEL}"
-    assert task_id == "train"
+    assert task_id == "register_model"  # train runs in the env, which has no Airflow
     assert extra["version"] == "v1" and extra["action"] == "logged"
     assert set(extra["metrics"]) >= {"mse", "r2"}
 
 
 @pytest.mark.slow
 def test_a_retry_of_train_returns_the_run_version_instead_of_logging_another(finished_run, taxi_dag, taxi_db):
-    train = taxi_dag.get_task("train").python_callable.__wrapped__
-    run = SimpleNamespace(run_id=finished_run.run_id, dag_id=finished_run.dag_id)
+    # The very function the env runs, called here: it reaches the DuckDB file through
+    # AIRFLOW_CONN_NEVE_DEFAULT, as it does in the env.
+    task = taxi_dag.get_task("train")
+    train = task.python_callable
+    kwargs = {**task.op_kwargs, "sample_rows": 1_000_000, "dag_id": finished_run.dag_id}
+    with neve.connect(f"duckdb://{taxi_db}") as session:
+        engineered = {
+            "features": TableRef.of(session, "TAXI_FEATURE"),
+            "columns": Registry(session).get_model(MODEL).version("v1").lineage()["params"]["features"],
+            "pipeline": Registry(session).get_model(MODEL).version("v1").pipeline().to_dict(),
+        }
+    data = TableRef("TAXI_DATA")
+    again = train(data, engineered, **{**kwargs, "run_id": finished_run.run_id})
+    assert again["version"] == "v1"
+    # A different run does log a new version: the lookup is by run id, not "any version".
+    other = train(data, engineered, **{**kwargs, "run_id": "manual__other"})
+    assert other["version"] == "v2"
     with neve.connect(f"duckdb://{taxi_db}") as session:
         model = Registry(session).get_model(MODEL)
-        engineered = {
-            "features": TableRef("TAXI_FEATURE"),
-            "pipeline": model.versions()[0].pipeline().to_dict(),
-        }
-        again = train(session, TableRef("TAXI_DATA"), engineered, dag_run=run)
-        assert again.version_name == "v1"
-        assert [v.version_name for v in model.versions()] == ["v1"]
-        # A different run does log a new version: the lookup is by run id, not "any version".
-        other = train(session, TableRef("TAXI_DATA"), engineered, dag_run=SimpleNamespace(run_id="manual__other", dag_id=run.dag_id))
-        assert other.version_name == "v2"
-        other.delete()
+        assert [v.version_name for v in model.versions()] == ["v1", "v2"]
+        model.version("v2").delete()
 
 
 @pytest.mark.slow
@@ -192,6 +215,7 @@ def test_predict_reports_drift_against_the_training_baseline(finished_run, metad
 
     result = read_xcom(metadata_db, finished_run.run_id, "predict")
     assert result["predictions"]["name"] == "TAXI_PRED"
+    assert read_xcom(metadata_db, finished_run.run_id, "drift_gate")["name"] == "TAXI_PRED"
     assert result["model"]["version"] == "v1"
     assert result["scored_in"] == "sql"  # the model compiled to SQL: no rows left the engine
     drift = result["drift"]
@@ -208,8 +232,11 @@ def test_scoring_the_lockdown_month_fails_predict_on_drift(finished_run, taxi_da
     # Runs after the full run: the model exists; this run scores 2020-04 instead.
     run = taxi_dag.test(run_conf={"score_month": "2020-04"})
     assert str(run.state).endswith("failed"), run.state
-    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-    assert states["predict"].endswith("failed")
+    tis = {ti.task_id: ti for ti in run.get_task_instances()}
+    states = {task_id: str(ti.state) for task_id, ti in tis.items()}
+    assert states["drift_gate"].endswith("failed")
+    assert tis["drift_gate"].try_number == 1  # drift is not retried: it would drift again
+    assert states["predict"].endswith("success")  # it found the drift and scored nothing
     assert states["train"].endswith("success")
     with neve.connect(f"duckdb://{taxi_db}") as session:
         # The month was loaded and cleaned, but nothing was scored from it.
@@ -228,3 +255,35 @@ def test_the_model_metrics_were_computed_in_sql(finished_run, taxi_db):
         scored = mv.run(session.table("TAXI_DATA").semi_join(split, "TRIP_ID")).to_pandas()
     expected = mean_squared_error(scored["TRIP_DURATION_SEC"], scored["PREDICTION"])
     assert mv.metrics["mse"] == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_train_extracts_a_sample_of_train_sample_rows_spread_over_the_table(
+    finished_run, taxi_dag, taxi_db, tmp_path, monkeypatch
+):
+    # A copy of the run's warehouse behind its own connection, so the run's tables stay intact.
+    copy = tmp_path / "sample.duckdb"
+    copy.write_bytes(taxi_db.read_bytes())
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SAMPLE", json.dumps({"conn_type": "neve", "extra": {"url": f"duckdb://{copy}"}})
+    )
+    task = taxi_dag.get_task("train")
+    with neve.connect(f"duckdb://{taxi_db}") as session:
+        mv = Registry(session).get_model(MODEL).version("v1")
+        engineered = {
+            "features": TableRef.of(session, "TAXI_FEATURE"),
+            "columns": mv.lineage()["params"]["features"],
+            "pipeline": mv.pipeline().to_dict(),
+        }
+    ref = task.python_callable(
+        TableRef("TAXI_DATA"), engineered, conn_id="sample", spec=task.op_kwargs["spec"],
+        sample_rows="1000", run_id="manual__sample", dag_id="taxi_trip_duration",
+    )
+    total = engineered["features"]["rows"]
+    with neve.connect(f"duckdb://{copy}") as session:
+        mv = Registry(session).get_model(MODEL).version(ref["version"])
+        assert mv.lineage()["params"]["extracted_rows"] == 1000
+        assert mv.lineage()["params"]["train_sample_rows"] == 1000
+        ids = session.table("TAXI_TEST_SPLIT").TRIP_ID.execute()
+    assert len(ids) == 330
+    assert ids.min() < total * 0.1 and ids.max() > total * 0.9  # not just the first rows

@@ -1,15 +1,22 @@
 """neve's Airflow provider: ``NeveHook``, ``@task.neve``, refs and model Asset events.
 
 Installed with ``pip install 'neve[airflow]'`` and discovered by Airflow through
-the ``apache_airflow_provider`` entry point. ``TableRef`` and ``ModelVersionRef``
-import without Airflow, so a task environment that lacks it can still read them;
-everything else here loads Airflow on first use.
+the ``apache_airflow_provider`` entry point. ``TableRef``, ``ModelVersionRef``,
+``model_version_ref`` and ``registry_name`` import without Airflow, so a task in an
+environment that lacks it (``@task.external_python``) can still make and read
+them; everything else here loads Airflow on first use.
 """
 
 from __future__ import annotations
 
 from neve._lazy import lazy_exports
-from neve.airflow._refs import ModelVersionRef, TableRef, from_json_ref
+from neve.airflow._refs import (
+    ModelVersionRef,
+    TableRef,
+    from_json_ref,
+    model_version_ref,
+    registry_name,
+)
 
 __all__ = [
     "MODEL_ALIAS",
@@ -29,9 +36,7 @@ _LAZY = {
     "neve_task": "neve.airflow.decorators.neve",
     "MODEL_ALIAS": "neve.airflow.assets",
     "model_asset": "neve.airflow.assets",
-    "model_version_ref": "neve.airflow.assets",
     "record_model_event": "neve.airflow.assets",
-    "registry_name": "neve.airflow.assets",
 }
 
 

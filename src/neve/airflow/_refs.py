@@ -10,6 +10,7 @@ way into a task. This module does not import Airflow.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from neve.errors import NeveInputError
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
     from neve.engine import Session
 
-__all__ = ["ModelVersionRef", "TableRef", "from_json_ref"]
+__all__ = ["ModelVersionRef", "TableRef", "from_json_ref", "model_version_ref", "registry_name"]
 
 TABLE_KIND = "neve.table/1"
 MODEL_VERSION_KIND = "neve.model_version/1"
@@ -154,3 +155,44 @@ def from_json_ref(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(from_json_ref(v) for v in value)
     return value
+
+
+def registry_name(session: Session) -> str:
+    """A stable name for the registry a session writes to: the DuckDB file's stem, else the
+    database (and schema) of the URL."""
+    location = session.driver.location
+    if location is not None:
+        return Path(location).stem.lower()
+    url = session.driver.url
+    parts = [p for p in url.path.strip("/").split("/") if p]
+    if not parts and url.query.get("database"):
+        parts = [url.query["database"]]
+    return ".".join(parts).lower() or (url.host or session.dialect).lower()
+
+
+def model_version_ref(
+    mv: Any, session: Session | None = None, *, registry: str | None = None
+) -> ModelVersionRef:
+    """A JSON ref to a registry ``ModelVersion`` (or an existing ref, returned as is)."""
+    if ModelVersionRef.is_ref(mv):
+        return ModelVersionRef.from_dict(mv)
+    model = getattr(mv, "model_name", None)
+    version = getattr(mv, "version_name", None)
+    if model is None or version is None:
+        raise NeveInputError(
+            f"expected a registry ModelVersion (with model_name and version_name), "
+            f"got {type(mv).__name__}"
+        )
+    if registry is None:
+        if session is None:
+            raise NeveInputError("model_version_ref needs the session or the registry name")
+        registry = registry_name(session)
+    aliases = getattr(mv, "aliases", None)
+    return ModelVersionRef(
+        registry,
+        model,
+        version,
+        metrics=dict(getattr(mv, "metrics", None) or {}),
+        tags=dict(getattr(mv, "tags", None) or {}),
+        aliases=list(aliases() if callable(aliases) else aliases or []),
+    )

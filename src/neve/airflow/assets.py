@@ -9,13 +9,11 @@ known at run time; ``@task.neve`` tasks declare the alias as an outlet.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Asset, AssetAlias
 
-from neve.airflow._refs import ModelVersionRef
-from neve.engine import Session
+from neve.airflow._refs import ModelVersionRef, model_version_ref, registry_name
 from neve.errors import NeveInputError
 
 __all__ = [
@@ -30,49 +28,10 @@ __all__ = [
 MODEL_ALIAS = AssetAlias("neve-model-versions")
 
 
-def registry_name(session: Session) -> str:
-    """A stable name for the registry a session writes to: the DuckDB file's stem, else the
-    database (and schema) of the URL."""
-    location = session.driver.location
-    if location is not None:
-        return Path(location).stem.lower()
-    url = session.driver.url
-    parts = [p for p in url.path.strip("/").split("/") if p]
-    if not parts and url.query.get("database"):
-        parts = [url.query["database"]]
-    return ".".join(parts).lower() or (url.host or session.dialect).lower()
-
-
 def model_asset(registry: str, model: str) -> Asset:
     """The Asset a model publishes to; schedule a DAG on it to react to new versions."""
     uri = f"neve://{registry}/{model}"
     return Asset(uri=uri, name=uri, group="neve-model")
-
-
-def model_version_ref(mv: Any, session: Session | None = None, *, registry: str | None = None) -> ModelVersionRef:
-    """A JSON ref to a registry ``ModelVersion`` (or an existing ref, returned as is)."""
-    if ModelVersionRef.is_ref(mv):
-        return ModelVersionRef.from_dict(mv)
-    model = getattr(mv, "model_name", None)
-    version = getattr(mv, "version_name", None)
-    if model is None or version is None:
-        raise NeveInputError(
-            f"expected a registry ModelVersion (with model_name and version_name), "
-            f"got {type(mv).__name__}"
-        )
-    if registry is None:
-        if session is None:
-            raise NeveInputError("model_version_ref needs the session or the registry name")
-        registry = registry_name(session)
-    aliases = getattr(mv, "aliases", None)
-    return ModelVersionRef(
-        registry,
-        model,
-        version,
-        metrics=dict(getattr(mv, "metrics", None) or {}),
-        tags=dict(getattr(mv, "tags", None) or {}),
-        aliases=list(aliases() if callable(aliases) else aliases or []),
-    )
 
 
 def record_model_event(
