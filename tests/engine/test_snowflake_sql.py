@@ -42,13 +42,6 @@ from tests.engine._fakesnow import Emulator, load
 pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.fixture(scope="session")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    emu = Emulator(tmp_path_factory.mktemp("fakesnow") / "server.log")
-    yield emu
-    emu.close()
-
-
 @pytest.fixture(scope="module")
 def snow(emulator: Emulator) -> Iterator[neve.Session]:
     """A neve session over a connector connection to a private emulator database."""
@@ -243,7 +236,7 @@ def test_session_from_backend_and_bad_connections() -> None:
 def test_driver_url_kwargs_skip_object_udfs() -> None:
     driver = neve.engine.driver_for("snowflake://u:pw@acct/DB/SCH?warehouse=WH&role=R")
     assert driver.connect_kwargs() == {
-        "account": "acct", "user": "u", "password": "pw", "database": "DB/SCH",
+        "account": "acct", "user": "u", "password": "pw", "database": "DB", "schema": "SCH",
         "warehouse": "WH", "role": "R",
     }
 

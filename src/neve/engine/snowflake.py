@@ -14,10 +14,13 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from neve.engine._driver import Driver, values_insert
+from neve.engine._snowflake_stage import InternalStage
 from neve.engine._url import EngineURL
 from neve.errors import EngineError, InvalidURLError, NeveInputError
 
-__all__ = ["SnowflakeDriver"]
+__all__ = ["STAGE_NAME", "SnowflakeDriver"]
+
+STAGE_NAME = "NEVE_STAGE"
 
 
 class SnowflakeDriver(Driver):
@@ -38,8 +41,12 @@ class SnowflakeDriver(Driver):
         kwargs: dict[str, Any] = {"account": url.host, "user": url.username, **url.query}
         if url.password is not None:
             kwargs["password"] = url.password
+        # Separate keywords, as ibis's own URL parsing makes them: the connector takes
+        # ``database`` literally, so "DB/SCHEMA" would name a database that does not exist.
         if parts:
-            kwargs["database"] = "/".join(parts)
+            kwargs["database"] = parts[0]
+        if len(parts) == 2:
+            kwargs["schema"] = parts[1]
         return kwargs
 
     def connect(self) -> Any:
@@ -122,14 +129,24 @@ class SnowflakeDriver(Driver):
         with backend.con.cursor() as cursor:
             cursor.execute(sql, params)
 
+    def default_stage(self, schema: str | None) -> str | None:
+        """The internal stage ``NEVE_STAGE`` beside the registry tables: every worker with the
+        registry's grants reads the model files, with no bucket or cloud credentials."""
+        return f"@{schema}.{STAGE_NAME}" if schema else f"@{STAGE_NAME}"
+
+    def stage_filesystem(self, url: str, connection: Any) -> Any:
+        if not url.startswith("@"):
+            return None
+        return InternalStage(url, connection)
+
     def registry_grants(self, schema: str, user: str) -> list[str]:
-        # Snowflake grants privileges to roles, and table and view creation separately.
+        # Snowflake grants privileges to roles; table, view and stage creation separately.
         role = user if user != "<user>" else "<role>"
         database = schema.split(".")[0] if "." in schema else "<database>"
         return [
             f"GRANT USAGE ON DATABASE {database} TO ROLE {role};",
             f"GRANT USAGE ON SCHEMA {schema} TO ROLE {role};",
-            f"GRANT CREATE TABLE, CREATE VIEW ON SCHEMA {schema} TO ROLE {role};",
+            f"GRANT CREATE TABLE, CREATE VIEW, CREATE STAGE ON SCHEMA {schema} TO ROLE {role};",
         ]
 
 

@@ -34,7 +34,7 @@ import pandas as pd
 
 from neve import _json
 from neve.engine import Session, driver_for
-from neve.errors import DuplicateVersionError, ModelNotFoundError, NeveInputError
+from neve.errors import DuplicateVersionError, EngineError, ModelNotFoundError, NeveInputError
 from neve.registry import _lineage, _tables
 from neve.registry._model import Model, ModelVersion
 from neve.registry._package import MANIFEST, build, sha256
@@ -101,12 +101,28 @@ class Registry:
         self._held: Any = None
         self._known_models: set[str] = set()
         self._store = Store(self._driver, schema)
-        self.stage = Stage(stage if stage is not None else default_stage_url(self._driver), storage_options)
+        url = stage if stage is not None else self._driver.default_stage(schema)
+        url = url if url is not None else default_stage_url(self._driver)
+        fs = self._driver.stage_filesystem(url, lambda: self._connection_object())
+        self.stage = Stage(url, storage_options, fs=fs)
         with self._connection() as backend:
             self._store.create(backend)
+            try:
+                self.stage.create()
+            except EngineError as exc:
+                if not _tables._is_permission_error(exc):
+                    raise
+                grants = "\n".join(self._store.grants())
+                raise EngineError(f"{exc}\nAsk an administrator to run:\n{grants}") from None
 
     def __repr__(self) -> str:
         return f"Registry({self._driver.url.redacted()!r}, schema={self.schema!r}, stage={self.stage.url!r})"
+
+    def _connection_object(self) -> Any:
+        """The DB-API connection under the session, for a stage the engine serves itself."""
+        if self._session is None:
+            raise NeveInputError(f"{self._driver.name} has no stage of its own; pass stage=...")
+        return self._session.engine.con
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Any]:

@@ -55,7 +55,8 @@ def test_the_seeds_snowflake_default_connection_works_unchanged(monkeypatch):
 
     kwargs = driver_for(NeveHook("snowflake_default").get_url()).connect_kwargs()
     assert kwargs == {"account": "ab12345", "user": "ML", "password": SECRET,
-                      "database": "ML_DB/MODEL_REGISTRY", "warehouse": "WH", "role": "ML_ROLE"}
+                      "database": "ML_DB", "schema": "MODEL_REGISTRY", "warehouse": "WH",
+                      "role": "ML_ROLE"}
 
 
 def test_missing_connection_names_the_fix():
