@@ -121,15 +121,6 @@ def assert_frames_equal(got: pd.DataFrame, want: pd.DataFrame, key: list[str]) -
 
 ROW_KEY = ["ID"]
 
-# fakesnow runs ARRAY_AGG as DuckDB's array_agg, which keeps NULLs; Snowflake's ARRAY_AGG
-# drops them. The encoders' one counting query collects each column's distinct values with
-# ARRAY_AGG, so on the emulator the missing category arrives as a stray NULL value.
-ARRAY_AGG_GAP = pytest.mark.xfail(
-    reason="fakesnow 0.11 gap: ARRAY_AGG keeps NULLs (DuckDB array_agg); Snowflake drops them",
-    raises=TypeError,
-    strict=True,
-)
-
 CASES = {
     "standard": lambda: StandardScaler(input_cols=["X", "Y", "Z"]),
     "minmax": lambda: MinMaxScaler(feature_range=(-1, 2), clip=True, input_cols=["X", "Z"],
@@ -156,12 +147,7 @@ CASES = {
 }
 
 
-ENCODERS = {"onehot", "onehot_infrequent", "ordinal"}
-
-
-@pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=ARRAY_AGG_GAP) if c in ENCODERS else c for c in CASES]
-)
+@pytest.mark.parametrize("case", list(CASES))
 def test_transformer_fit_and_transform_match_duckdb(case: str, tables: tuple[Any, Any]) -> None:
     """Fit runs its aggregate query on the emulator, transform runs its SELECT there, and
     both equal DuckDB's; ``Pipeline.to_sql(..., dialect="snowflake")`` runs as printed."""
