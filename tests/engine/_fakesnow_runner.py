@@ -18,6 +18,11 @@ And one fix of an emulator bug: the server encodes a timestamp's sub-second part
 ``float(subsecond) * 1e9`` cast to int32, which fails for about one timestamp in ten
 (``508746999.99999994`` "was truncated") and answers HTTP 500. The product is rounded first.
 
+And a second emulator bug: fakesnow substitutes session variables (``$NAME``) inside string
+literals too, so a bound JSON value such as ``{"$dtype": "float64"}`` (the connector binds
+client-side, into the SQL text) fails with "Session variable '$DTYPE' does not exist".
+Snowflake never looks inside literals; :func:`_outside_literals` restores that.
+
 Stage files: fakesnow 0.11 runs ``CREATE STAGE`` (but fails ``IF NOT EXISTS`` on an existing
 stage), ``LIST @S`` at the stage root only, and ``PUT 'file://...' @S`` to the root only,
 without options; it has no ``GET`` or ``REMOVE``. The registry's internal stage needs
@@ -64,6 +69,22 @@ def _parse(sql: str, **kwargs: object) -> exp.Expression:
     return parse_one(sql, **kwargs)
 
 
+_LITERAL = re.compile(r"'(?:[^'\\]|''|\\.)*'")
+
+
+def _outside_literals(inline):
+    """Wrap ``Variables.inline_variables`` so it sees only the SQL between string literals."""
+
+    def wrapped(self, sql: str) -> str:
+        out, last = [], 0
+        for m in _LITERAL.finditer(sql):
+            out += [inline(self, sql[last:m.start()]), m.group()]
+            last = m.end()
+        return "".join([*out, inline(self, sql[last:])])
+
+    return wrapped
+
+
 def _rows_sql(columns: list[str], rows: list[tuple]) -> str:
     def lit(v: object) -> str:
         return str(v) if isinstance(v, int) else "'" + str(v).replace("'", "''") + "'"
@@ -71,7 +92,8 @@ def _rows_sql(columns: list[str], rows: list[tuple]) -> str:
     if not rows:
         return "SELECT " + ", ".join(f"NULL AS {c}" for c in columns) + " WHERE 1 = 0"
     return " UNION ALL ".join(
-        "SELECT " + ", ".join(f"{lit(v)} AS {c}" for v, c in zip(row, columns)) for row in rows
+        "SELECT " + ", ".join(f"{lit(v)} AS {c}" for v, c in zip(row, columns, strict=True))
+        for row in rows
     )
 
 
@@ -196,6 +218,8 @@ def main() -> int:
     server.logger.setLevel(logging.WARNING)
     server.parse_one = _parse
     _StageStatements(importlib.import_module("fakesnow.cursor").FakeSnowflakeCursor)
+    variables = importlib.import_module("fakesnow.variables").Variables
+    variables.inline_variables = _outside_literals(variables.inline_variables)
     server.FakeSnow = lambda db_path=None: FakeSnow(db_path=db_path, nop_regexes=NOOP)
     server.shared_fs = server.FakeSnow()
     with serve() as kwargs:

@@ -150,14 +150,12 @@ def test_failed_write_leaves_no_version_and_gc_sweeps(reg, stage, fitted, monkey
     assert reg.get_model("m").versions() == []
     assert stage_files(reg, "m") == {}  # the files written before it were removed
     # v1 and v10 share a prefix: removing one must leave the other.
-    for n in range(1, 11):
-        reg.log_model(model, "p", version_name=f"v{n}")
+    for name in ("v1", "v10"):
+        reg.log_model(model, "p", version_name=name)
     reg.get_model("p").delete_version("v1")
     reg.stage.fs.pipe_file(f"{stage}/ghost/v9/model.skops", b"x")
     assert reg.gc() == [f"{stage}/ghost/v9"]
-    assert sorted({p.rsplit("/", 1)[0] for p in stage_files(reg, "p")}) == sorted(
-        f"{stage}/p/v{n}" for n in range(2, 11)
-    )
+    assert {p.rsplit("/", 1)[0] for p in stage_files(reg, "p")} == {f"{stage}/p/v10"}
     np.testing.assert_array_equal(
         reg.get_model("p").version("v10").load().predict(X), model.predict(X)
     )
