@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from neve import _json
-from neve.engine import Session, driver_for
+from neve.engine import Session, _airflow_conn, driver_for
 from neve.errors import DuplicateVersionError, EngineError, ModelNotFoundError, NeveInputError
 from neve.registry import _lineage, _tables
 from neve.registry._model import Model, ModelVersion
@@ -78,8 +78,11 @@ class Registry:
     needed there). ``stage`` is an fsspec URL for the model files (default: a folder
     next to the DuckDB file; ``s3://bucket/prefix`` with the ``s3`` extra).
     ``storage_options`` go to the fsspec filesystem (for S3: ``key``, ``secret``,
-    ``endpoint_url``, ...); without them the usual ``AWS_*`` variables apply. They are
-    never stored or shown.
+    ``endpoint_url``, ...); ``aws_conn_id`` takes them from an Airflow ``aws`` connection
+    (``AIRFLOW_CONN_<ID>``, as ``neve.connect(airflow_conn_id=...)`` reads engines; inside
+    Airflow, ``NeveHook.get_registry`` resolves any connection); without either the usual
+    ``AWS_*`` variables apply. They are never stored or shown. On Snowflake the default
+    stage is the internal stage ``@NEVE_STAGE`` in the registry's schema.
     """
 
     def __init__(
@@ -88,7 +91,14 @@ class Registry:
         schema: str | None = None,
         stage: str | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        *,
+        aws_conn_id: str | None = None,
     ) -> None:
+        if aws_conn_id is not None:
+            # Without importing Airflow, as neve.connect(airflow_conn_id=...) does; explicit
+            # storage_options win over the connection's.
+            conn = _airflow_conn.connection_from_env(aws_conn_id)
+            storage_options = {**_airflow_conn.storage_options(conn), **(storage_options or {})}
         if schema is not None:
             _lineage.check_name(schema, "schema name")
         if isinstance(session, Session):
