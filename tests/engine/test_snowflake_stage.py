@@ -181,9 +181,12 @@ def test_registry_init_cli_creates_tables_and_stage(emulator: Emulator, capsys) 
 
 
 def test_stage_names_and_other_engines() -> None:
-    with neve.connect("duckdb://") as duck, pytest.raises(NeveInputError, match="only Snowflake"):
-        neve.Registry(duck, stage="@NEVE_STAGE")
+    from neve.engine import driver_for
     from neve.engine._snowflake_stage import InternalStage
+
+    # Registry() asks its driver; any engine but Snowflake refuses an internal stage.
+    with pytest.raises(NeveInputError, match="only Snowflake"):
+        driver_for("postgres://u@127.0.0.1/db").stage_filesystem("@NEVE_STAGE", lambda: None)
 
     for bad in ["@", "@A.B.C.D", "@NEVE STAGE", "@X;DROP"]:
         with pytest.raises(NeveInputError, match="internal stage"):

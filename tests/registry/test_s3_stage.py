@@ -247,13 +247,13 @@ def test_gc_removes_orphans(s3reg, fitted, s3, bucket):
 
 
 def test_cli_gc_on_s3_with_aws_environment(
-    tmp_path, bucket, s3, s3_endpoint, fitted, monkeypatch, capsys
+    engine_url, bucket, s3, s3_endpoint, fitted, monkeypatch, capsys
 ):
     import s3fs
 
     from neve.cli import main
 
-    url = f"duckdb:///{tmp_path / 'cli.duckdb'}"
+    url = engine_url
     stage = f"s3://{bucket}/models"
     neve.Registry(
         url,

@@ -104,7 +104,9 @@ def url_from_env(conn_id: str, environ: Mapping[str, str] | None = None) -> str:
     return engine_url(connection_from_env(conn_id, environ))
 
 
-def connection_from_env(conn_id: str, environ: Mapping[str, str] | None = None) -> AirflowConnection:
+def connection_from_env(
+    conn_id: str, environ: Mapping[str, str] | None = None
+) -> AirflowConnection:
     """The Airflow connection ``conn_id`` from ``AIRFLOW_CONN_<ID>`` (URI or JSON)."""
     environ = os.environ if environ is None else environ
     var = env_var_name(conn_id)

@@ -21,6 +21,7 @@ from neve.errors import EngineError, InvalidURLError, NeveInputError
 __all__ = ["STAGE_NAME", "SnowflakeDriver"]
 
 STAGE_NAME = "NEVE_STAGE"
+_DOMAIN = ".snowflakecomputing.com"
 
 
 class SnowflakeDriver(Driver):
@@ -54,6 +55,9 @@ class SnowflakeDriver(Driver):
         # Ibis's object UDFs (map helpers neve never uses) need CREATE DATABASE, which a
         # role granted only a registry schema lacks; skip them unless the URL asks.
         kwargs["create_object_udfs"] = _flag(kwargs.pop("create_object_udfs", "false"))
+        # The connector retries a failed login for 120 s by default; a wrong account or a
+        # blocked network should fail sooner (the URL's login_timeout wins).
+        kwargs.setdefault("login_timeout", 20)
         try:
             import ibis
 
@@ -64,9 +68,11 @@ class SnowflakeDriver(Driver):
             ) from exc
         except Exception as exc:  # noqa: BLE001 - any connector failure becomes one clear error
             reason = str(exc).replace(self.url.password or "\0", "***").strip().splitlines()[0]
+            host = kwargs.get("host") or f"{self.url.host}{_DOMAIN}"
+            port = kwargs.get("port") or 443
             raise EngineError(
-                f"cannot connect to Snowflake account {self.url.host!r} as "
-                f"{self.url.username!r}: {reason}"
+                f"cannot connect to Snowflake account {self.url.host!r} at {host}:{port} as "
+                f"{self.url.username!r} ({self.url.redacted()}): {reason}"
             ) from None
 
     @classmethod
