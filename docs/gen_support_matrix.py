@@ -45,13 +45,16 @@ COLUMNS = ("duckdb", "postgres", "snowflake")
 SNOWFLAKE_PENDING = "see [snowflake.md](snowflake.md)"
 EMULATOR_FIXTURE = "emulator"
 SNOWFLAKE_TESTS = "tests/engine/test_snowflake_sql.py"
+STAGE_TESTS = "tests/engine/test_snowflake_stage.py"
 COLLECT = [
     "tests/preprocessing",
     "tests/test_pipeline.py",
     "tests/scoring",
+    "tests/test_metrics.py",
     "tests/registry",
     "tests/monitoring",
     SNOWFLAKE_TESTS,
+    STAGE_TESTS,
 ]
 #: Registry test modules that prove one feature together; others are titled by their docstring.
 REGISTRY_TITLES = {
@@ -251,7 +254,7 @@ def render(tests: list[Test], suite: tuple[str, ...]) -> str:
         by_compiler[compiler.__name__].append(estimator)
     m_rows = []
     for compiler, estimators in sorted(by_compiler.items()):
-        covered = _mentions(tests, estimators, ("tests/scoring/test_compile.py",))
+        covered = _mentions(tests, estimators, ("tests/scoring/test_compile.py", SNOWFLAKE_TESTS))
         named = sorted(
             {e for e in estimators if any(re.search(rf"\b{e}\b", t.text) for t in covered)}
         )
@@ -280,12 +283,17 @@ def render(tests: list[Test], suite: tuple[str, ...]) -> str:
         (title, group + (emulated_registry if stem_of(title) == "test_registry" else []))
         for title, group in registry
     ]
+    registry.append(("Snowflake internal stage `@NEVE_STAGE` (PUT/GET)",
+                     [t for t in tests if t.module == STAGE_TESTS]))
+    registry.append(("`neve.metrics` in SQL", _emulated_named(tests, "metrics")
+                     + [t for t in tests if t.module == "tests/test_metrics.py"]))
 
     gaps = [t for t in tests if t.reason is not None and (t.xfail or set(suite) - set(t.engines))]
     implicit = [
         t
         for t in tests
-        if t.reason is None and t.engines == ("duckdb",) and t.module != SNOWFLAKE_TESTS
+        if t.reason is None and t.engines == ("duckdb",)
+        and t.module not in (SNOWFLAKE_TESTS, STAGE_TESTS)
     ]
 
     lines = [

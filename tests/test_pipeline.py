@@ -132,6 +132,7 @@ class _DropText(skp.FunctionTransformer):
         super().__init__(lambda d: d.drop(columns=["k"]))
 
 
+@pytest.mark.engines("duckdb", reason="runs the printed SQL through DuckDB's own client")
 def test_transform_sql_runs_on_duckdb_directly():
     # The compiled SELECT is plain SQL any DuckDB connection can run.
     df = _frame()

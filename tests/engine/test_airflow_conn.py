@@ -167,3 +167,26 @@ def test_engine_package_source_never_imports_airflow():
     for path in engine.glob("*.py"):
         text = path.read_text()
         assert "import airflow" not in text and "from airflow" not in text, path
+
+
+def test_aws_connection_maps_to_s3_storage_options():
+    from urllib.parse import quote
+
+    from neve.engine._airflow_conn import storage_options
+
+    uri = (f"aws://AKIAKEY:{quote(SECRET, safe='')}@minio.internal%3A9000/?"
+           "extra__aws__region_name=eu-west-1&aws_session_token=tok-123456")
+    conn = parse_connection(uri, "art")
+    assert storage_options(conn) == {
+        "key": "AKIAKEY", "secret": SECRET, "token": "tok-123456",
+        "endpoint_url": "minio.internal:9000", "client_kwargs": {"region_name": "eu-west-1"},
+    }
+    assert SECRET not in repr(conn)
+    by_json = parse_connection(json.dumps({"conn_type": "aws", "login": "K", "password": SECRET,
+                                           "extra": {"endpoint_url": "http://127.0.0.1:9000"}}),
+                               "art")
+    assert storage_options(by_json) == {"key": "K", "secret": SECRET,
+                                        "endpoint_url": "http://127.0.0.1:9000"}
+    assert storage_options(parse_connection('{"conn_type": "aws"}', "role")) == {}  # ambient
+    with pytest.raises(InvalidURLError, match="'aws' connection"):
+        storage_options(parse_connection("postgres://u:p@h/db", "pg"))

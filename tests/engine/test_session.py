@@ -100,3 +100,26 @@ def test_unreachable_postgres_names_host_and_port_and_hides_password():
     message = str(info.value)
     assert "127.0.0.1:1" in message
     assert "hunter2" not in message
+
+
+def test_unreachable_snowflake_names_host_and_port_and_hides_password():
+    pytest.importorskip("snowflake.connector")
+    with pytest.raises(EngineError) as info:  # a loopback port nobody listens on
+        neve.connect("snowflake://neve:hunter2@acct/DB/SCH?host=127.0.0.1&port=1&protocol=http"
+                     "&login_timeout=2")
+    message = str(info.value)
+    assert "127.0.0.1:1" in message and "'acct'" in message
+    assert "hunter2" not in message
+
+
+@pytest.mark.engines("postgres", reason="a wrong password needs a real server to refuse it")
+def test_wrong_postgres_password_names_host_and_port_and_hides_it(engine, postgres_admin_url):
+    from neve.engine import parse_url
+
+    url = parse_url(postgres_admin_url)
+    bad = f"postgres://{url.username}:wr0ng-pass@{url.host}:{url.port}{url.path}"
+    with pytest.raises(EngineError) as info:
+        neve.connect(bad)
+    message = str(info.value)
+    assert f"{url.host}:{url.port}" in message and "password authentication failed" in message
+    assert "wr0ng-pass" not in message

@@ -56,7 +56,8 @@ def test_snowflake_url_maps_to_connector_arguments():
         "account": "xy12345.eu-west-1",
         "user": "ALICE",
         "password": "pw/1",
-        "database": "ANALYTICS/MODEL_REGISTRY",
+        "database": "ANALYTICS",
+        "schema": "MODEL_REGISTRY",
         "warehouse": "WH",
         "role": "ML",
     }
@@ -72,7 +73,7 @@ def test_registry_grants_speak_each_engines_dialect():
     pg = PostgresDriver(parse_url("postgres://u@h/db")).registry_grants("MODEL_REGISTRY", "alice")
     assert "GRANT CREATE ON SCHEMA MODEL_REGISTRY TO alice;" in pg
     sf = SnowflakeDriver(parse_url("snowflake://u@acct")).registry_grants("ANALYTICS.MODEL_REGISTRY", "ML")
-    assert "GRANT CREATE TABLE, CREATE VIEW ON SCHEMA ANALYTICS.MODEL_REGISTRY TO ROLE ML;" in sf
+    assert "GRANT CREATE TABLE, CREATE VIEW, CREATE STAGE ON SCHEMA ANALYTICS.MODEL_REGISTRY TO ROLE ML;" in sf
     assert not any("CREATE DATABASE" in g for g in sf + pg)
 
 

@@ -22,6 +22,9 @@ def pool_context() -> multiprocessing.context.BaseContext:
     return ctx
 
 
+@pytest.mark.engines(
+    "duckdb", reason="DuckDB's file lock across processes (PostgreSQL: its own concurrency test)"
+)
 def test_eight_processes_log_concurrently(tmp_path: Path, pool_context) -> None:
     url = f"duckdb:///{tmp_path / 'shared.duckdb'}"
     neve.Registry(url)  # tables exist before the race, as in production
@@ -39,6 +42,9 @@ def test_eight_processes_log_concurrently(tmp_path: Path, pool_context) -> None:
     assert (versions.after == versions.worker * 1000 + versions.i).all()
 
 
+@pytest.mark.engines(
+    "duckdb", reason="DuckDB's file lock across processes (PostgreSQL: its own concurrency test)"
+)
 def test_alias_moved_concurrently_ends_consistent(tmp_path: Path, pool_context) -> None:
     url = f"duckdb:///{tmp_path / 'alias.duckdb'}"
     reg = neve.Registry(url)

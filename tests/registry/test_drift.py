@@ -29,19 +29,22 @@ def test_version_without_baseline_says_how_to_get_one(reg, fitted, session):
         mv.drift(session.table("NEVE_MODELS"))
 
 
-def test_cli_drift_prints_a_table_and_exits_nonzero_on_drift(tmp_path, fitted, train_df, capsys):
-    url = f"duckdb:///{tmp_path / 'cli.duckdb'}"
+def test_cli_drift_prints_a_table_and_exits_nonzero_on_drift(
+    engine_url, tmp_path, fitted, train_df, capsys
+):
+    url, stage = engine_url, str(tmp_path / "cli.stage")
     model, X = fitted
     with neve.connect(url) as session:
         session.create_table("TRAIN", train_df)
         session.create_table("NEW", train_df.assign(DIST=train_df.DIST + 20))
-        neve.Registry(session).log_model(
+        neve.Registry(session, stage=stage).log_model(
             model, model_name="m", training_data=session.table("TRAIN"), sample_input=X.head(5)
         )
-    assert main(["models", "drift", "m", "TRAIN", "--url", url]) == 0
+    at = ["--url", url, "--stage", stage]
+    assert main(["models", "drift", "m", "TRAIN", *at]) == 0
     assert "no drift" in capsys.readouterr().out
     png = tmp_path / "d.png"
-    assert main(["models", "drift", "m", "NEW", "--url", url, "--plot", str(png)]) == 3
+    assert main(["models", "drift", "m", "NEW", *at, "--plot", str(png)]) == 3
     out = capsys.readouterr().out
     assert "DIST" in out and "yes" in out
     assert png.exists()

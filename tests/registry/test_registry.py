@@ -167,13 +167,13 @@ def test_lineage(reg, session, train_df, fitted, monkeypatch):
     assert set(baseline["columns"]) == {"DIST", "HOUR"}  # the sample's feature columns
 
 
-def test_registry_persists_across_sessions(tmp_path, fitted):
-    url = f"duckdb:///{tmp_path / 'r.duckdb'}"
+def test_registry_persists_across_sessions(engine_url, tmp_path, fitted):
     model, X = fitted
-    with neve.connect(url) as s:
-        neve.Registry(s).log_model(model, "m", metrics={"mse": 1.0})
-    with neve.connect(url) as s:
-        reg = neve.Registry(s)  # creating again is a no-op
+    stage = str(tmp_path / "r.stage")
+    with neve.connect(engine_url) as s:
+        neve.Registry(s, stage=stage).log_model(model, "m", metrics={"mse": 1.0})
+    with neve.connect(engine_url) as s:
+        reg = neve.Registry(s, stage=stage)  # creating again is a no-op
         mv = reg.get_model("m").version("v1")
         assert mv.metrics == {"mse": 1.0}
         np.testing.assert_array_equal(mv.load().predict(X), model.predict(X))

@@ -247,13 +247,13 @@ def test_gc_removes_orphans(s3reg, fitted, s3, bucket):
 
 
 def test_cli_gc_on_s3_with_aws_environment(
-    tmp_path, bucket, s3, s3_endpoint, fitted, monkeypatch, capsys
+    engine_url, bucket, s3, s3_endpoint, fitted, monkeypatch, capsys
 ):
     import s3fs
 
     from neve.cli import main
 
-    url = f"duckdb:///{tmp_path / 'cli.duckdb'}"
+    url = engine_url
     stage = f"s3://{bucket}/models"
     neve.Registry(
         url,
@@ -363,3 +363,55 @@ def test_unreachable_endpoint_fails_naming_it(session, fitted):
         reg.log_model(fitted[0], "m")
     assert SECRET not in str(err.value)
     assert reg.get_model("m").versions() == []
+
+
+def test_credentials_from_an_airflow_aws_connection(
+    session, bucket, s3, s3_endpoint, fitted, monkeypatch, caplog
+):
+    """An ``aws`` connection (login/password = key id/secret, region and endpoint in extra),
+    read from AIRFLOW_CONN_<ID> as Airflow hands it to a task; its secrets stay out of
+    every log, repr, error, row and stored object."""
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("AIRFLOW_CONN_ARTIFACTS_S3", json.dumps({
+        "conn_type": "aws", "login": KEY_ID, "password": SECRET,
+        "extra": {"region_name": "eu-west-1", "endpoint_url": s3_endpoint,
+                  "aws_session_token": TOKEN},
+    }))
+    model, X = fitted
+    reg = neve.Registry(session, stage=f"s3://{bucket}/af", aws_conn_id="artifacts_s3")
+    with capture_queries() as queries:
+        mv = reg.log_model(model, "m", sample_input=X.head(3))
+    np.testing.assert_array_equal(mv.load().predict(X), model.predict(X))
+    assert reg.stage.fs.client_kwargs == {"region_name": "eu-west-1"}
+    s3.put_object(Bucket=bucket, Key="af/m/v1/model.skops", Body=b"tampered")
+    with pytest.raises(ArtifactError) as tampered:
+        mv.load()
+    monkeypatch.setenv("AIRFLOW_CONN_BAD_S3", json.dumps({
+        "conn_type": "aws", "login": KEY_ID, "password": SECRET,
+        "extra": {"endpoint_url": "http://127.0.0.1:9"},  # nothing listens on port 9
+    }))
+    with pytest.raises(EngineError, match="127.0.0.1:9|cannot write") as unreachable:
+        neve.Registry(session, stage=f"s3://{bucket}/bad", aws_conn_id="bad_s3",
+                      storage_options={"config_kwargs": {"retries": {"max_attempts": 1}}}
+                      ).log_model(model, "m")
+    with pytest.raises(neve.errors.ConnectionNotFoundError, match="AIRFLOW_CONN_NO_SUCH"):
+        neve.Registry(session, stage=f"s3://{bucket}/x", aws_conn_id="no_such")
+    with pytest.raises(neve.errors.InvalidURLError, match="'aws' connection"):
+        monkeypatch.setenv("AIRFLOW_CONN_PG", "postgres://u:p@h/db")
+        neve.Registry(session, stage=f"s3://{bucket}/x", aws_conn_id="pg")
+    shown = [repr(reg), repr(reg.stage), repr(mv), str(mv.lineage()), "\n".join(queries),
+             str(tampered.value), str(unreachable.value), caplog.text]
+    stored = b"".join(objects(s3, bucket).values())
+    rows = "\n".join(
+        session.engine.table(t).to_pandas().to_csv()
+        for t in session.engine.list_tables() if t.startswith("NEVE_")
+    )
+    assert "x-amz-security-token" in caplog.text.lower()  # botocore logged signed headers
+    for secret in (SECRET, TOKEN):
+        assert secret.encode() not in stored and secret not in rows
+        for text in shown:
+            assert secret not in text
+    s3fs.S3FileSystem.clear_instance_cache()

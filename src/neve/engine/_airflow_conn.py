@@ -17,6 +17,12 @@ Supported connection types:
                ``account``, ``warehouse``, ``database``, ``role`` in extra
 ``duckdb``     host = path of the database file (empty: in memory)
 
+and, for a registry stage on S3 (:func:`storage_options`, not an engine):
+
+``aws``        login / password = access key id / secret access key; in extra
+               ``aws_session_token``, ``region_name``, ``endpoint_url`` (also the pre-2.3
+               ``extra__aws__*`` names, and ``host`` as the endpoint, as Airflow reads them)
+
 Nothing here logs or echoes a password; errors name the variable, never its value.
 """
 
@@ -32,7 +38,15 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 from neve.engine._url import parse_url
 from neve.errors import ConnectionNotFoundError, InvalidURLError
 
-__all__ = ["AirflowConnection", "engine_url", "env_var_name", "parse_connection", "url_from_env"]
+__all__ = [
+    "AirflowConnection",
+    "connection_from_env",
+    "engine_url",
+    "env_var_name",
+    "parse_connection",
+    "storage_options",
+    "url_from_env",
+]
 
 # The libpq options that may travel from a postgres connection's extra to the driver;
 # the rest of Airflow's postgres extras (cursor, iam, aws_conn_id, ...) mean nothing here.
@@ -80,15 +94,54 @@ def url_from_env(conn_id: str, environ: Mapping[str, str] | None = None) -> str:
     """The engine URL for the Airflow connection ``conn_id`` read from ``AIRFLOW_CONN_<ID>``."""
     environ = os.environ if environ is None else environ
     var = env_var_name(conn_id)
-    raw = environ.get(var)
-    if not raw:
+    if not environ.get(var):
         raise ConnectionNotFoundError(
             f"Airflow connection {conn_id!r} is not defined: set {var}, e.g. "
             f"{var}='neve://?url=duckdb%3A%2F%2F%2F.%2Fneve.duckdb' or "
             f'{var}=\'{{"conn_type": "neve", "extra": {{"url": "duckdb:///./neve.duckdb"}}}}\', '
             f"or create the connection in Airflow"
         )
-    return engine_url(parse_connection(raw, conn_id, source=var))
+    return engine_url(connection_from_env(conn_id, environ))
+
+
+def connection_from_env(
+    conn_id: str, environ: Mapping[str, str] | None = None
+) -> AirflowConnection:
+    """The Airflow connection ``conn_id`` from ``AIRFLOW_CONN_<ID>`` (URI or JSON)."""
+    environ = os.environ if environ is None else environ
+    var = env_var_name(conn_id)
+    raw = environ.get(var)
+    if not raw:
+        raise ConnectionNotFoundError(
+            f"Airflow connection {conn_id!r} is not defined: set {var} or create the "
+            f"connection in Airflow"
+        )
+    return parse_connection(raw, conn_id, source=var)
+
+
+def storage_options(conn: AirflowConnection) -> dict[str, Any]:
+    """s3fs ``storage_options`` from an Airflow ``aws`` connection. They hold the secret:
+    hand them to ``Registry(storage_options=...)``, never to a log."""
+    if conn.conn_type not in ("aws", "s3"):
+        raise InvalidURLError(
+            f"Airflow connection {conn.conn_id!r} has type {conn.conn_type!r}; a stage's "
+            f"credentials come from an 'aws' connection"
+        )
+    options: dict[str, Any] = {}
+    if conn.login:
+        options["key"] = conn.login
+    if conn.password:
+        options["secret"] = conn.password
+    token = conn.option("aws_session_token")
+    if token:
+        options["token"] = token
+    endpoint = conn.option("endpoint_url") or conn.host
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    region = conn.option("region_name")
+    if region:
+        options["client_kwargs"] = {"region_name": region}
+    return options
 
 
 def parse_connection(raw: str, conn_id: str, *, source: str | None = None) -> AirflowConnection:

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import sqlglot.expressions as sge
 
 from neve.engine._url import EngineURL
-from neve.errors import DataFileError
+from neve.errors import DataFileError, NeveInputError
 
 __all__ = ["Driver", "check_files", "values_insert"]
 
@@ -139,6 +139,20 @@ class Driver:
             if cursor is not getattr(backend, "con", None):
                 cursor.close()
         return pd.DataFrame.from_records(rows, columns=columns)
+
+    def default_stage(self, schema: str | None) -> str | None:
+        """The registry's stage URL on this engine when none is given; ``None``: a local folder."""
+        return None
+
+    def stage_filesystem(self, url: str, connection: Any) -> Any:
+        """The store for a stage URL this engine serves itself (``@NAME`` on Snowflake), or
+        ``None`` for fsspec URLs. ``connection`` returns the open connection to use."""
+        if url.startswith("@"):
+            raise NeveInputError(
+                f"stage {url!r} names an internal stage, which only Snowflake has; "
+                f"on {self.name} pass a folder or an s3:// URL"
+            )
+        return None
 
     def registry_grants(self, schema: str, user: str) -> list[str]:
         """The GRANTs that let ``user`` create tables and views in ``schema`` (SQL standard)."""

@@ -14,10 +14,14 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from neve.engine._driver import Driver, values_insert
+from neve.engine._snowflake_stage import InternalStage
 from neve.engine._url import EngineURL
 from neve.errors import EngineError, InvalidURLError, NeveInputError
 
-__all__ = ["SnowflakeDriver"]
+__all__ = ["STAGE_NAME", "SnowflakeDriver"]
+
+STAGE_NAME = "NEVE_STAGE"
+_DOMAIN = ".snowflakecomputing.com"
 
 
 class SnowflakeDriver(Driver):
@@ -38,8 +42,12 @@ class SnowflakeDriver(Driver):
         kwargs: dict[str, Any] = {"account": url.host, "user": url.username, **url.query}
         if url.password is not None:
             kwargs["password"] = url.password
+        # Separate keywords, as ibis's own URL parsing makes them: the connector takes
+        # ``database`` literally, so "DB/SCHEMA" would name a database that does not exist.
         if parts:
-            kwargs["database"] = "/".join(parts)
+            kwargs["database"] = parts[0]
+        if len(parts) == 2:
+            kwargs["schema"] = parts[1]
         return kwargs
 
     def connect(self) -> Any:
@@ -47,6 +55,9 @@ class SnowflakeDriver(Driver):
         # Ibis's object UDFs (map helpers neve never uses) need CREATE DATABASE, which a
         # role granted only a registry schema lacks; skip them unless the URL asks.
         kwargs["create_object_udfs"] = _flag(kwargs.pop("create_object_udfs", "false"))
+        # The connector retries a failed login for 120 s by default; a wrong account or a
+        # blocked network should fail sooner (the URL's login_timeout wins).
+        kwargs.setdefault("login_timeout", 20)
         try:
             import ibis
 
@@ -57,9 +68,11 @@ class SnowflakeDriver(Driver):
             ) from exc
         except Exception as exc:  # noqa: BLE001 - any connector failure becomes one clear error
             reason = str(exc).replace(self.url.password or "\0", "***").strip().splitlines()[0]
+            host = kwargs.get("host") or f"{self.url.host}{_DOMAIN}"
+            port = kwargs.get("port") or 443
             raise EngineError(
-                f"cannot connect to Snowflake account {self.url.host!r} as "
-                f"{self.url.username!r}: {reason}"
+                f"cannot connect to Snowflake account {self.url.host!r} at {host}:{port} as "
+                f"{self.url.username!r} ({self.url.redacted()}): {reason}"
             ) from None
 
     @classmethod
@@ -122,14 +135,24 @@ class SnowflakeDriver(Driver):
         with backend.con.cursor() as cursor:
             cursor.execute(sql, params)
 
+    def default_stage(self, schema: str | None) -> str | None:
+        """The internal stage ``NEVE_STAGE`` beside the registry tables: every worker with the
+        registry's grants reads the model files, with no bucket or cloud credentials."""
+        return f"@{schema}.{STAGE_NAME}" if schema else f"@{STAGE_NAME}"
+
+    def stage_filesystem(self, url: str, connection: Any) -> Any:
+        if not url.startswith("@"):
+            return None
+        return InternalStage(url, connection)
+
     def registry_grants(self, schema: str, user: str) -> list[str]:
-        # Snowflake grants privileges to roles, and table and view creation separately.
+        # Snowflake grants privileges to roles; table, view and stage creation separately.
         role = user if user != "<user>" else "<role>"
         database = schema.split(".")[0] if "." in schema else "<database>"
         return [
             f"GRANT USAGE ON DATABASE {database} TO ROLE {role};",
             f"GRANT USAGE ON SCHEMA {schema} TO ROLE {role};",
-            f"GRANT CREATE TABLE, CREATE VIEW ON SCHEMA {schema} TO ROLE {role};",
+            f"GRANT CREATE TABLE, CREATE VIEW, CREATE STAGE ON SCHEMA {schema} TO ROLE {role};",
         ]
 
 

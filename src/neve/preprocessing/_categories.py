@@ -161,7 +161,10 @@ def learn_categories(
     cats_out: dict[str, list[Any]] = {}
     counts_out: dict[str, list[int]] = {}
     for i, col in enumerate(cols):
-        seen = dict(zip(row[f"values__{i}"] or [], row[f"counts__{i}"] or [], strict=True))
+        # The missing group is counted apart; engines whose ARRAY_AGG keeps the NULLs that
+        # Snowflake's drops (fakesnow, DuckDB's array_agg under it) also list it here.
+        pairs = zip(row[f"values__{i}"] or [], row[f"counts__{i}"] or [], strict=True)
+        seen = {v: c for v, c in pairs if v is not None}
         n_missing = int(row[f"missing__{i}"] or 0)
         if any(isinstance(v, float) and math.isinf(v) for v in seen):
             raise NeveInputError(

@@ -33,8 +33,8 @@ from typing import Any
 import pandas as pd
 
 from neve import _json
-from neve.engine import Session, driver_for
-from neve.errors import DuplicateVersionError, ModelNotFoundError, NeveInputError
+from neve.engine import Session, _airflow_conn, driver_for
+from neve.errors import DuplicateVersionError, EngineError, ModelNotFoundError, NeveInputError
 from neve.registry import _lineage, _tables
 from neve.registry._model import Model, ModelVersion
 from neve.registry._package import MANIFEST, build, sha256
@@ -78,8 +78,11 @@ class Registry:
     needed there). ``stage`` is an fsspec URL for the model files (default: a folder
     next to the DuckDB file; ``s3://bucket/prefix`` with the ``s3`` extra).
     ``storage_options`` go to the fsspec filesystem (for S3: ``key``, ``secret``,
-    ``endpoint_url``, ...); without them the usual ``AWS_*`` variables apply. They are
-    never stored or shown.
+    ``endpoint_url``, ...); ``aws_conn_id`` takes them from an Airflow ``aws`` connection
+    (``AIRFLOW_CONN_<ID>``, as ``neve.connect(airflow_conn_id=...)`` reads engines; inside
+    Airflow, ``NeveHook.get_registry`` resolves any connection); without either the usual
+    ``AWS_*`` variables apply. They are never stored or shown. On Snowflake the default
+    stage is the internal stage ``@NEVE_STAGE`` in the registry's schema.
     """
 
     def __init__(
@@ -88,7 +91,14 @@ class Registry:
         schema: str | None = None,
         stage: str | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        *,
+        aws_conn_id: str | None = None,
     ) -> None:
+        if aws_conn_id is not None:
+            # Without importing Airflow, as neve.connect(airflow_conn_id=...) does; explicit
+            # storage_options win over the connection's.
+            conn = _airflow_conn.connection_from_env(aws_conn_id)
+            storage_options = {**_airflow_conn.storage_options(conn), **(storage_options or {})}
         if schema is not None:
             _lineage.check_name(schema, "schema name")
         if isinstance(session, Session):
@@ -101,12 +111,28 @@ class Registry:
         self._held: Any = None
         self._known_models: set[str] = set()
         self._store = Store(self._driver, schema)
-        self.stage = Stage(stage if stage is not None else default_stage_url(self._driver), storage_options)
+        url = stage if stage is not None else self._driver.default_stage(schema)
+        url = url if url is not None else default_stage_url(self._driver)
+        fs = self._driver.stage_filesystem(url, lambda: self._connection_object())
+        self.stage = Stage(url, storage_options, fs=fs)
         with self._connection() as backend:
             self._store.create(backend)
+            try:
+                self.stage.create()
+            except EngineError as exc:
+                if not _tables._is_permission_error(exc):
+                    raise
+                grants = "\n".join(self._store.grants())
+                raise EngineError(f"{exc}\nAsk an administrator to run:\n{grants}") from None
 
     def __repr__(self) -> str:
         return f"Registry({self._driver.url.redacted()!r}, schema={self.schema!r}, stage={self.stage.url!r})"
+
+    def _connection_object(self) -> Any:
+        """The DB-API connection under the session, for a stage the engine serves itself."""
+        if self._session is None:
+            raise NeveInputError(f"{self._driver.name} has no stage of its own; pass stage=...")
+        return self._session.engine.con
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Any]:

@@ -128,12 +128,24 @@ def _secret_values(options: Mapping[str, Any]) -> set[str]:
 
 
 class Stage:
-    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+    """Verified version folders on a file store.
+
+    The store is the fsspec filesystem for ``url``, or ``fs``: an object with the same
+    methods an engine provides for its own storage (a Snowflake internal stage, see
+    ``neve.engine._snowflake_stage``), whose root is ``url`` itself.
+    """
+
+    def __init__(
+        self, url: str, storage_options: Mapping[str, Any] | None = None, *, fs: Any = None
+    ) -> None:
         self.url = str(url)
         _check_url(self.url)
         options = dict(storage_options or {})
         self._secrets = _secret_values(options)
-        self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
+        if fs is not None:
+            self.fs, self.root = fs, self.url
+        else:
+            self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
         protocol = self.fs.protocol
         self.protocol = protocol if isinstance(protocol, str) else protocol[0]
         self.local = self.protocol in _LOCAL_PROTOCOLS
@@ -149,7 +161,13 @@ class Stage:
 
     def uri(self, model: str, version: str) -> str:
         path = self.path(model, version)
-        return path if self.local else f"{self.protocol}://{path}"
+        return path if self.local else self.fs.unstrip_protocol(path)
+
+    def create(self) -> None:
+        """Create the store if the engine makes it (an internal stage); buckets are not created."""
+        if hasattr(self.fs, "create_stage"):
+            with self._io("create", self.root):
+                self.fs.create_stage()
 
     # -- errors ----------------------------------------------------------------------------------
 

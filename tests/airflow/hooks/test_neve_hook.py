@@ -55,7 +55,8 @@ def test_the_seeds_snowflake_default_connection_works_unchanged(monkeypatch):
 
     kwargs = driver_for(NeveHook("snowflake_default").get_url()).connect_kwargs()
     assert kwargs == {"account": "ab12345", "user": "ML", "password": SECRET,
-                      "database": "ML_DB/MODEL_REGISTRY", "warehouse": "WH", "role": "ML_ROLE"}
+                      "database": "ML_DB", "schema": "MODEL_REGISTRY", "warehouse": "WH",
+                      "role": "ML_ROLE"}
 
 
 def test_missing_connection_names_the_fix():
@@ -84,3 +85,17 @@ def test_unsupported_connection_type_names_the_supported_ones(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_MY", "mysql://u:p@h:3306/db")
     with pytest.raises(EngineError, match="change it to one of duckdb, neve, postgres, snowflake"):
         NeveHook("my").get_session()
+
+
+def test_get_registry_takes_s3_credentials_from_an_aws_connection(monkeypatch, tmp_path):
+    pytest.importorskip("s3fs")
+    monkeypatch.setenv("AIRFLOW_CONN_NEVE_DEFAULT", json.dumps(
+        {"conn_type": "neve", "extra": {"url": f"duckdb:///{tmp_path / 'r.duckdb'}"}}))
+    monkeypatch.setenv("AIRFLOW_CONN_ARTIFACTS", json.dumps(
+        {"conn_type": "aws", "login": "AKIAHOOK", "password": SECRET,
+         "extra": {"region_name": "eu-west-1", "endpoint_url": "http://127.0.0.1:9"}}))
+    reg = NeveHook().get_registry(stage="s3://bucket/models", aws_conn_id="artifacts")
+    fs = reg.stage.fs
+    assert (fs.key, fs.secret, fs.endpoint_url) == ("AKIAHOOK", SECRET, "http://127.0.0.1:9")
+    assert fs.client_kwargs == {"region_name": "eu-west-1"}
+    assert SECRET not in repr(reg) and SECRET not in repr(reg.stage)

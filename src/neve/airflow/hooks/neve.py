@@ -94,6 +94,25 @@ class NeveHook(BaseHook):
         self.log.info("neve session on %s (connection %s)", session.url, self.neve_conn_id)
         return session
 
+    def get_registry(
+        self, schema: str | None = None, stage: str | None = None, aws_conn_id: str | None = None
+    ) -> Any:
+        """A :class:`neve.Registry` on this connection's engine. ``aws_conn_id`` names an
+        Airflow ``aws`` connection holding the S3 stage's credentials (key id and secret
+        as login and password; ``region_name``, ``endpoint_url`` in extra)."""
+        from neve.engine._airflow_conn import storage_options
+        from neve.registry import Registry
+
+        options = None
+        if aws_conn_id is not None:
+            conn = self.get_connection(aws_conn_id)
+            options = storage_options(AirflowConnection(
+                conn_id=aws_conn_id, conn_type=(conn.conn_type or "").lower(),
+                host=conn.host or None, login=conn.login or None,
+                password=conn.password or None, extra=conn.extra_dejson,
+            ))
+        return Registry(self.get_session(), schema=schema, stage=stage, storage_options=options)
+
     def test_connection(self) -> tuple[bool, str]:
         """Used by the UI's Test button."""
         try:
