@@ -141,7 +141,8 @@ def test_transform_sql_runs_on_duckdb_directly():
     con.register("src", df)
     import ibis
 
-    sql = pipe.to_sql(ibis.table(ibis.schema({"x": "float64", "y": "float64", "k": "string"}), name="src"), dialect="duckdb")
+    src = ibis.table(ibis.schema({"x": "float64", "y": "float64", "k": "string"}), name="src")
+    sql = pipe.to_sql(src, dialect="duckdb")
     assert len(con.execute(sql).df()) == 300
 
 

@@ -8,13 +8,12 @@ configured folder.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-
-import importlib.util
 
 import pytest
 

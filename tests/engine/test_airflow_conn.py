@@ -121,8 +121,11 @@ def test_missing_variable_says_how_to_define_it():
 
 @pytest.mark.parametrize(
     "raw",
-    ['{"conn_type": "postgres", "password": "%s",' % SECRET, '{"host": "h", "password": "%s"}' % SECRET,
-     "postgres://u:%s@h:notaport/db" % "hunter22"],
+    [
+        '{"conn_type": "postgres", "password": "' + SECRET + '",',
+        '{"host": "h", "password": "' + SECRET + '"}',
+        "postgres://u:hunter22@h:notaport/db",
+    ],
 )
 def test_malformed_values_fail_without_echoing_the_secret(raw):
     with pytest.raises(InvalidURLError, match="AIRFLOW_CONN_X") as info:

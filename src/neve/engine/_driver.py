@@ -172,7 +172,7 @@ class Driver:
         try:
             expr = ibis.struct({c: table[c] for c in table.columns}).hash().sum()
             ibis.to_sql(expr, dialect=self.name)
-        except Exception:  # an engine without a hash function: lineage omits the fingerprint
+        except Exception:  # noqa: BLE001 - an engine without a hash function: lineage omits the fingerprint
             return None
         return expr
 

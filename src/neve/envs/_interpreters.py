@@ -156,7 +156,7 @@ def discover() -> list[Interpreter]:
 
 
 def _matches(request: tuple[int | None, ...], version: tuple[int, int, int]) -> bool:
-    return all(want is None or want == got for want, got in zip(request, version))
+    return all(want is None or want == got for want, got in zip(request, version, strict=False))
 
 
 def find_interpreter(request: str, *, base: Path | None = None, env: str = "") -> Interpreter:

@@ -18,7 +18,6 @@ out, assembling the output table, serialisation) lives here.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 

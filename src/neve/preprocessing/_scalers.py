@@ -83,7 +83,7 @@ class _NumericTransformer(BaseTransformer):
             result = self._stats_query(table, cols, centred, per_column, clean=False)
         except NeveError:
             raise
-        except Exception:
+        except Exception:  # noqa: BLE001 - retried below with guards, which re-raises
             # Some engines abort on NaN or infinity (DuckDB: "VARPOP is out of range");
             # the guarded query below gives the right answer or the right error.
             return self._stats_query(table, cols, centred, per_column, clean=True)
@@ -462,5 +462,6 @@ class Binarizer(_NumericTransformer):
         threshold = double(self.threshold)
         return self._columnwise(
             # ifelse rather than a bool cast: PostgreSQL cannot cast boolean to double.
-            table, lambda x, col: x.isnull().ifelse(ibis.null("float64"), (x > threshold).ifelse(double(1.0), double(0.0)))
+            table,
+            lambda x, col: x.isnull().ifelse(ibis.null("float64"), (x > threshold).ifelse(double(1.0), double(0.0))),
         )

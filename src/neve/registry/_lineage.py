@@ -51,7 +51,7 @@ def check_key(value: Any, what: str) -> str:
 def user() -> str:
     try:
         return getpass.getuser()
-    except Exception:  # no login name in some containers
+    except Exception:  # noqa: BLE001 - no login name in some containers
         return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 

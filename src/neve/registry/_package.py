@@ -135,7 +135,7 @@ def _model_modules(model: Any) -> set[str]:
     if get_params is not None:
         try:
             params = get_params(deep=True)
-        except Exception:
+        except Exception:  # noqa: BLE001 - third-party get_params may fail; lineage is best effort
             params = {}
         for value in params.values():
             if not isinstance(value, (str, int, float, bool, type(None), list, tuple, dict)):

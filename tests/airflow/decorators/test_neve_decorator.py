@@ -10,7 +10,7 @@ from airflow.sdk.execution_time.context import OutletEventAccessors
 
 import neve
 from neve.airflow import MODEL_ALIAS, ModelVersionRef, TableRef, model_version_ref, record_model_event
-from neve.airflow.decorators.neve import _for_xcom, _inject_session, _SESSION
+from neve.airflow.decorators.neve import _SESSION, _for_xcom, _inject_session
 from neve.errors import NeveInputError
 
 
