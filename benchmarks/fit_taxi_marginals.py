@@ -68,11 +68,15 @@ def main() -> int:
             f"SELECT {col}, count(*) FROM raw WHERE {col} IS NOT NULL GROUP BY 1 ORDER BY 1"
         ).fetchall()
     }
-    dist, dur = con.execute(
-        "SELECT trip_distance::DOUBLE, epoch(dropoff_datetime) - epoch(pickup_datetime) "
-        "FROM raw WHERE trip_distance IS NOT NULL AND pickup_datetime IS NOT NULL "
-        "AND dropoff_datetime IS NOT NULL"
-    ).fetchnumpy().values()
+    dist, dur = (
+        con.execute(
+            "SELECT trip_distance::DOUBLE, epoch(dropoff_datetime) - epoch(pickup_datetime) "
+            "FROM raw WHERE trip_distance IS NOT NULL AND pickup_datetime IS NOT NULL "
+            "AND dropoff_datetime IS NOT NULL"
+        )
+        .fetchnumpy()
+        .values()
+    )
     dist, dur = np.asarray(dist, float), np.asarray(dur, float)
     probs = np.linspace(0, 1, QUANTILES + 1)
     first, last = con.execute(
@@ -93,7 +97,9 @@ def main() -> int:
         "days": [str(first), str(last)],
     }
     OUT.write_text(json.dumps(marginals, indent=None, separators=(",", ":")) + "\n")
-    print(f"wrote {OUT} ({OUT.stat().st_size} bytes); spearman {rho:.3f}, w {marginals['coupling']}")
+    print(
+        f"wrote {OUT} ({OUT.stat().st_size} bytes); spearman {rho:.3f}, w {marginals['coupling']}"
+    )
     return 0
 
 

@@ -51,7 +51,10 @@ def psi(expected: pd.Series, actual: pd.Series) -> float:
     e = expected.value_counts(normalize=True)
     a = actual.value_counts(normalize=True)
     idx = e.index.union(a.index)
-    e, a = e.reindex(idx, fill_value=0).clip(lower=1e-4), a.reindex(idx, fill_value=0).clip(lower=1e-4)
+    e, a = (
+        e.reindex(idx, fill_value=0).clip(lower=1e-4),
+        a.reindex(idx, fill_value=0).clip(lower=1e-4),
+    )
     return float(((a - e) * np.log(a / e)).sum())
 
 
@@ -80,13 +83,17 @@ def test_distance_and_duration_keep_their_rank_correlation(real, synthetic):
     target = taxi_marginals()["spearman_distance_duration"]
     rho = synthetic[["trip_distance", "duration"]].corr(method="spearman").iloc[0, 1]
     assert abs(rho - target) < 0.03
-    assert abs(real[["trip_distance", "duration"]].corr(method="spearman").iloc[0, 1] - target) < 1e-3
+    assert (
+        abs(real[["trip_distance", "duration"]].corr(method="spearman").iloc[0, 1] - target) < 1e-3
+    )
 
 
 def test_dirty_rows_occur_at_the_sample_rates(real, synthetic):
     # The DAG's cleaning rules need something to remove: zero distances, clock errors.
     for frame in (real, synthetic):
-        frame["dirty"] = (frame.trip_distance <= 0) | (frame.duration <= 0) | (frame.duration > 4 * 3600)
+        frame["dirty"] = (
+            (frame.trip_distance <= 0) | (frame.duration <= 0) | (frame.duration > 4 * 3600)
+        )
     assert synthetic.dirty.mean() == pytest.approx(real.dirty.mean(), abs=0.003)
     assert synthetic.dirty.mean() > 0
 
@@ -108,7 +115,9 @@ def test_same_seed_same_rows_other_seed_other_rows():
     assert not frames["A"].equals(frames["C"])
     # A prefix is stable: fewer rows for the same seed are a subset of more rows.
     taxi(con, 5_000, seed=3, table="D")
-    assert con.execute("SELECT count(*) FROM (SELECT * FROM D EXCEPT ALL SELECT * FROM A)").fetchone() == (0,)
+    assert con.execute(
+        "SELECT count(*) FROM (SELECT * FROM D EXCEPT ALL SELECT * FROM A)"
+    ).fetchone() == (0,)
 
 
 @pytest.mark.parametrize("rows", [0, -5, 2.5, True])

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 __all__ = ["TAXI_COLUMNS", "taxi", "taxi_marginals"]
 
 __getattr__ = lazy_exports(
-    __name__, {"TAXI_COLUMNS": "neve.datasets._taxi", "taxi": "neve.datasets._taxi",
-               "taxi_marginals": "neve.datasets._taxi"}
+    __name__,
+    {
+        "TAXI_COLUMNS": "neve.datasets._taxi",
+        "taxi": "neve.datasets._taxi",
+        "taxi_marginals": "neve.datasets._taxi",
+    },
 )

@@ -66,7 +66,7 @@ def _slots(counts: dict[str, int]) -> str:
 def _quantiles(values: list[float]) -> str:
     """VALUES (idx, lo, hi) for the Q intervals between adjacent quantiles."""
     return "VALUES " + ", ".join(
-        f"({i}, {lo!r}, {hi!r})" for i, (lo, hi) in enumerate(zip(values, values[1:]))
+        f"({i}, {lo!r}, {hi!r})" for i, (lo, hi) in enumerate(zip(values, values[1:], strict=False))
     )
 
 
@@ -95,27 +95,27 @@ def taxi_sql(rows: int, seed: int) -> str:
     return f"""
 WITH
   pu_slots AS (SELECT s.range AS slot, v.id FROM range({SLOTS}) s
-               JOIN ({_slots(m['pickup'])}) v(id, lo, hi) ON s.range >= v.lo AND s.range < v.hi),
+               JOIN ({_slots(m["pickup"])}) v(id, lo, hi) ON s.range >= v.lo AND s.range < v.hi),
   do_slots AS (SELECT s.range AS slot, v.id FROM range({SLOTS}) s
-               JOIN ({_slots(m['dropoff'])}) v(id, lo, hi) ON s.range >= v.lo AND s.range < v.hi),
+               JOIN ({_slots(m["dropoff"])}) v(id, lo, hi) ON s.range >= v.lo AND s.range < v.hi),
   hour_slots AS (SELECT s.range AS slot, v.id AS hour FROM range({SLOTS}) s
-               JOIN ({_slots(m['hour'])}) v(id, lo, hi) ON s.range >= v.lo AND s.range < v.hi),
-  dist_q AS (SELECT * FROM ({_quantiles(m['distance'])}) v(idx, lo, hi)),
-  dur_q AS (SELECT * FROM ({_quantiles(m['duration'])}) v(idx, lo, hi)),
+               JOIN ({_slots(m["hour"])}) v(id, lo, hi) ON s.range >= v.lo AND s.range < v.hi),
+  dist_q AS (SELECT * FROM ({_quantiles(m["distance"])}) v(idx, lo, hi)),
+  dur_q AS (SELECT * FROM ({_quantiles(m["duration"])}) v(idx, lo, hi)),
   draws AS (
     SELECT i,
-      floor({u['pu']} * {SLOTS})::BIGINT AS s_pu,
-      floor({u['do']} * {SLOTS})::BIGINT AS s_do,
-      floor({u['hour']} * {SLOTS})::BIGINT AS s_hour,
-      {u['dist']} * {q} AS x_dist,
-      {u['walk']} AS u_walk,
-      {u['day']} AS u_day,
-      {u['sec']} AS u_sec
+      floor({u["pu"]} * {SLOTS})::BIGINT AS s_pu,
+      floor({u["do"]} * {SLOTS})::BIGINT AS s_do,
+      floor({u["hour"]} * {SLOTS})::BIGINT AS s_hour,
+      {u["dist"]} * {q} AS x_dist,
+      {u["walk"]} AS u_walk,
+      {u["day"]} AS u_day,
+      {u["sec"]} AS u_sec
     FROM range({rows}) t(i)
   ),
   coupled AS (
     SELECT *, (CASE WHEN w < 0 THEN -w WHEN w > 1 THEN 2 - w ELSE w END) * {q} AS x_dur
-    FROM (SELECT *, {walk.replace('u_dist', f'x_dist / {q}')} AS w FROM draws)
+    FROM (SELECT *, {walk.replace("u_dist", f"x_dist / {q}")} AS w FROM draws)
   ),
   keyed AS (
     SELECT *, least(floor(x_dist), {q - 1})::BIGINT AS k_dist,
@@ -152,7 +152,10 @@ def _connection(session_or_con: Any) -> Any:
         )
     obj = getattr(obj, "engine", obj)  # neve Session -> Ibis backend
     obj = getattr(obj, "con", obj)  # Ibis backend -> duckdb connection
-    if not hasattr(obj, "execute") or type(obj).__module__.split(".")[0] not in {"duckdb", "_duckdb"}:
+    if not hasattr(obj, "execute") or type(obj).__module__.split(".")[0] not in {
+        "duckdb",
+        "_duckdb",
+    }:
         raise InvalidParameterError(
             "neve.datasets.taxi takes a neve Session on DuckDB, an Ibis DuckDB backend or a "
             f"duckdb connection, got {type(session_or_con).__name__}"
