@@ -15,7 +15,8 @@ from neve.errors import ColumnNotFoundError, ColumnTypeError, InvalidParameterEr
 from neve.scoring import _fallback
 from neve.scoring._base import CompiledModel, NotCompilable
 from neve.scoring._ensembles import BoostingModel, ForestModel, HistBoostingModel, TreeModel
-from neve.scoring._linear import LinearModel, LogisticModel
+from neve.scoring._fold import fold_onehot
+from neve.scoring._linear import LinearModel, LogisticModel, affine
 
 __all__ = ["COMPILERS", "compile_model", "score"]
 
@@ -111,6 +112,20 @@ def _n_outputs(model: Any, function_name: str) -> int:
     return len(classes)
 
 
+def _fold_linear(
+    model: Any, pipeline: Any, table: ir.Table, features: list[str], function_name: str
+) -> tuple[ir.Table, list[str], list[str]] | None:
+    """The pipeline with its one-hot steps folded into the model's weights, where that applies
+    (see :mod:`neve.scoring._fold`), else ``None``."""
+    if COMPILERS.get(type(model).__name__) is not LinearModel or function_name != "predict":
+        return None
+    try:
+        coef = LinearModel(model).coef
+    except NotCompilable:
+        return None
+    return fold_onehot(pipeline, table, features, coef)
+
+
 def _prepare(
     table: ir.Table, features: list[str], precision: str, nan_as_null: bool = True
 ) -> tuple[ir.Table, list[str]]:
@@ -189,11 +204,17 @@ def score(
 
     work = table
     kept = {c: c for c in originals}
+    weighted, folded = features, []
     if pipeline is not None:
         # The pipeline may rewrite columns in place; keep the untransformed values to return.
         kept = {c: f"__neve_in{i}" for i, c in enumerate(originals)}
-        work = pipeline.transform(table.mutate(**{k: table[c] for c, k in kept.items()}))
-    missing = [c for c in features if c not in work.columns]
+        source = table.mutate(**{k: table[c] for c, k in kept.items()})
+        fold = _fold_linear(model, pipeline, source, features, function_name)
+        if fold is None:
+            work = pipeline.transform(source)
+        else:
+            work, weighted, folded = fold
+    missing = [c for c in weighted if c not in work.columns]
     if missing:
         raise ColumnNotFoundError(
             f"feature column(s) {missing} of {type(model).__name__} not found in the "
@@ -219,8 +240,14 @@ def score(
         object.__setattr__(result, "path", "fallback")
         return result
 
-    prepared, columns = _prepare(work, features, compiled.precision, compiled.nan_as_null)
-    scored, outputs = compiled.outputs(prepared, columns, function_name)
+    prepared, columns = _prepare(work, weighted, compiled.precision, compiled.nan_as_null)
+    if folded:
+        position = {f: i for i, f in enumerate(features)}
+        coef = compiled.coef[[position[f] for f in weighted]]
+        scored = prepared
+        outputs = [affine(prepared, columns, coef, compiled.intercept, [prepared[c] for c in folded])]
+    else:
+        scored, outputs = compiled.outputs(prepared, columns, function_name)
     if function_name == "predict" and compiled.classes is not None:
         outputs = [outputs[0].cast(_label_type(compiled.classes))]
     result = scored.select(

@@ -10,13 +10,21 @@ import numpy as np
 from neve.scoring._base import CompiledModel, NotCompilable
 from neve.scoring._sql import argmax_label, double, expit, label, softmax, total
 
-__all__ = ["LinearModel", "LogisticModel"]
+__all__ = ["LinearModel", "LogisticModel", "affine"]
 
 
-def _affine(table: ir.Table, features: list[str], coef: np.ndarray, intercept: float) -> ir.Value:
+def affine(
+    table: ir.Table,
+    features: list[str],
+    coef: np.ndarray,
+    intercept: float,
+    extra: list[ir.Value] = (),
+) -> ir.Value:
+    """``intercept + sum(feature * weight) + sum(extra)``; ``extra`` holds terms already weighted
+    (one-hot blocks folded into weight lookups, see neve.scoring._fold)."""
     # Zero weights (Lasso, ElasticNet) are dropped: they only lengthen the SQL.
     terms = [table[f] * double(w) for f, w in zip(features, coef, strict=True) if w != 0.0]
-    return total([double(intercept), *terms])
+    return total([double(intercept), *terms, *extra])
 
 
 class LinearModel(CompiledModel):
@@ -39,7 +47,7 @@ class LinearModel(CompiledModel):
         self.intercept = float(np.ravel(model.intercept_)[0]) if np.size(model.intercept_) else 0.0
 
     def outputs(self, table, features, function_name):
-        return table, [_affine(table, features, self.coef, self.intercept)]
+        return table, [affine(table, features, self.coef, self.intercept)]
 
 
 class LogisticModel(CompiledModel):
@@ -59,7 +67,8 @@ class LogisticModel(CompiledModel):
 
     def outputs(self, table, features, function_name):
         decisions = [
-            _affine(table, features, row, b) for row, b in zip(self.coef, self.intercept, strict=True)
+            affine(table, features, row, b)
+            for row, b in zip(self.coef, self.intercept, strict=True)
         ]
         # Materialise the decision values once: predict and proba reuse each several times.
         names = [f"__neve_d{k}" for k in range(len(decisions))]
