@@ -28,10 +28,13 @@ airflow: sync
 test: sync
 	$(UV) run --no-sync pytest -n auto --durations=15
 
+# Every benchmark in one process tree; rewrites BENCHMARKS.md and docs/img/*.png (about an hour).
 bench: sync
 	$(UV) sync --locked --all-extras --group dev --group bench
 	$(UV) run --no-sync python benchmarks/run.py
 
+# 1M rows, one repeat, a few minutes. NEVE_BENCH_OUTPUT=/some/BENCHMARKS.md writes the report
+# there and leaves the checkout untouched (CI's smoke run).
 bench-quick: sync
 	$(UV) sync --locked --all-extras --group dev --group bench
 	$(UV) run --no-sync python benchmarks/run.py --quick

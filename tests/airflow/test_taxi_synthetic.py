@@ -1,0 +1,20 @@
+"""The flagship DAG's cleaning and pipeline run on neve.datasets.taxi output, as the
+scale benchmark and the 10M-row dag.test() measurement rely on."""
+
+from __future__ import annotations
+
+import neve
+from neve.datasets import taxi
+
+
+def test_clean_trips_and_pipeline_run_on_synthetic_trips(taxi_module, tmp_path):
+    with neve.connect(f"duckdb:///{tmp_path / 'syn.duckdb'}") as session:
+        raw = taxi(session, 20_000, seed=0, table="RAW")
+        session.create_table("TAXI_DATA", taxi_module.clean_trips(raw), overwrite=True)
+        data = session.table("TAXI_DATA")
+        kept = session.execute(data.count())
+        assert 19_000 < kept < 20_000  # the dirty rows, and only those, are dropped
+        pipe = taxi_module.build_pipeline().fit(data)
+        features = pipe.transform(data)
+        assert "TRIP_DISTANCE_SCALED" in features.columns
+        assert len(taxi_module.feature_columns(list(features.columns))) > 300
