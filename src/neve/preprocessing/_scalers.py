@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import ibis
@@ -211,14 +212,7 @@ class StandardScaler(_NumericTransformer):
             self.scale_ = None
 
     def _transform_columns(self, table: ir.Table) -> dict[str, list[tuple[str, ir.Value]]]:
-        def scale(x: ir.FloatingColumn, col: str) -> ir.Value:
-            if self.with_mean:
-                x = x - double(self.mean_[col])
-            if self.with_std:
-                x = x / double(self.scale_[col])
-            return x
-
-        return self._columnwise(table, scale)
+        return self._columnwise(table, _shift_and_scale(self.mean_ if self.with_mean else None, self.scale_))
 
 
 class MinMaxScaler(_NumericTransformer):
@@ -377,14 +371,7 @@ class RobustScaler(_NumericTransformer):
             self.scale_ = None
 
     def _transform_columns(self, table: ir.Table) -> dict[str, list[tuple[str, ir.Value]]]:
-        def scale(x: ir.FloatingColumn, col: str) -> ir.Value:
-            if self.with_centering:
-                x = x - double(self.center_[col])
-            if self.with_scaling:
-                x = x / double(self.scale_[col])
-            return x
-
-        return self._columnwise(table, scale)
+        return self._columnwise(table, _shift_and_scale(self.center_, self.scale_))
 
 
 class Normalizer(_NumericTransformer):
@@ -465,3 +452,18 @@ class Binarizer(_NumericTransformer):
             table,
             lambda x, col: x.isnull().ifelse(ibis.null("float64"), (x > threshold).ifelse(double(1.0), double(0.0))),
         )
+
+
+def _shift_and_scale(
+    shift: dict[str, float] | None, scale: dict[str, float] | None
+) -> Callable[[ir.FloatingColumn, str], ir.Value]:
+    """``(x - shift[col]) / scale[col]``, leaving out whichever of the two is ``None``."""
+
+    def apply(x: ir.FloatingColumn, col: str) -> ir.Value:
+        if shift is not None:
+            x = x - double(shift[col])
+        if scale is not None:
+            x = x / double(scale[col])
+        return x
+
+    return apply
