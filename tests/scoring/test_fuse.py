@@ -86,3 +86,33 @@ def test_unknown_category_still_fails_with_handle_unknown_error(session):
     np.testing.assert_allclose(out["PREDICTION"], model.predict(pipe.transform(known)), rtol=1e-9)
     with pytest.raises(Exception, match="CITY"):
         _score(session, pipe, model, new)
+
+
+def test_steps_after_the_encoder_on_other_columns_still_fuse(session):
+    # The taxi pipeline's shape: encode the zones, then scale a distance column.
+    train, y, new = _frames()
+    pipe = neve.Pipeline([
+        ("ohe", OneHotEncoder(input_cols=["CITY", "ZONE"], handle_unknown="ignore")),
+        ("scale", StandardScaler(input_cols=["X", "Z"], output_cols=["X_S", "Z_S"])),
+    ])
+    pipe.fit(session.create_table("TRAIN", train, overwrite=True))
+    model = LinearRegression().fit(pipe.transform(train).drop(columns=["X", "Z"]), y)
+    sql, out = _score(session, pipe, model, new)
+    expected = model.predict(pipe.transform(new).drop(columns=["X", "Z"]))
+    np.testing.assert_allclose(out["PREDICTION"], expected, rtol=1e-9)
+    assert '"CITY_ams"' not in sql and sql.count('"CITY" = \'ams\'') == 1
+
+
+def test_a_later_step_reading_the_encoded_columns_keeps_the_encoder_unfused(session):
+    train, y, new = _frames()
+    pipe = neve.Pipeline([
+        ("ohe", OneHotEncoder(input_cols=["CITY"], handle_unknown="ignore")),
+        ("scale", StandardScaler(input_cols=["X", "CITY_ams"])),
+    ])
+    pipe.fit(session.create_table("TRAIN", train, overwrite=True))
+    features = pipe.transform(train).drop(columns=["ZONE"])
+    model = LinearRegression().fit(features, y)
+    sql, out = _score(session, pipe, model, new.drop(columns=["ZONE"]))
+    expected = model.predict(pipe.transform(new.drop(columns=["ZONE"])))
+    np.testing.assert_allclose(out["PREDICTION"], expected, rtol=1e-9)
+    assert '"CITY_ams"' in sql

@@ -1,4 +1,4 @@
-"""Fusing a pipeline's trailing OneHotEncoder into a linear model.
+"""Fusing a pipeline's OneHotEncoder into a linear model.
 
 A linear model over one-hot columns computes ``sum_j onehot_j * w_j`` per input
 column: one CASE, a cast and a multiply per category, all but one of them zero.
@@ -70,31 +70,41 @@ def _indicator(expr: ir.Value) -> tuple[list[tuple[ir.BooleanValue, ir.Value]], 
 def split_one_hot(
     pipeline: Any, table: ir.Table, features: list[str], weights: np.ndarray
 ) -> tuple[ir.Table, list[OneHotBlock]] | None:
-    """``(table after every step but the last, blocks)`` when the pipeline ends with a
-    OneHotEncoder whose outputs can be fused into a linear model with ``weights``
-    (``n_outputs x n_features``); ``None`` when it cannot (then apply it as usual).
+    """``(table after every other step, blocks)`` when the pipeline's last OneHotEncoder
+    can be fused into a linear model with ``weights`` (``n_outputs x n_features``);
+    ``None`` when it cannot (then apply the pipeline as usual).
 
-    Features that are not one-hot outputs are columns of the returned table.
+    Steps after the encoder may stay, as long as they neither read nor write its input
+    or output columns (the taxi pipeline scales a distance after encoding zones): then
+    running them before the encoder gives the same columns, and the encoder's block is
+    what gets fused. Features that are not one-hot outputs are columns of the returned
+    table.
     """
     from neve.preprocessing import OneHotEncoder
 
-    steps = list(pipeline.steps)
-    encoder = steps[-1][1] if steps else None
-    if type(encoder) is not OneHotEncoder or not np.all(np.isfinite(weights)):
+    steps = [step for _, step in pipeline.steps]
+    at = max((i for i, step in enumerate(steps) if type(step) is OneHotEncoder), default=None)
+    if at is None or not np.all(np.isfinite(weights)):
         return None
     pipeline._check_is_fitted()
-    prefix = table
-    for _, step in steps[:-1]:
-        prefix = step.transform(prefix)
-    encoder._check_is_fitted()
-    encoder._check_columns(prefix, encoder.input_cols_)
-    produced = encoder._transform_columns(prefix)
-    final_columns = set(encoder.output_columns(list(prefix.columns)))
+    encoder = steps[at]
+    encoded = {*encoder.input_cols_, *encoder.get_feature_names_out()}
+    for later in steps[at + 1 :]:
+        touched = {*later.input_cols_, *later.output_cols_, *later.get_feature_names_out()}
+        if touched & encoded:
+            return None
+    rest = table
+    for step in steps[:at] + steps[at + 1 :]:
+        rest = step.transform(rest)
+    if any(col not in rest.columns for col in encoder.input_cols_):
+        return None
+    produced = encoder._transform_columns(rest)
+    final_columns = set(encoder.output_columns(list(rest.columns)))
     position = {name: i for i, name in enumerate(features)}
     outputs = {name for pairs in produced.values() for name, _ in pairs}
     for name in features:
         # A feature the encoder did not produce must reach the model unchanged.
-        if name not in outputs and (name not in final_columns or name not in prefix.columns):
+        if name not in outputs and (name not in final_columns or name not in rest.columns):
             return None
     blocks = []
     for pairs in produced.values():
@@ -110,4 +120,4 @@ def split_one_hot(
             block.branches.append((condition, position[name]))
         if block.branches or block.guards:
             blocks.append(block)
-    return prefix, blocks
+    return rest, blocks
