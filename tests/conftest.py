@@ -14,7 +14,6 @@ the support matrix in docs/support-matrix.md::
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import pytest
@@ -72,13 +71,8 @@ def engine_url(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
     if engine == "duckdb":
         yield f"duckdb:///{tmp_path / 'test.duckdb'}"
         return
-    admin_url = request.getfixturevalue("postgres_admin_url")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with neve.connect(admin_url) as admin:
-        admin.engine.raw_sql(f'CREATE DATABASE "{name}"')
-    yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    with neve.connect(admin_url) as admin:
-        admin.engine.raw_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with pg.throwaway_database(request.getfixturevalue("postgres_admin_url"), "t") as url:
+        yield url
 
 
 @pytest.fixture

@@ -84,3 +84,20 @@ def _wait_until_ready(port: int, timeout: float = 30) -> None:
             return
         time.sleep(0.1)
     raise RuntimeError(f"PostgreSQL did not start on 127.0.0.1:{port}")
+
+
+@contextlib.contextmanager
+def throwaway_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A URL to a fresh database on the server behind ``admin_url``, dropped on exit."""
+    import uuid
+
+    import neve
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with neve.connect(admin_url) as admin:
+        admin.engine.raw_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with neve.connect(admin_url) as admin:
+            admin.engine.raw_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ import pytest
 import neve
 from neve.engine import driver_for
 from neve.engine.postgres import PostgresDriver
+from tests._servers.postgres import throwaway_database
 from tests.conftest import available_engines
 from tests.registry._workers import small_model
 
@@ -55,12 +55,8 @@ def log_and_update(url: str, stage: str, worker: int, count: int) -> list[str]:
 
 @pytest.fixture
 def database_url(postgres_admin_url: str) -> str:
-    name = f"conc_{uuid.uuid4().hex[:12]}"
-    with neve.connect(postgres_admin_url) as admin:
-        admin.engine.raw_sql(f'CREATE DATABASE "{name}"')
-    yield postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
-    with neve.connect(postgres_admin_url) as admin:
-        admin.engine.raw_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database(postgres_admin_url, "conc") as url:
+        yield url
 
 
 def test_sixteen_processes_number_versions_and_keep_every_event(
