@@ -173,3 +173,11 @@ def write_section(title: str, markdown: str, path: Path | str = BENCHMARKS_MD) -
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
     return path
+
+
+def publish(title: str, markdown: str, *, dry_run: bool, path: Path | str = BENCHMARKS_MD) -> None:
+    """Print the section (``--no-write``) or write it into ``path`` and say where."""
+    if dry_run:
+        print(markdown)
+    else:
+        print(f"wrote ## {title} to {write_section(title, markdown, path)}")

@@ -160,10 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[airflow]   {json.dumps({k: v for k, v in results[-1].items() if k != 'tasks'})}",
                   flush=True)  # fmt: skip
     text = render(results, "python benchmarks/airflow_dag.py" + (" --quick" if args.quick else ""))
-    if args.no_write:
-        print(text)
-    else:
-        print(f"wrote ## {TITLE} to {C.write_section(TITLE, text, args.output)}")
+    C.publish(TITLE, text, dry_run=args.no_write, path=args.output)
     return 0
 
 

@@ -445,10 +445,7 @@ def main(argv: list[str] | None = None) -> int:
                           sample=results["sample_rows"], cap=results["cap_gib"], cells=results["eval_cells"])  # fmt: skip
     if not args.from_json:
         text += f"\nThis run took {time.perf_counter() - started:.0f} s.\n"
-    if args.no_write:
-        print(text)
-    else:
-        print(f"wrote ## {TITLE} to {C.write_section(TITLE, text, args.output)}")
+    C.publish(TITLE, text, dry_run=args.no_write, path=args.output)
     return 0
 
 
