@@ -319,8 +319,9 @@ class ModelVersion:
     def load(self, trusted: Iterable[str] | None = None) -> Any:
         """The model, after verifying every file of the version against its manifest.
 
-        Never unpickles: scikit-learn models load through skops, which refuses types
-        outside its trusted list; pass ``trusted=[...]`` to accept reviewed extra types.
+        Never unpickles: scikit-learn models load through skops and may hold only the
+        types neve's code trusts (see ``docs/security.md``); pass ``trusted=[...]`` to
+        accept reviewed extra types, which is logged.
         """
         manifest = self.manifest
         data = {name: self._file(name, manifest) for name in manifest["files"]}
@@ -375,6 +376,8 @@ class ModelVersion:
         table: Any,
         function_name: str = "predict",
         output_cols: Any = None,
+        *,
+        trusted: Iterable[str] | None = None,
         **options: Any,
     ) -> Any:
         """Score ``table`` in the engine: the logged feature pipeline, then the model, as SQL.
@@ -382,13 +385,14 @@ class ModelVersion:
         Returns a lazy Ibis table with the input columns plus the prediction column(s);
         its ``path`` says ``"sql"``, or ``"fallback"`` when the model could not be
         compiled and rows were streamed through it in bounded batches (see
-        :func:`neve.scoring.score`, which also takes the ``options``).
+        :func:`neve.scoring.score`, which also takes the ``options``). ``trusted`` is
+        passed to :meth:`load`.
         """
         from neve.scoring import score
 
         return score(
             table,
-            self.load(),
+            self.load(trusted),
             pipeline=self.pipeline(),
             function_name=function_name,
             output_cols=output_cols,

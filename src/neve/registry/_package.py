@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from neve.errors import ArtifactError, NeveInputError
+from neve.registry import _trust
 
 __all__ = ["FORMAT", "Package", "build", "load_model", "sha256"]
 
@@ -217,23 +218,26 @@ def check_file(name: str, data: bytes, manifest: Mapping[str, Any], where: str) 
 def load_model(
     manifest: Mapping[str, Any], data: bytes, where: str, trusted: Iterable[str] | None = None
 ) -> Any:
-    """Rebuild the model from verified bytes. skops refuses any type outside its default
-    trusted list, the scikit-learn types recorded at log time, and ``trusted``."""
+    """Rebuild the model from verified bytes. scikit-learn models load through skops and
+    may contain only the types :mod:`neve.registry._trust` accepts, plus ``trusted``;
+    nothing in the manifest or the file widens that."""
     flavor = manifest["flavor"]
     if flavor == "sklearn":
         import skops.io as sio
 
-        # Types skops does not trust by default (e.g. tree node storage) are accepted only
-        # when scikit-learn's own and recorded in the hash-verified manifest.
-        allowed = {t for t in manifest.get("skops_types_beyond_default", []) if t.startswith("sklearn.")}
-        allowed |= set(trusted or ())
-        untrusted = sorted(set(sio.get_untrusted_types(data=data)) - allowed)
-        if untrusted:
+        where_file = f"{where}/{manifest['model_file']}"
+        extra = _trust.check_trusted_argument(trusted)
+        refused = _trust.untrusted_types(data, extra, where_file)
+        if refused:
             raise ArtifactError(
-                f"{where}/{manifest['model_file']} contains types neve does not trust: "
-                f"{', '.join(untrusted)}. Review them, then pass load(trusted=[...]) to accept."
+                f"{where_file} contains types neve does not trust: {', '.join(refused)}. "
+                f"Loading runs code these types name; review them, then pass load(trusted=[...]) to accept."
             )
-        return sio.loads(data, trusted=sorted(allowed) or None)
+        used = _trust.accepted_names(data)
+        _trust.log_accepted(sorted(set(extra) & set(used)), where_file)
+        model = sio.loads(data, trusted=used or None)
+        _trust.check_structure(model, where_file)
+        return model
     if flavor == "xgboost":
         import xgboost
 
