@@ -96,7 +96,7 @@ class DuckDBDriver(Driver):
             except duckdb.IOException as exc:
                 holder = _HOLDER.search(str(exc))
                 if holder is None:
-                    raise EngineError(f"cannot open DuckDB database {database}: {exc}") from exc
+                    raise EngineError(f"cannot open DuckDB database {database}: {self.url.scrub(str(exc))}") from None
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise EngineLockedError(
@@ -109,6 +109,8 @@ class DuckDBDriver(Driver):
                 # Full jitter keeps parallel waiters from retrying in lockstep.
                 time.sleep(min(remaining, random.uniform(0, delay)))
                 delay = min(delay * 2, max_delay)
+            except duckdb.Error as exc:  # e.g. a setting in the URL's query DuckDB refuses
+                raise EngineError(f"cannot open DuckDB database {database}: {self.url.scrub(str(exc))}") from None
 
     @property
     def exclusive(self) -> bool:

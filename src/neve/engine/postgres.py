@@ -70,12 +70,15 @@ class PostgresDriver(Driver):
         host, port = url.host or "localhost", url.port or 5432
         kwargs = dict(url.query)
         kwargs.setdefault("connect_timeout", "10")
+        # libpq also takes the password as ?password=...; the one in user:pw@ wins.
+        password = url.password if url.password is not None else kwargs.get("password")
+        kwargs.pop("password", None)
         try:
             return ibis.postgres.connect(
                 host=host,
                 port=port,
                 user=url.username,
-                password=url.password,
+                password=password,
                 database=url.path.lstrip("/") or None,
                 **kwargs,
             )
@@ -84,8 +87,8 @@ class PostgresDriver(Driver):
                 "PostgreSQL support is not installed: pip install 'neve[postgres]'"
             ) from exc
         except Exception as exc:  # noqa: BLE001 - any driver failure becomes one clear EngineError
-            # The driver's message can echo the DSN; say what failed without it.
-            reason = str(exc).replace(url.password or "\0", "***").strip().splitlines()[0]
+            # libpq echoes the values of connection options it rejects; say what failed without them.
+            reason = (url.scrub(str(exc)).strip().splitlines() or [type(exc).__name__])[0]
             raise EngineError(
                 f"cannot connect to PostgreSQL at {host}:{port} as {url.username!r} "
                 f"({url.redacted()}): {reason}"

@@ -67,7 +67,7 @@ class SnowflakeDriver(Driver):
                 "Snowflake support is not installed: pip install 'neve[snowflake]'"
             ) from exc
         except Exception as exc:  # noqa: BLE001 - any connector failure becomes one clear error
-            reason = str(exc).replace(self.url.password or "\0", "***").strip().splitlines()[0]
+            reason = (self.url.scrub(str(exc)).strip().splitlines() or [type(exc).__name__])[0]
             host = kwargs.get("host") or f"{self.url.host}{_DOMAIN}"
             port = kwargs.get("port") or 443
             raise EngineError(

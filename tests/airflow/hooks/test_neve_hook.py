@@ -4,6 +4,7 @@ name the fix."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 
 import pandas as pd
@@ -11,7 +12,8 @@ import pytest
 
 from neve.airflow import NeveHook
 from neve.engine import parse_url
-from neve.errors import ConnectionNotFoundError, EngineError
+from neve.errors import ConnectionNotFoundError, EngineError, NeveError
+from tests.engine import test_secrets as url_secrets
 
 SECRET = "pa55-w0rd!"
 
@@ -99,3 +101,14 @@ def test_get_registry_takes_s3_credentials_from_an_aws_connection(monkeypatch, t
     assert (fs.key, fs.secret, fs.endpoint_url) == ("AKIAHOOK", SECRET, "http://127.0.0.1:9")
     assert fs.client_kwargs == {"region_name": "eu-west-1"}
     assert SECRET not in repr(reg) and SECRET not in repr(reg.stage)
+
+
+@pytest.mark.parametrize("url", url_secrets.FORMS.values(), ids=url_secrets.FORMS.keys())
+def test_a_neve_connection_never_shows_its_urls_secret(url, monkeypatch, caplog):
+    monkeypatch.setenv("AIRFLOW_CONN_LEAKY", json.dumps({"conn_type": "neve", "extra": {"url": url}}))
+    with caplog.at_level(logging.DEBUG), pytest.raises(NeveError) as info:
+        NeveHook("leaky").get_session()
+    said = url_secrets.everything_said(info.value)
+    assert url_secrets.SECRET not in said and url_secrets.SECRET not in caplog.text
+    ok, text = NeveHook("leaky").test_connection()
+    assert not ok and url_secrets.SECRET not in text
