@@ -44,3 +44,34 @@ def crash_before_commit(url: str) -> None:
     _registry.Registry._commit = die
     model, X = small_model()
     neve.Registry(url).log_model(model, "crashy", sample_input=X.head(3))
+
+
+def pause_after_reserve(url: str, stage: str, version: str, reserved: str) -> None:
+    """Log ``version`` but stop for good right after its row is reserved, announcing it by
+    creating the file ``reserved``; the test then kills this process with SIGKILL."""
+    import time
+    from pathlib import Path
+
+    from neve.registry import _registry
+
+    reserve = _registry.Registry._reserve
+
+    def reserve_then_wait(self, *args, **kwargs):
+        reserve(self, *args, **kwargs)
+        Path(reserved).write_text(str(os.getpid()))
+        while True:
+            time.sleep(60)
+
+    _registry.Registry._reserve = reserve_then_wait
+    model, _ = small_model()
+    neve.Registry(url, stage=stage).log_model(model, "nightly", version_name=version, metrics={"attempt": 1})
+
+
+def log_named(url: str, stage: str, version: str, seed: int) -> str:
+    """Log ``version`` of model "nightly"; the outcome's class name, or "ok"."""
+    model, _ = small_model()
+    try:
+        neve.Registry(url, stage=stage).log_model(model, "nightly", version_name=version, metrics={"seed": seed})
+    except Exception as exc:  # noqa: BLE001 - the test counts outcomes
+        return type(exc).__name__
+    return "ok"

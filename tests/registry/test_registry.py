@@ -14,6 +14,7 @@ from sklearn.preprocessing import StandardScaler as SkScaler
 import neve
 from neve.errors import (
     DuplicateVersionError,
+    EmptyInputError,
     InvalidNameError,
     ModelNotFoundError,
     NeveInputError,
@@ -274,3 +275,35 @@ def test_reads_of_one_version_see_only_its_current_state(reg, fitted):
     with pytest.raises(ModelNotFoundError, match="'best'.*versions: v2"):
         m.version("best")  # the alias outlives its version but no longer resolves
     assert m.show_versions().aliases.tolist() == [[]]
+
+
+@pytest.mark.parametrize("device", ["CON", "nul", "Aux.v1", "com3", "LPT9.model", "prn.tar.gz"])
+def test_windows_device_names_are_refused(reg, fitted, device):
+    with pytest.raises(InvalidNameError, match="device name on Windows"):
+        reg.log_model(fitted[0], device)
+    with pytest.raises(InvalidNameError, match="device name on Windows"):
+        reg.log_model(fitted[0], "m", version_name=device)
+    assert reg.models() == []  # nothing was stored
+    assert reg.log_model(fitted[0], "console", version_name="nullable").version_name == "nullable"
+
+
+def test_names_that_differ_only_by_case_are_refused(reg, fitted):
+    model, _ = fitted
+    reg.log_model(model, "Trip", version_name="Release-1")
+    with pytest.raises(InvalidNameError, match="'trip' differs from the existing 'Trip' only by case"):
+        reg.log_model(model, "trip")
+    with pytest.raises(InvalidNameError, match="'release-1' differs from the existing 'Release-1' only by case"):
+        reg.log_model(model, "Trip", version_name="release-1")
+    with pytest.raises(InvalidNameError, match="automatic 'v2'"):
+        reg.log_model(model, "Trip", version_name="V2")
+    assert [m.name for m in reg.models()] == ["Trip"]
+    assert [v.version_name for v in reg.get_model("Trip").versions()] == ["Release-1"]
+    reg.get_model("Trip").delete_version("Release-1")  # its folder is gone: the other spelling is free
+    assert reg.log_model(model, "Trip", version_name="release-1").version_name == "release-1"
+
+
+def test_log_model_with_empty_training_data_stores_nothing(reg, session, fitted, train_df):
+    empty = session.create_table("EMPTY_TRAIN", train_df.head(0))
+    with pytest.raises(EmptyInputError, match="table 'EMPTY_TRAIN': it has no rows"):
+        reg.log_model(fitted[0], "trip", training_data=empty)
+    assert reg.models() == []

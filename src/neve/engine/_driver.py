@@ -8,7 +8,8 @@ live here, in one small module per engine, and nowhere else.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -99,6 +100,25 @@ class Driver:
         result = backend.raw_sql(sql)
         if result is not getattr(backend, "con", None) and hasattr(result, "close"):
             result.close()
+
+    @contextlib.contextmanager
+    def transaction(self, backend: Any) -> Iterator[None]:
+        """Statements run through :meth:`execute` inside this block commit together or not at all."""
+        backend.raw_sql("BEGIN")
+        try:
+            yield
+        except BaseException:
+            backend.raw_sql("ROLLBACK")
+            raise
+        backend.raw_sql("COMMIT")
+
+    def execute(self, backend: Any, statement: sge.Expression) -> int:
+        """Run a data-changing statement (its values are literals sqlglot escaped); the rows it changed."""
+        cursor = backend.raw_sql(statement.sql(backend.name))
+        count = getattr(cursor, "rowcount", -1)
+        if hasattr(cursor, "close") and cursor is not getattr(backend, "con", None):
+            cursor.close()
+        return count
 
     def insert_rows(
         self,

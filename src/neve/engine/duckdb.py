@@ -8,12 +8,13 @@ naming the file and the process that holds it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -131,6 +132,21 @@ class DuckDBDriver(Driver):
             return
         sql, params = values_insert("duckdb", table, columns, rows, mark="?", database=database)
         backend.con.execute(sql, params)
+
+    @contextlib.contextmanager
+    def transaction(self, backend: Any) -> Iterator[None]:
+        con = backend.con
+        con.begin()
+        try:
+            yield
+        except BaseException:
+            con.rollback()
+            raise
+        con.commit()
+
+    def execute(self, backend: Any, statement: sge.Expression) -> int:
+        row = backend.con.execute(statement.sql("duckdb")).fetchone()
+        return int(row[0]) if row else 0
 
     def query(self, backend: Any, tree: sge.Expression, params: dict[str, Any]) -> pd.DataFrame:
         sql = _SQL_TEXT.get(id(tree))

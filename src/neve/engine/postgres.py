@@ -11,8 +11,9 @@ instead of surfacing it.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import ibis
@@ -118,6 +119,19 @@ class PostgresDriver(Driver):
             database=None if database is None else database.replace("%", "%%"),
         )
         _run(backend.con, sql, params).close()
+
+    @contextlib.contextmanager
+    def transaction(self, backend: Any) -> Iterator[None]:
+        # psycopg's transaction block works on the autocommit connection the registry uses.
+        with backend.con.transaction():
+            yield
+
+    def execute(self, backend: Any, statement: sge.Expression) -> int:
+        cursor = _run(backend.con, statement.sql("postgres"), None)
+        try:
+            return cursor.rowcount
+        finally:
+            cursor.close()
 
     def query(self, backend: Any, tree: sge.Expression, params: dict[str, Any]) -> pd.DataFrame:
         sql = _SQL_TEXT.get(id(tree))

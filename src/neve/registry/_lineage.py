@@ -30,13 +30,38 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 _KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/:@]{0,127}")
 
 
+# Names Windows reserves for devices, with or without an extension: a folder called "CON"
+# or "nul.v1" cannot be created there, so a stage on such a filesystem could not hold them.
+_DEVICES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+)
+
+
 def check_name(value: Any, what: str) -> str:
     if not isinstance(value, str) or not _NAME.fullmatch(value) or ".." in value:
         raise InvalidNameError(
             f"invalid {what} {value!r}: use 1-128 letters, digits, '_', '-' or '.', starting "
             f"with a letter or digit (no quotes, spaces, slashes or SQL)"
         )
+    if value.split(".", 1)[0].upper() in _DEVICES:
+        raise InvalidNameError(
+            f"invalid {what} {value!r}: {value.split('.', 1)[0]!r} is a device name on Windows, "
+            f"where a stage folder of that name cannot exist; pick another"
+        )
+    if value.endswith("."):
+        raise InvalidNameError(f"invalid {what} {value!r}: Windows drops a trailing '.', so it would collide")
     return value
+
+
+def case_collision(name: str, existing: Any, what: str) -> None:
+    """Refuse ``name`` when one of ``existing`` differs from it only by case: on a
+    case-insensitive filesystem (macOS, Windows) both would share one stage folder."""
+    clash = sorted({e for e in existing if e != name and e.lower() == name.lower()})
+    if clash:
+        raise InvalidNameError(
+            f"{what} {name!r} differs from the existing {clash[0]!r} only by case; on a "
+            f"case-insensitive filesystem they would share one stage folder. Use {clash[0]!r} or another name"
+        )
 
 
 def check_key(value: Any, what: str) -> str:

@@ -34,8 +34,8 @@ import pandas as pd
 
 from neve import _json
 from neve.engine import Session, _airflow_conn, driver_for
-from neve.errors import DuplicateVersionError, EngineError, ModelNotFoundError, NeveInputError
-from neve.registry import _lineage, _tables
+from neve.errors import EngineError, InvalidNameError, ModelNotFoundError, NeveInputError
+from neve.registry import _lineage, _reclaim, _tables
 from neve.registry._model import Model, ModelVersion
 from neve.registry._package import MANIFEST, build, sha256
 from neve.registry._stage import Stage, default_stage_url
@@ -252,6 +252,11 @@ class Registry:
         _lineage.check_name(model_name, "model name")
         if version_name is not None:
             _lineage.check_name(version_name, "version name")
+            if _number_of(version_name.lower()) is not None and version_name != version_name.lower():
+                raise InvalidNameError(
+                    f"version name {version_name!r} would collide with the automatic "
+                    f"{version_name.lower()!r} on a case-insensitive stage; write it in lower case"
+                )
         metric_rows = [(k, check_metric(k, v)) for k, v in (metrics or {}).items()]
         tag_rows = [(_lineage.check_key(k, "tag name"), _tag_value(k, v)) for k, v in (tags or {}).items()]
         if comment is not None and not isinstance(comment, str):
@@ -303,7 +308,11 @@ class Registry:
 
         now, who, context = _now(), _lineage.user(), _lineage.run_context()
         with self._connection() as backend:
+            # Checked before anything is inserted, so a refused name leaves the registry as it was.
+            if version is not None:
+                _lineage.case_collision(version, self._query(_held_names, model=model)["VERSION_NAME"], "version name")
             if model not in self._known_models:  # models are never dropped, so this cache stays true
+                _lineage.case_collision(model, self._model_names(), "model name")
                 self._ensure_model(backend, model, (model, now, who, context))
                 self._known_models.add(model)
             for attempt in range(_MAX_NUMBERING_RETRIES):
@@ -324,12 +333,14 @@ class Registry:
                         raise
                     # A conflict is either the name being taken or a transient serialization
                     # failure or deadlock (rolled back, so retrying is safe); only the row
-                    # itself tells a named version which one it met.
-                    if version is not None and self._version_exists(model, version):
-                        raise DuplicateVersionError(
-                            f"model {model!r} already has a version named {version!r}; pick another "
-                            f"name or omit version_name to get the next v<N>"
-                        ) from None
+                    # itself tells a named version which one it met. A name no live version
+                    # holds is reclaimed (see _reclaim), then inserted again.
+                    held = None if version is None else _reclaim.holder(self, model, version)
+                    if held is not None:
+                        if not held.reclaimable():
+                            raise _reclaim.refuse(model, version, held) from None
+                        if _reclaim.reclaim(self, backend, model, version, held):
+                            continue
                     _backoff(attempt)
         raise NeveInputError(f"could not allocate a version number for {model!r}: too much contention")
 
@@ -346,13 +357,6 @@ class Registry:
                     return
                 _backoff(attempt)
         raise NeveInputError(f"could not register model {model!r}: too much contention")
-
-    def _version_exists(self, model: str, version: str) -> bool:
-        def row(s: Store, p: Any) -> Any:
-            v = s.table(VERSIONS)
-            return v.filter((v.MODEL_NAME == p["model"]) & (v.VERSION_NAME == p["version"])).select("VERSION_NAME")
-
-        return not self._query(row, model=model, version=version).empty
 
     def _commit(
         self, model: str, version: str, manifest_sha: str, metrics: list, tags: list, comment: str | None
@@ -411,6 +415,13 @@ def _backoff(attempt: int) -> None:
     retry is immediate -- a lost version number is usually free one number up."""
     if attempt:
         time.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))
+
+
+def _held_names(s: Store, p: Any) -> Any:
+    """Version names of ``model`` whose stage folder may exist: every row not deleted."""
+    versions = s.table(VERSIONS).filter(lambda v: v.MODEL_NAME == p["model"])
+    deletes = s._events(p["model"]).filter(lambda e: e.KIND == _tables.DELETE)
+    return versions.anti_join(deletes, versions.VERSION_NAME == deletes.VERSION_NAME).select("VERSION_NAME")
 
 
 def _max_number(s: Store, p: Any) -> Any:
