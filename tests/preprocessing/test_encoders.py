@@ -174,15 +174,24 @@ def test_onehot_unknown_raises_naming_column_and_value(path, params, session):
         ):
             step.transform(test)
         return
-    step.fit(session.create_table("TRAIN", TRAIN, overwrite=True))
-    lazy = step.transform(session.create_table("TEST", test, overwrite=True))  # nothing runs yet
+    train = session.create_table("TRAIN", TRAIN, overwrite=True)
+    step.fit(train)
+    # A lazy result is checked when it is built: the engine's own error from executing it
+    # later would reach the caller without passing through neve.
+    with pytest.raises(UnknownCategoryError, match=r"unknown category 'Ω' in column 'city name'") as info:
+        step.transform(session.create_table("TEST", test, overwrite=True))
+    assert isinstance(info.value, ValueError)
+    # Rows that arrive after the check still abort the query, naming the value.
+    target = session.create_table("LATER", test.head(1), overwrite=True)
+    lazy = step.transform(target)
+    session.engine.insert("LATER", test.tail(1))
     with pytest.raises(Exception, match=r"neve: unknown category in column 'city name': 'Ω'"):
         session.execute(lazy)
 
 
 def test_null_unseen_at_fit_is_an_unknown_category():
     step = OneHotEncoder(input_cols=["flag"]).fit(TRAIN)
-    with pytest.raises(UnknownCategoryError, match=r"'nan' in column 'flag'"):
+    with pytest.raises(UnknownCategoryError, match=r"unknown category NULL in column 'flag'"):
         step.transform(pd.DataFrame({"flag": [True, None]}, dtype="boolean"))
     ok = OneHotEncoder(input_cols=["flag"], handle_unknown="ignore").fit(TRAIN)
     out = ok.transform(pd.DataFrame({"flag": [True, None]}, dtype="boolean"))
@@ -253,8 +262,23 @@ def test_ordinal_unknown_with_error_raises(path, session):
             step.fit(TRAIN).transform(test)
     else:
         step.fit(session.create_table("TRAIN", TRAIN, overwrite=True))
-        with pytest.raises(Exception, match=r"unknown category in column 'n/level': '4'"):
-            session.execute(step.transform(session.create_table("TEST", test, overwrite=True)))
+        with pytest.raises(UnknownCategoryError, match=r"'4' in column 'n/level'"):
+            step.transform(session.create_table("TEST", test, overwrite=True))
+
+
+@pytest.mark.parametrize(
+    "step",
+    [OneHotEncoder(input_cols=["flag"]), OrdinalEncoder(input_cols=["flag"]), LabelEncoder(input_cols=["flag"])],
+    ids=["onehot", "ordinal", "label"],
+)
+def test_lazy_unseen_null_is_a_neve_value_error_naming_null(step, session):
+    train = session.create_table("TRAIN", TRAIN[["flag"]].dropna(), overwrite=True)
+    step.fit(train)
+    assert step.transform(train).count().execute() == len(TRAIN[["flag"]].dropna())  # the fit table passes
+    test = session.create_table("TEST", pd.DataFrame({"flag": [True, None]}, dtype="boolean"), overwrite=True)
+    with pytest.raises(ValueError, match=r"unknown category NULL in column 'flag'") as info:
+        step.transform(test)
+    assert isinstance(info.value, UnknownCategoryError)
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -23,10 +23,10 @@ import ibis
 import ibis.expr.types as ir
 
 from neve.engine import _queries
-from neve.errors import ColumnNotFoundError, InvalidParameterError
+from neve.errors import ColumnNotFoundError, EmptyInputError, InvalidParameterError
 from neve.preprocessing._base import as_table, missing_to_null
 
-__all__ = ["BASELINE_FORMAT", "baseline"]
+__all__ = ["BASELINE_FORMAT", "baseline", "describe"]
 
 BASELINE_FORMAT = "neve.baseline/1"
 
@@ -36,6 +36,16 @@ def _float(value: Any) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def describe(table: ir.Table) -> str:
+    """The tables ``table`` reads, for error messages: "table 'TAXI'", or "the data" for a frame."""
+    import ibis.expr.operations as ops
+
+    names = sorted({node.name for node in table.op().find(ops.DatabaseTable)})
+    if not names:
+        return "the data"
+    return f"table {names[0]!r}" if len(names) == 1 else f"tables {', '.join(map(repr, names))}"
 
 
 def baseline(
@@ -74,6 +84,8 @@ def baseline(
         out["columns"].update(stats)
     if "row_count" not in out:
         out["row_count"] = int(_queries.execute(table.count()))
+        if out["row_count"] == 0:
+            raise EmptyInputError(f"cannot profile {describe(table)}: it has no rows")
     out["columns"] = {c: out["columns"][c] for c in names if c in out["columns"]}
     return out
 
@@ -103,7 +115,9 @@ def _numeric(table: ir.Table, columns: list[str], bins: int) -> tuple[int, dict[
             outer[f"{key}_le{k}"] = (col <= edges[k]).ifelse(1, 0).sum()
     row = _queries.execute(joined.aggregate(**outer)).iloc[0]
     result = {}
-    n = int(row["n"])
+    n = int(row["n"] or 0)
+    if n == 0:  # an empty cross join aggregates to NULLs, not zeros
+        raise EmptyInputError(f"cannot profile {describe(table)}: it has no rows")
     for i, name in enumerate(columns):
         key = f"c{i}"
         count = int(row[f"{key}_count"])
@@ -139,6 +153,8 @@ def _categorical(table: ir.Table, columns: list[str], top_k: int) -> tuple[int, 
     frame = _queries.execute(ibis.union(*parts, distinct=False))
     result: dict[str, Any] = {}
     n = int(frame["TOTAL"].iloc[0]) if len(frame) else 0
+    if n == 0:
+        raise EmptyInputError(f"cannot profile {describe(table)}: it has no rows")
     for i, name in enumerate(columns):
         rows = frame[frame["COL"] == i]
         nulls = int(rows.loc[rows["VALUE"].isna(), "N"].sum())

@@ -29,8 +29,8 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from neve.engine import _queries
-from neve.errors import ColumnNotFoundError, DriftError, EmptyInputError, InvalidParameterError
-from neve.monitoring._baseline import BASELINE_FORMAT
+from neve.errors import ColumnNotFoundError, ColumnTypeError, DriftError, EmptyInputError, InvalidParameterError
+from neve.monitoring._baseline import BASELINE_FORMAT, describe
 from neve.preprocessing._base import as_table, missing_to_null
 
 __all__ = ["DriftReport", "DriftThresholds", "drift"]
@@ -173,10 +173,18 @@ def drift(
         )
     numeric = [c for c in names if profiles[c]["type"] == "numeric" and profiles[c]["edges"]]
     categorical = [c for c in names if profiles[c]["type"] == "categorical"]
+    schema = table.schema()
+    changed = [c for c in numeric if not schema[c].is_numeric() or schema[c].is_boolean()]
+    if changed:
+        raise ColumnTypeError(
+            f"drift check on {describe(table)}: "
+            + ", ".join(f"column {c!r} was numeric at training and is now {schema[c]}" for c in changed)
+            + "; cast it back to a number, or leave it out with columns=[...]"
+        )
     row = _measure(table, numeric, categorical, profiles)
     n = int(row["n"])
     if n == 0:
-        raise EmptyInputError("drift check got a table with no rows")
+        raise EmptyInputError(f"drift check on {describe(table)}: it has no rows")
     details = {}
     for i, name in enumerate(numeric):
         details[name] = _numeric_drift(name, profiles[name], row, f"n{i}", n)

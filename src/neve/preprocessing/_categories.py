@@ -7,8 +7,10 @@ Missing values (NULL, and NaN in float columns) form one category, stored as
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+import operator
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +20,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 
+from neve.engine import _queries
 from neve.errors import ColumnTypeError, InvalidParameterError, NeveInputError, UnknownCategoryError
 from neve.preprocessing._base import ROW_COUNT, missing_to_null, raise_in_query
 
@@ -32,7 +35,7 @@ __all__ = [
 
 MISSING = float("nan")
 _UNKNOWN = "neve: unknown category in column "
-_UNKNOWN_END = "'; not seen during fit"
+_UNKNOWN_END = "; not seen during fit"
 
 
 def is_missing(value: Any) -> bool:
@@ -241,10 +244,20 @@ def member(x: ir.Value, values: Sequence[Any], *, never_null: bool = True) -> ir
 
 
 def fail_unknown(x: ir.Value, col: str) -> ir.Value:
-    """Abort the query, naming ``col`` and the offending value."""
-    shown = x.cast("string").fill_null("nan")
-    message = ibis.literal(f"{_UNKNOWN}{col!r}: '") + shown + ibis.literal(_UNKNOWN_END)
+    """Abort the query, naming ``col`` and the offending value (a NULL as NULL, unquoted)."""
+    shown = (ibis.literal("'") + x.cast("string") + ibis.literal("'")).fill_null("NULL")
+    message = ibis.literal(f"{_UNKNOWN}{col!r}: ") + shown + ibis.literal(_UNKNOWN_END)
     return raise_in_query(message)
+
+
+def unknown_message(owner: str, col: str, shown: str, categories: Sequence[Any]) -> str:
+    """``shown``: the unseen value as SQL prints it, ``'text'`` or ``NULL``."""
+    known = [label(c) for c in categories]
+    listed = ", ".join(map(repr, known[:10])) + (", ..." if len(known) > 10 else "")
+    return (
+        f"{owner}: unknown category {shown} in column {col!r}, not seen during fit "
+        f"(handle_unknown='error'); known categories: {listed}"
+    )
 
 
 def unknown_category_error(
@@ -257,14 +270,29 @@ def unknown_category_error(
         return None
     rest = text[start + len(_UNKNOWN) :]
     for col, cats in categories.items():
-        head = f"{col!r}: '"
+        head = f"{col!r}: "
         if rest.startswith(head):
             match = re.match(r"(.*?)" + re.escape(_UNKNOWN_END), rest[len(head) :], re.DOTALL)
-            value = match.group(1) if match else rest[len(head) :]
-            known = [label(c) for c in cats]
-            shown = ", ".join(map(repr, known[:10])) + (", ..." if len(known) > 10 else "")
-            return UnknownCategoryError(
-                f"{owner}: unknown category {value!r} in column {col!r}, not seen during fit "
-                f"(handle_unknown='error'); known categories: {shown}"
-            )
+            shown = match.group(1) if match else rest[len(head) :]
+            return UnknownCategoryError(unknown_message(owner, col, shown, cats))
     return UnknownCategoryError(f"{owner}: {text[start:].splitlines()[0]}")
+
+
+def first_unknown(table: ir.Table, categories: dict[str, list[Any]]) -> tuple[str, str] | None:
+    """``(column, value as SQL prints it)`` of one value outside ``categories``, or ``None``:
+    one query that stops at the first such row."""
+    unknown = {col: ~member(missing_to_null(table[col]), cats) for col, cats in categories.items()}
+    if not unknown:
+        return None
+    found = table.filter(functools.reduce(operator.or_, unknown.values())).select(
+        **{f"u{i}": cond for i, cond in enumerate(unknown.values())},
+        **{f"v{i}": table[col].cast("string") for i, col in enumerate(unknown)},
+    ).limit(1)
+    rows = _queries.to_pyarrow(found).to_pylist()
+    if not rows:
+        return None
+    for i, col in enumerate(unknown):
+        if rows[0][f"u{i}"]:
+            value = rows[0][f"v{i}"]
+            return col, "NULL" if value is None else f"'{value}'"
+    return None

@@ -12,7 +12,7 @@ import numpy as np
 from sklearn import preprocessing as skp
 
 from neve._literals import typed
-from neve.errors import InvalidParameterError, NeveError
+from neve.errors import InvalidParameterError, NeveError, UnknownCategoryError
 from neve.preprocessing import _categories as C
 from neve.preprocessing._base import BaseTransformer, missing_to_null
 
@@ -47,6 +47,29 @@ class _Encoder(BaseTransformer):
 
     def _known(self) -> dict[str, list[Any]]:
         return self.categories_
+
+    def fit(self, X: Any, y: Any = None) -> Any:
+        super().fit(X, y)
+        # Transforming the very table the step was fitted on meets no unseen category, so
+        # that transform (Pipeline.fit makes one per step) skips the check below.
+        self._fitted_on = X if isinstance(X, ir.Table) else None
+        return self
+
+    def transform(self, X: Any) -> Any:
+        # With handle_unknown="error" an Ibis result is checked here, by one query that stops
+        # at the first unseen value, because the engine error its SQL would raise later (from
+        # to_pandas, create_table, ...) reaches the caller without passing through neve. The
+        # in-query failure stays, for rows that arrive between this check and execution.
+        if isinstance(X, ir.Table) and X is not getattr(self, "_fitted_on", None) and self._raises_on_unknown():
+            self._check_is_fitted()
+            self._check_columns(X, self.input_cols_)
+            found = C.first_unknown(X, {col: self._known()[col] for col in self.input_cols_})
+            if found is not None:
+                raise UnknownCategoryError(C.unknown_message(type(self).__name__, *found, self._known()[found[0]]))
+        return super().transform(X)
+
+    def _raises_on_unknown(self) -> bool:
+        return getattr(self, "handle_unknown", "error") == "error"
 
     def _translate_error(self, exc: BaseException) -> NeveError | None:
         # With handle_unknown="error" an unseen category aborts the query when it runs:
