@@ -126,8 +126,11 @@ class OneHotEncoder(_Encoder):
     no sparse form); ``feature_name_combiner`` must be ``"concat"`` so the
     state stays plain JSON; ``handle_unknown="warn"`` behaves as
     ``"infrequent_if_exist"`` without the warning (a lazy query cannot warn).
-    With ``handle_unknown="error"`` the check rides on the first output column
-    of each input, so a query that selects none of them does not check.
+    With ``handle_unknown="error"``, ``transform`` of an Ibis table runs one query
+    that stops at the first unseen value and raises :class:`UnknownCategoryError`
+    (a ``ValueError``) on every engine; rows added before the result executes are
+    still caught in the query, by the first output column of each input, as the
+    engine's error quoting neve's message.
     Categories of float32 columns are kept (and named) by their exact float64
     value, e.g. ``x_0.10000000149011612`` where scikit-learn prints ``x_0.1``.
     """
