@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("neve_mutate", REPO / "tools" / "mutate.py")
 mutate = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = mutate  # dataclasses look their module up there
 _spec.loader.exec_module(mutate)
 
 
