@@ -8,7 +8,7 @@ UV := $(PYTHON) -m uv
 endif
 export UV_LINK_MODE ?= copy
 
-.PHONY: demo airflow test bench bench-quick sync lint docs clean
+.PHONY: demo airflow test bench bench-quick sync lint docs mutate clean
 
 .venv/.synced: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -41,6 +41,10 @@ bench-quick: sync
 
 lint: sync
 	$(UV) run --no-sync ruff check src tests benchmarks
+
+# Plants known bugs one at a time (tools/mutate.py) and reports how many the tests catch.
+mutate: sync
+	$(UV) run --no-sync python tools/mutate.py $(MUTANTS)
 
 # The support matrix is generated from the test-suite's engine markers; a test keeps it current.
 docs: sync

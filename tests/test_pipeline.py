@@ -6,7 +6,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+import sqlglot
 from numpy.testing import assert_allclose
+from pandas.testing import assert_frame_equal
 from sklearn import pipeline as skpipe
 from sklearn import preprocessing as skp
 
@@ -73,8 +75,14 @@ def test_to_sql_is_the_select_transform_runs(session):
     via_sql = pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
     expected = pipe.transform(session.table("T")).to_pandas()
     assert_allclose(via_sql["x_mm"].astype(float), expected["x_mm"], rtol=1e-12)
+    # Another dialect's text, read back by sqlglot into this engine's dialect, computes the same.
+    own = session.engine.compiler.dialect
     for dialect in ("snowflake", "postgres"):
-        assert "SELECT" in pipe.to_sql(session.table("T"), dialect=dialect)
+        text = pipe.to_sql(session.table("T"), dialect=dialect, pretty=False)
+        assert text != pipe.to_sql(session.table("T"), dialect="duckdb", pretty=False) or dialect == own
+        cursor = session.engine.raw_sql(sqlglot.transpile(text, read=dialect, write=own)[0])
+        again = pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+        assert_allclose(again["x_mm"].astype(float), expected["x_mm"], rtol=1e-12)
 
 
 def test_to_dict_round_trips_exactly(session):
@@ -123,8 +131,13 @@ def test_usable_inside_scikit_learn_pipeline():
     from sklearn.linear_model import LinearRegression
 
     df = _frame()
-    model = skpipe.make_pipeline(_pipe(), _DropText(), LinearRegression()).fit(df, df["x"] * 2)
-    assert model.predict(df).shape == (300,)
+    target = df["x"] * 2 + df["y"]
+    model = skpipe.make_pipeline(_pipe(), _DropText(), LinearRegression()).fit(df, target)
+    # The same model fitted on neve's own transform: scikit-learn saw exactly those features.
+    features = _DropText().fit_transform(_pipe().fit(df).transform(df))
+    expected = LinearRegression().fit(features, target).predict(features)
+    assert_allclose(model.predict(df), expected, rtol=1e-9)
+    assert_allclose(model.predict(df), target, rtol=1e-9)  # the target is linear in x and y
 
 
 class _DropText(skp.FunctionTransformer):
@@ -143,7 +156,7 @@ def test_transform_sql_runs_on_duckdb_directly():
 
     src = ibis.table(ibis.schema({"x": "float64", "y": "float64", "k": "string"}), name="src")
     sql = pipe.to_sql(src, dialect="duckdb")
-    assert len(con.execute(sql).df()) == 300
+    assert_frame_equal(con.execute(sql).df(), pipe.transform(df), check_dtype=False, rtol=1e-12)
 
 
 def test_unknown_category_inside_a_pipeline_is_a_neve_error():

@@ -109,7 +109,7 @@ def objects(s3, bucket: str, prefix: str = "") -> dict[str, bytes]:
     return {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listing}
 
 
-def test_round_trip(s3reg, logged, s3, bucket, fitted):
+def test_round_trip(s3reg, logged, s3, bucket, fitted, train_df):
     model, X = fitted
     stored = objects(s3, bucket)
     assert sorted(stored) == sorted(f"models/trip/v1/{name}" for name in FILES)
@@ -125,7 +125,9 @@ def test_round_trip(s3reg, logged, s3, bucket, fitted):
     mv = again.get_model("trip").version("v1")
     np.testing.assert_array_equal(mv.load().predict(X), model.predict(X))
     assert mv.sample_input().shape == (5, 2)
-    assert mv.pipeline() is not None and mv.baseline() is not None
+    # The pipeline and baseline read back from S3 are the ones logged, not just present.
+    assert mv.pipeline()["sc"].mean_["DIST"] == pytest.approx(train_df.DIST.mean(), rel=1e-12)
+    assert mv.baseline()["row_count"] == len(train_df)
     assert mv.metrics == {"mse": 0.25}
     assert mv.lineage()["artifact_uri"] == f"s3://{bucket}/models/trip/v1"
 

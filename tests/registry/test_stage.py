@@ -106,7 +106,7 @@ def test_crash_before_commit_leaves_no_version(tmp_path: Path):
 
 
 def test_gc_removes_deleted_and_unowned_folders(reg, fitted):
-    model, _ = fitted
+    model, X = fitted
     reg.log_model(model, "m")
     reg.log_model(model, "m")
     stray = Path(reg.stage.path("ghost", "v9"))
@@ -117,7 +117,7 @@ def test_gc_removes_deleted_and_unowned_folders(reg, fitted):
     assert reg.gc() == [str(stray)]
     assert not stray.exists()
     assert [v.version_name for v in reg.get_model("m").versions()] == ["v1", "v2"]
-    assert reg.get_model("m").version("v2").load() is not None
+    np.testing.assert_array_equal(reg.get_model("m").version("v2").load().predict(X), model.predict(X))
 
 
 def test_fsspec_memory_stage(session, fitted):

@@ -193,3 +193,51 @@ def test_output_cols_feature_cols_and_errors(session, data):
     strings = session.create_table("S", pd.DataFrame({"A": ["x"], "B": [1.0], "C": [1.0], "D": [1.0]}))
     with pytest.raises(ColumnTypeError, match="'A'"):
         score(strings, model, feature_cols=list("ABCD"))
+
+
+def _split_points(model) -> set[tuple[int, float]]:
+    """Every (feature index, threshold) that a split of ``model`` tests."""
+    if hasattr(model, "_predictors"):  # histogram gradient boosting
+        nodes = [p.nodes for iteration in model._predictors for p in iteration]
+        return {
+            (int(n["feature_idx"]), float(n["num_threshold"]))
+            for tree in nodes for n in tree if not n["is_leaf"]
+        }
+    estimators = [model] if hasattr(model, "tree_") else np.ravel(model.estimators_)
+    return {
+        (int(f), float(t))
+        for est in estimators
+        for f, t in zip(est.tree_.feature, est.tree_.threshold, strict=True)
+        if f >= 0
+    }
+
+
+def _rows_on_every_threshold(model, X):
+    """One row per split point, that feature set exactly to the threshold: where ``x <= t``
+    and ``x < t`` part ways. Random data almost never lands there."""
+    base = X.median()
+    rows = []
+    for feature, threshold in sorted(_split_points(model)):
+        row = base.copy()
+        row.iloc[feature] = threshold
+        rows.append(row)
+    return pd.DataFrame(rows, columns=X.columns).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("model", TREE_REGRESSORS + [GradientBoostingRegressor(n_estimators=10, random_state=0)],
+                         ids=lambda m: type(m).__name__)
+def test_tree_regressors_exact_on_split_thresholds(session, data, model):
+    target = np.exp(data["y"] / 4) if getattr(model, "loss", "") == "poisson" else data["y"]
+    model.fit(data["X"], target)
+    X = _rows_on_every_threshold(model, data["X"])
+    assert len(X) >= 10
+    _, frame = _run(session, X, model)
+    np.testing.assert_allclose(frame["PREDICTION"].to_numpy(), model.predict(X), rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("model", TREE_CLASSIFIERS, ids=lambda m: type(m).__name__)
+def test_tree_classifiers_exact_on_split_thresholds(session, data, model):
+    model.fit(data["X"], data["y_multi"])
+    X = _rows_on_every_threshold(model, data["X"])
+    _, proba = _run(session, X, model, "predict_proba")
+    np.testing.assert_allclose(_outputs(proba).to_numpy(), model.predict_proba(X), rtol=1e-12, atol=1e-15)

@@ -51,7 +51,13 @@ def test_fallback_without_feature_names_and_refusal(session, data):
 def test_empty_table_falls_back_to_an_empty_result(session, data):
     model = KNeighborsRegressor().fit(data["X"], data["y"])
     table = session.create_table("FEATURES", data["X"].head(0))
-    assert score(table, model).count().execute() == 0
+    result = score(table, model)
+    assert result.path == "fallback"
+    frame = result.execute()
+    # No rows, but the shape a caller writes out: the inputs and a float PREDICTION column.
+    assert frame.empty
+    assert list(frame.columns) == ["A", "B", "C", "D", "PREDICTION"]
+    assert result.schema()["PREDICTION"].is_floating()
 
 
 @pytest.mark.slow

@@ -57,6 +57,16 @@ def _predict(model: Any, function_name: str, frame: pd.DataFrame) -> np.ndarray:
     return out.reshape(len(frame), -1)
 
 
+def _output_type(model: Any, function_name: str) -> str:
+    """The type ``model.<function_name>`` returns, known without rows to call it on: a
+    classifier predicts its class labels, everything else returns floats."""
+    classes = getattr(model, "classes_", None)
+    if function_name != "predict" or classes is None:
+        return "float64"
+    kind = np.asarray(classes).dtype.kind
+    return {"b": "boolean", "i": "int64", "u": "int64", "f": "float64"}.get(kind, "string")
+
+
 def score_in_client(
     work: ir.Table,
     model: Any,
@@ -99,8 +109,9 @@ def score_in_client(
             if writer is not None:
                 writer.close()
         name = table_name or f"__neve_scored_{uuid.uuid4().hex[:12]}"
-        if writer is None:  # no rows: an empty table with the right columns
-            empty = extract.select(*kept).limit(0)
+        if writer is None:  # no rows: an empty table with the columns a scored table has
+            outputs = [ibis.null(_output_type(model, function_name)).name(n) for n in names]
+            empty = extract.select(*kept, *outputs).limit(0)
             return backend.create_table(name, empty, temp=table_name is None, overwrite=True)
         target = _load_spool(backend, name, spool, temp=table_name is None, batch_size=batch_size)
     return target
