@@ -145,9 +145,31 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "url-password-shown",
         "src/neve/engine/_url.py",
-        'auth += ":***"',
-        'auth += ":" + quote(self.password, safe="")',
+        'auth += f":{MASK}"',
+        'auth += f":{self.password}"',
         ("tests/engine/test_url.py", "tests/engine/test_session.py"),
+    ),
+    Mutant(
+        "postgres-error-unscrubbed",
+        "src/neve/engine/postgres.py",
+        "reason = (url.scrub(str(exc)).strip().splitlines() or [type(exc).__name__])[0]",
+        "reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]",
+        ("tests/engine/test_secrets.py",),
+        engines="duckdb,postgres",
+    ),
+    Mutant(
+        "skops-trusts-any-sklearn-name",
+        "src/neve/registry/_trust.py",
+        "if name in beyond_default and (module, cls) not in ALLOWED and name not in trusted:",
+        "if name in beyond_default and not module.startswith(\"sklearn.\") and name not in trusted:",
+        ("tests/registry/test_trust.py",),
+    ),
+    Mutant(
+        "fallback-empty-result-loses-outputs",
+        "src/neve/scoring/_fallback.py",
+        "empty = extract.select(*kept, *outputs).limit(0)",
+        "empty = extract.select(*kept).limit(0)",
+        ("tests/scoring/test_fallback.py",),
     ),
 )
 
