@@ -139,14 +139,18 @@ class LinearEstimator(BaseEstimator):
         return labels[0]
 
     def _input_cols(self, table: ir.Table) -> list[str]:
+        return self._input_cols_from(list(table.columns))
+
+    def _input_cols_from(self, columns: list[str]) -> list[str]:
+        """``input_cols``, or every column but the label, weight and passthrough columns."""
         cols = _as_list(self.input_cols)
         if not cols:
             skip = {*_as_list(self.label_cols), *_as_list(self.passthrough_cols), self.sample_weight_col}
-            cols = [c for c in table.columns if c not in skip]
-        missing = [c for c in cols if c not in table.columns]
+            cols = [c for c in columns if c not in skip]
+        missing = [c for c in cols if c not in columns]
         if missing:
             raise ColumnNotFoundError(
-                f"{type(self).__name__}: input column(s) {missing} not found; available: {list(table.columns)}"
+                f"{type(self).__name__}: input column(s) {missing} not found; available: {columns}"
             )
         return cols
 
@@ -170,21 +174,25 @@ class LinearEstimator(BaseEstimator):
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self.input_cols_ = list(names)
 
-    def _check_stats(self, design: Design, stats: Stats, extras: dict[str, float]) -> None:
-        """The NULL policy and non-finite input, from counts the query carried."""
-        for name in design.numeric:
-            nulls = extras.get(f"null:{name}", 0.0)
-            if nulls and name != LABEL:
+    def _check_stats(self, design: Design, stats: Stats, a: np.ndarray) -> None:
+        """The NULL policy and non-finite input, from counts the query carried; ``a`` is the
+        feature map, so columns the model does not use may hold NULLs."""
+        used = {n for n in design.numeric if n == LABEL or np.any(a[:, design.numeric_index(n)])}
+        for name in [*design.numeric, self.sample_weight_col]:
+            nulls = stats.extras.get(f"null:{name}", 0.0)
+            if nulls and name != LABEL and (name in used or name == self.sample_weight_col):
                 what = "sample weight" if name == self.sample_weight_col else "feature"
                 raise NeveInputError(
                     f"{type(self).__name__}: {what} column {name!r} has {int(nulls)} NULL/NaN value(s); "
                     f"impute them first (SimpleImputer in the Pipeline) or filter those rows"
                 )
-        if not all(np.all(np.isfinite(g)) for g in stats.gram):
-            raise NeveInputError(
-                f"{type(self).__name__}: a feature of {list(design.numeric)} holds an infinite value "
-                f"(or sums overflow); filter or clip those rows first"
-            )
+        for gram in stats.gram:
+            at = [0, *sorted(design.numeric_index(n) for n in used)]
+            if not np.all(np.isfinite(gram[np.ix_(at, at)])):
+                raise NeveInputError(
+                    f"{type(self).__name__}: a feature of {sorted(used - {LABEL})} holds an infinite value "
+                    f"(or its sums overflow); filter or clip those rows first"
+                )
 
     def null_checks(self, design: Design, weight: ir.Value | None) -> dict[str, tuple[ir.Scalar, str]]:
         checks = {f"null:{n}": (e.isnull().cast("int64").sum(), "sum") for n, e in design.numeric.items()}

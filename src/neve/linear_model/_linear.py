@@ -31,12 +31,14 @@ class _LeastSquares(LinearEstimator):
     ) -> Stats:
         design.numeric[LABEL] = label.cast("float64")
         design.check_width(type(self).__name__)
+        # Scalers fitted from these statistics (a fused Pipeline) need unweighted sums too.
+        weights = [weight, None] if weight is not None and extras else [weight]
         stats = gather(
-            design, weights=[weight], targets=[], owner=type(self).__name__,
+            design, weights=weights, targets=[], owner=type(self).__name__,
             extras={**extras, **self.null_checks(design, weight)},
         )
-        self._check_stats(design, stats, stats.extras)
         names, a = features(design, stats)
+        self._check_stats(design, stats, a)
         self._set_features(names)
         gram_f, cross, mean_f, mean_y = _feature_system(design, stats, a, self.fit_intercept)
         coef, spectrum = self._solve(gram_f, cross)
