@@ -7,5 +7,6 @@ from __future__ import annotations
 
 from neve.linear_model._base import ConditioningWarning, LinearEstimator
 from neve.linear_model._linear import LinearRegression, Ridge
+from neve.linear_model._logistic import LogisticRegression
 
-__all__ = ["ConditioningWarning", "LinearEstimator", "LinearRegression", "Ridge"]
+__all__ = ["ConditioningWarning", "LinearEstimator", "LinearRegression", "LogisticRegression", "Ridge"]

@@ -166,12 +166,18 @@ def gather(
     metrics: dict[str, ir.Scalar] = {"n_rows": source.count()}
     for m, weight in enumerate(weights):
         w = None if weight is None else rebind(weight)
+        # A constant weight (a Newton step from zero) multiplies plain sums.
+        scale = w if isinstance(w, ir.Scalar) else None
+        if scale is not None:
+            w = None
         metrics[f"w{m}"] = source.count().cast("float64") if w is None else w.sum()
         for i in range(n):
             wz = z[i] if w is None else w * z[i]
             metrics[f"w{m}_{i}"] = wz.sum()
             for j in range(i, n):
                 metrics[f"w{m}_{i}_{j}"] = (wz * z[j]).sum()
+        if scale is not None:
+            metrics = {k: v * scale if k.startswith(f"w{m}") else v for k, v in metrics.items()}
     for r, target in enumerate(targets):
         t = rebind(target)
         metrics[f"t{r}"] = t.sum()
