@@ -95,6 +95,7 @@ class LinearEstimator(BaseEstimator):
                 f"{type(self).__name__}.fit takes the label inside the table: set label_cols=... "
                 f"and call fit(table)"
             )
+        self._validate_params()
         table, _ = as_table(X)
         label_col = self._label_col()
         inputs = self._input_cols(table)
