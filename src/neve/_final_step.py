@@ -23,11 +23,12 @@ import pandas as pd
 from neve.engine import _queries
 from neve.errors import InvalidParameterError
 from neve.linear_model import LinearEstimator
+from neve.linear_model._base import score_predictions
 from neve.linear_model._fused import fit_fused
 from neve.preprocessing import BaseTransformer
 from neve.preprocessing._base import missing_to_null
 
-__all__ = ["extract_training_data", "fit_final", "is_estimator", "predict_final"]
+__all__ = ["extract_training_data", "fit_final", "is_estimator", "predict_final", "score_final"]
 
 
 def is_estimator(step: Any) -> bool:
@@ -104,3 +105,12 @@ def predict_final(
         model, names = estimator, None
     result = score(table, model, pipeline=transformers, function_name=function_name, output_cols=names)
     return convert(result)
+
+
+def score_final(estimator: Any, predicted: ir.Table) -> float:
+    if not isinstance(estimator, LinearEstimator):
+        raise InvalidParameterError(
+            f"Pipeline.score needs a neve estimator that knows its label column, not {type(estimator).__name__}; "
+            f"use neve.metrics on pipeline.predict(table)"
+        )
+    return score_predictions(estimator, predicted)

@@ -114,6 +114,11 @@ class Pipeline(BaseEstimator):
     def decision_function(self, X: Any) -> Any:
         return self._final(X, "decision_function")
 
+    def score(self, X: Any, y: Any = None) -> float:
+        """The final neve estimator's ``score`` (R² or accuracy) on ``X``, in SQL."""
+        table, _ = as_table(X)
+        return _final_step.score_final(self._estimator, self._final(table, "predict"))
+
     def _check_is_fitted(self) -> None:
         if not hasattr(self, "columns_in_"):
             raise NotFittedError(

@@ -61,6 +61,8 @@ def test_least_squares_match_scikit_learn_in_one_query(session, ours, theirs, we
     assert_allclose(predicted["OUTPUT_Y"], theirs.predict(predicted[["A", "BIG", "C"]]), atol=atol)
     twin = est.to_sklearn()
     assert type(twin) is type(theirs)
+    if not weighted:
+        assert est.score(table) == pytest.approx(theirs.score(df[["A", "BIG", "C"]], df.Y), rel=1e-9)
     assert_allclose(twin.predict(df[["A", "BIG", "C"]]), theirs.predict(df[["A", "BIG", "C"]]), atol=atol)
 
 

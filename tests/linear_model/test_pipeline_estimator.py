@@ -84,6 +84,7 @@ def test_taxi_pipeline_fits_in_one_query_and_matches_scikit_learn(session, ours,
     assert "OUTPUT_DURATION" in predicted.columns
     # The one-hot design is rank deficient: compare the (unique) fitted values, not coefficients.
     assert_allclose(predicted["OUTPUT_DURATION"].to_numpy(), expected, rtol=1e-9, atol=1e-9)
+    assert pipe.score(table) == pytest.approx(sk.score(df[ZONES + ["TRIP_DISTANCE"]], df.DURATION), rel=1e-9)
     unseen = df.head(3).assign(PICKUP_LOCATION_ID=99999)  # unknown category: ignored, as scikit-learn
     assert_allclose(pipe.predict(unseen)["OUTPUT_DURATION"], sk.predict(unseen[ZONES + ["TRIP_DISTANCE"]]),
                     rtol=1e-9, atol=1e-9)

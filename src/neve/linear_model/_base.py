@@ -21,11 +21,13 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import InvalidParameterError as _SkParamError
 from sklearn.utils._param_validation import validate_parameter_constraints
 
+from neve._literals import double
 from neve.errors import ColumnNotFoundError, ColumnTypeError, InvalidParameterError, NeveInputError, NotFittedError
 from neve.linear_model._stats import MAX_FEATURES, Design, Stats
 from neve.preprocessing._base import as_table, missing_to_null
 
-__all__ = ["ConditioningWarning", "LinearEstimator", "FeatureMap"]
+__all__ = ["ConditioningWarning", "FeatureMap", "LinearEstimator", "as_float"]
+
 
 #: Called once the first statistics query has run: returns the estimator's feature names
 #: and ``A`` (``n_features x design.size``), each feature as a linear map of unshifted z.
@@ -101,7 +103,7 @@ class LinearEstimator(BaseEstimator):
         inputs = self._input_cols(table)
         self._check_numeric(table, inputs)
         design, label, weight = self.prepare(table, label_col)
-        design.numeric.update({col: missing_to_null(_float(table[col])) for col in inputs})
+        design.numeric.update({col: missing_to_null(as_float(table[col])) for col in inputs})
         self._fit_design(design, label, weight, identity_map, {})
         return self
 
@@ -116,7 +118,7 @@ class LinearEstimator(BaseEstimator):
         label = missing_to_null(table[label_col])
         table = table.filter(label.notnull())
         label = missing_to_null(table[label_col])
-        weight = None if self.sample_weight_col is None else _float(table[self.sample_weight_col])
+        weight = None if self.sample_weight_col is None else as_float(table[self.sample_weight_col])
         self.label_cols_ = [label_col]
         return Design(table=table), label, weight
 
@@ -196,9 +198,9 @@ class LinearEstimator(BaseEstimator):
                 )
 
     def null_checks(self, design: Design, weight: ir.Value | None) -> dict[str, tuple[ir.Scalar, str]]:
-        checks = {f"null:{n}": (e.isnull().cast("int64").sum(), "sum") for n, e in design.numeric.items()}
+        checks = {f"null:{n}": (e.isnull().ifelse(1, 0).sum(), "sum") for n, e in design.numeric.items()}
         if weight is not None:
-            checks[f"null:{self.sample_weight_col}"] = (weight.isnull().cast("int64").sum(), "sum")
+            checks[f"null:{self.sample_weight_col}"] = (weight.isnull().ifelse(1, 0).sum(), "sum")
         return checks
 
     def _warn_conditioning(self, cond: float) -> None:
@@ -251,7 +253,7 @@ class LinearEstimator(BaseEstimator):
             )
         self._check_numeric(table, self.input_cols_)
         compiled = compile_model(self.to_sklearn())
-        prepared = {f"__neve_f{i}": _float(table[c]) for i, c in enumerate(self.input_cols_)}
+        prepared = {f"__neve_f{i}": as_float(table[c]) for i, c in enumerate(self.input_cols_)}
         work = table.mutate(**prepared)
         work, outputs = compiled.outputs(work, list(prepared), function_name)
         if function_name == "predict" and self._is_classifier:
@@ -269,6 +271,23 @@ class LinearEstimator(BaseEstimator):
         """``X`` with the prediction column appended (``OUTPUT_<label>`` unless ``output_cols``)."""
         return self._run(X, "predict")
 
+    def score(self, X: Any, y: Any = None) -> float:
+        """R² (regressors) or accuracy (classifiers) on ``X``'s label column, computed in SQL
+        (unweighted)."""
+        table, _ = as_table(X)
+        return score_predictions(self, self._run(table, "predict"))
 
-def _float(column: ir.Value) -> ir.FloatingValue:
+
+def as_float(column: ir.Value) -> ir.FloatingValue:
+    """``column`` as float64; booleans through a CASE (PostgreSQL cannot cast them)."""
+    if column.type().is_boolean():
+        return column.ifelse(double(1.0), double(0.0))
     return column.cast("float64")
+
+
+def score_predictions(estimator: LinearEstimator, predicted: ir.Table) -> float:
+    """scikit-learn's ``score`` over a table holding the label and the prediction column."""
+    from neve import metrics  # metrics sits above the estimators
+
+    metric = metrics.accuracy_score if estimator._is_classifier else metrics.r2_score
+    return metric(predicted, estimator.label_cols_[0], estimator._default_outputs("predict", 1)[0])

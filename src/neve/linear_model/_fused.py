@@ -22,7 +22,7 @@ from typing import Any
 import ibis.expr.types as ir
 import numpy as np
 
-from neve.linear_model._base import LABEL, LinearEstimator
+from neve.linear_model._base import LABEL, LinearEstimator, as_float
 from neve.linear_model._stats import Design, Stats
 from neve.preprocessing import MaxAbsScaler, MinMaxScaler, OneHotEncoder, StandardScaler
 from neve.preprocessing._base import BaseTransformer, missing_to_null
@@ -72,18 +72,6 @@ def _given_stats(step: BaseTransformer, stats: dict[str, Any]):
         del step._stats
 
 
-def _begin_fit(step: BaseTransformer, table: ir.Table) -> list[str]:
-    """What ``BaseTransformer.fit`` does before its query: validate and resolve columns."""
-    step._validate_params()
-    cols = step._resolve_input_cols(table)
-    step._check_columns(table, cols)
-    step.input_cols_ = cols
-    step.output_cols_ = step._resolve_output_cols(cols)
-    step.n_features_in_ = len(cols)
-    step.feature_names_in_ = np.asarray(cols, dtype=object)
-    return cols
-
-
 def fit_fused(
     steps: Sequence[BaseTransformer], estimator: LinearEstimator, table: ir.Table
 ) -> bool:
@@ -97,7 +85,7 @@ def fit_fused(
     base = design.table
     encoded, scaled = [], []
     for step in steps:
-        cols = _begin_fit(step, base)
+        cols = step._start_fit(base)
         (encoded if type(step) is OneHotEncoder else scaled).extend(cols)
     design.categorical = encoded
     columns = list(base.columns)
@@ -106,7 +94,7 @@ def fit_fused(
     schema = base.schema()
     candidates = [c for c in columns if c not in encoded and c not in reserved
                   and (schema[c].is_numeric() or schema[c].is_boolean())]
-    design.numeric.update({c: missing_to_null(base[c].cast("float64")) for c in candidates})
+    design.numeric.update({c: missing_to_null(as_float(base[c])) for c in candidates})
     weights_extra: dict[str, Any] = {}
     for col in scaled:
         x = design.numeric[col]

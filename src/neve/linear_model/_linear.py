@@ -10,7 +10,7 @@ import scipy.linalg
 from sklearn import linear_model as skl
 
 from neve.errors import InvalidParameterError
-from neve.linear_model._base import LABEL, FeatureMap, LinearEstimator
+from neve.linear_model._base import LABEL, FeatureMap, LinearEstimator, as_float
 from neve.linear_model._stats import Design, Stats, gather
 
 __all__ = ["LinearRegression", "Ridge"]
@@ -29,7 +29,7 @@ class _LeastSquares(LinearEstimator):
         self, design: Design, label: ir.Value, weight: ir.Value | None, features: FeatureMap,
         extras: dict[str, Any],
     ) -> Stats:
-        design.numeric[LABEL] = label.cast("float64")
+        design.numeric[LABEL] = as_float(label)
         design.check_width(type(self).__name__)
         # Scalers fitted from these statistics (a fused Pipeline) need unweighted sums too.
         weights = [weight, None] if weight is not None and extras else [weight]

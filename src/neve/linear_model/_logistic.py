@@ -129,7 +129,7 @@ class LogisticRegression(LinearEstimator):
                 f"{owner}: the label column {self.label_cols_[0]!r} has one class ({self.classes_[0]!r}); "
                 f"logistic regression needs at least two"
             )
-        onehot = [(label == ibis.literal(c.item() if isinstance(c, np.generic) else c)).cast("float64")
+        onehot = [(label == ibis.literal(c.item() if isinstance(c, np.generic) else c)).ifelse(double(1.0), double(0.0))
                   for c in self.classes_]
         n_models = 1 if len(self.classes_) == 2 else len(self.classes_)
         y = onehot[1:] if n_models == 1 else onehot
