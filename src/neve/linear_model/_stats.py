@@ -24,6 +24,8 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from neve._literals import double, typed
 from neve.engine import _queries
@@ -198,7 +200,7 @@ def gather(
             [np.nanmax(_column(result, f"p{i}", fill=np.nan)) if n else 0.0 for i in range(n)]
         ) if numeric_names else np.zeros(0)
         design.pilot = np.nan_to_num(design.pilot)
-    key_values = [result.column(f"k{a}").to_pylist() for a in range(len(design.categorical))]
+    key_values = [result.column(f"k{a}") for a in range(len(design.categorical))]
     if design.categories is None:
         design.categories = {
             col: _sorted_categories(values) for col, values in zip(design.categorical, key_values, strict=True)
@@ -247,25 +249,28 @@ def _column(result: Any, name: str, fill: float = 0.0) -> np.ndarray:
     return np.asarray(column.fill_null(fill).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def _sorted_categories(values: list[Any]) -> list[Any]:
+def _sorted_categories(values: Any) -> list[Any]:
     """scikit-learn's order: sorted as ``np.unique`` sorts, missing last."""
-    seen = {v for v in values if not is_missing(v)}
-    return sorted(seen) + ([MISSING] if len(seen) < len(set(values)) or any(map(is_missing, values)) else [])
+    distinct = set(pc.unique(values).to_pylist())
+    seen = {v for v in distinct if not is_missing(v)}
+    return sorted(seen) + ([MISSING] if len(seen) < len(distinct) else [])
 
 
-def _indicator_index(design: Design, key_values: list[list[Any]], owner: str) -> list[np.ndarray]:
-    """Per categorical column, each group's indicator index in z-space."""
+def _indicator_index(design: Design, key_values: list[Any], owner: str) -> list[np.ndarray]:
+    """Per categorical column, each group's indicator index in z-space (vectorised: there
+    is one group per distinct combination, which can be many)."""
     out = []
     for col, values in zip(design.categorical, key_values, strict=True):
         cats = design.categories[col]
-        lookup = {c: k for k, c in enumerate(cats) if not is_missing(c)}
-        missing_at = len(cats) - 1 if cats and is_missing(cats[-1]) else None
-        at = design.offsets[col]
-        idx = []
-        for v in values:
-            k = missing_at if is_missing(v) else lookup.get(v)
-            if k is None:
-                raise NeveInputError(f"{owner}: column {col!r} has value {v!r} outside its fitted categories")
-            idx.append(at + k)
-        out.append(np.asarray(idx, dtype=np.int64))
+        known = [c for c in cats if not is_missing(c)]
+        positions = pc.index_in(values, value_set=pa.array(known, type=values.type)) if known else None
+        index = np.full(len(values), -1, dtype=np.int64)
+        if positions is not None:
+            index = np.asarray(positions.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        if cats and is_missing(cats[-1]):
+            index[np.asarray(values.is_null().to_numpy(zero_copy_only=False))] = len(cats) - 1
+        if (index < 0).any():
+            bad = values.filter(pa.array(index < 0)).to_pylist()[0]
+            raise NeveInputError(f"{owner}: column {col!r} has value {bad!r} outside its fitted categories")
+        out.append(design.offsets[col] + index)
     return out
