@@ -216,23 +216,23 @@ def gather(
         rows = [np.zeros(len(s0), dtype=np.int64), *index]
         for a in rows:
             for b in rows:
-                np.add.at(gram, (a, b), s0)
+                _scatter(gram, a, b, s0)
             for i in range(n):
-                np.add.at(gram, (a, np.full(len(s0), num_at[i])), s1[:, i])
+                _scatter(gram, a, np.full(len(s0), num_at[i]), s1[:, i])
         for i in range(n):
             for j in range(i, n):
                 total = _column(result, f"w{m}_{i}_{j}").sum()
                 gram[num_at[i], num_at[j]] = gram[num_at[j], num_at[i]] = total
         for a in rows:  # numeric x indicator: mirror the block filled above
             for i in range(n):
-                np.add.at(gram, (np.full(len(s0), num_at[i]), a), s1[:, i])
+                _scatter(gram, np.full(len(s0), num_at[i]), a, s1[:, i])
         grams.append(gram)
     crosses = []
     for r in range(len(targets)):
         t0 = _column(result, f"t{r}")
         vec = np.zeros(size)
         for a in [np.zeros(len(t0), dtype=np.int64), *index]:
-            np.add.at(vec, a, t0)
+            vec += np.bincount(a, weights=t0, minlength=size)
         for i in range(n):
             vec[num_at[i]] = _column(result, f"t{r}_{i}").sum()
         crosses.append(vec)
@@ -242,6 +242,12 @@ def gather(
         reduce = {"sum": np.nansum, "min": np.nanmin, "max": np.nanmax}[how]
         combined[name] = float(reduce(values)) if not np.all(np.isnan(values)) else math.nan
     return Stats(gram=grams, cross=crosses, extras=combined, n_groups=result.num_rows)
+
+
+def _scatter(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> None:
+    """``matrix[rows, cols] += values`` with repeated positions summed (bincount: ~10x ``np.add.at``)."""
+    size = matrix.shape[1]
+    matrix += np.bincount(rows * size + cols, weights=values, minlength=matrix.size).reshape(matrix.shape)
 
 
 def _column(result: Any, name: str, fill: float = 0.0) -> np.ndarray:
