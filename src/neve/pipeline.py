@@ -1,4 +1,5 @@
-"""Pipeline: a chain of pushdown transformers that compiles to one SELECT."""
+"""Pipeline: a chain of pushdown transformers that compiles to one SELECT, optionally
+ending in an estimator (fitted and scored as described in :mod:`neve._final_step`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import ibis.expr.types as ir
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from neve import _final_step
 from neve.errors import InvalidParameterError, NotFittedError, SerializationError
 from neve.preprocessing import TRANSFORMERS, BaseTransformer
 from neve.preprocessing._base import as_table, run_translating
@@ -39,13 +41,24 @@ class Pipeline(BaseEstimator):
         names = [name for name, _ in steps]
         if len(set(names)) != len(names):
             raise InvalidParameterError(f"Pipeline step names must be unique, got {names}")
-        for name, step in steps:
-            if not isinstance(step, BaseTransformer):
+        for i, (name, step) in enumerate(steps):
+            last = i == len(steps) - 1
+            if not isinstance(step, BaseTransformer) and not (last and _final_step.is_estimator(step)):
                 raise InvalidParameterError(
                     f"Pipeline step {name!r} is a {type(step).__name__}; steps must be "
-                    f"neve.preprocessing transformers"
+                    f"neve.preprocessing transformers, and only the last may be an estimator"
                 )
         return steps
+
+    @property
+    def _estimator(self) -> Any:
+        """The final estimator, or ``None`` for a pipeline of transformers."""
+        step = self.steps[-1][1] if self.steps else None
+        return step if step is not None and _final_step.is_estimator(step) else None
+
+    @property
+    def _transformer_steps(self) -> list[tuple[str, BaseTransformer]]:
+        return list(self.steps[:-1] if self._estimator is not None else self.steps)
 
     @property
     def named_steps(self) -> dict[str, BaseTransformer]:
@@ -58,13 +71,53 @@ class Pipeline(BaseEstimator):
         return len(self.steps)
 
     def fit(self, X: Any, y: Any = None) -> Pipeline:
-        """Fit each step on the (lazy) output of the previous ones: one query per step."""
+        """Fit each step on the (lazy) output of the previous ones: one query per step.
+
+        A final neve linear estimator is fitted with the transformers from one aggregate
+        query where the steps allow it; a scikit-learn estimator gets the transformed rows
+        (``y`` names its label column).
+        """
         table, _ = as_table(X)
-        for _, step in self._validate_steps():
-            step.fit(table)
-            table = step.transform(table)
+        self._validate_steps()
+        if self._estimator is not None:
+            steps = [step for _, step in self._transformer_steps]
+            _final_step.fit_final(steps, self._estimator, table, y)
+        else:
+            for _, step in self.steps:
+                step.fit(table)
+                table = step.transform(table)
         self.columns_in_ = list(as_table(X)[0].columns)
         return self
+
+    def feature_pipeline(self) -> Pipeline | None:
+        """The fitted transformers before the final estimator, as a Pipeline (``None`` if none)."""
+        self._check_is_fitted()
+        if not self._transformer_steps:
+            return None
+        pipe = Pipeline(self._transformer_steps)
+        pipe.columns_in_ = list(self.columns_in_)
+        return pipe
+
+    def _final(self, X: Any, function_name: str) -> Any:
+        self._check_is_fitted()
+        if self._estimator is None:
+            raise InvalidParameterError(f"Pipeline.{function_name} needs a final estimator step")
+        return _final_step.predict_final(self.feature_pipeline(), self._estimator, X, function_name, as_table)
+
+    def predict(self, X: Any) -> Any:
+        """``X`` with the estimator's predictions: transformers and model in one SELECT."""
+        return self._final(X, "predict")
+
+    def predict_proba(self, X: Any) -> Any:
+        return self._final(X, "predict_proba")
+
+    def decision_function(self, X: Any) -> Any:
+        return self._final(X, "decision_function")
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """The final neve estimator's ``score`` (R² or accuracy) on ``X``, in SQL."""
+        table, _ = as_table(X)
+        return _final_step.score_final(self._estimator, self._final(table, "predict"))
 
     def _check_is_fitted(self) -> None:
         if not hasattr(self, "columns_in_"):
@@ -74,7 +127,7 @@ class Pipeline(BaseEstimator):
             )
 
     def _expression(self, table: ir.Table) -> ir.Table:
-        for _, step in self.steps:
+        for _, step in self._transformer_steps:
             table = step.transform(table)
         return table
 
@@ -82,7 +135,7 @@ class Pipeline(BaseEstimator):
         """Apply every step. Lazy for Ibis input; pandas and pyarrow come back as themselves."""
         self._check_is_fitted()
         table, convert = as_table(X)
-        return run_translating(convert, self._expression(table), [step for _, step in self.steps])
+        return run_translating(convert, self._expression(table), [step for _, step in self._transformer_steps])
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         return self.fit(X, y).transform(X)
@@ -91,7 +144,7 @@ class Pipeline(BaseEstimator):
         """Columns of the transformed table, in order, for a table shaped like the fit input."""
         self._check_is_fitted()
         columns = list(input_features) if input_features is not None else self.columns_in_
-        for _, step in self.steps:
+        for _, step in self._transformer_steps:
             columns = step.output_columns(columns)
         return np.asarray(columns, dtype=object)
 
@@ -103,6 +156,12 @@ class Pipeline(BaseEstimator):
 
     def to_dict(self) -> dict[str, Any]:
         """Fitted state as plain JSON data; :meth:`from_dict` restores it exactly."""
+        if self._estimator is not None:
+            raise SerializationError(
+                "a Pipeline ending in an estimator has no plain-JSON form; log it with "
+                "Registry.log_model(pipeline, ...) (transformers as JSON, the estimator as its "
+                "scikit-learn twin), or serialise pipeline.feature_pipeline()"
+            )
         return {
             "format": FORMAT,
             "columns_in": getattr(self, "columns_in_", None),

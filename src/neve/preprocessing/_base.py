@@ -165,14 +165,8 @@ class BaseTransformer(BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> BaseTransformer:
         """Learn the step's state with one aggregate query over ``X``."""
-        self._validate_params()
         table, _ = as_table(X)
-        cols = self._resolve_input_cols(table)
-        self._check_columns(table, cols)
-        self.input_cols_ = cols
-        self.output_cols_ = self._resolve_output_cols(cols)
-        self.n_features_in_ = len(cols)
-        self.feature_names_in_ = np.asarray(cols, dtype=object)
+        cols = self._start_fit(table)
         try:
             self._fit(table, cols)
         except BaseException:
@@ -181,6 +175,18 @@ class BaseTransformer(BaseEstimator):
                 self.__dict__.pop(attr, None)
             raise
         return self
+
+    def _start_fit(self, table: ir.Table) -> list[str]:
+        """Validate the parameters, resolve and check the columns, and set the column state;
+        returns the input columns. (A fused Pipeline fit calls it, then sets the rest.)"""
+        self._validate_params()
+        cols = self._resolve_input_cols(table)
+        self._check_columns(table, cols)
+        self.input_cols_ = cols
+        self.output_cols_ = self._resolve_output_cols(cols)
+        self.n_features_in_ = len(cols)
+        self.feature_names_in_ = np.asarray(cols, dtype=object)
+        return cols
 
     def transform(self, X: Any) -> Any:
         """Return ``X`` with this step applied: lazy for Ibis input, eager for pandas/pyarrow."""

@@ -249,6 +249,7 @@ class Registry:
         Everything is validated before anything is written, so bad input leaves the
         registry untouched. Versions are named v1, v2, ... unless ``version_name`` is given.
         """
+        model, feature_pipeline = _split_pipeline(model, feature_pipeline)
         _lineage.check_name(model_name, "model name")
         if version_name is not None:
             _lineage.check_name(version_name, "version name")
@@ -444,3 +445,19 @@ def _group_dict(frame: pd.DataFrame, key: str, value: str) -> dict[str, dict[str
     for model, k, v in zip(frame["MODEL_NAME"], frame[key], frame[value], strict=True):
         out.setdefault(model, {})[k] = v
     return out
+
+
+def _split_pipeline(model: Any, feature_pipeline: Any) -> tuple[Any, Any]:
+    """A neve Pipeline ending in an estimator is logged as one unit: its transformers as the
+    feature pipeline, its estimator as the scikit-learn model (a neve estimator's twin)."""
+    if getattr(model, "_estimator", None) is not None and hasattr(model, "feature_pipeline"):
+        if feature_pipeline is not None:
+            raise NeveInputError(
+                "model is a Pipeline ending in an estimator, which carries its own transformers; "
+                "do not also pass feature_pipeline"
+            )
+        feature_pipeline, model = model.feature_pipeline(), model._estimator
+    to_sklearn = getattr(model, "to_sklearn", None)
+    if callable(to_sklearn) and type(model).__module__.startswith("neve.linear_model"):
+        model = to_sklearn()
+    return model, feature_pipeline

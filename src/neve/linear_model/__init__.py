@@ -1,0 +1,12 @@
+"""Linear models fitted where the data lives: the sufficient statistics (``XᵀX``,
+``Xᵀy``; per Newton step for logistic regression) come from one aggregate query and
+the client solves a small dense system. scikit-learn's parameters, SnowML's column
+keywords, lazy SQL predictions, and ``to_sklearn()`` for the fitted scikit-learn twin."""
+
+from __future__ import annotations
+
+from neve.linear_model._base import ConditioningWarning, LinearEstimator
+from neve.linear_model._linear import LinearRegression, Ridge
+from neve.linear_model._logistic import LogisticRegression
+
+__all__ = ["ConditioningWarning", "LinearEstimator", "LinearRegression", "LogisticRegression", "Ridge"]
