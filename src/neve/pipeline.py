@@ -9,7 +9,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.utils.metaestimators import _BaseComposition
 
 from neve.errors import InvalidParameterError, NotFittedError, SerializationError
 from neve.preprocessing import TRANSFORMERS, BaseTransformer
@@ -20,7 +20,7 @@ __all__ = ["Pipeline"]
 FORMAT = "neve.pipeline/1"
 
 
-class Pipeline(BaseEstimator):
+class Pipeline(_BaseComposition):
     """Apply transformers in order. Each ``fit`` step runs one aggregate query over the
     output of the steps before it; ``transform`` is a single lazy expression.
 
@@ -46,6 +46,16 @@ class Pipeline(BaseEstimator):
                     f"neve.preprocessing transformers"
                 )
         return steps
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """scikit-learn's: with ``deep``, each step and its parameters as ``step__param``."""
+        return self._get_params("steps", deep=deep)
+
+    def set_params(self, **params: Any) -> Pipeline:
+        """scikit-learn's: ``set_params(ohe__handle_unknown="ignore")`` sets a step's parameter,
+        ``set_params(ohe=OneHotEncoder(...))`` replaces the step."""
+        self._set_params("steps", **params)
+        return self
 
     @property
     def named_steps(self) -> dict[str, BaseTransformer]:
