@@ -115,8 +115,11 @@ class SimpleImputer(BaseTransformer):
     # --- column typing -------------------------------------------------------
 
     def _kind(self, col: str, dtype: dt.DataType) -> str:
-        """``"numeric"`` or ``"string"``; anything else is refused with the column named."""
-        if dtype.is_numeric() or dtype.is_boolean():
+        """``"numeric"`` or ``"string"``; anything else is refused with the column named.
+
+        A column of nothing but ``None`` (pandas object dtype; Ibis types it ``null``)
+        counts as numeric, as scikit-learn reads it as all-NaN."""
+        if dtype.is_numeric() or dtype.is_boolean() or dtype.is_null():
             kind = "numeric"
         elif dtype.is_string():
             kind = "string"
