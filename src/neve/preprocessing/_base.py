@@ -48,7 +48,8 @@ from sklearn.utils._param_validation import InvalidParameterError as _SkParamErr
 from sklearn.utils._param_validation import validate_parameter_constraints
 
 from neve import _json
-from neve.engine import _queries
+from neve.engine import _queries, identifier_rules
+from neve.engine._driver import Driver
 from neve.errors import (
     ColumnNotFoundError,
     ColumnTypeError,
@@ -182,6 +183,8 @@ class BaseTransformer(BaseEstimator):
     _constraints_override: ClassVar[dict[str, list[Any]]] = {}
     #: State keys written by older versions -> their current names, for ``from_dict``.
     _renamed_state: ClassVar[dict[str, str]] = {}
+    #: Identifier rules of the engine fit ran on (a driver class; see ``Driver.resolve_column``).
+    _identifiers: type[Driver] = Driver
 
     # --- hooks -------------------------------------------------------------
 
@@ -203,10 +206,12 @@ class BaseTransformer(BaseEstimator):
         """Learn the step's state with one aggregate query over ``X``."""
         self._validate_params()
         table, _ = as_table(X)
+        self._identifiers = identifier_rules(table)
         cols = self._resolve_input_cols(table)
         self._check_columns(table, cols)
         self.input_cols_ = cols
         self.output_cols_ = self._resolve_output_cols(cols)
+        self._remember_column_params()
         self.n_features_in_ = len(cols)
         self.feature_names_in_ = np.asarray(cols, dtype=object)
         try:
@@ -285,9 +290,14 @@ class BaseTransformer(BaseEstimator):
     def get_drop_input_cols(self) -> bool:
         return bool(self.drop_input_cols)
 
+    def _remember_column_params(self) -> None:
+        """Note the column parameters the fitted state was made with, to see later changes."""
+        self._input_cols_seen = _as_list(self.input_cols) or []
+        self._output_cols_seen = _as_list(self.output_cols) or []
+
     def _stale_input_cols(self) -> bool:
-        cols = _as_list(self.input_cols)
-        return bool(cols) and cols != list(self.input_cols_)
+        cols = _as_list(self.input_cols) or []
+        return bool(cols) and cols != getattr(self, "_input_cols_seen", cols)
 
     # --- serialisation -----------------------------------------------------
 
@@ -316,6 +326,7 @@ class BaseTransformer(BaseEstimator):
         if state:
             step.n_features_in_ = len(step.input_cols_)
             step.feature_names_in_ = np.asarray(step.input_cols_, dtype=object)
+            step._remember_column_params()  # to_dict refuses a step changed since fit
         return step
 
     def _translate_error(self, exc: BaseException) -> NeveError | None:
@@ -354,7 +365,10 @@ class BaseTransformer(BaseEstimator):
                 f"{type(self).__name__}: input_cols is now {_as_list(self.input_cols)} but the "
                 f"step was fitted on {list(self.input_cols_)}; call fit again"
             )
-        self.output_cols_ = self._resolve_output_cols(self.input_cols_)
+        current = _as_list(self.output_cols) or []
+        if current != getattr(self, "_output_cols_seen", current):
+            self.output_cols_ = self._resolve_output_cols(self.input_cols_)
+            self._output_cols_seen = current
 
     def _validate_params(self) -> None:
         constraints = dict(_SNOWML_CONSTRAINTS)
@@ -379,10 +393,15 @@ class BaseTransformer(BaseEstimator):
         self._validate_extra()
 
     def _resolve_input_cols(self, table: ir.Table) -> list[str]:
+        rules = self._identifiers
         cols = _as_list(self.input_cols)
         if not cols:  # None, or SnowML's unset []
-            passthrough = set(_as_list(self.passthrough_cols) or [])
+            passthrough = {
+                rules.resolve_column(c, table.columns) for c in _as_list(self.passthrough_cols) or []
+            }
             cols = [c for c in table.columns if c not in passthrough]
+        else:
+            cols = [rules.resolve_column(c, table.columns) for c in cols]
         if not cols:
             raise InvalidParameterError(
                 f"{type(self).__name__}: input_cols is not set and every column of the table "
@@ -396,6 +415,7 @@ class BaseTransformer(BaseEstimator):
         out = _as_list(self.output_cols)
         if out is None or (not out and cols):
             return list(cols)  # unset (None or SnowML's []): replace the inputs in place
+        out = [self._identifiers.new_column_name(name) for name in out]
         if len(out) != len(cols):
             raise InvalidParameterError(
                 f"{type(self).__name__}: output_cols has {len(out)} names for {len(cols)} input_cols"
