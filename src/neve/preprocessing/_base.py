@@ -273,7 +273,7 @@ class BaseTransformer(BaseEstimator):
     def get_input_cols(self) -> list[str]:
         """The input columns: as set, else those ``fit`` inferred, else ``[]``."""
         cols = _as_list(self.input_cols)
-        if cols is None and self._is_fitted():
+        if not cols and self._is_fitted():
             cols = list(self.input_cols_)
         return cols or []
 
