@@ -143,6 +143,13 @@ class Pipeline(_BaseComposition):
             pipe.columns_in_ = list(data["columns_in"])
         return pipe
 
+    def to_sklearn(self) -> Any:
+        """The fitted scikit-learn equivalent: a scikit-learn Pipeline of ColumnTransformers,
+        pandas in and out, with the columns ``transform`` gives (possibly in another order)."""
+        from neve.preprocessing._export import pipeline_to_sklearn
+
+        return pipeline_to_sklearn(self)
+
     @classmethod
     def from_json(cls, text: str) -> Pipeline:
         return cls.from_dict(json.loads(text))

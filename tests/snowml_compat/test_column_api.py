@@ -22,7 +22,16 @@ from neve.preprocessing import (
 )
 from tests.snowml_compat._data import CATEGORICAL_COLS, DATA, NUMERIC_COLS, OUTPUT_COLS, frame, table
 
-NUMERIC = [Binarizer, KBinsDiscretizer, MaxAbsScaler, MinMaxScaler, Normalizer, RobustScaler, SimpleImputer, StandardScaler]
+NUMERIC = [
+    Binarizer,
+    KBinsDiscretizer,
+    MaxAbsScaler,
+    MinMaxScaler,
+    Normalizer,
+    RobustScaler,
+    SimpleImputer,
+    StandardScaler,
+]
 ALL = [*NUMERIC, OneHotEncoder, OrdinalEncoder, LabelEncoder]
 
 

@@ -41,9 +41,7 @@ def test_fit_pandas(session: neve.Session, params: dict) -> None:
     on_pandas = OneHotEncoder(**params).set_input_cols(CATEGORICAL_COLS).fit(df_pandas)
     sk = SklearnOneHotEncoder(**params).fit(df_pandas[CATEGORICAL_COLS])
     for encoder in (on_table, on_pandas):
-        assert [list(encoder.categories_[c]) for c in CATEGORICAL_COLS] == [
-            c.tolist() for c in sk.categories_
-        ]
+        assert [list(encoder.categories_[c]) for c in CATEGORICAL_COLS] == [c.tolist() for c in sk.categories_]
         assert encoder.drop_idx_ is None and sk.drop_idx_ is None
         assert encoder.get_output_cols() == list(sk.get_feature_names_out(CATEGORICAL_COLS))
     if params:
@@ -95,9 +93,7 @@ def test_transform_pandas_keeps_other_columns() -> None:
 
 def test_transform_with_none(session: neve.Session) -> None:
     df_pandas = frame(DATA_NONE_NAN)
-    encoder = OneHotEncoder(input_cols=CATEGORICAL_COLS, output_cols=OUTPUT_COLS).fit(
-        table(session, df_pandas)
-    )
+    encoder = OneHotEncoder(input_cols=CATEGORICAL_COLS, output_cols=OUTPUT_COLS).fit(table(session, df_pandas))
     sk = SklearnOneHotEncoder(sparse_output=False).fit(df_pandas[CATEGORICAL_COLS])
     assert encoder.get_output_cols() == [
         name.replace("STR1", "OUTPUT1").replace("STR2", "OUTPUT2")

@@ -31,7 +31,10 @@ def test_fit(session: neve.Session) -> None:
 
 def test_fit_categories_dict(session: neve.Session) -> None:
     """SnowML's ``categories={column: values}``: the given order is the code order."""
-    categories = {"STR1": np.array(["a", "b", "c", "A", "d"]), "STR2": np.array(["zOyDvcyZ2s", "g1ehQlL80t", "TuDOcLxToB"])}
+    categories = {
+        "STR1": np.array(["a", "b", "c", "A", "d"]),
+        "STR2": np.array(["zOyDvcyZ2s", "g1ehQlL80t", "TuDOcLxToB"]),
+    }
     df_pandas = frame(DATA)
     encoder = OrdinalEncoder(categories=categories, input_cols=CATEGORICAL_COLS, output_cols=OUTPUT_COLS)
     encoder.fit(table(session, df_pandas))

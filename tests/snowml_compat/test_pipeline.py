@@ -30,7 +30,10 @@ def test_fit_and_transform_match_scikit_learn(session: neve.Session) -> None:
     pipe = make_pipeline().fit(df)
     out = fetch(pipe.transform(df))
     sk = ColumnTransformer(
-        [("ohe", SklearnOneHotEncoder(sparse_output=False), CATEGORICAL_COLS), ("mms", SklearnMinMaxScaler(), NUMERIC_COLS)]
+        [
+            ("ohe", SklearnOneHotEncoder(sparse_output=False), CATEGORICAL_COLS),
+            ("mms", SklearnMinMaxScaler(), NUMERIC_COLS),
+        ]
     ).fit(df_pandas)
     cols = pipe["ohe"].get_output_cols() + pipe["mms"].get_output_cols()
     np.testing.assert_allclose(out[cols].to_numpy(), sk.transform(df_pandas), rtol=1e-9)

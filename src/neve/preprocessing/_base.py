@@ -299,6 +299,14 @@ class BaseTransformer(BaseEstimator):
         cols = _as_list(self.input_cols) or []
         return bool(cols) and cols != getattr(self, "_input_cols_seen", cols)
 
+    def to_sklearn(self) -> Any:
+        """The fitted scikit-learn transformer of this class over ``input_cols``, as SnowML's
+        ``to_sklearn``: ``to_sklearn().transform(df[step.get_input_cols()])`` gives this
+        step's output columns for pandas input."""
+        from neve.preprocessing._export import step_to_sklearn
+
+        return step_to_sklearn(self)
+
     # --- serialisation -----------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
