@@ -87,8 +87,10 @@ def driver_for_backend(backend: Any) -> Driver:
 def identifier_rules(table: Any) -> type[Driver]:
     """The driver class whose ``resolve_column`` / ``new_column_name`` give the identifier
     rules of the engine ``table`` lives on; in-memory tables (pandas input) keep names as given."""
+    from ibis.common.exceptions import IbisError
+
     try:
         backend = table._find_backend(use_default=False)
-    except Exception:
+    except IbisError:  # an in-memory table bound to no backend yet
         return Driver
     return _DRIVERS.get(getattr(backend, "name", None), Driver)
