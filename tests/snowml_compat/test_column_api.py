@@ -104,3 +104,17 @@ def test_snowml_empty_lists_mean_unset() -> None:
     df = frame(DATA)[NUMERIC_COLS]
     scaler = StandardScaler(input_cols=[], output_cols=[]).fit(df)
     assert scaler.get_input_cols() == NUMERIC_COLS and scaler.get_output_cols() == NUMERIC_COLS
+
+
+def test_other_engines_take_names_as_written(session: neve.Session) -> None:
+    """DuckDB and PostgreSQL keep their own rules: ``age`` is not ``AGE`` (Snowflake's upper-casing
+    applies on a Snowflake session only; see test_snowflake.py)."""
+    import pandas as pd
+
+    from neve.errors import ColumnNotFoundError
+
+    t = table(session, pd.DataFrame({"AGE": [1.0, 2.0]}), "IDENT")
+    with pytest.raises(ColumnNotFoundError, match="'age' not found"):
+        StandardScaler(input_cols=["age"]).fit(t)
+    scaler = StandardScaler(input_cols=["AGE"], output_cols=["Out_age"]).fit(t)
+    assert scaler.get_output_cols() == ["Out_age"] and "Out_age" in scaler.transform(t).columns
