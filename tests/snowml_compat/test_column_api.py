@@ -118,3 +118,8 @@ def test_other_engines_take_names_as_written(session: neve.Session) -> None:
         StandardScaler(input_cols=["age"]).fit(t)
     scaler = StandardScaler(input_cols=["AGE"], output_cols=["Out_age"]).fit(t)
     assert scaler.get_output_cols() == ["Out_age"] and "Out_age" in scaler.transform(t).columns
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
+def test_every_class_documents_what_unset_columns_mean(cls: type) -> None:
+    assert "``input_cols=None``" in cls.__doc__ and "output_cols=None" in cls.__doc__

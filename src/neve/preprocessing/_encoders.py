@@ -292,6 +292,9 @@ class OrdinalEncoder(_Encoder):
     Missing values become ``encoded_missing_value`` (NaN by default, written as
     SQL NULL, which pandas shows as NaN); unseen values raise or become
     ``unknown_value`` (``handle_unknown="use_encoded_value"``).
+
+    ``input_cols=None`` (the default) encodes every column but ``passthrough_cols``;
+    ``output_cols=None`` replaces each input column in place.
     """
 
     _sklearn_class = skp.OrdinalEncoder

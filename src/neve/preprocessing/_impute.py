@@ -74,6 +74,9 @@ class SimpleImputer(BaseTransformer):
       for ``most_frequent`` (scikit-learn writes the integer 0 into it).
     - Indicators are BOOLEAN; scikit-learn stacks them into X's dtype.
     - A callable ``strategy`` is refused: it cannot run in SQL.
+
+    ``input_cols=None`` (the default) imputes every column but ``passthrough_cols``;
+    ``output_cols=None`` replaces each input column in place.
     """
 
     _sklearn_class = ski.SimpleImputer
