@@ -10,6 +10,7 @@ from pathlib import Path
 
 import neve
 from neve.registry import Registry
+from tests.monitoring.test_drift import _clean as clean_taxi_trips
 
 REPO = Path(__file__).resolve().parents[2]
 GUIDE = REPO / "docs" / "snowml.md"
@@ -41,23 +42,7 @@ def taxi_data(url: str) -> None:
     """TAXI_DATA as the DAG's clean_trips makes it, from the repo's sample month."""
     with neve.connect(url) as session:
         session.load_files([TAXI_CSV], "TAXI_RAW", overwrite=True)
-        raw = session.table("TAXI_RAW")
-        duration = raw.dropoff_datetime.epoch_seconds() - raw.pickup_datetime.epoch_seconds()
-        t = raw.select(
-            PICKUP_LOCATION_ID=raw.pickup_location_id.cast("string"),
-            DROPOFF_LOCATION_ID=raw.dropoff_location_id.cast("string"),
-            HOUR_OF_DAY=raw.pickup_datetime.hour().cast("string").lpad(2, "0"),
-            TRIP_DISTANCE=raw.trip_distance.cast("float64"),
-            TRIP_DURATION_SEC=duration.cast("float64"),
-        )
-        t = t.filter(
-            t.TRIP_DURATION_SEC > 0,
-            t.TRIP_DURATION_SEC <= 4 * 3600,
-            t.TRIP_DISTANCE > 0,
-            t.PICKUP_LOCATION_ID.notnull(),
-            t.DROPOFF_LOCATION_ID.notnull(),
-        )
-        session.create_table("TAXI_DATA", t, overwrite=True)
+        session.create_table("TAXI_DATA", clean_taxi_trips(session.table("TAXI_RAW")), overwrite=True)
 
 
 def test_the_neve_script_runs(tmp_path: Path, monkeypatch) -> None:

@@ -3,7 +3,7 @@ plus Snowflake's identifier rules, which only a Snowflake session applies."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -11,7 +11,6 @@ import pytest
 
 import neve
 from neve.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
-from tests.engine._fakesnow import Emulator
 from tests.snowml_compat import (
     test_column_api,
     test_label_encoder,
@@ -25,14 +24,6 @@ from tests.snowml_compat import (
 from tests.snowml_compat._data import table
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def snow(emulator: Emulator) -> Iterator[neve.Session]:
-    conn = emulator.connect()
-    session = neve.connect(connection=conn)
-    yield session
-    conn.close()
 
 
 CASES: dict[str, Callable[[neve.Session], Any]] = {
