@@ -329,6 +329,16 @@ def render(tests: list[Test], suite: tuple[str, ...]) -> str:
         "",
         *_table(grouped("tests/monitoring/", {}), suite, "Feature"),
         "",
+        "## Notes",
+        "",
+        "- Column names follow the engine's identifier rules. On Snowflake, as in SnowML, "
+        "`input_cols=[\"age\"]` finds `AGE`, `'\"col1\"'` is a quoted, case-kept name and an "
+        "unquoted `output_cols=\"OUT_foo\"` becomes `OUT_FOO`; DuckDB and PostgreSQL take names "
+        "exactly as written (`age` does not find `AGE`). DuckDB binds columns case-insensitively, "
+        "so one-hot columns whose categories differ only in case (`X_A`, `X_a`) collide when a "
+        "later pipeline step selects them there. See [snowml.md](snowml.md) "
+        "(tests/snowml_compat/).",
+        "",
         "## Declared gaps",
         "",
         "Tests marked `@pytest.mark.engines(...)`, and emulator tests expected to fail there:",

@@ -10,7 +10,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.utils.metaestimators import _BaseComposition
 
 from neve import _final_step
 from neve.errors import InvalidParameterError, NotFittedError, SerializationError
@@ -22,7 +22,7 @@ __all__ = ["Pipeline"]
 FORMAT = "neve.pipeline/1"
 
 
-class Pipeline(BaseEstimator):
+class Pipeline(_BaseComposition):
     """Apply transformers in order. Each ``fit`` step runs one aggregate query over the
     output of the steps before it; ``transform`` is a single lazy expression.
 
@@ -49,6 +49,16 @@ class Pipeline(BaseEstimator):
                     f"neve.preprocessing transformers, and only the last may be an estimator"
                 )
         return steps
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """scikit-learn's: with ``deep``, each step and its parameters as ``step__param``."""
+        return self._get_params("steps", deep=deep)
+
+    def set_params(self, **params: Any) -> Pipeline:
+        """scikit-learn's: ``set_params(ohe__handle_unknown="ignore")`` sets a step's parameter,
+        ``set_params(ohe=OneHotEncoder(...))`` replaces the step."""
+        self._set_params("steps", **params)
+        return self
 
     @property
     def _estimator(self) -> Any:
@@ -191,6 +201,13 @@ class Pipeline(BaseEstimator):
         if data.get("columns_in") is not None:
             pipe.columns_in_ = list(data["columns_in"])
         return pipe
+
+    def to_sklearn(self) -> Any:
+        """The fitted scikit-learn equivalent: a scikit-learn Pipeline of ColumnTransformers,
+        pandas in and out, with the columns ``transform`` gives (possibly in another order)."""
+        from neve.preprocessing._export import pipeline_to_sklearn
+
+        return pipeline_to_sklearn(self)
 
     @classmethod
     def from_json(cls, text: str) -> Pipeline:

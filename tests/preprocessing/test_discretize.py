@@ -73,10 +73,10 @@ def _neve(est, train, test, path, session):
 
 
 def _assert_edges(neve_est, sk_est, cols):
-    assert list(neve_est.bin_edges_) == cols
+    assert list(neve_est.bin_edges_by_col_) == cols
     for col, edges in zip(cols, sk_est.bin_edges_, strict=True):
-        np.testing.assert_array_equal(neve_est.bin_edges_[col], edges, err_msg=col)
-    assert neve_est.n_bins_ == dict(zip(cols, sk_est.n_bins_.tolist(), strict=True))
+        np.testing.assert_array_equal(neve_est.bin_edges_by_col_[col], edges, err_msg=col)
+    assert neve_est.n_bins_by_col_ == dict(zip(cols, sk_est.n_bins_.tolist(), strict=True))
 
 
 @pytest.mark.parametrize("path", ["pandas", "duckdb"])
@@ -140,7 +140,7 @@ def test_one_query_per_fit_for_all_columns(strategy, path, session):
     with neve.capture_queries() as log:
         est.fit(data)
     assert len(log) == 1
-    assert len(est.bin_edges_) == 4
+    assert len(est.bin_edges_by_col_) == 4
 
 
 @pytest.mark.parametrize("path", ["pandas", "duckdb"])
@@ -167,7 +167,7 @@ def test_missing_values_skipped_by_fit_and_null_through_transform(session):
         ("ratio", train["ratio"][train["ratio"] >= 0.05]),
     ]:
         sk_est, _ = _sklearn(present.to_frame(), present.to_frame(), n_bins=4, subsample=None)
-        np.testing.assert_array_equal(est.bin_edges_[col], sk_est.bin_edges_[0], err_msg=col)
+        np.testing.assert_array_equal(est.bin_edges_by_col_[col], sk_est.bin_edges_[0], err_msg=col)
 
     # Row order is the engine's business (PostgreSQL moves updated rows): sort by id.
     out = session.execute(est.transform(table).order_by("rid"))
@@ -193,8 +193,8 @@ def test_constant_column_and_single_row_match_sklearn():
     sk_est, expected = _sklearn(df, df, n_bins=3, encode="onehot-dense")
     with pytest.warns(UserWarning, match="'const' is constant"):
         est = KBinsDiscretizer(3, encode="onehot-dense").fit(df)
-    assert est.bin_edges_["const"] == [-np.inf, np.inf]
-    assert est.n_bins_["const"] == 1
+    assert est.bin_edges_by_col_["const"] == [-np.inf, np.inf]
+    assert est.n_bins_by_col_["const"] == 1
     out = est.transform(df)
     assert list(out.columns) == list(sk_est.get_feature_names_out())
     np.testing.assert_array_equal(out.to_numpy(dtype=float), expected)
@@ -211,8 +211,8 @@ def test_narrow_bins_are_removed_as_sklearn_does():
     sk_est, expected = _sklearn(df, df, n_bins=5, encode="ordinal")
     with pytest.warns(UserWarning, match="narrower than 1e-8 in column 'x'"):
         est = KBinsDiscretizer(5, encode="ordinal").fit(df)
-    assert est.n_bins_ == {"x": sk_est.n_bins_[0], "y": 5}
-    assert est.n_bins_["x"] < 5
+    assert est.n_bins_by_col_ == {"x": sk_est.n_bins_[0], "y": 5}
+    assert est.n_bins_by_col_["x"] < 5
     np.testing.assert_array_equal(est.transform(df).to_numpy(dtype=float), expected)
 
 
@@ -276,8 +276,8 @@ def test_pipeline_state_round_trips_through_json():
     restored = Pipeline.from_json(json.dumps(pipe.to_dict(), allow_nan=False))
     step = restored["bins"]
     assert step.dtype is np.float32
-    assert step.bin_edges_ == pipe["bins"].bin_edges_
-    assert step.n_bins_ == pipe["bins"].n_bins_
+    assert step.bin_edges_by_col_ == pipe["bins"].bin_edges_by_col_
+    assert step.n_bins_by_col_ == pipe["bins"].n_bins_by_col_
     test = TEST.assign(const=2.0)
     pd.testing.assert_frame_equal(restored.transform(test), pipe.transform(test))
     assert list(restored.get_feature_names_out()) == list(pipe.transform(test).columns)

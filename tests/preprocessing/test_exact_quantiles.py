@@ -148,4 +148,4 @@ def test_kbins_quantile_edges_are_bit_exact(table, frame, engine, method) -> Non
                 encode="ordinal",
                 subsample=None,
             ).fit(values)
-        assert_array_equal(est.bin_edges_[col], oracle.bin_edges_[0], err_msg=col)
+        assert_array_equal(est.bin_edges_by_col_[col], oracle.bin_edges_[0], err_msg=col)

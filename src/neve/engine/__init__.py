@@ -24,6 +24,7 @@ __all__ = [
     "connect",
     "driver_for",
     "driver_for_backend",
+    "identifier_rules",
     "execute",
     "local_backend",
     "parse_url",
@@ -81,3 +82,15 @@ def driver_for_backend(backend: Any) -> Driver:
     if driver_cls is SnowflakeDriver:
         return SnowflakeDriver(SnowflakeDriver.url_of(backend.con))
     return driver_cls(EngineURL(scheme=driver_cls.schemes[0]))
+
+
+def identifier_rules(table: Any) -> type[Driver]:
+    """The driver class whose ``resolve_column`` / ``new_column_name`` give the identifier
+    rules of the engine ``table`` lives on; in-memory tables (pandas input) keep names as given."""
+    from ibis.common.exceptions import IbisError
+
+    try:
+        backend = table._find_backend(use_default=False)
+    except IbisError:  # an in-memory table bound to no backend yet
+        return Driver
+    return _DRIVERS.get(getattr(backend, "name", None), Driver)

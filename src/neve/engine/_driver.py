@@ -211,6 +211,17 @@ class Driver:
                 raise DataFileError(f"cannot load {path} into {table}: {exc}") from exc
         return backend.table(table)
 
+    @classmethod
+    def resolve_column(cls, name: str, columns: Sequence[str]) -> str:
+        """The column of a table that ``name``, as a user wrote it, refers to. Most engines
+        (DuckDB, PostgreSQL through Ibis) take column names exactly as written."""
+        return name
+
+    @classmethod
+    def new_column_name(cls, name: str) -> str:
+        """The name a new column gets when a user asks for ``name``."""
+        return name
+
     def raise_error_sql(self, message: ir.StringValue) -> ir.Value:
         """An expression that aborts the query with ``message`` when evaluated.
 

@@ -10,6 +10,7 @@ the fakesnow emulator (see tests/engine/test_snowflake_sql.py and docs/snowflake
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -21,12 +22,28 @@ from neve.errors import EngineError, InvalidURLError, NeveInputError
 __all__ = ["STAGE_NAME", "SnowflakeDriver"]
 
 STAGE_NAME = "NEVE_STAGE"
+_UNQUOTED = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _DOMAIN = ".snowflakecomputing.com"
 
 
 class SnowflakeDriver(Driver):
     name: ClassVar[str] = "snowflake"
     schemes: ClassVar[tuple[str, ...]] = ("snowflake",)
+
+    @classmethod
+    def new_column_name(cls, name: str) -> str:
+        """Snowflake's identifier rules, as SnowML applies them: ``'"col1"'`` is a quoted,
+        case-kept name; an unquoted one is upper-cased (``OUT_foo`` -> ``OUT_FOO``); a name
+        that could not be written unquoted (a space, say) is kept as given."""
+        if len(name) > 1 and name[0] == name[-1] == '"':
+            return name[1:-1].replace('""', '"')
+        return name.upper() if _UNQUOTED.fullmatch(name) else name
+
+    @classmethod
+    def resolve_column(cls, name: str, columns: Sequence[str]) -> str:
+        """``age`` finds ``AGE`` (and ``'"age"'`` finds ``age``). A column whose stored name is
+        exactly ``name`` wins, so names taken from ``table.columns`` always resolve."""
+        return name if name in columns else cls.new_column_name(name)
 
     def connect_kwargs(self) -> dict[str, Any]:
         """The keyword arguments for ``ibis.snowflake.connect`` (password included)."""

@@ -13,7 +13,23 @@ Subclasses implement three hooks:
     the names ``_transform_columns`` will produce for one input column.
 
 Everything else (parameter validation, column resolution, pandas in/pandas
-out, assembling the output table, serialisation) lives here.
+out, assembling the output table, serialisation, SnowML's column API) lives here.
+
+Column parameters, the same on every transformer:
+
+``input_cols``
+    a name or a list of names. ``None`` (the default) means every column of the
+    fit table except ``passthrough_cols``, as SnowML's estimators infer them;
+    SnowML's preprocessing classes raise "input_cols is not set" instead.
+``output_cols``
+    a name or a list, one per input column. ``None`` (the default) replaces
+    each input column in place; SnowML raises "output_cols is not set".
+``passthrough_cols``, ``drop_input_cols``
+    as in SnowML.
+
+Changing ``output_cols`` (or ``drop_input_cols``) after ``fit`` takes effect at the
+next ``transform``; changing ``input_cols`` to columns the step was not fitted on is
+refused at ``transform`` until ``fit`` runs again.
 """
 
 from __future__ import annotations
@@ -32,7 +48,8 @@ from sklearn.utils._param_validation import InvalidParameterError as _SkParamErr
 from sklearn.utils._param_validation import validate_parameter_constraints
 
 from neve import _json
-from neve.engine import _queries
+from neve.engine import _queries, identifier_rules
+from neve.engine._driver import Driver
 from neve.errors import (
     ColumnNotFoundError,
     ColumnTypeError,
@@ -137,6 +154,22 @@ def _as_list(value: str | list[str] | tuple[str, ...] | None) -> list[str] | Non
     return [value] if isinstance(value, str) else list(value)
 
 
+def _cols_param(value: Any, name: str) -> list[str] | None:
+    """A column parameter as SnowML's setters take it: one name, an iterable of names or None."""
+    if value is None or isinstance(value, str):
+        return _as_list(value)
+    try:
+        cols = list(value)
+    except TypeError:
+        raise InvalidParameterError(
+            f"{name} must be a column name or a list of column names, got {type(value).__name__}"
+        ) from None
+    bad = [c for c in cols if not isinstance(c, str)]
+    if bad:
+        raise InvalidParameterError(f"{name} must hold column names (str), got {bad[:5]}")
+    return cols
+
+
 class BaseTransformer(BaseEstimator):
     """Base class for pushdown transformers. Not for direct use."""
 
@@ -146,6 +179,12 @@ class BaseTransformer(BaseEstimator):
     _numeric_only: ClassVar[bool] = True
     #: Fitted attributes that make up the state written by ``to_dict``.
     _fitted_attrs: ClassVar[tuple[str, ...]] = ()
+    #: Parameter constraints that replace scikit-learn's (SnowML's extra forms).
+    _constraints_override: ClassVar[dict[str, list[Any]]] = {}
+    #: State keys written by older versions -> their current names, for ``from_dict``.
+    _renamed_state: ClassVar[dict[str, str]] = {}
+    #: Identifier rules of the engine fit ran on (a driver class; see ``Driver.resolve_column``).
+    _identifiers: type[Driver] = Driver
 
     # --- hooks -------------------------------------------------------------
 
@@ -180,10 +219,12 @@ class BaseTransformer(BaseEstimator):
         """Validate the parameters, resolve and check the columns, and set the column state;
         returns the input columns. (A fused Pipeline fit calls it, then sets the rest.)"""
         self._validate_params()
+        self._identifiers = identifier_rules(table)
         cols = self._resolve_input_cols(table)
         self._check_columns(table, cols)
         self.input_cols_ = cols
         self.output_cols_ = self._resolve_output_cols(cols)
+        self._remember_column_params()
         self.n_features_in_ = len(cols)
         self.feature_names_in_ = np.asarray(cols, dtype=object)
         return cols
@@ -217,12 +258,68 @@ class BaseTransformer(BaseEstimator):
         }
         return _assemble_names(columns, produced, self._in_place(), self.drop_input_cols)
 
+    # --- SnowML's column API -----------------------------------------------
+
+    def set_input_cols(self, input_cols: str | list[str] | None) -> BaseTransformer:
+        """Set ``input_cols`` (a name or a list); returns ``self`` so calls chain."""
+        return self.set_params(input_cols=_cols_param(input_cols, "input_cols"))
+
+    def set_output_cols(self, output_cols: str | list[str] | None) -> BaseTransformer:
+        """Set ``output_cols`` (a name or a list, one per input); returns ``self``."""
+        return self.set_params(output_cols=_cols_param(output_cols, "output_cols"))
+
+    def set_passthrough_cols(self, passthrough_cols: str | list[str] | None) -> BaseTransformer:
+        """Set ``passthrough_cols``: columns left out of ``input_cols`` inference; returns ``self``."""
+        return self.set_params(passthrough_cols=_cols_param(passthrough_cols, "passthrough_cols"))
+
+    def set_drop_input_cols(self, drop_input_cols: bool = False) -> BaseTransformer:
+        """Set ``drop_input_cols``; returns ``self``."""
+        return self.set_params(drop_input_cols=drop_input_cols)
+
+    def get_input_cols(self) -> list[str]:
+        """The input columns: as set, else those ``fit`` inferred, else ``[]``."""
+        cols = _as_list(self.input_cols)
+        if not cols and self._is_fitted():
+            cols = list(self.input_cols_)
+        return cols or []
+
+    def get_output_cols(self) -> list[str]:
+        """The output columns. Once fitted, every column the step writes (a one-hot block
+        expands to one name per category, as SnowML's dense output does); before, as set."""
+        if self._is_fitted() and not self._stale_input_cols():
+            return [str(c) for c in self.get_feature_names_out()]
+        return _as_list(self.output_cols) or []
+
+    def get_passthrough_cols(self) -> list[str]:
+        return _as_list(self.passthrough_cols) or []
+
+    def get_drop_input_cols(self) -> bool:
+        return bool(self.drop_input_cols)
+
+    def _remember_column_params(self) -> None:
+        """Note the column parameters the fitted state was made with, to see later changes."""
+        self._input_cols_seen = _as_list(self.input_cols) or []
+        self._output_cols_seen = _as_list(self.output_cols) or []
+
+    def _stale_input_cols(self) -> bool:
+        cols = _as_list(self.input_cols) or []
+        return bool(cols) and cols != getattr(self, "_input_cols_seen", cols)
+
+    def to_sklearn(self) -> Any:
+        """The fitted scikit-learn transformer of this class over ``input_cols``, as SnowML's
+        ``to_sklearn``: ``to_sklearn().transform(df[step.get_input_cols()])`` gives this
+        step's output columns for pandas input."""
+        from neve.preprocessing._export import step_to_sklearn
+
+        return step_to_sklearn(self)
+
     # --- serialisation -----------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """Parameters and fitted state as plain JSON data (no pickle)."""
         state = {}
         if self._is_fitted():
+            self._check_is_fitted()  # output_cols_ follows a later set_output_cols
             state = {
                 attr: getattr(self, attr)
                 for attr in ("input_cols_", "output_cols_", *self._fitted_attrs)
@@ -237,11 +334,13 @@ class BaseTransformer(BaseEstimator):
     def _from_dict(cls, data: Mapping[str, Any]) -> BaseTransformer:
         step = cls(**_json.decode(data["params"]))
         state = _json.decode(data.get("state") or {})
+        state = {cls._renamed_state.get(attr, attr): value for attr, value in state.items()}
         for attr, value in state.items():
             setattr(step, attr, value)
         if state:
             step.n_features_in_ = len(step.input_cols_)
             step.feature_names_in_ = np.asarray(step.input_cols_, dtype=object)
+            step._remember_column_params()  # to_dict refuses a step changed since fit
         return step
 
     def _translate_error(self, exc: BaseException) -> NeveError | None:
@@ -268,16 +367,28 @@ class BaseTransformer(BaseEstimator):
         return hasattr(self, "input_cols_")
 
     def _check_is_fitted(self) -> None:
+        """Refuse an unfitted step, or one whose ``input_cols`` changed since fit; otherwise
+        follow the current ``output_cols`` (SnowML reads them at transform time too)."""
         if not self._is_fitted():
             raise NotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet: "
                 f"call fit(table) before transform or get_feature_names_out"
             )
+        if self._stale_input_cols():
+            raise NotFittedError(
+                f"{type(self).__name__}: input_cols is now {_as_list(self.input_cols)} but the "
+                f"step was fitted on {list(self.input_cols_)}; call fit again"
+            )
+        current = _as_list(self.output_cols) or []
+        if current != getattr(self, "_output_cols_seen", current):
+            self.output_cols_ = self._resolve_output_cols(self.input_cols_)
+            self._output_cols_seen = current
 
     def _validate_params(self) -> None:
         constraints = dict(_SNOWML_CONSTRAINTS)
         if self._sklearn_class is not None:
             constraints.update(getattr(self._sklearn_class, "_parameter_constraints", {}))
+        constraints.update(self._constraints_override)
         params = self.get_params(deep=False)
         try:
             validate_parameter_constraints(
@@ -287,7 +398,7 @@ class BaseTransformer(BaseEstimator):
             )
         except _SkParamError as exc:
             raise InvalidParameterError(str(exc)) from None
-        if self.output_cols is not None and self.input_cols is not None:
+        if _as_list(self.output_cols) and _as_list(self.input_cols):
             n_in, n_out = len(_as_list(self.input_cols)), len(_as_list(self.output_cols))
             if n_in != n_out:
                 raise InvalidParameterError(
@@ -296,20 +407,29 @@ class BaseTransformer(BaseEstimator):
         self._validate_extra()
 
     def _resolve_input_cols(self, table: ir.Table) -> list[str]:
+        rules = self._identifiers
         cols = _as_list(self.input_cols)
-        if cols is None:
-            passthrough = set(_as_list(self.passthrough_cols) or [])
+        if not cols:  # None, or SnowML's unset []
+            passthrough = {
+                rules.resolve_column(c, table.columns) for c in _as_list(self.passthrough_cols) or []
+            }
             cols = [c for c in table.columns if c not in passthrough]
+        else:
+            cols = [rules.resolve_column(c, table.columns) for c in cols]
         if not cols:
-            raise InvalidParameterError(f"{type(self).__name__}: no input columns to fit")
+            raise InvalidParameterError(
+                f"{type(self).__name__}: input_cols is not set and every column of the table "
+                f"is in passthrough_cols; call set_input_cols([...])"
+            )
         if len(set(cols)) != len(cols):
             raise InvalidParameterError(f"{type(self).__name__}: input_cols has duplicates: {cols}")
         return cols
 
     def _resolve_output_cols(self, cols: list[str]) -> list[str]:
         out = _as_list(self.output_cols)
-        if out is None:
-            return list(cols)
+        if out is None or (not out and cols):
+            return list(cols)  # unset (None or SnowML's []): replace the inputs in place
+        out = [self._identifiers.new_column_name(name) for name in out]
         if len(out) != len(cols):
             raise InvalidParameterError(
                 f"{type(self).__name__}: output_cols has {len(out)} names for {len(cols)} input_cols"

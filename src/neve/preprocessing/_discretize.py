@@ -97,10 +97,30 @@ class KBinsDiscretizer(BaseTransformer):
     - ``dtype=None`` gives float32 output for float32 columns and float64
       otherwise, decided per column rather than for the whole array.
     - ``strategy="kmeans"`` is refused: it is iterative and has no one-query form.
+
+    Fitted ``bin_edges_`` and ``n_bins_`` are scikit-learn's (and SnowML's) arrays in
+    ``input_cols`` order; ``bin_edges_by_col_`` and ``n_bins_by_col_`` key them by column.
+    ``input_cols=None`` bins every column but ``passthrough_cols``; ``output_cols=None``
+    replaces each input in place.
     """
 
     _sklearn_class = skp.KBinsDiscretizer
-    _fitted_attrs = ("bin_edges_", "n_bins_")
+    _fitted_attrs = ("bin_edges_by_col_", "n_bins_by_col_")
+    _renamed_state = {"bin_edges_": "bin_edges_by_col_", "n_bins_": "n_bins_by_col_"}
+
+    @property
+    def bin_edges_(self) -> np.ndarray:
+        """scikit-learn's shape: an object array holding one float array of edges per input column."""
+        self._check_is_fitted()
+        edges = np.empty(len(self.input_cols_), dtype=object)
+        for i, col in enumerate(self.input_cols_):
+            edges[i] = np.asarray(self.bin_edges_by_col_[col], dtype=np.float64)
+        return edges
+
+    @property
+    def n_bins_(self) -> np.ndarray:
+        self._check_is_fitted()
+        return np.asarray([self.n_bins_by_col_[c] for c in self.input_cols_], dtype=np.int64)
 
     def __init__(
         self,
@@ -182,8 +202,8 @@ class KBinsDiscretizer(BaseTransformer):
                 expr = expr.cross_join(self._order_statistics(table, col, i, levels[col]))
         row = self._fetch_one(expr)
 
-        self.bin_edges_: dict[str, list[float]] = {}
-        self.n_bins_: dict[str, int] = {}
+        self.bin_edges_by_col_: dict[str, list[float]] = {}
+        self.n_bins_by_col_: dict[str, int] = {}
         for i, col in enumerate(cols):
             if row[f"ninf__{i}"]:
                 raise NeveInputError(
@@ -203,7 +223,7 @@ class KBinsDiscretizer(BaseTransformer):
                     UserWarning,
                     stacklevel=3,
                 )
-                self.bin_edges_[col], self.n_bins_[col] = [-np.inf, np.inf], 1
+                self.bin_edges_by_col_[col], self.n_bins_by_col_[col] = [-np.inf, np.inf], 1
                 continue
             if self.strategy == "uniform":
                 edges = np.linspace(lo, hi, bins + 1)
@@ -225,8 +245,8 @@ class KBinsDiscretizer(BaseTransformer):
                         f"than 1e-8 (values span {hi - lo!r}), leaving no bin to one-hot encode; "
                         f"rescale the column or use encode='ordinal'"
                     )
-            self.bin_edges_[col] = [float(e) for e in edges]
-            self.n_bins_[col] = len(edges) - 1
+            self.bin_edges_by_col_[col] = [float(e) for e in edges]
+            self.n_bins_by_col_[col] = len(edges) - 1
 
     def _order_statistics(self, table: ir.Table, col: str, i: int, levels: np.ndarray) -> ir.Table:
         """One row: the sorted values at ranks ``floor(n*q) - 2 .. floor(n*q) + 2`` for each level.
@@ -279,7 +299,7 @@ class KBinsDiscretizer(BaseTransformer):
 
     def _bin_index(self, table: ir.Table, col: str) -> ir.Value:
         x = self._numeric(table, col)
-        inner = self.bin_edges_[col][1:-1]
+        inner = self.bin_edges_by_col_[col][1:-1]
         if not inner:
             return x.isnull().ifelse(ibis.null(dt.int64), ibis.literal(0, dt.int64))
         # searchsorted(inner, x, side="right"): the first inner edge above x.
@@ -309,4 +329,4 @@ class KBinsDiscretizer(BaseTransformer):
     def _output_names(self, col: str, output_col: str) -> list[str]:
         if self.encode == "ordinal":
             return [output_col]
-        return [f"{output_col}_{float(b)}" for b in range(self.n_bins_[col])]
+        return [f"{output_col}_{float(b)}" for b in range(self.n_bins_by_col_[col])]

@@ -3,6 +3,7 @@ with the fitted categories as literals (no UDFs, no category table uploaded)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import ibis
@@ -10,6 +11,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 from sklearn import preprocessing as skp
+from sklearn.utils._param_validation import StrOptions
 
 from neve._literals import typed
 from neve.errors import InvalidParameterError, NeveError, UnknownCategoryError
@@ -25,16 +27,29 @@ class _Encoder(BaseTransformer):
     """Shared plumbing: the counting query, the dtype parameter and unknown-category errors."""
 
     _numeric_only = False
+    # SnowML passes categories as {column: [values]}.
+    _constraints_override = {"categories": [StrOptions({"auto"}), list, Mapping]}
 
-    def _categories_param(self) -> Any:
-        return getattr(self, "categories", "auto")
+    def _categories_param(self, cols: list[str]) -> Any:
+        """``categories`` as one list per input column; a dict (SnowML's form) is keyed by column."""
+        categories = getattr(self, "categories", "auto")
+        if not isinstance(categories, Mapping):
+            return categories
+        missing = [c for c in cols if c not in categories]
+        extra = [k for k in categories if k not in cols]
+        if missing or extra:
+            raise InvalidParameterError(
+                f"{type(self).__name__}: categories is keyed by column and must name each input "
+                f"column once; missing {missing}, not in input_cols {extra}"
+            )
+        return [list(categories[c]) for c in cols]
 
     def _count(self, table: ir.Table, cols: list[str], *, check_unknown: bool) -> Any:
         owner = type(self).__name__
         C.check_types(owner, table, cols)
         row = self._fetch_one(C.count_query(table, cols))
         return C.learn_categories(
-            owner, table, row, cols, self._categories_param(), check_unknown=check_unknown
+            owner, table, row, cols, self._categories_param(cols), check_unknown=check_unknown
         )
 
     def _out_type(self) -> dt.DataType:
@@ -133,10 +148,20 @@ class OneHotEncoder(_Encoder):
     engine's error quoting neve's message.
     Categories of float32 columns are kept (and named) by their exact float64
     value, e.g. ``x_0.10000000149011612`` where scikit-learn prints ``x_0.1``.
+
+    SnowML's forms are accepted: ``sparse=False`` beside ``sparse_output``
+    (``sparse=True``, SnowML's one JSON column per input, is refused), and
+    ``categories`` as ``{column: [values]}``. Fitted: ``categories_`` is
+    ``{column: [categories]}`` (SnowML's shape), ``drop_idx_`` scikit-learn's array
+    in ``input_cols`` order (``drop_idx_by_col_`` keyed by column).
+    ``input_cols=None`` encodes every column but ``passthrough_cols``;
+    ``output_cols=None`` replaces each input by its block.
     """
 
     _sklearn_class = skp.OneHotEncoder
-    _fitted_attrs = ("categories_", "drop_idx_", "infrequent_indices_")
+    _fitted_attrs = ("categories_", "drop_idx_by_col_", "infrequent_indices_")
+    _renamed_state = {"drop_idx_": "drop_idx_by_col_"}
+    _constraints_override = {**_Encoder._constraints_override, "sparse": ["boolean", None]}
 
     def __init__(
         self,
@@ -153,9 +178,11 @@ class OneHotEncoder(_Encoder):
         output_cols: str | list[str] | None = None,
         passthrough_cols: str | list[str] | None = None,
         drop_input_cols: bool = False,
+        sparse: bool | None = None,
     ) -> None:
         self.categories = categories
         self.drop = drop
+        self.sparse = sparse
         self.sparse_output = sparse_output
         self.dtype = dtype
         self.handle_unknown = handle_unknown
@@ -173,6 +200,11 @@ class OneHotEncoder(_Encoder):
                 "OneHotEncoder: feature_name_combiner must be 'concat'; a callable cannot be "
                 "saved in the plain-JSON state"
             )
+        if self.sparse:
+            raise InvalidParameterError(
+                "OneHotEncoder: sparse=True (SnowML's one JSON column per input) is not "
+                "supported; neve writes one dense column per category, as sparse=False does"
+            )
         self._out_type()
 
     def _fit(self, table: ir.Table, cols: list[str]) -> None:
@@ -181,7 +213,15 @@ class OneHotEncoder(_Encoder):
         )
         self.categories_ = cats
         self._infrequent(counts, n_samples, skip_missing=False)
-        self.drop_idx_ = self._drop_indices(cols)
+        self.drop_idx_by_col_ = self._drop_indices(cols)
+
+    @property
+    def drop_idx_(self) -> np.ndarray | None:
+        """scikit-learn's ``drop_idx_``: per input column, the index in its categories to drop."""
+        self._check_is_fitted()
+        if self.drop_idx_by_col_ is None:
+            return None
+        return np.asarray([self.drop_idx_by_col_[c] for c in self.input_cols_], dtype=object)
 
     def _mapping(self, col: str) -> list[int]:
         """Category index -> output group index (before dropping)."""
@@ -236,7 +276,7 @@ class OneHotEncoder(_Encoder):
 
     def _kept_groups(self, col: str) -> list[tuple[str, list[int]]]:
         groups = self._groups(col)
-        drop = None if self.drop_idx_ is None else self.drop_idx_.get(col)
+        drop = None if self.drop_idx_by_col_ is None else self.drop_idx_by_col_.get(col)
         if drop is not None:
             dropped = self._mapping(col)[drop]
             groups = [g for i, g in enumerate(groups) if i != dropped]
@@ -278,6 +318,9 @@ class OrdinalEncoder(_Encoder):
     Missing values become ``encoded_missing_value`` (NaN by default, written as
     SQL NULL, which pandas shows as NaN); unseen values raise or become
     ``unknown_value`` (``handle_unknown="use_encoded_value"``).
+
+    ``input_cols=None`` (the default) encodes every column but ``passthrough_cols``;
+    ``output_cols=None`` replaces each input column in place.
     """
 
     _sklearn_class = skp.OrdinalEncoder
@@ -409,17 +452,22 @@ def _codes(
 class LabelEncoder(_Encoder):
     """Encode one column's labels as ``0 .. n_classes - 1``, as scikit-learn's LabelEncoder.
 
-    ``classes_`` is ``{column: [labels]}`` sorted as scikit-learn sorts them;
-    a missing label is a class of its own, last (scikit-learn does the same
-    for NaN). An unseen label raises when the result executes.
+    ``classes_`` is an array of the labels sorted as scikit-learn sorts them
+    (``classes_by_col_`` is ``{column: [labels]}``); a missing label is a class
+    of its own, last (``None`` in a string column, NaN otherwise, as
+    scikit-learn does). An unseen label raises when the result executes.
+    The column parameters may be passed positionally, as SnowML's
+    ``LabelEncoder("LABEL", "LABEL_CODE")``. ``input_cols=None`` works when the
+    table (less ``passthrough_cols``) has exactly one column; ``output_cols=None``
+    encodes it in place.
     """
 
     _sklearn_class = skp.LabelEncoder
-    _fitted_attrs = ("classes_",)
+    _fitted_attrs = ("classes_by_col_",)
+    _renamed_state = {"classes_": "classes_by_col_"}
 
     def __init__(
         self,
-        *,
         input_cols: str | list[str] | None = None,
         output_cols: str | list[str] | None = None,
         passthrough_cols: str | list[str] | None = None,
@@ -431,7 +479,15 @@ class LabelEncoder(_Encoder):
         self.drop_input_cols = drop_input_cols
 
     def _known(self) -> dict[str, list[Any]]:
-        return self.classes_
+        return self.classes_by_col_
+
+    @property
+    def classes_(self) -> np.ndarray:
+        self._check_is_fitted()
+        classes = self.classes_by_col_[self.input_cols_[0]]
+        if any(isinstance(c, str) for c in classes):
+            classes = [None if C.is_missing(c) else c for c in classes]
+        return np.asarray(classes, dtype=object if classes and None in classes else None)
 
     def _fit(self, table: ir.Table, cols: list[str]) -> None:
         if len(cols) != 1:
@@ -440,12 +496,12 @@ class LabelEncoder(_Encoder):
                 f"set input_cols to the label column"
             )
         cats, _, _ = self._count(table, cols, check_unknown=False)
-        self.classes_ = cats
+        self.classes_by_col_ = cats
 
     def _transform_columns(self, table: ir.Table) -> Produced:
         col, out = self.input_cols_[0], self.output_cols_[0]
         x = missing_to_null(table[col])
-        classes = self.classes_[col]
+        classes = self.classes_by_col_[col]
         present = [(c, i) for i, c in enumerate(classes) if not C.is_missing(c)]
         otherwise = C.fail_unknown(x, col)
         missing_code = ibis.literal(len(classes) - 1, type=dt.int64)

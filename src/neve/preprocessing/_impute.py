@@ -74,6 +74,9 @@ class SimpleImputer(BaseTransformer):
       for ``most_frequent`` (scikit-learn writes the integer 0 into it).
     - Indicators are BOOLEAN; scikit-learn stacks them into X's dtype.
     - A callable ``strategy`` is refused: it cannot run in SQL.
+
+    ``input_cols=None`` (the default) imputes every column but ``passthrough_cols``;
+    ``output_cols=None`` replaces each input column in place.
     """
 
     _sklearn_class = ski.SimpleImputer
@@ -115,8 +118,11 @@ class SimpleImputer(BaseTransformer):
     # --- column typing -------------------------------------------------------
 
     def _kind(self, col: str, dtype: dt.DataType) -> str:
-        """``"numeric"`` or ``"string"``; anything else is refused with the column named."""
-        if dtype.is_numeric() or dtype.is_boolean():
+        """``"numeric"`` or ``"string"``; anything else is refused with the column named.
+
+        A column of nothing but ``None`` (pandas object dtype; Ibis types it ``null``)
+        counts as numeric, as scikit-learn reads it as all-NaN."""
+        if dtype.is_numeric() or dtype.is_boolean() or dtype.is_null():
             kind = "numeric"
         elif dtype.is_string():
             kind = "string"

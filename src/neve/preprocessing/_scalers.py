@@ -157,6 +157,9 @@ class StandardScaler(_NumericTransformer):
 
     ``var_`` is the population variance (ddof=0) over non-missing values; a
     near-constant column gets ``scale_ = 1`` by scikit-learn's bound.
+
+    ``input_cols=None`` (the default) transforms every column but ``passthrough_cols``;
+    ``output_cols=None`` replaces each input column in place.
     """
 
     _sklearn_class = skp.StandardScaler
@@ -216,7 +219,11 @@ class StandardScaler(_NumericTransformer):
 
 
 class MinMaxScaler(_NumericTransformer):
-    """Scale each column to ``feature_range``, as scikit-learn's MinMaxScaler (``clip`` included)."""
+    """Scale each column to ``feature_range``, as scikit-learn's MinMaxScaler (``clip`` included).
+
+    ``input_cols=None`` (the default) transforms every column but ``passthrough_cols``;
+    ``output_cols=None`` replaces each input column in place.
+    """
 
     _sklearn_class = skp.MinMaxScaler
     _fitted_attrs = ("data_min_", "data_max_", "data_range_", "scale_", "min_", "n_samples_seen_")
@@ -272,6 +279,9 @@ class MaxAbsScaler(_NumericTransformer):
     """Divide each column by its maximum absolute value, as scikit-learn's MaxAbsScaler.
 
     ``clip=True`` clips held-out values to [-1, 1].
+
+    ``input_cols=None`` (the default) transforms every column but ``passthrough_cols``;
+    ``output_cols=None`` replaces each input column in place.
     """
 
     _sklearn_class = skp.MaxAbsScaler
@@ -313,6 +323,9 @@ class RobustScaler(_NumericTransformer):
     """Centre on the median and scale by an exact interquantile range, as scikit-learn's RobustScaler.
 
     Quantiles are exact (``quantile_cont``/``percentile_cont``, numpy's "linear" method).
+
+    ``input_cols=None`` (the default) transforms every column but ``passthrough_cols``;
+    ``output_cols=None`` replaces each input column in place.
     """
 
     _sklearn_class = skp.RobustScaler
@@ -380,6 +393,9 @@ class Normalizer(_NumericTransformer):
     Stateless: ``fit`` only checks the columns and that the table has rows.
     Difference: a row with a missing value gives NULL outputs for that row,
     where scikit-learn raises on NaN.
+
+    ``input_cols=None`` (the default) transforms every column but ``passthrough_cols``;
+    ``output_cols=None`` replaces each input column in place.
     """
 
     _sklearn_class = skp.Normalizer
@@ -421,6 +437,9 @@ class Binarizer(_NumericTransformer):
     """1.0 where a value is above ``threshold``, else 0.0, as scikit-learn's Binarizer.
 
     Difference: missing values stay missing (scikit-learn raises on NaN).
+
+    ``input_cols=None`` (the default) transforms every column but ``passthrough_cols``;
+    ``output_cols=None`` replaces each input column in place.
     """
 
     _sklearn_class = skp.Binarizer

@@ -243,12 +243,19 @@ class Registry:
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         comment: str | None = None,
+        *,
+        sample_input_data: Any = None,
     ) -> ModelVersion:
         """Store ``model`` as a new version of ``model_name`` and return it.
 
         Everything is validated before anything is written, so bad input leaves the
         registry untouched. Versions are named v1, v2, ... unless ``version_name`` is given.
+        ``sample_input_data`` is SnowML's name for ``sample_input``.
         """
+        if sample_input_data is not None:
+            if sample_input is not None:
+                raise NeveInputError("pass sample_input or SnowML's sample_input_data, not both")
+            sample_input = sample_input_data
         model, feature_pipeline = _split_pipeline(model, feature_pipeline)
         _lineage.check_name(model_name, "model name")
         if version_name is not None:
