@@ -8,6 +8,7 @@ from typing import Any
 
 import ibis
 import ibis.expr.datatypes as dt
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import numpy as np
 from sklearn import preprocessing as skp
@@ -75,7 +76,11 @@ class _Encoder(BaseTransformer):
         # at the first unseen value, because the engine error its SQL would raise later (from
         # to_pandas, create_table, ...) reaches the caller without passing through neve. The
         # in-query failure stays, for rows that arrive between this check and execution.
-        if isinstance(X, ir.Table) and X is not getattr(self, "_fitted_on", None) and self._raises_on_unknown():
+        # An unbound table (SQL compiled for another engine) has no rows to check.
+        if (
+            isinstance(X, ir.Table) and X is not getattr(self, "_fitted_on", None) and self._raises_on_unknown()
+            and not X.op().find(ops.UnboundTable)
+        ):
             self._check_is_fitted()
             self._check_columns(X, self.input_cols_)
             found = C.first_unknown(X, {col: self._known()[col] for col in self.input_cols_})
