@@ -150,6 +150,26 @@ class Pipeline(_BaseComposition):
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         return self.fit(X, y).transform(X)
 
+    def transform_sparse(
+        self,
+        X: Any,
+        *,
+        label_col: str | None = None,
+        feature_cols: Sequence[str] | None = None,
+        batch_rows: int = 1_000_000,
+    ) -> Any:
+        """``transform(X)`` as a ``scipy.sparse.csr_matrix``, for a scikit-learn estimator:
+        returns ``(X, y, feature_names)`` (``y`` is ``label_col``'s values, or None).
+
+        The engine sends one integer code per one-hot block and the numeric features,
+        streamed in Arrow batches of ``batch_rows``; no dense one-hot column is formed on
+        either side. Features are every transformed column but ``label_col`` (or
+        ``feature_cols``), in :meth:`get_feature_names_out` order.
+        """
+        from neve._sparse import transform_sparse
+
+        return transform_sparse(self, X, label_col=label_col, feature_cols=feature_cols, batch_rows=batch_rows)
+
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Columns of the transformed table, in order, for a table shaped like the fit input."""
         self._check_is_fitted()

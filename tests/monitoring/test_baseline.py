@@ -65,3 +65,20 @@ def test_categorical_top_k(frame):
 def test_unknown_column(frame):
     with pytest.raises(ColumnNotFoundError, match="NOPE"):
         baseline(frame, ["X", "NOPE"])
+
+
+def test_high_cardinality_columns_take_the_sorted_path_with_the_same_profile(frame, session):
+    # Columns with more distinct values than max_distinct are profiled in the engine (a third
+    # query) instead of from value counts; both paths give the same numbers.
+    table = session.create_table("T", frame)
+    counted = baseline(table)
+    with neve.capture_queries() as log:
+        sorted_path = baseline(table, max_distinct=3)
+    assert len(log) == 3
+    for column in ("X", "K"):
+        a, b = counted["columns"][column], sorted_path["columns"][column]
+        assert a.keys() == b.keys()
+        for key in ("count", "null_fraction", "mean", "std", "min", "max"):
+            assert a[key] == pytest.approx(b[key], rel=1e-9)
+        np.testing.assert_allclose(a["edges"], b["edges"], rtol=1e-12)
+        np.testing.assert_allclose(a["fractions"], b["fractions"], rtol=1e-12)

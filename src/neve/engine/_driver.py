@@ -60,6 +60,14 @@ def values_insert(
     return sql, [value for r in rows for value in r]
 
 
+@ibis.udf.scalar.builtin(name="md5")
+def _md5(text: str) -> str:
+    """The MD5 digest of ``text`` as 32 lowercase hex digits; every SQL engine neve supports has it."""
+
+
+_HEX_DIGITS = "0123456789abcdef"
+
+
 def is_parquet(path: Path) -> bool:
     return path.suffix.lower() in {".parquet", ".pq"}
 
@@ -195,6 +203,22 @@ class Driver:
         except Exception:  # noqa: BLE001 - an engine without a hash function: lineage omits the fingerprint
             return None
         return expr
+
+    def hash32(self, text: ir.StringValue) -> ir.IntegerValue:
+        """A hash of ``text`` in ``[0, 2**32)`` that is the same number on every engine.
+
+        Engines' own hash functions disagree (DuckDB's ``hash`` is not PostgreSQL's
+        ``hashtext``), so this reads the first 8 hex digits of MD5, which all of them
+        compute identically, as an integer with portable string functions only.
+        """
+        digest = _md5(text)
+        # Accumulate in double precision (exact below 2**53): engines type the digit
+        # positions as 32-bit integers, which the last digits would overflow.
+        value: ir.FloatingValue = ibis.literal(0.0, type="float64")
+        for i in range(8):
+            digit = ibis.literal(_HEX_DIGITS).find(digest.substr(i, 1)).cast("float64")
+            value = value * 16 + digit
+        return value.cast("int64")
 
     def load_files(
         self, backend: Any, paths: list[Path], table: str, *, overwrite: bool

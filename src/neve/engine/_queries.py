@@ -16,7 +16,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-__all__ = ["QueryLog", "capture_queries", "execute", "local_backend"]
+__all__ = ["QueryLog", "capture_queries", "execute", "local_backend", "to_pyarrow", "to_pyarrow_batches"]
 
 _listeners: list[QueryLog] = []
 _listeners_lock = threading.Lock()
@@ -95,3 +95,10 @@ def to_pyarrow(expr: ir.Expr) -> Any:
     backend = backend_of(expr)
     _record(backend, expr)
     return backend.to_pyarrow(expr)
+
+
+def to_pyarrow_batches(expr: ir.Expr, **kwargs: Any) -> Any:
+    """Run ``expr`` and return a ``pyarrow.RecordBatchReader`` over its result."""
+    backend = backend_of(expr)
+    _record(backend, expr)
+    return backend.to_pyarrow_batches(expr, **kwargs)

@@ -12,7 +12,7 @@ from typing import Any
 import ibis
 import ibis.expr.operations as ops
 
-from neve.engine import Driver, _queries
+from neve.engine import Driver
 from neve.errors import InvalidNameError
 from neve.preprocessing._base import as_table
 
@@ -92,11 +92,18 @@ def run_context() -> str:
     return json.dumps(context, sort_keys=True)
 
 
-def training_lineage(data: Any, driver: Driver) -> dict[str, Any]:
-    """Source tables and SQL, schema, row count and a content fingerprint of ``data``.
+def training_lineage(
+    data: Any, driver: Driver, *, profile_columns: list[str] | None = None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Source tables and SQL, schema, row count and a content fingerprint of ``data``, and
+    the training baseline of ``profile_columns`` (None: no baseline).
 
-    Row count and fingerprint come from one aggregate query run in the engine.
+    Row count, fingerprint and the baseline's moments come from one aggregate scan in the
+    engine, and the baseline's value counts from one more: the cost of logging a model
+    does not grow with the number of statistics kept.
     """
+    from neve.monitoring._baseline import baseline_with
+
     table, _ = as_table(data)
     sources = sorted(
         {
@@ -106,18 +113,17 @@ def training_lineage(data: Any, driver: Driver) -> dict[str, Any]:
     )
     in_memory = bool(table.op().find(ops.InMemoryTable))
     fingerprint = driver.fingerprint(table)
-    aggregates = {"n": table.count()}
-    if fingerprint is not None:
-        aggregates["fp"] = fingerprint
-    row = _queries.execute(table.aggregate(**aggregates)).iloc[0]
-    return {
+    extra = {} if fingerprint is None else {"fp": fingerprint}
+    profile, values = baseline_with(table, profile_columns or [], extra)
+    lineage = {
         "tables": sources,
         "in_memory_data": in_memory,
         "sql": None if in_memory and not sources else str(ibis.to_sql(table)),
         "schema": {name: str(dtype) for name, dtype in table.schema().items()},
-        "row_count": int(row["n"]),
-        "fingerprint": None if fingerprint is None or row["fp"] is None else str(row["fp"]),
+        "row_count": int(profile["row_count"]),
+        "fingerprint": None if values.get("fp") is None else str(values["fp"]),
     }
+    return lineage, profile if profile_columns is not None else None
 
 
 def _namespace(node: ops.DatabaseTable) -> list[str]:

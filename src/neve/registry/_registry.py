@@ -35,6 +35,7 @@ import pandas as pd
 from neve import _json
 from neve.engine import Session, _airflow_conn, driver_for
 from neve.errors import EngineError, InvalidNameError, ModelNotFoundError, NeveInputError
+from neve.preprocessing._base import as_table
 from neve.registry import _lineage, _reclaim, _tables
 from neve.registry._model import Model, ModelVersion
 from neve.registry._package import MANIFEST, build, sha256
@@ -281,13 +282,12 @@ class Registry:
         lineage: dict[str, Any] = {"airflow": _lineage.airflow_context() or None}
         baseline = None
         if training_data is not None:
-            from neve.monitoring import baseline as profile
-
-            lineage["training_data"] = _lineage.training_lineage(training_data, self._driver)
-            columns = list(lineage["training_data"]["schema"])
+            columns = list(as_table(training_data)[0].columns)
             if sample_input is not None and hasattr(sample_input, "columns"):
                 columns = [c for c in sample_input.columns if c in columns] or columns
-            baseline = profile(training_data, columns)
+            lineage["training_data"], baseline = _lineage.training_lineage(
+                training_data, self._driver, profile_columns=columns
+            )
         if pipeline_state is not None:
             lineage["feature_pipeline"] = pipeline_state
         package = build(
