@@ -129,6 +129,17 @@ class Registry:
     def __repr__(self) -> str:
         return f"Registry({self._driver.url.redacted()!r}, schema={self.schema!r}, stage={self.stage.url!r})"
 
+    @property
+    def dialect(self) -> str:
+        """The SQL dialect of the registry's engine (an Ibis backend name: duckdb, postgres, ...)."""
+        return self._driver.name
+
+    def acting_as(self, user: str, **context: Any) -> contextlib.AbstractContextManager[None]:
+        """Within ``with registry.acting_as("alice", via="airflow-ui"):`` every event written is
+        attributed to ``alice`` and its run context carries ``via``: for a server that writes
+        for its signed-in users (the event log's created_by is otherwise the OS login)."""
+        return _lineage.acting_as(user, **context)
+
     def _connection_object(self) -> Any:
         """The DB-API connection under the session, for a stage the engine serves itself."""
         if self._session is None:
