@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +41,22 @@ def trained():
     return frame
 
 
+@pytest.fixture(scope="session")
+def _populated_template(tmp_path_factory, trained) -> Path:
+    folder = tmp_path_factory.mktemp("ui-registry")
+    populate(f"duckdb://{folder / 'ui.duckdb'}", trained)
+    return folder
+
+
 @pytest.fixture
-def registry_url(tmp_path: Path) -> str:
+def populated(_populated_template, tmp_path) -> str:
+    """A fresh copy of the registry :func:`populate` makes (the DuckDB file and its stage)."""
+    for item in _populated_template.iterdir():
+        (shutil.copytree if item.is_dir() else shutil.copy)(item, tmp_path / item.name)
     return f"duckdb://{tmp_path / 'ui.duckdb'}"
 
 
-@pytest.fixture
-def populated(registry_url, trained):
+def populate(registry_url: str, trained: pd.DataFrame) -> str:
     """Two models: ``taxi`` with three versions (a pipeline, a baseline, metrics, tags, an
     alias moved once and a recorded drift report) and ``churn`` with one."""
     from sklearn.linear_model import Ridge
@@ -108,3 +118,18 @@ def as_viewer(tokens) -> dict[str, str]:
 @pytest.fixture
 def as_op(tokens) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['op']}"}
+
+
+@pytest.fixture
+def client_for(auth_manager):
+    """A client of an app showing the registry at another URL."""
+    from fastapi.testclient import TestClient
+
+    import neve
+    from neve.airflow.ui.app import create_app
+
+    def make(url: str):
+        return TestClient(create_app(registry=lambda: neve.Registry(url), run_outputs=lambda d, r: None),
+                          follow_redirects=False)
+
+    return make
