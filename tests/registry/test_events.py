@@ -115,3 +115,16 @@ def test_show_models_latest_adds_what_a_browser_filters_and_sorts_on(reg, fitted
     assert frame.loc["a", "r2"] == 0.5 and frame["r2"].isna()["b"]
     assert frame.loc["b", "tags"] == {"team": "x"}
     assert frame.loc["b", "updated_at"] >= frame.loc["a", "updated_at"]
+
+
+def test_acting_as_attributes_events_to_the_signed_in_user(reg, fitted):
+    model, _ = fitted
+    mv = reg.log_model(model, model_name="m")
+    with reg.acting_as("alice", via="airflow-ui"):
+        reg.get_model("m").set_alias("production", mv.version_name)
+    mv.set_tag("after", "1")
+    alias, tag = reg.events("m", kinds=["alias"]).iloc[0], reg.events("m", kinds=["tag"]).iloc[0]
+    assert (alias.created_by, alias.run_context["via"]) == ("alice", "airflow-ui")
+    assert tag.created_by != "alice" and "via" not in tag.run_context
+    with pytest.raises(InvalidNameError):
+        reg.acting_as("").__enter__()
