@@ -71,7 +71,10 @@ def api_server(taxi_run, _airflow_home, tmp_path_factory):
 def browser():
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # Generous waits: a busy CI machine, not the UI, decides how long a page takes here.
+    expect.set_options(timeout=90_000)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -96,6 +99,7 @@ def shots(tmp_path):
 
 def sign_in(browser, base: str, user: str):
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.set_default_timeout(90_000)
     page.goto(base + "/")
     page.fill("input[name=username]", user)
     page.fill("input[name=password]", PASSWORD)

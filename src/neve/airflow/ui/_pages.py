@@ -7,6 +7,7 @@ so Airflow's start-up never pays for pandas or Ibis.
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -286,8 +287,6 @@ def run_page(reg: Any, dag_id: str, run_id: str, outputs: list[tuple[str, Any]])
     recorded = reg.events(kinds=["drift"], dag_id=dag_id, run_id=run_id)
     drift = []
     for e in recorded.itertuples():
-        import json
-
         drift.append({"model": e.model_name, "version": e.version_name, "task_id":
                       (e.run_context.get("airflow") or {}).get("task_id"),
                       **_drift_view({**json.loads(e.value_str), "run_context": e.run_context})})
