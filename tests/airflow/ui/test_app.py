@@ -257,6 +257,11 @@ def test_run_tab_shows_versions_drift_and_tables_of_that_run(app, client, popula
     assert version.startswith(f"taxi {logged.version_name} train") and "mse 0.4" in version
     assert 'id="drift-verdict">no drift' in response.text
     assert [t.split()[0] for t in rows(response, "run-tables")] == ["TAXI_PRED", "TAXI_DATA"]
+    # The model page links the version to the run that logged it.
+    model = client.get("/models/taxi", headers=as_viewer)
+    assert model.status_code == 200
+    assert '<a class="to-airflow" target="_top" href="/dags/taxi_dag/runs/run_1">' in model.text
+    assert rows(model, "versions")[0].startswith(logged.version_name) and "taxi_dag / run_1 (train)" in text(model)
 
 
 def test_run_tab_falls_back_to_the_drift_verdict_the_run_returned(app, client, as_viewer):

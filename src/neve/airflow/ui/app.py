@@ -30,6 +30,8 @@ __all__ = ["PREFIX", "conn_id", "create_app"]
 #: Where the plugin mounts the app in the api-server.
 PREFIX = "/neve"
 _TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+# A global, not a context value: the templates' imported macros see globals only.
+_TEMPLATES.env.globals["quote"] = lambda value: urllib.parse.quote(str(value), safe="")
 
 def _who(request: Request, user: GetUserDep) -> None:
     request.state.neve_user = user
@@ -102,7 +104,7 @@ def create_app(
         root = request.scope.get("root_path", "").rstrip("/")
         airflow_root = root[: -len(PREFIX)] if root.endswith(PREFIX) else ""
         context.update(
-            root=root, airflow_root=airflow_root, quote=lambda s: urllib.parse.quote(str(s), safe=""),
+            root=root, airflow_root=airflow_root,
             user=getattr(request.state, "neve_user", None), can_edit=_can_edit(request),
         )
         return _TEMPLATES.TemplateResponse(request, template, context, status_code=code)
