@@ -117,14 +117,16 @@ def test_show_models_latest_adds_what_a_browser_filters_and_sorts_on(reg, fitted
     assert frame.loc["b", "updated_at"] >= frame.loc["a", "updated_at"]
 
 
-def test_acting_as_attributes_events_to_the_signed_in_user(reg, fitted):
+def test_acting_as_attributes_events_to_the_signed_in_user(reg, fitted, monkeypatch):
     model, _ = fitted
     mv = reg.log_model(model, model_name="m")
+    monkeypatch.setenv("AIRFLOW_CTX_DAG_RUN_ID", "left-over-from-a-task")
     with reg.acting_as("alice", via="airflow-ui"):
         reg.get_model("m").set_alias("production", mv.version_name)
     mv.set_tag("after", "1")
     alias, tag = reg.events("m", kinds=["alias"]).iloc[0], reg.events("m", kinds=["tag"]).iloc[0]
     assert (alias.created_by, alias.run_context["via"]) == ("alice", "airflow-ui")
+    assert "airflow" not in alias.run_context
     assert tag.created_by != "alice" and "via" not in tag.run_context
     with pytest.raises(InvalidNameError):
         reg.acting_as("").__enter__()

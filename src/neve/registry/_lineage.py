@@ -84,10 +84,11 @@ def airflow_context() -> dict[str, str]:
 
 def run_context() -> str:
     context: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
-    airflow = airflow_context()
+    actor = _ACTOR.get()
+    # A server acting for a user is not inside the task whose AIRFLOW_CTX_* it may have inherited.
+    airflow = airflow_context() if actor is None else {}
     if airflow:
         context["airflow"] = airflow
-    actor = _ACTOR.get()
     if actor is not None:
         context.update(actor[1])
     return json.dumps(context, sort_keys=True, default=str)

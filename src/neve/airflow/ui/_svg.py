@@ -29,7 +29,7 @@ def line_chart(
     if len(points) > MAX_POINTS:
         step = (len(points) - 1) / (MAX_POINTS - 1)
         points = [points[round(i * step)] for i in range(MAX_POINTS)]
-    left, right, top, bottom = 64, 16, 14, 34
+    left, right, top, bottom = 86, 16, 14, 34
     lo, hi = min(v for _, _, v in points), max(v for _, _, v in points)
     span = (hi - lo) or abs(hi) or 1.0
     lo, hi = lo - span * 0.08, hi + span * 0.08
