@@ -383,6 +383,7 @@ def run_standalone(url: str | None, port: int) -> int:
             console.print(f"URL       http://127.0.0.1:{port}")
             console.print(f"login     admin / {password}")
             console.print(f"DAG       {DAG_ID} (trigger it from the UI or the REST API)")
+            console.print(f"models    http://127.0.0.1:{port}/plugin/neve-models (Browse > Models)")
             console.print(f"engine    {CONN_ID} -> {_redacted(url)}")
             console.print("Ctrl-C stops it.")
             proc.wait()

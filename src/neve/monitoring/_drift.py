@@ -104,10 +104,12 @@ class DriftReport:
             raise DriftError(self.summary(), report=self)
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON data: for logs, XCom and the registry."""
+    def to_dict(self, *, bins: bool = False) -> dict[str, Any]:
+        """Plain JSON data: for logs, XCom and the registry. ``bins=True`` adds each feature's
+        bin labels with the training (``expected``) and current (``actual``) shares, what a
+        plot of the report draws."""
         records = self.features.astype(object).where(self.features.notna(), None).to_dict("records")
-        return {
+        out = {
             "ok": self.ok,
             "drifted": self.drifted,
             "row_count": self.row_count,
@@ -115,6 +117,13 @@ class DriftReport:
             "thresholds": asdict(self.thresholds),
             "features": records,
         }
+        if bins:
+            out["bins"] = {
+                name: {"labels": [str(label) for label in d.labels], "expected": [float(x) for x in d.expected],
+                       "actual": [float(x) for x in d.actual]}
+                for name, d in self._details.items()
+            }
+        return out
 
     def to_rich_table(self, title: str | None = None) -> Any:
         from rich.table import Table

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
 import re
 import socket
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import ibis
@@ -16,7 +19,7 @@ from neve.engine import Driver
 from neve.errors import InvalidNameError
 from neve.preprocessing._base import as_table
 
-__all__ = ["check_key", "check_name", "run_context", "training_lineage", "user"]
+__all__ = ["acting_as", "check_key", "check_name", "run_context", "training_lineage", "user"]
 
 AIRFLOW_VARS = {
     "dag_id": "AIRFLOW_CTX_DAG_ID",
@@ -73,7 +76,27 @@ def check_key(value: Any, what: str) -> str:
     return value
 
 
+#: Who a server (the Airflow UI) writes on behalf of: (user name, extra run context).
+_ACTOR: ContextVar[tuple[str, dict[str, Any]] | None] = ContextVar("neve_registry_actor", default=None)
+
+
+@contextlib.contextmanager
+def acting_as(name: str, **context: Any) -> Iterator[None]:
+    """Attribute the events written inside the block to ``name`` (and add ``context`` to their
+    run context) instead of the process's login: a server writing for its signed-in users."""
+    if not isinstance(name, str) or not name:
+        raise InvalidNameError(f"acting_as needs a user name, got {name!r}")
+    token = _ACTOR.set((name, context))
+    try:
+        yield
+    finally:
+        _ACTOR.reset(token)
+
+
 def user() -> str:
+    actor = _ACTOR.get()
+    if actor is not None:
+        return actor[0]
     try:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no login name in some containers
@@ -86,10 +109,14 @@ def airflow_context() -> dict[str, str]:
 
 def run_context() -> str:
     context: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
-    airflow = airflow_context()
+    actor = _ACTOR.get()
+    # A server acting for a user is not inside the task whose AIRFLOW_CTX_* it may have inherited.
+    airflow = airflow_context() if actor is None else {}
     if airflow:
         context["airflow"] = airflow
-    return json.dumps(context, sort_keys=True)
+    if actor is not None:
+        context.update(actor[1])
+    return json.dumps(context, sort_keys=True, default=str)
 
 
 def training_lineage(

@@ -136,6 +136,24 @@ class Model:
             )
         self._registry._append([(self.name, aliases[alias], _tables.UNALIAS, alias, None, None)])
 
+    def alias_history(self, alias: str | None = None) -> pd.DataFrame:
+        """Every alias change, newest first: alias, version_name (the version it pointed to
+        from then on, or the one it left when unset), action ("set" or "unset"), created_at,
+        created_by, run_context. Which version held ``production`` when, and who moved it."""
+        events = self._registry.events(self.name, kinds=(_tables.ALIAS, _tables.UNALIAS))
+        if alias is not None:
+            events = events[events["key"] == alias]
+        return pd.DataFrame(
+            {
+                "alias": events["key"],
+                "version_name": events["version_name"],
+                "action": events["kind"].map({_tables.ALIAS: "set", _tables.UNALIAS: "unset"}),
+                "created_at": events["created_at"],
+                "created_by": events["created_by"],
+                "run_context": events["run_context"],
+            }
+        ).reset_index(drop=True)
+
     # -- model-level tags ----------------------------------------------------------------------
 
     @property
@@ -359,8 +377,9 @@ class ModelVersion:
         )
         return out
 
-    def drift(self, table: Any, *, columns: Any = None, thresholds: Any = None) -> Any:
-        """Compare ``table`` with the training baseline (one query); see :func:`neve.monitoring.drift`."""
+    def drift(self, table: Any, *, columns: Any = None, thresholds: Any = None, record: bool = False) -> Any:
+        """Compare ``table`` with the training baseline (one query); see :func:`neve.monitoring.drift`.
+        ``record=True`` also keeps the report in the registry (:meth:`record_drift`)."""
         from neve.monitoring import drift
 
         base = self.baseline()
@@ -369,7 +388,28 @@ class ModelVersion:
                 f"{self.model_name} {self.version_name} has no training baseline: "
                 f"log it with training_data=... to enable drift checks"
             )
-        return drift(table, base, columns=columns, thresholds=thresholds)
+        report = drift(table, base, columns=columns, thresholds=thresholds)
+        if record:
+            self.record_drift(report)
+        return report
+
+    def record_drift(self, report: Any) -> None:
+        """Keep ``report`` (a :class:`~neve.monitoring.DriftReport`, bins included) as one event,
+        with who and which Airflow run computed it; :meth:`drift_reports` reads them back."""
+        if not hasattr(report, "to_dict") or not hasattr(report, "drifted"):
+            raise NeveInputError(f"record_drift takes a DriftReport, got {type(report).__name__}")
+        payload = json.dumps(report.to_dict(bins=True), allow_nan=False, default=float)
+        self._event(_tables.DRIFT, "report", float(len(report.drifted)), payload)
+
+    def drift_reports(self, limit: int = 5) -> list[dict[str, Any]]:
+        """The last ``limit`` recorded drift reports, newest first: each report's JSON (see
+        ``DriftReport.to_dict(bins=True)``) plus recorded_at, recorded_by and run_context."""
+        events = self._registry.events(self.model_name, self.version_name, kinds=(_tables.DRIFT,), limit=limit)
+        return [
+            {**json.loads(e.value_str), "recorded_at": e.created_at, "recorded_by": e.created_by,
+             "run_context": e.run_context}
+            for e in events.itertuples()
+        ]
 
     def run(
         self,

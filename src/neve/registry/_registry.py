@@ -30,6 +30,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import ibis
 import pandas as pd
 
 from neve import _json
@@ -129,6 +130,17 @@ class Registry:
     def __repr__(self) -> str:
         return f"Registry({self._driver.url.redacted()!r}, schema={self.schema!r}, stage={self.stage.url!r})"
 
+    @property
+    def dialect(self) -> str:
+        """The SQL dialect of the registry's engine (an Ibis backend name: duckdb, postgres, ...)."""
+        return self._driver.name
+
+    def acting_as(self, user: str, **context: Any) -> contextlib.AbstractContextManager[None]:
+        """Within ``with registry.acting_as("alice", via="airflow-ui"):`` every event written is
+        attributed to ``alice`` and its run context carries ``via``: for a server that writes
+        for its signed-in users (the event log's created_by is otherwise the OS login)."""
+        return _lineage.acting_as(user, **context)
+
     def _connection_object(self) -> Any:
         """The DB-API connection under the session, for a stage the engine serves itself."""
         if self._session is None:
@@ -192,14 +204,17 @@ class Registry:
     def models(self) -> list[Model]:
         return [Model(self, name) for name in self._model_names()]
 
-    def show_models(self) -> pd.DataFrame:
-        """One row per model: created_at, version count, latest version, aliases, tags."""
+    def show_models(self, *, latest: bool = False) -> pd.DataFrame:
+        """One row per model: created_at, version count, latest version, aliases, tags.
+        ``latest=True`` adds ``updated_at`` (the model's newest event), the latest version's
+        ``latest_tags`` and one column per its current metric (what a registry browser shows,
+        filters and sorts on)."""
 
         def counts(s: Store, p: Any) -> Any:
             live = s.live_versions()
             return live.group_by("MODEL_NAME").aggregate(versions=live.count())
 
-        def latest(s: Store, p: Any) -> Any:
+        def newest_versions(s: Store, p: Any) -> Any:
             # A join with the per-model maximum, not a filter on a window: Ibis 12 compiles
             # the latter for PostgreSQL into a subquery whose WHERE names an inner alias.
             live = s.live_versions()
@@ -213,21 +228,89 @@ class Registry:
             tags = s.current_tags()
             return tags.filter(tags.VERSION_NAME.isnull())
 
+        def latest_detail(kind: str) -> Any:
+            def build(s: Store, p: Any) -> Any:
+                newest = newest_versions(s, p).select(N_MODEL="MODEL_NAME", N_VERSION="VERSION_NAME")
+                t = s.current_metrics() if kind == "metrics" else s.current_tags()
+                value = "VALUE_NUM" if kind == "metrics" else "VALUE_STR"
+                t = t.join(newest, [t.MODEL_NAME == newest.N_MODEL, t.VERSION_NAME == newest.N_VERSION])
+                return t.select("MODEL_NAME", "KEY", value)
+
+            return build
+
         with self._connection():
             models = self._query(lambda s, p: s.table(MODELS))
-            counts, latest = self._query(counts), self._query(latest)
+            counts, newest = self._query(counts), self._query(newest_versions)
             aliases, tags = self._query(lambda s, p: s.current_aliases()), self._query(model_tags)
+            if latest:
+                metrics = self._query(latest_detail("metrics"), "metrics")
+                version_tags = self._query(latest_detail("tags"), "tags")
+                updated = self._query(
+                    lambda s, p: s.table(EVENTS).group_by("MODEL_NAME").aggregate(AT=ibis._.CREATED_AT.max())
+                )
         frame = pd.DataFrame(
             {"model_name": models["MODEL_NAME"], "created_at": models["CREATED_AT"]}
         ).sort_values("model_name", ignore_index=True)
         frame["versions"] = frame.model_name.map(counts.set_index("MODEL_NAME")["versions"]).fillna(0).astype(int)
         frame["latest_version"] = frame.model_name.map(
-            latest.drop_duplicates("MODEL_NAME").set_index("MODEL_NAME")["VERSION_NAME"]
+            newest.drop_duplicates("MODEL_NAME").set_index("MODEL_NAME")["VERSION_NAME"]
         )
         frame["aliases"] = frame.model_name.map(_group_dict(aliases, "ALIAS_NAME", "VERSION_NAME"))
         frame["tags"] = frame.model_name.map(_group_dict(tags, "KEY", "VALUE_STR"))
         for col in ("aliases", "tags"):
             frame[col] = frame[col].apply(lambda v: v if isinstance(v, dict) else {})
+        if latest:
+            frame["updated_at"] = frame.model_name.map(updated.set_index("MODEL_NAME")["AT"])
+            frame["latest_tags"] = [
+                dict(found) for found in frame.model_name.map(_group_dict(version_tags, "KEY", "VALUE_STR"))
+                .apply(lambda v: v if isinstance(v, dict) else {})
+            ]
+            by_model = _group_dict(metrics, "KEY", "VALUE_NUM")
+            for key in sorted(set(metrics["KEY"])):
+                frame[key] = [float(by_model.get(m, {}).get(key, math.nan)) for m in frame.model_name]
+        return frame
+
+    def events(
+        self,
+        model_name: str | None = None,
+        version_name: str | None = None,
+        *,
+        kinds: tuple[str, ...] | list[str] | None = None,
+        dag_id: str | None = None,
+        run_id: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """The append-only event log, newest first: what changed, when, by whom and from where.
+
+        Columns: event_id, model_name, version_name, kind, key, value_num, value_str,
+        created_at, created_by, run_context (a dict: host, pid and, inside Airflow, the
+        ``airflow`` dag_id, dag_run_id and task_id). ``kinds`` keeps those event kinds
+        (commit, metric, tag, untag, alias, unalias, comment, delete, drift); ``dag_id`` and
+        ``run_id`` keep the events an Airflow DAG run wrote (its commits are the versions it
+        logged); ``limit`` keeps the newest ``limit``.
+        """
+        import json
+
+        kinds = tuple(kinds or ())
+        unknown = sorted(set(kinds) - set(_tables.KINDS))
+        if unknown:
+            raise NeveInputError(f"unknown event kinds {unknown}; known: {', '.join(_tables.KINDS)}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise NeveInputError(f"limit must be a positive integer, got {limit!r}")
+        params = {}
+        if model_name is not None:
+            params["model"] = _lineage.check_name(model_name, "model name")
+        if version_name is not None:
+            params["version"] = _lineage.check_name(version_name, "version name")
+        # RUN_CONTEXT is JSON written with sorted keys (see _lineage.run_context): a run
+        # matches on the exact '"key": "value"' text, with the value JSON-quoted as written.
+        if dag_id is not None:
+            params["dag"] = f'"dag_id": {json.dumps(str(dag_id))}'
+        if run_id is not None:
+            params["run"] = f'"dag_run_id": {json.dumps(str(run_id))}'
+        frame = self._query(_event_log(kinds, limit), (kinds, limit), **params)
+        frame.columns = [c.lower() for c in frame.columns]
+        frame["run_context"] = [json.loads(c) if c else {} for c in frame["run_context"]]
         return frame
 
     # -- logging ---------------------------------------------------------------------------------
@@ -430,6 +513,25 @@ def _held_names(s: Store, p: Any) -> Any:
     versions = s.table(VERSIONS).filter(lambda v: v.MODEL_NAME == p["model"])
     deletes = s._events(p["model"]).filter(lambda e: e.KIND == _tables.DELETE)
     return versions.anti_join(deletes, versions.VERSION_NAME == deletes.VERSION_NAME).select("VERSION_NAME")
+
+
+def _event_log(kinds: tuple[str, ...], limit: int | None) -> Any:
+    def build(s: Store, p: Any) -> Any:
+        e = s.table(EVENTS)
+        if "model" in p:
+            e = e.filter(e.MODEL_NAME == p["model"])
+        if "version" in p:
+            e = e.filter(e.VERSION_NAME == p["version"])
+        if "dag" in p:
+            e = e.filter(e.RUN_CONTEXT.contains(p["dag"]))
+        if "run" in p:
+            e = e.filter(e.RUN_CONTEXT.contains(p["run"]))
+        if kinds:
+            e = e.filter(e.KIND.isin(kinds))
+        e = e.select(*_EVENT_COLUMNS).order_by(e.EVENT_ID.desc())
+        return e.limit(limit) if limit is not None else e
+
+    return build
 
 
 def _max_number(s: Store, p: Any) -> Any:

@@ -41,10 +41,12 @@ MODELS = "NEVE_MODELS"
 VERSIONS = "NEVE_MODEL_VERSIONS"
 EVENTS = "NEVE_EVENTS"
 
-# Event kinds. A version is visible once it has a COMMIT and no DELETE.
-COMMIT, METRIC, TAG, UNTAG, ALIAS, UNALIAS, COMMENT, DELETE = (
-    "commit", "metric", "tag", "untag", "alias", "unalias", "comment", "delete"
+# Event kinds. A version is visible once it has a COMMIT and no DELETE. DRIFT keeps a
+# drift report (JSON) computed against the version's baseline, when the caller records it.
+COMMIT, METRIC, TAG, UNTAG, ALIAS, UNALIAS, COMMENT, DELETE, DRIFT = (
+    "commit", "metric", "tag", "untag", "alias", "unalias", "comment", "delete", "drift"
 )
+KINDS = (COMMIT, METRIC, TAG, UNTAG, ALIAS, UNALIAS, COMMENT, DELETE, DRIFT)
 
 _WHO = {"CREATED_AT": "timestamp", "CREATED_BY": "string", "RUN_CONTEXT": "string"}
 
