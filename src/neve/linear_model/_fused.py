@@ -141,7 +141,7 @@ def _fit_steps(steps: Sequence[BaseTransformer], design: Design, stats: Stats, c
         if type(step) is OneHotEncoder:
             step.categories_ = {c: design.categories[c] for c in step.input_cols_}
             step.infrequent_indices_ = {c: None for c in step.input_cols_}
-            step.drop_idx_ = step._drop_indices(step.input_cols_)
+            step.drop_idx_by_col_ = step._drop_indices(step.input_cols_)
             for col, out in zip(step.input_cols_, step.output_cols_, strict=True):
                 cats = design.categories[col]
                 names = step._output_names(col, out)
