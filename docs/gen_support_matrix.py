@@ -39,9 +39,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUT = REPO / "docs" / "support-matrix.md"
-ENGINE_TITLES = {"duckdb": "DuckDB", "postgres": "PostgreSQL", "snowflake": "Snowflake (emulator)"}
+ENGINE_TITLES = {
+    "duckdb": "DuckDB",
+    "postgres": "PostgreSQL",
+    "spark": "Spark (local)",
+    "snowflake": "Snowflake (emulator)",
+}
 #: Engines that have a column even before their tests join the suite.
-COLUMNS = ("duckdb", "postgres", "snowflake")
+COLUMNS = ("duckdb", "postgres", "spark", "snowflake")
 SNOWFLAKE_PENDING = "see [snowflake.md](snowflake.md)"
 EMULATOR_FIXTURE = "emulator"
 SNOWFLAKE_TESTS = "tests/engine/test_snowflake_sql.py"
