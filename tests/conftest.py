@@ -128,6 +128,15 @@ def session(engine_url: str) -> neve.Session:
         yield s
 
 
+def run_sql(session: neve.Session, sql: str) -> None:
+    """Run ``sql``, written in PostgreSQL's dialect, on the session's engine (sqlglot
+    translates it: ``'NaN'::FLOAT8`` and ``"quoted"`` names work everywhere)."""
+    import sqlglot
+
+    for statement in sqlglot.transpile(sql, read="postgres", write=session.engine.dialect):
+        session.engine.raw_sql(statement)
+
+
 @pytest.fixture
 def taxi_files() -> list[Path]:
     return [TAXI_DIR / f"yellow_tripdata_sample_2019-0{m}.csv" for m in (1, 2)]

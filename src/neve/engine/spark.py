@@ -29,6 +29,7 @@ Differences from the SQL engines, all handled here:
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Sequence
@@ -36,8 +37,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import ibis
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pandas as pd
+import sqlglot as sg
 import sqlglot.expressions as sge
 
 from neve.engine._driver import Driver, is_parquet, values_insert
@@ -51,6 +54,42 @@ _NEVE_KEYS = {"database", "log_level"}
 _LOG_LEVELS = {"ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN"}
 _SQL_TEXT: dict[int, tuple[sge.Expression, str]] = {}
 _start_lock = threading.Lock()
+#: Appends to one Parquet table share its _temporary folder, which the first job to commit
+#: deletes: inserts from threads of one process take turns (see docs/spark.md).
+_insert_lock = threading.Lock()
+
+
+@functools.cache
+def _backend_class() -> type:
+    """Ibis's PySpark backend with two corrections neve relies on, made here (the engine
+    package) rather than spread over the transformers."""
+    from ibis.backends.pyspark import Backend
+    from ibis.backends.sql.compilers.base import FALSE
+    from ibis.backends.sql.compilers.pyspark import PySparkCompiler
+
+    class Compiler(PySparkCompiler):
+        def visit_IsInf(self, op: ops.IsInf, *, arg: sge.Expression) -> sge.Expression:
+            # ibis 12 writes ``arg == POS_INF`` on sqlglot nodes, which newer sqlglot
+            # evaluates as a Python comparison: every isinf() compiled to FALSE.
+            if not op.arg.dtype.is_floating():
+                return FALSE
+            return sg.or_(sge.EQ(this=arg, expression=self.POS_INF), sge.EQ(this=arg, expression=self.NEG_INF))
+
+    class SparkBackend(Backend):
+        compiler = Compiler()
+
+        def _register_in_memory_table(self, op: ops.InMemoryTable) -> None:
+            # Through Arrow, as the other engines load pandas: NaN in a float column
+            # arrives as NULL (missing), not as a NaN value, and the upload is columnar
+            # rather than row by row.
+            # One partition: in-memory data is small, and a table written from it is then
+            # one file that reads back in the order it was given (Spark orders a table's
+            # files by size, not by name).
+            data = op.data.to_pyarrow(op.schema)
+            self._session.createDataFrame(data).coalesce(1).createOrReplaceTempView(op.name)
+
+    SparkBackend.register_options()  # ibis.options.pyspark, as loading ibis.pyspark does
+    return SparkBackend
 
 
 class SparkDriver(Driver):
@@ -121,7 +160,7 @@ class SparkDriver(Driver):
 
     def connect(self) -> Any:
         session = self._connect_session() if self.is_connect else self._shared_session().newSession()
-        backend = ibis.pyspark.connect(session)
+        backend = _backend_class()().connect(session)
         # Quoted identifiers keep their case on the other engines; Spark folds names to
         # lower case unless told otherwise, and neve's tables are upper case.
         session.conf.set("spark.sql.caseSensitive", "true")
@@ -234,7 +273,8 @@ class SparkDriver(Driver):
         if not rows:
             return
         sql, params = values_insert("spark", table, columns, rows, mark="?", database=database)
-        backend._session.sql(sql, args=params)
+        with _insert_lock:
+            backend._session.sql(sql, args=params)
 
     def query(self, backend: Any, tree: sge.Expression, params: dict[str, Any]) -> pd.DataFrame:
         sql = _SQL_TEXT.get(id(tree))
