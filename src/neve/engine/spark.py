@@ -64,7 +64,7 @@ def _backend_class() -> type:
     """Ibis's PySpark backend with two corrections neve relies on, made here (the engine
     package) rather than spread over the transformers."""
     from ibis.backends.pyspark import Backend
-    from ibis.backends.sql.compilers.base import FALSE
+    from ibis.backends.sql.compilers.base import FALSE, NULL
     from ibis.backends.sql.compilers.pyspark import PySparkCompiler
 
     class Compiler(PySparkCompiler):
@@ -74,6 +74,26 @@ def _backend_class() -> type:
             if not op.arg.dtype.is_floating():
                 return FALSE
             return sg.or_(sge.EQ(this=arg, expression=self.POS_INF), sge.EQ(this=arg, expression=self.NEG_INF))
+
+        def visit_ArrayCollect(self, op: ops.ArrayCollect, *, arg, where, order_by, include_null, distinct):
+            # Spark's collect_list takes no ORDER BY (ibis refuses the form): collect
+            # (keys..., value) structs, sort the array, keep the values. Categories are
+            # learned this way, so the encoders need it.
+            descending = {bool(o.args.get("desc")) for o in order_by or ()}
+            if not order_by or distinct or include_null or len(descending) > 1:
+                return super().visit_ArrayCollect(
+                    op, arg=arg, where=where, order_by=order_by, include_null=include_null, distinct=distinct
+                )
+            fields = [item for i, o in enumerate(order_by) for item in (sge.convert(f"k{i}"), o.this)]
+            pair = self.f.named_struct(*fields, sge.convert("v"), arg)
+            keep = arg.is_(sg.not_(NULL))
+            if where is not None:
+                keep = sg.and_(where, keep)
+            collected = self.f.collect_list(self.if_(keep, pair, NULL))
+            ordered = self.f.sort_array(collected, sge.convert(not descending.pop()))
+            x = sg.to_identifier("x")
+            value = sge.Lambda(this=sge.Dot(this=x.copy(), expression=sg.to_identifier("v")), expressions=[x])
+            return self.f.transform(ordered, value)
 
     class SparkBackend(Backend):
         compiler = Compiler()
@@ -87,6 +107,17 @@ def _backend_class() -> type:
             # files by size, not by name).
             data = op.data.to_pyarrow(op.schema)
             self._session.createDataFrame(data).coalesce(1).createOrReplaceTempView(op.name)
+
+        def to_pyarrow(self, expr: ir.Expr, /, *, params: Any = None, limit: Any = None, **kwargs: Any) -> Any:
+            # Ibis goes through pandas, where a NaN result turns into NULL: a fit could no
+            # longer tell "all missing" from "NaN in the data". Spark 4 hands Arrow over.
+            from ibis.formats.pyarrow import PyArrowData
+
+            table_expr = expr.as_table()
+            self._run_pre_execute_hooks(table_expr)
+            sql = self.compile(table_expr, params=params, limit=limit, **kwargs)
+            output = self._session.sql(sql).toArrow().rename_columns(table_expr.columns)
+            return expr.__pyarrow_result__(PyArrowData.convert_table(output, table_expr.schema()))
 
     SparkBackend.register_options()  # ibis.options.pyspark, as loading ibis.pyspark does
     return SparkBackend
