@@ -39,9 +39,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUT = REPO / "docs" / "support-matrix.md"
-ENGINE_TITLES = {"duckdb": "DuckDB", "postgres": "PostgreSQL", "snowflake": "Snowflake (emulator)"}
+ENGINE_TITLES = {
+    "duckdb": "DuckDB",
+    "postgres": "PostgreSQL",
+    "spark": "Spark (local)",
+    "snowflake": "Snowflake (emulator)",
+}
 #: Engines that have a column even before their tests join the suite.
-COLUMNS = ("duckdb", "postgres", "snowflake")
+COLUMNS = ("duckdb", "postgres", "spark", "snowflake")
 SNOWFLAKE_PENDING = "see [snowflake.md](snowflake.md)"
 EMULATOR_FIXTURE = "emulator"
 SNOWFLAKE_TESTS = "tests/engine/test_snowflake_sql.py"
@@ -338,6 +343,10 @@ def render(tests: list[Test], suite: tuple[str, ...]) -> str:
         "so one-hot columns whose categories differ only in case (`X_A`, `X_a`) collide when a "
         "later pipeline step selects them there. See [snowml.md](snowml.md) "
         "(tests/snowml_compat/).",
+        "- **Spark (local)** is opt-in in `make test` (`NEVE_TEST_ENGINES=duckdb,postgres,spark`): "
+        "a ✓ there means the test is written to run on Spark, not that every run checks it. The "
+        "Spark driver's own tests (tests/engine/test_spark.py) run in every `make test`. See "
+        "[spark.md](spark.md) for what is verified and what is not.",
         "",
         "## Declared gaps",
         "",

@@ -2,8 +2,10 @@
 
 The ``session`` fixture is the engine-agnostic suite's entry point, as Ibis's
 backend fixture is: every test that takes it runs once per engine available in
-the run (DuckDB always; PostgreSQL when its binaries are installed, as
-``.ci/run`` ensures). ``$NEVE_TEST_ENGINES=duckdb`` narrows a local run.
+the run (DuckDB always; PostgreSQL when its binaries are installed, local Spark when
+Java and pyspark are, as ``.ci/run`` ensures). ``$NEVE_TEST_ENGINES=duckdb`` narrows a
+local run. An engine left out because this machine lacks it is named in the header of
+the run; in CI its absence is an error.
 
 A test that cannot run on some engine says so with a marker, which also feeds
 the support matrix in docs/support-matrix.md::
@@ -13,7 +15,10 @@ the support matrix in docs/support-matrix.md::
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -24,17 +29,48 @@ from tests._servers import postgres as pg
 REPO = Path(__file__).resolve().parents[1]
 TAXI_DIR = REPO / "data" / "nyc_taxi"
 
-ALL_ENGINES = ("duckdb", "postgres")
+ALL_ENGINES = ("duckdb", "postgres", "spark")
+#: What a run tests when $NEVE_TEST_ENGINES is unset. The whole matrix on local Spark is
+#: opt-in (NEVE_TEST_ENGINES=duckdb,postgres,spark) until it fits the suite's time budget;
+#: tests marked for Spark alone (tests/engine/test_spark.py) always run where Java is.
+DEFAULT_ENGINES = ("duckdb", "postgres")
+#: One local Spark per test process (xdist worker): its JVM takes seconds to start, so
+#: every test shares it, each in a database of its own. Memory is capped so that two
+#: workers fit beside the rest of the machine.
+SPARK_MASTER = "local[2]"
+SPARK_MEMORY = "2g"
+
+
+def _missing(engine: str) -> str | None:
+    """Why this machine cannot run ``engine``, or None when it can."""
+    if engine == "postgres" and pg.find_bin_dir() is None:
+        return "PostgreSQL is not installed (apt-get install postgresql)"
+    if engine == "spark":
+        if importlib.util.find_spec("pyspark") is None:
+            return "pyspark is not installed (uv sync --all-extras)"
+        if shutil.which("java") is None:
+            return "Java is not installed (apt-get install openjdk-17-jre-headless)"
+    return None
 
 
 def available_engines() -> tuple[str, ...]:
     wanted = os.environ.get("NEVE_TEST_ENGINES")
-    engines = tuple(e.strip() for e in wanted.split(",")) if wanted else ALL_ENGINES
-    if "postgres" in engines and pg.find_bin_dir() is None:
-        if os.environ.get("CI"):
-            raise RuntimeError("CI must test PostgreSQL: install it (see .ci/run)")
-        engines = tuple(e for e in engines if e != "postgres")
-    return engines
+    engines = tuple(e.strip() for e in wanted.split(",")) if wanted else DEFAULT_ENGINES
+    for engine in engines:
+        reason = _missing(engine)
+        if reason is not None and os.environ.get("CI"):
+            raise RuntimeError(f"CI must test {engine}: {reason} (see .ci/run)")
+    return tuple(e for e in engines if _missing(e) is None)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    wanted = os.environ.get("NEVE_TEST_ENGINES")
+    engines = tuple(e.strip() for e in wanted.split(",")) if wanted else DEFAULT_ENGINES
+    skipped = [f"{e} ({reason})" for e in engines if (reason := _missing(e))]
+    lines = [f"neve engines: {', '.join(available_engines())}"]
+    if skipped:
+        lines.append(f"neve engines NOT TESTED on this machine: {'; '.join(skipped)}")
+    return lines
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -49,7 +85,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     engines = available_engines()
     marker = metafunc.definition.get_closest_marker("engines")
     if marker is not None:
-        engines = tuple(e for e in engines if e in marker.args)
+        # An engine a test is written for alone runs whenever this machine has it.
+        opted_out = "NEVE_TEST_ENGINES" in os.environ
+        engines = tuple(
+            e for e in marker.args
+            if e in engines or (len(marker.args) == 1 and not opted_out and _missing(e) is None)
+        )
     metafunc.parametrize("engine", engines, indirect=True)
 
 
@@ -65,11 +106,25 @@ def postgres_admin_url() -> str:
         yield url
 
 
+@pytest.fixture(scope="session")
+def spark_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The URL of this test process's local Spark (started on first use, shared by all)."""
+    warehouse = tmp_path_factory.mktemp("spark") / "warehouse"
+    return f"spark://{SPARK_MASTER}{warehouse}?spark.driver.memory={SPARK_MEMORY}"
+
+
 @pytest.fixture
 def engine_url(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """A URL to a fresh, empty database on ``engine``, dropped afterwards."""
     if engine == "duckdb":
         yield f"duckdb:///{tmp_path / 'test.duckdb'}"
+        return
+    if engine == "spark":
+        base = request.getfixturevalue("spark_url")
+        database = f"t_{uuid.uuid4().hex[:12]}"
+        yield f"{base}&database={database}"
+        with neve.connect(base) as spark:
+            spark.engine.raw_sql(f"DROP DATABASE IF EXISTS `{database}` CASCADE")
         return
     with pg.throwaway_database(request.getfixturevalue("postgres_admin_url"), "t") as url:
         yield url
@@ -80,6 +135,15 @@ def session(engine_url: str) -> neve.Session:
     """A session on a fresh database of each engine in the run."""
     with neve.connect(engine_url) as s:
         yield s
+
+
+def run_sql(session: neve.Session, sql: str) -> None:
+    """Run ``sql``, written in PostgreSQL's dialect, on the session's engine (sqlglot
+    translates it: ``'NaN'::FLOAT8`` and ``"quoted"`` names work everywhere)."""
+    import sqlglot
+
+    for statement in sqlglot.transpile(sql, read="postgres", write=session.engine.dialect):
+        session.engine.raw_sql(statement)
 
 
 @pytest.fixture

@@ -230,8 +230,8 @@ def log_loss(
     frame = _one(
         rows.group_by(label=rows[y_true]).aggregate(
             n=rows.count(),
-            lo=ibis.least(*[rows[c] for c in columns]).min(),
-            hi=ibis.greatest(*[rows[c] for c in columns]).max(),
+            lo=_least([rows[c] for c in columns]).min(),
+            hi=_greatest([rows[c] for c in columns]).max(),
             off=(row_sum - 1.0).abs().max() if len(columns) > 1 else ibis.literal(0.0),
             **agg,
         )
@@ -256,3 +256,12 @@ def log_loss(
             raise NeveInputError(f"label {group['label']!r} in {y_true!r} is not in labels={order}")
         total += float(group[f"l{index[group['label']]}"])
     return -total / float(frame["n"].sum())
+
+
+def _least(values: list[ir.NumericValue]) -> ir.NumericValue:
+    # LEAST of one argument is an error on Spark.
+    return values[0] if len(values) == 1 else ibis.least(*values)
+
+
+def _greatest(values: list[ir.NumericValue]) -> ir.NumericValue:
+    return values[0] if len(values) == 1 else ibis.greatest(*values)

@@ -31,6 +31,7 @@ from neve.preprocessing import (
     RobustScaler,
     StandardScaler,
 )
+from tests.conftest import run_sql
 
 RTOL = 1e-9
 COLS = ["a", "b c", "d/e"]
@@ -113,9 +114,10 @@ def test_duckdb_table_parity(session, cls, params):
 
 def test_nan_stored_in_a_table_counts_as_missing(session):
     # pandas NaN arrives as NULL; a real NaN value in a DOUBLE column must be treated the same.
-    session.engine.raw_sql(
+    run_sql(
+        session,
         'CREATE TABLE "T" AS SELECT * FROM '
-        "(VALUES (1.0::FLOAT8), (3.0), ('NaN'::FLOAT8), (NULL)) AS v(x)"
+        "(VALUES (1.0::FLOAT8), (3.0), ('NaN'::FLOAT8), (NULL)) AS v(x)",
     )
     scaler = StandardScaler().fit(session.table("T"))
     assert scaler.mean_ == {"x": 2.0}

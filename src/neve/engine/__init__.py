@@ -12,6 +12,7 @@ from neve.engine._url import DEFAULT_URL, EngineURL, parse_url
 from neve.engine.duckdb import DuckDBDriver
 from neve.engine.postgres import PostgresDriver
 from neve.engine.snowflake import SnowflakeDriver
+from neve.engine.spark import SparkDriver
 from neve.errors import InvalidURLError
 
 __all__ = [
@@ -31,7 +32,8 @@ __all__ = [
 ]
 
 _DRIVERS: dict[str, type[Driver]] = {
-    scheme: driver for driver in (DuckDBDriver, PostgresDriver, SnowflakeDriver) for scheme in driver.schemes
+    scheme: driver for driver in (DuckDBDriver, PostgresDriver, SnowflakeDriver, SparkDriver)
+    for scheme in driver.schemes
 }
 
 
@@ -54,7 +56,9 @@ def connect(
 
     ``url`` follows Ibis's forms: ``duckdb://`` (in memory), ``duckdb:///./file.duckdb``,
     ``postgres://user:pw@host:5432/db``,
-    ``snowflake://user:pw@account/DB/SCHEMA?warehouse=WH&role=R``. Without one,
+    ``snowflake://user:pw@account/DB/SCHEMA?warehouse=WH&role=R``,
+    ``spark://local[2]/path/to/warehouse?database=DB`` (Spark in this process, or a
+    ``spark://host:7077`` master), ``sc://host:15002`` (Spark Connect). Without one,
     ``$NEVE_URL`` is used, else ``duckdb:///./neve.duckdb``.
 
     ``connection`` adopts one the caller already holds instead: a Snowflake connector

@@ -16,6 +16,12 @@ Supported connection types:
 ``snowflake``  the standard Snowflake connection: login, password, schema, and
                ``account``, ``warehouse``, ``database``, ``role`` in extra
 ``duckdb``     host = path of the database file (empty: in memory)
+``spark``      the Apache Spark provider's connection: host = the master (``local[2]``,
+               ``yarn``, ``spark://HOST`` with the port in port, or ``sc://HOST`` for Spark
+               Connect); schema = the database; in extra ``warehouse`` (a local master's
+               warehouse folder) and any ``spark.*`` setting
+``spark_connect`` the provider's Spark Connect connection: host, port, login = user id,
+               password = token, extra ``use_ssl``
 
 and, for a registry stage on S3 (:func:`storage_options`, not an engine):
 
@@ -318,9 +324,42 @@ def _duckdb_url(conn: AirflowConnection) -> str:
     return f"duckdb:///{path}" if path.startswith(("./", "../", "~")) else f"duckdb:///./{path}"
 
 
+def _spark_url(conn: AirflowConnection) -> str:
+    master = (conn.host or "local[*]").strip()
+    query = {k: str(v) for k, v in conn.extra.items() if k.startswith("spark.")}
+    if conn.schema:
+        query["database"] = conn.schema
+    if master.startswith("sc://"):
+        return _spark_connect_url(conn)
+    if master.startswith("spark://"):
+        master = master.removeprefix("spark://")
+        if conn.port and ":" not in master:
+            master += f":{conn.port}"
+    warehouse = str(conn.option("warehouse") or "")
+    if warehouse and not warehouse.startswith("/") and "://" not in warehouse:
+        warehouse = "./" + warehouse.removeprefix("./")  # relative to the working directory
+    path = f"/{warehouse}" if warehouse and not warehouse.startswith("/") else warehouse
+    return f"spark://{master}{path}" + (f"?{urlencode(query)}" if query else "")
+
+
+def _spark_connect_url(conn: AirflowConnection) -> str:
+    host = (conn.host or "localhost").removeprefix("sc://").rstrip("/")
+    port = f":{conn.port}" if conn.port and ":" not in host else ""
+    params = []
+    if conn.login:
+        params.append(f"user_id={quote(conn.login, safe='')}")
+    if conn.password:
+        params.append(f"token={quote(conn.password, safe='')}")
+    if str(conn.option("use_ssl") or "").lower() in ("1", "true", "yes"):
+        params.append("use_ssl=true")
+    return f"sc://{host}{port}/" + "".join(f";{p}" for p in params)
+
+
 _BUILDERS = {
     "neve": _neve_url,
     "postgres": _postgres_url,
     "snowflake": _snowflake_url,
     "duckdb": _duckdb_url,
+    "spark": _spark_url,
+    "spark_connect": _spark_connect_url,
 }

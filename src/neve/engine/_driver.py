@@ -77,6 +77,9 @@ class Driver:
 
     name: ClassVar[str] = "generic"
     schemes: ClassVar[tuple[str, ...]] = ()
+    #: Whether the engine enforces PRIMARY KEY constraints (and accepts them in DDL). Where
+    #: it does not, concurrent writers can claim the same key: see the registry's notes.
+    enforces_keys: ClassVar[bool] = True
 
     def __init__(self, url: EngineURL) -> None:
         self.url = url
@@ -127,6 +130,10 @@ class Driver:
         if hasattr(cursor, "close") and cursor is not getattr(backend, "con", None):
             cursor.close()
         return count
+
+    def create_view(self, backend: Any, name: str, expr: ir.Table, *, database: str | None = None) -> None:
+        """Create the view ``name`` over ``expr``, visible to every connection to the database."""
+        backend.create_view(name, expr, database=database)
 
     def insert_rows(
         self,

@@ -94,6 +94,17 @@ def parse_url(url: str | None = None) -> EngineURL:
             f"invalid engine URL ({_shape(url)}): expected scheme://..., e.g. "
             f"'duckdb:///./neve.duckdb' or 'postgres://user:pw@host:5432/db'"
         )
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() in ("spark", "pyspark") and rest.startswith("local"):
+        # A Spark master such as local[4] is not a host: its brackets would parse as IPv6.
+        netloc, slash, tail = rest.partition("/")
+        parts = urlsplit(f"{scheme}:///{tail}" if slash else f"{scheme}://")
+        return EngineURL(
+            scheme=scheme.lower(),
+            host=netloc.partition("?")[0],
+            path=unquote(parts.path) if slash else "",
+            query=dict(parse_qsl(parts.query if slash else netloc.partition("?")[2], keep_blank_values=True)),
+        )
     try:
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))

@@ -123,7 +123,9 @@ class Store:
             create = sge.Create(
                 kind="TABLE",
                 exists=True,
-                this=sge.Schema(this=self._target(name), expressions=[*columns, pk]),
+                this=sge.Schema(
+                    this=self._target(name), expressions=[*columns, pk] if self.driver.enforces_keys else columns
+                ),
             )
             statements.append(create.sql(dialect))
         return statements
@@ -155,7 +157,7 @@ class Store:
                 existing = set(backend.list_tables(database=self.schema))
                 for view, build in VIEWS.items():
                     if view not in existing:
-                        backend.create_view(view, build(self), database=self.schema)
+                        self.driver.create_view(backend, view, build(self), database=self.schema)
                 try:
                     self.insert(backend, META, ["KEY", "VALUE"], [("schema_version", str(SCHEMA_VERSION))])
                 except Exception as exc:

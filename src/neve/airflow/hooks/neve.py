@@ -20,9 +20,10 @@ class NeveHook(BaseHook):
 
     Accepts neve's own ``neve`` connection type (the engine URL in the extra field
     ``url``), and the standard ``postgres`` and ``snowflake`` types, so an existing
-    ``snowflake_default`` works unchanged. Credentials go from Airflow's secrets
-    straight into the engine driver: nothing is written to a file, and logs show the
-    URL with its password masked.
+    ``snowflake_default`` works unchanged, and the Apache Spark provider's ``spark``
+    (host ``local[2]``, ``spark://master`` or ``sc://host``) and ``spark_connect`` types.
+    Credentials go from Airflow's secrets straight into the engine driver: nothing is
+    written to a file, and logs show the URL with its password masked.
 
     >>> with NeveHook("neve_default").get_session() as session:
     ...     session.table("TAXI_DATA")

@@ -1,0 +1,179 @@
+"""The Spark driver: URLs, Airflow connections, and what local Spark does differently."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import neve
+from neve.engine import driver_for
+from neve.engine._airflow_conn import url_from_env
+from neve.engine.spark import SparkDriver
+from neve.errors import DataFileError, EngineError, InvalidURLError, TableNotFoundError
+
+spark_only = pytest.mark.engines("spark", reason="tests of the Spark driver itself")
+
+
+def _url(raw: str) -> str:
+    return url_from_env("x", {"AIRFLOW_CONN_X": raw})
+
+
+@pytest.mark.parametrize(
+    ("url", "master", "database"),
+    [
+        ("spark://local[2]", "local[2]", None),
+        ("spark://local[*]?database=ml", "local[*]", "ml"),
+        ("spark://local", "local", None),
+        ("spark://spark-master:7077/data/wh", "spark://spark-master:7077", None),
+        ("spark://yarn?database=ml", "yarn", "ml"),
+    ],
+)
+def test_url_names_the_master_and_database(url: str, master: str, database: str | None) -> None:
+    driver = driver_for(url)
+    assert isinstance(driver, SparkDriver)
+    assert (driver.master, driver.database, driver.is_connect) == (master, database, False)
+
+
+def test_url_path_is_the_warehouse_and_defaults_under_dot_neve() -> None:
+    assert driver_for("spark://local[2]/tmp/wh").warehouse == Path("/tmp/wh")
+    assert driver_for("spark://local[2]/./wh").warehouse == Path("wh").resolve()
+    assert driver_for("spark://local[2]").warehouse == Path(".neve/spark/warehouse").resolve()
+    assert driver_for("spark://local[2]").default_stage(None) == str(Path(".neve/spark/stage").resolve())
+
+
+def test_url_options_other_than_spark_settings_are_refused() -> None:
+    driver = driver_for("spark://local[2]?spark.driver.memory=2g&memory=2g")
+    with pytest.raises(InvalidURLError, match="memory"):
+        _ = driver.spark_conf
+    assert driver_for("spark://local[2]?spark.driver.memory=2g").spark_conf == {"spark.driver.memory": "2g"}
+
+
+def test_shuffle_partitions_follow_the_local_cores() -> None:
+    assert driver_for("spark://local[3]").cores == 3
+
+
+def test_spark_connect_url_keeps_its_token_out_of_messages() -> None:
+    driver = driver_for("sc://cluster.example:15002/;token=s3cr3t-token")
+    assert driver.is_connect
+    assert driver.connect_url == "sc://cluster.example:15002/;token=s3cr3t-token"
+    with pytest.raises(EngineError) as info:
+        driver.connect()
+    assert "s3cr3t" not in str(info.value)
+    assert "sc://cluster.example:15002" in str(info.value) or "pyspark[connect]" in str(info.value)
+
+
+def test_airflow_spark_connection_with_a_local_master() -> None:
+    raw = json.dumps({"conn_type": "spark", "host": "local[2]", "schema": "ml",
+                      "extra": {"warehouse": "/data/wh", "spark.driver.memory": "4g", "queue": "q"}})
+    url = _url(raw)
+    assert url == "spark://local[2]/data/wh?spark.driver.memory=4g&database=ml"
+    driver = driver_for(url)
+    assert (driver.master, driver.database, driver.warehouse) == ("local[2]", "ml", Path("/data/wh"))
+
+
+def test_airflow_spark_connection_with_a_standalone_master_and_port() -> None:
+    url = _url(json.dumps({"conn_type": "spark", "host": "spark://master", "port": 7077}))
+    assert driver_for(url).master == "spark://master:7077"
+
+
+def test_airflow_spark_connection_pointing_at_spark_connect() -> None:
+    url = _url(json.dumps({"conn_type": "spark", "host": "sc://cluster", "port": 15002}))
+    assert url == "sc://cluster:15002/"
+    assert driver_for(url).is_connect
+
+
+def test_airflow_spark_connect_connection_carries_user_and_token() -> None:
+    raw = json.dumps({"conn_type": "spark_connect", "host": "cluster", "port": 15002, "login": "ann",
+                      "password": "tok", "extra": {"use_ssl": True}})
+    assert _url(raw) == "sc://cluster:15002/;user_id=ann;token=tok;use_ssl=true"
+
+
+@spark_only
+def test_table_names_keep_their_case(session: neve.Session) -> None:
+    session.create_table("TAXI_DATA", pd.DataFrame({"Mixed_Case": [1.5, 2.5]}))
+    assert "TAXI_DATA" in session.list_tables()
+    assert session.table("TAXI_DATA").Mixed_Case.sum().execute() == 4.0
+    with pytest.raises(TableNotFoundError, match="TAXI_DATA"):
+        session.table("taxi_data")
+
+
+@spark_only
+def test_native_csv_load_appends_and_overwrites(session: neve.Session, taxi_files: list[Path]) -> None:
+    raw = session.load_files(taxi_files[:1], "TAXI_RAW")
+    assert raw.schema()["pickup_datetime"].is_timestamp()
+    first = raw.count().execute()
+    session.load_files(taxi_files[1:], "TAXI_RAW")
+    both = session.table("TAXI_RAW").count().execute()
+    assert both > first
+    session.load_files(taxi_files, "TAXI_RAW", overwrite=True)
+    assert session.table("TAXI_RAW").count().execute() == both
+
+
+@spark_only
+def test_native_parquet_load(session: neve.Session, tmp_path: Path) -> None:
+    for i in range(2):
+        pq.write_table(pa.table({"A": [i, i + 10], "B": ["x", "y"]}), tmp_path / f"p{i}.parquet")
+    t = session.load_files(sorted(tmp_path.glob("*.parquet")), "P")
+    assert sorted(t.A.execute()) == [0, 1, 10, 11]
+
+
+@spark_only
+def test_a_bad_file_is_named(session: neve.Session, tmp_path: Path, taxi_files: list[Path]) -> None:
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet at all")
+    good = tmp_path / "good.parquet"
+    pq.write_table(pa.table({"A": [1]}), good)
+    with pytest.raises(DataFileError, match="bad.parquet"):
+        session.load_files([good, bad], "P")
+    with pytest.raises(DataFileError, match="mix"):
+        session.load_files([good, taxi_files[0]], "P")
+
+
+@spark_only
+def test_inserted_values_are_bound_not_spliced(session: neve.Session) -> None:
+    session.create_table("T", pd.DataFrame({"K": ["a"], "V": [1.0]}))
+    tricky = "it's'); DROP TABLE T; --"
+    session.driver.insert_rows(session.engine, "T", ["K", "V"], [(tricky, 2.0), ("b", None)])
+    got = session.table("T").order_by("K").execute()
+    assert list(got.K) == ["a", "b", tricky]
+    assert got.V.isna().tolist() == [False, True, False]
+
+
+@spark_only
+def test_sessions_share_one_spark_but_not_a_database(engine_url: str) -> None:
+    with neve.connect(engine_url) as a, neve.connect(engine_url.replace("database=", "database=other_")) as b:
+        a.create_table("ONLY_IN_A", pd.DataFrame({"X": [1]}))
+        assert "ONLY_IN_A" not in b.list_tables()
+        assert a.engine._session.sparkContext is b.engine._session.sparkContext
+        b.engine.raw_sql(f"DROP DATABASE `{b.driver.database}` CASCADE")
+
+
+@spark_only
+def test_a_second_warehouse_in_one_process_is_refused(session: neve.Session, tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match="one per"):
+        neve.connect(f"spark://local[2]{tmp_path / 'elsewhere'}")
+    # Without a path the running warehouse is used.
+    with neve.connect("spark://local[2]") as again:
+        assert again.engine._session.sparkContext is session.engine._session.sparkContext
+
+
+@spark_only
+def test_registry_tables_accept_duplicate_keys_on_spark(session: neve.Session) -> None:
+    """Why concurrent registry writers are unsafe on Spark (docs/spark.md): its tables
+    enforce no primary key, so the row that claims a version name cannot fail when another
+    writer claimed it first, as it does on DuckDB and PostgreSQL."""
+    from neve.registry._tables import VERSIONS, Store
+
+    store = Store(session.driver, None)
+    store.create(session.engine)
+    row = ("m", "v1", 1, "uri", "sklearn", "{}", "{}", pd.Timestamp("2026-01-01"), "me", "{}")
+    columns = ["MODEL_NAME", "VERSION_NAME", "VERSION_NUMBER", "ARTIFACT_URI", "FLAVOR", "PARAMS",
+               "LINEAGE", "CREATED_AT", "CREATED_BY", "RUN_CONTEXT"]
+    store.insert(session.engine, VERSIONS, columns, [row])
+    store.insert(session.engine, VERSIONS, columns, [row])  # no uniqueness violation
+    assert session.engine.table(VERSIONS).count().execute() == 2
