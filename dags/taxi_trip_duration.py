@@ -15,10 +15,8 @@ source there, so those two functions import what they use and take and return
 JSON (table and model-version refs are dicts). They reach the warehouse with
 ``neve.connect(airflow_conn_id=...)``, which reads the ``AIRFLOW_CONN_<ID>``
 environment variable the task inherits: define the connection that way (as
-``make demo`` does), not only in Airflow's metadata DB. The env holds neve's core
-dependencies, which include DuckDB's driver only: for Postgres or Snowflake add
-``"ibis-framework[postgres]"`` or ``"ibis-framework[snowflake]"`` to its
-``dependencies`` and rebuild.
+``make demo`` does), not only in Airflow's metadata DB. The env carries the drivers of
+DuckDB, PostgreSQL and Snowflake, so any of those URLs runs the DAG unchanged.
 
 Every task is idempotent: tables are replaced, not appended to, and ``train``
 first looks for a version already logged by this DAG run (a retry after
