@@ -234,7 +234,7 @@ def taxi_trip_duration() -> None:
         from neve import Pipeline, Registry
         from neve.airflow import TableRef, model_version_ref
         from neve.errors import ModelNotFoundError
-        from neve.metrics import mean_squared_error, r2_score
+        from neve.metrics import mean_absolute_error, mean_squared_error, r2_score
         from neve.scoring import score
 
         model_name, key, target = spec["model_name"], spec["id"], spec["target"]
@@ -279,6 +279,7 @@ def taxi_trip_duration() -> None:
             scored = score(features.semi_join(split, key), model, feature_cols=columns)
             metrics = {
                 "mse": mean_squared_error(scored, y_true=target, y_pred="PREDICTION"),
+                "mae": mean_absolute_error(scored, y_true=target, y_pred="PREDICTION"),
                 "r2": r2_score(scored, y_true=target, y_pred="PREDICTION"),
             }
 
