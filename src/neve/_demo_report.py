@@ -86,9 +86,8 @@ def next_steps(console: Console, url: str, default_url: bool) -> None:
         ("make demo MONTH=2020-04", "score the lockdown month: drift fails the run"),
         ("make airflow", "the same DAG in the Airflow UI"),
     ]
-    width = max(len(cmd) for cmd, _ in lines)
     for cmd, what in lines:
-        console.print(f"  {cmd:<{width}}  [dim]# {what}[/]", highlight=False)
+        console.print(f"  [dim]# {what}[/]\n  {cmd}", highlight=False, soft_wrap=True)
     if not default_url:
         console.print("  (set NEVE_URL as for make demo)", highlight=False)
 

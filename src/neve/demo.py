@@ -272,7 +272,15 @@ def standalone_env(home: Path, url: str, dags_folder: Path, port: int) -> dict[s
         AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(_free_port(8794)),
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
     )
+    # The LocalExecutor starts `parallelism` worker processes (default 32): size them to the
+    # machine, as each task is a process that imports Airflow (and DuckDB admits one writer).
+    env.setdefault("AIRFLOW__CORE__PARALLELISM", str(executor_parallelism()))
     return env
+
+
+def executor_parallelism(cpus: int | None = None) -> int:
+    """Worker processes for ``make airflow``: two per core, at least 2 and at most 16."""
+    return max(2, min(16, 2 * (cpus or os.cpu_count() or 1)))
 
 
 def wait_healthy(port: int, proc: subprocess.Popen[Any], timeout: float) -> bool:
@@ -358,12 +366,16 @@ def run_standalone(url: str | None, port: int) -> int:
             console.print(f"login     admin / {password}")
             console.print(f"DAG       {DAG_ID} (trigger it from the UI or the REST API)")
             console.print(f"engine    {CONN_ID} -> {_redacted(url)}")
-            console.print("Ctrl-C stops it.")
+            console.print(f"executor  {env['AIRFLOW__CORE__PARALLELISM']} worker processes "
+                          f"({os.cpu_count()} cores); log {log_path}")
+            console.print("[bold]stop it with Ctrl-C[/] (here; it stops the scheduler, the API server and "
+                          "every worker)")
             proc.wait()
         except KeyboardInterrupt:
-            pass
+            console.print("Ctrl-C: stopping Airflow ...")
         finally:
             stop(proc)
+    console.print("Airflow stopped.")
     return 0
 
 
