@@ -36,7 +36,7 @@ COPY --chown=airflow:root envs/ envs/
 
 # neve with its Airflow provider goes into Airflow's own Python, Airflow kept at the base version.
 RUN --mount=type=cache,target=/home/airflow/.cache/pip,uid=50000,gid=0 \
-    pip install "apache-airflow==${AIRFLOW_VERSION}" "/opt/neve[airflow]"
+    pip install --compile "apache-airflow==${AIRFLOW_VERSION}" "/opt/neve[airflow]"
 
 RUN --mount=type=cache,target=/home/airflow/.cache/uv,uid=50000,gid=0 \
     uv python install ${EXTRA_PYTHONS}

@@ -1,42 +1,50 @@
 # Set-up is part of every target: a fresh machine needs only Python 3.11+ and make.
 SHELL := /bin/bash
 PYTHON ?= python3
-# uv from PATH, else the copy pip installs into this Python (bootstrapped on first use).
-UV := $(shell command -v uv 2>/dev/null)
-ifeq ($(UV),)
-UV := $(PYTHON) -m uv
-endif
+# uv from PATH, else a copy bootstrapped into a throwaway venv on first use. A venv, not
+# `pip install uv` into $(PYTHON): Debian's and Ubuntu's system Python refuse that
+# (externally-managed-environment).
+BOOTSTRAP := .neve/bootstrap
+UV := $(or $(shell command -v uv 2>/dev/null),$(BOOTSTRAP)/bin/uv)
 export UV_LINK_MODE ?= copy
 
 .PHONY: demo airflow test bench bench-quick sync lint docs mutate clean
 
-.venv/.synced: pyproject.toml uv.lock
-	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
-	$(UV) sync --locked --all-extras --group dev
+$(BOOTSTRAP)/bin/uv:
+	@echo "uv is not on PATH: installing it into $(BOOTSTRAP) (a throwaway venv)"
+	@$(PYTHON) -m venv $(BOOTSTRAP) || { echo "error: '$(PYTHON) -m venv' failed: install python3-venv" \
+		"(apt-get install python3-venv) or uv (https://docs.astral.sh/uv/)"; exit 1; }
+	$(BOOTSTRAP)/bin/python -m pip install --quiet --disable-pip-version-check uv
+
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE=1 (many Docker images, this machine)
+# nothing else writes .pyc files, and every process would compile its imports again.
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --all-extras --group dev --compile-bytecode
 	@touch $@
 
 sync: .venv/.synced
 
-# The taxi DAG once, through Airflow's dag.test(), on $$NEVE_URL (default: duckdb:///./neve.duckdb).
+# The taxi DAG once, through Airflow's dag.test(), on $$NEVE_URL (default: duckdb:///./neve.duckdb);
+# it scores the held-out 2019-03, or MONTH=YYYY-MM (make demo MONTH=2020-04: the lockdown drifts).
 demo: sync
-	$(UV) run --no-sync python -m neve.demo
+	@$(UV) run --no-sync python -m neve.demo $(if $(MONTH),--month $(MONTH))
 
 # airflow standalone with dags/ and the neve_default connection; prints URL and login.
 airflow: sync
-	$(UV) run --no-sync python -m neve.demo airflow
+	@$(UV) run --no-sync python -m neve.demo airflow
 
 test: sync
 	$(UV) run --no-sync pytest -n auto --durations=15
 
 # Every benchmark in one process tree; rewrites BENCHMARKS.md and docs/img/*.png (about an hour).
 bench: sync
-	$(UV) sync --locked --all-extras --group dev --group bench
+	$(UV) sync --locked --all-extras --group dev --group bench --compile-bytecode
 	$(UV) run --no-sync python benchmarks/run.py
 
 # 1M rows, one repeat, a few minutes. NEVE_BENCH_OUTPUT=/some/BENCHMARKS.md writes the report
 # there and leaves the checkout untouched (CI's smoke run).
 bench-quick: sync
-	$(UV) sync --locked --all-extras --group dev --group bench
+	$(UV) sync --locked --all-extras --group dev --group bench --compile-bytecode
 	$(UV) run --no-sync python benchmarks/run.py --quick
 
 lint: sync

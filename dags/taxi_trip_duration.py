@@ -15,10 +15,8 @@ source there, so those two functions import what they use and take and return
 JSON (table and model-version refs are dicts). They reach the warehouse with
 ``neve.connect(airflow_conn_id=...)``, which reads the ``AIRFLOW_CONN_<ID>``
 environment variable the task inherits: define the connection that way (as
-``make demo`` does), not only in Airflow's metadata DB. The env holds neve's core
-dependencies, which include DuckDB's driver only: for Postgres or Snowflake add
-``"ibis-framework[postgres]"`` or ``"ibis-framework[snowflake]"`` to its
-``dependencies`` and rebuild.
+``make demo`` does), not only in Airflow's metadata DB. The env carries the drivers of
+DuckDB, PostgreSQL and Snowflake, so any of those URLs runs the DAG unchanged.
 
 Every task is idempotent: tables are replaced, not appended to, and ``train``
 first looks for a version already logged by this DAG run (a retry after
@@ -236,7 +234,7 @@ def taxi_trip_duration() -> None:
         from neve import Pipeline, Registry
         from neve.airflow import TableRef, model_version_ref
         from neve.errors import ModelNotFoundError
-        from neve.metrics import mean_squared_error, r2_score
+        from neve.metrics import mean_absolute_error, mean_squared_error, r2_score
         from neve.scoring import score
 
         model_name, key, target = spec["model_name"], spec["id"], spec["target"]
@@ -281,6 +279,7 @@ def taxi_trip_duration() -> None:
             scored = score(features.semi_join(split, key), model, feature_cols=columns)
             metrics = {
                 "mse": mean_squared_error(scored, y_true=target, y_pred="PREDICTION"),
+                "mae": mean_absolute_error(scored, y_true=target, y_pred="PREDICTION"),
                 "r2": r2_score(scored, y_true=target, y_pred="PREDICTION"),
             }
 

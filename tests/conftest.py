@@ -149,3 +149,20 @@ def run_sql(session: neve.Session, sql: str) -> None:
 @pytest.fixture
 def taxi_files() -> list[Path]:
     return [TAXI_DIR / f"yellow_tripdata_sample_2019-0{m}.csv" for m in (1, 2)]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Say once, at the end, what a run without PostgreSQL left out: otherwise a third of the
+    suite is missing from the count and nothing says so."""
+    if os.environ.get("NEVE_TEST_ENGINES") or pg.find_bin_dir() is not None:
+        return  # narrowed on purpose, or PostgreSQL ran
+    reports = [r for key in ("passed", "failed", "skipped", "error") for r in terminalreporter.stats.get(key, [])]
+    engine_tests = sum(1 for r in reports if r.when == "call" and "[duckdb" in r.nodeid)
+    skipped = sum(1 for r in terminalreporter.stats.get("skipped", []) if "PostgreSQL" in str(r.longrepr))
+    terminalreporter.write_sep("!", "PostgreSQL is not installed", red=True, bold=True)
+    terminalreporter.write_line(
+        f"{engine_tests} engine tests ran on DuckDB only and {skipped} PostgreSQL-only tests were skipped. "
+        "Install PostgreSQL's server binaries (apt-get install postgresql, as .ci/run does) and rerun: "
+        "the tests start their own throwaway server.",
+        red=True,
+    )

@@ -46,8 +46,10 @@ CONN_ID = "neve_default"
 #: The envs the taxi DAG's train and predict run in; ``make airflow`` also shows the
 #: task-environments example, which needs ``legacy`` (Python 3.10) too.
 DEMO_ENVS = ("taxi",)
+#: The month ``make demo`` scores by default: not one the model trains on, so the drift
+#: verdict and the predictions say something. ``MONTH=2020-04`` (the lockdown) drifts.
+HELD_OUT_MONTH = "2019-03"
 STANDALONE_ENVS = ("taxi", "legacy")
-TABLES = ("TAXI_RAW_2019_01", "TAXI_RAW_2019_02", "TAXI_DATA", "TAXI_FEATURE", "TAXI_PRED")
 STATE_STYLE = {
     "success": "green",
     "failed": "bold red",
@@ -118,7 +120,7 @@ def _run_dag_child() -> int:
     if DAG_ID not in bag.dags:
         print(f"DAG {DAG_ID} did not load: {bag.import_errors}", file=sys.stderr)
         return 2
-    run = bag.dags[DAG_ID].test()
+    run = bag.dags[DAG_ID].test(run_conf=json.loads(os.environ.get("NEVE_DEMO_RUN_CONF") or "{}"))
     return 0 if str(run.state) in ("success", "DagRunState.SUCCESS") else 1
 
 
@@ -184,91 +186,63 @@ def build_envs(root: Path, names: Sequence[str]) -> bool:
     return True
 
 
-def run_demo(url: str | None) -> int:
+def run_demo(url: str | None, month: str = HELD_OUT_MONTH) -> int:
     root = repo_root()
     home = root / ".neve" / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     url = engine_url(url)
-    from neve.engine import driver_for
+    from neve._demo_checks import check_engine, check_env_reaches_engine
+    from neve._demo_report import month_problem
 
     console.rule("[bold]neve demo: NYC taxi trip duration on Airflow")
-    console.print(f"engine   {driver_for(url).url.redacted()}")
+    problem = month_problem(root, month) or check_engine(url)
+    if problem:
+        console.print(f"[bold red]error:[/] {problem}", highlight=False)
+        return 2
+    console.print(f"engine   {_redacted(url)}", highlight=False)
+    console.print(f"data     trains on 2019-01 and 2019-02, scores {month} (MONTH=YYYY-MM to change)")
     if not build_envs(root, DEMO_ENVS):
         return 1
+    for env in DEMO_ENVS:
+        if problem := check_env_reaches_engine(root, env, url):
+            console.print(f"[bold red]error:[/] {problem}", highlight=False)
+            return 2
     console.print(f"airflow  {home} (dag.test, metadata in SQLite)")
     log_path = home / "demo.log"
     env = airflow_env(home, url, root / "dags")
     env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+    env["NEVE_DEMO_RUN_CONF"] = json.dumps({"score_month": month})
     started = time.monotonic()
     with log_path.open("w") as log:
+        # Its own session: Ctrl-C reaches this process only, which then stops the run cleanly.
         child = subprocess.Popen(
-            [sys.executable, "-m", "neve.demo", "_run"], env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "neve.demo", "_run"], env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         run_id, states = None, {}
-        with Live(_progress({}, "starting Airflow", 0), console=console, refresh_per_second=4) as live:
-            while child.poll() is None:
-                run_id, states = _task_states(home / "airflow.db", started) or (None, {})
-                phase = "running" if states else "starting Airflow (first run sets up its metadata DB)"
-                live.update(_progress(states, phase, time.monotonic() - started))
-                time.sleep(0.5)
-            run_id, states = _task_states(home / "airflow.db", started)
-            live.update(_progress(states, "finished", time.monotonic() - started))
+        try:
+            with Live(_progress({}, "starting Airflow", 0), console=console, refresh_per_second=4) as live:
+                while child.poll() is None:
+                    run_id, states = _task_states(home / "airflow.db", started) or (None, {})
+                    phase = "running" if states else "starting Airflow (first run sets up its metadata DB)"
+                    live.update(_progress(states, phase, time.monotonic() - started))
+                    time.sleep(0.5)
+                run_id, states = _task_states(home / "airflow.db", started)
+                live.update(_progress(states, "finished", time.monotonic() - started))
+        except KeyboardInterrupt:
+            console.print("[yellow]Ctrl-C: stopping the DAG run ...[/]")
+            stop(child)
+            console.print(f"stopped. Tables the run was writing may be partial; `make demo` starts over. "
+                          f"Airflow log: {log_path}", highlight=False)
+            return 130
     console.print()
+    from neve._demo_report import failure, summary
+
     if child.returncode != 0 or run_id is None:
-        failed = [t for t, (s, _) in states.items() if s in ("failed", "upstream_failed")]
-        console.print(f"[bold red]the DAG run failed[/] ({', '.join(failed) or 'before any task ran'}); "
-                      f"last lines of {log_path}:")
-        lines = log_path.read_text(errors="replace").splitlines()
-        console.print("\n".join(lines[-25:]), markup=False, highlight=False)
+        failure(console, url, home / "airflow.db", run_id, states, log_path)
         return 1
-    summary(url, home / "airflow.db", run_id, time.monotonic() - started)
+    summary(console, url, home / "airflow.db", run_id, time.monotonic() - started)
     return 0
-
-
-def summary(url: str, db_path: Path, run_id: str, elapsed: float) -> None:
-    import neve
-    from neve import Registry
-
-    version = read_xcom(db_path, run_id, "train") or {}
-    predicted = read_xcom(db_path, run_id, "predict") or {}
-    with neve.connect(url) as session:
-        rows = Table(title="tables", title_justify="left")
-        rows.add_column("table")
-        rows.add_column("rows", justify="right")
-        present = set(session.list_tables())
-        for name in TABLES:
-            if name in present:
-                rows.add_row(name, f"{session.table(name).count().execute():,}")
-        console.print(rows)
-
-        mv = Registry(session).get_model(version["model"]).version(version["version"])
-        metrics = mv.metrics
-        tags = mv.tags
-        console.print(
-            f"[bold]model[/]   {version['model']} [bold]{mv.version_name}[/]  "
-            + "  ".join(f"{k}={_number(v)}" for k, v in sorted(metrics.items()))
-            + f"  stage={tags.get('stage')} model_type={tags.get('model_type')}"
-        )
-        console.print(f"        logged by Airflow run {tags.get('airflow_run_id')}", highlight=False)
-        drift = predicted.get("drift") or {}
-        verdict = "[green]no drift[/]" if drift.get("ok") else "[bold red]DRIFT[/]"
-        console.print(
-            f"[bold]drift[/]   {verdict} against the training baseline: {predicted.get('drift_summary')}",
-            highlight=False,
-        )
-
-        pred = session.table("TAXI_PRED")
-        sample = pred.order_by("TRIP_ID").limit(5).execute()
-        table = Table(title="sample predictions", title_justify="left")
-        for col in ("trip", "pickup", "dropoff", "hour", "miles", "actual s", "predicted s"):
-            table.add_column(col, justify="right")
-        for r in sample.itertuples():
-            table.add_row(
-                str(r.TRIP_ID), r.PICKUP_LOCATION_ID, r.DROPOFF_LOCATION_ID, r.HOUR_OF_DAY,
-                f"{r.TRIP_DISTANCE:.2f}", f"{r.TRIP_DURATION_SEC:,.0f}", f"{r.PREDICTION:,.0f}",
-            )
-        console.print(table)
-    console.print(f"[green]done[/] in {elapsed:.0f}s; Airflow log: {db_path.parent / 'demo.log'}")
 
 
 # -- airflow standalone -------------------------------------------------------------------------
@@ -298,7 +272,15 @@ def standalone_env(home: Path, url: str, dags_folder: Path, port: int) -> dict[s
         AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(_free_port(8794)),
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
     )
+    # The LocalExecutor starts `parallelism` worker processes (default 32): size them to the
+    # machine, as each task is a process that imports Airflow (and DuckDB admits one writer).
+    env.setdefault("AIRFLOW__CORE__PARALLELISM", str(executor_parallelism()))
     return env
+
+
+def executor_parallelism(cpus: int | None = None) -> int:
+    """Worker processes for ``make airflow``: two per core, at least 2 and at most 16."""
+    return max(2, min(16, 2 * (cpus or os.cpu_count() or 1)))
 
 
 def wait_healthy(port: int, proc: subprocess.Popen[Any], timeout: float) -> bool:
@@ -385,12 +367,16 @@ def run_standalone(url: str | None, port: int) -> int:
             console.print(f"DAG       {DAG_ID} (trigger it from the UI or the REST API)")
             console.print(f"models    http://127.0.0.1:{port}/plugin/neve-models (Browse > Models)")
             console.print(f"engine    {CONN_ID} -> {_redacted(url)}")
-            console.print("Ctrl-C stops it.")
+            console.print(f"executor  {env['AIRFLOW__CORE__PARALLELISM']} worker processes "
+                          f"({os.cpu_count()} cores); log {log_path}")
+            console.print("[bold]stop it with Ctrl-C[/] (here; it stops the scheduler, the API server and "
+                          "every worker)")
             proc.wait()
         except KeyboardInterrupt:
-            pass
+            console.print("Ctrl-C: stopping Airflow ...")
         finally:
             stop(proc)
+    console.print("Airflow stopped.")
     return 0
 
 
@@ -425,10 +411,6 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def _number(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}"
-
-
 def _redacted(url: str) -> str:
     from neve.engine import driver_for
 
@@ -439,13 +421,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m neve.demo", description=__doc__.splitlines()[0])
     parser.add_argument("command", nargs="?", default="demo", choices=["demo", "airflow", "_run"])
     parser.add_argument("--url", default=None, help="engine URL (default: $NEVE_URL, else duckdb:///./neve.duckdb)")
+    parser.add_argument("--month", default=os.environ.get("MONTH") or HELD_OUT_MONTH,
+                        help=f"the month to score (default {HELD_OUT_MONTH}, held out from training)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("NEVE_AIRFLOW_PORT", 8080)))
     args = parser.parse_args(argv)
     if args.command == "_run":
         return _run_dag_child()
     if args.command == "airflow":
         return run_standalone(args.url, args.port)
-    return run_demo(args.url)
+    return run_demo(args.url, args.month)
 
 
 if __name__ == "__main__":

@@ -52,3 +52,45 @@ def test_init_and_gc(engine_url, stage, capsys):
     assert main(["registry", "gc", "--url", engine_url, "--stage", stage]) == 0
     assert "1 folder(s) removed" in capsys.readouterr().out
     assert not stray.exists()
+
+
+@pytest.mark.parametrize("command", [["models", "list"], ["models", "show", "m"], ["models", "drift", "m", "T"]])
+def test_read_only_commands_on_a_mistyped_duckdb_path_create_nothing(command, tmp_path, capsys):
+    typo = tmp_path / "typo" / "neve.duckdb"
+    assert main([*command, "--url", f"duckdb://{typo}"]) == 1
+    err = capsys.readouterr().err.replace("\n", "")  # rich wraps long lines
+    assert str(typo) in err and "neve registry init" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_only_commands_on_a_database_without_a_registry_say_how_to_create_one(engine_url, capsys):
+    with neve.connect(engine_url) as session:
+        tables_before = set(session.list_tables())
+    assert main(["models", "list", "--url", engine_url]) == 1
+    err = capsys.readouterr().err.replace("\n", "")
+    assert "no model registry in" in err and "neve registry init --url" in err
+    with neve.connect(engine_url) as session:
+        assert set(session.list_tables()) == tables_before  # no NEVE_* table appeared
+
+
+def test_show_fits_a_screen_by_default_and_full_and_json_carry_everything(engine_url, stage, fitted, capsys):
+    import json
+
+    import numpy as np
+
+    model = fitted[0]
+    wide = {f"FEATURE_{i}": float(i) for i in range(300)}  # as the taxi model's per-feature stds
+    neve.Registry(engine_url, stage=stage).log_model(
+        model, "wide", metrics={"mse": 2.0}, params={"feature_stds": wide, "features": list(wide)}
+    )
+    at = ["--url", engine_url, "--stage", stage]
+    assert main(["models", "show", "wide", "v1", *at]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) < 40
+    assert "feature_stds=<300 entries>" in out and "mse=2" in out and "FEATURE_299" not in out
+    assert main(["models", "show", "wide", "v1", "--full", *at]) == 0
+    assert "FEATURE_299" in capsys.readouterr().out
+    assert main(["models", "show", "wide", "v1", "--json", *at]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["metrics"] == {"mse": 2.0}
+    assert np.isclose(record["params"]["feature_stds"]["FEATURE_299"], 299.0)

@@ -40,6 +40,9 @@ def add_commands(subparsers: Any) -> None:
     _common(show)
     show.add_argument("name")
     show.add_argument("version", nargs="?", help="version name or alias")
+    detail = show.add_mutually_exclusive_group()
+    detail.add_argument("--full", action="store_true", help="every field, including all params and feature stds")
+    detail.add_argument("--json", action="store_true", help="everything as JSON, for scripts")
     show.set_defaults(handler=_show)
     promote = models_sub.add_parser("promote", help="point an alias at a version")
     _common(promote)
@@ -72,10 +75,12 @@ def _drift(args: argparse.Namespace) -> int:
     return 0 if report.ok else 3
 
 
-def _registry(args: argparse.Namespace) -> Any:
+def _registry(args: argparse.Namespace, *, create: bool = False) -> Any:
+    """The registry at ``--url``. Only ``registry init`` creates one: every other command
+    fails, naming the URL, when the database or the registry tables are missing."""
     from neve.registry import Registry
 
-    return Registry(args.url, schema=args.schema, stage=args.stage)
+    return Registry(args.url, schema=args.schema, stage=args.stage, create=create)
 
 
 def _console() -> Any:
@@ -88,7 +93,7 @@ def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
+        return ", ".join(f"{k}={_cell(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return ", ".join(map(str, value))
     if isinstance(value, float):
@@ -107,7 +112,7 @@ def _table(title: str, frame: Any) -> Table:
 
 def _init(args: argparse.Namespace) -> None:
     # On missing rights the EngineError raised here lists the GRANTs an admin must run.
-    reg = _registry(args)
+    reg = _registry(args, create=True)
     where = f"schema {args.schema}" if args.schema else "the current schema"
     _console().print(f"registry tables ready in {where} of {reg._driver.url.redacted()}; "
                      f"stage {reg.stage.url}", highlight=False)
@@ -128,24 +133,70 @@ def _list(args: argparse.Namespace) -> None:
 def _show(args: argparse.Namespace) -> None:
     model = _registry(args).get_model(args.name)
     if args.version is None:
-        _console().print(_table(f"{args.name} versions", model.show_versions()))
+        versions = model.show_versions()
+        if args.json:
+            print(versions.to_json(orient="records", date_format="iso", default_handler=str))
+            return
+        _console().print(_table(f"{args.name} versions", versions))
         return
     mv = model.version(args.version)
     lineage = mv.lineage()
+    aliases = [a for a, v in model.aliases.items() if v == mv.version_name]
+    if args.json:
+        record = {"model": args.name, "version": mv.version_name, "aliases": aliases, "metrics": mv.metrics,
+                  "tags": mv.tags, "comment": mv.comment, **lineage}
+        print(json.dumps(record, indent=2, default=str))
+        return
     table = Table(title=f"{args.name} {mv.version_name}", show_header=False)
     table.add_column("field")
     table.add_column("value")
-    aliases = [a for a, v in model.aliases.items() if v == mv.version_name]
-    rows = {
-        "aliases": aliases, "logged by": lineage["logged_by"], "logged at": lineage["logged_at"],
-        "flavor": lineage["flavor"], "artifact": lineage["artifact_uri"], "metrics": mv.metrics,
-        "tags": mv.tags, "comment": mv.comment, "params": lineage["params"],
-        "training data": json.dumps({k: v for k, v in (lineage.get("training_data") or {}).items() if k != "sql"}),
-        "airflow": lineage.get("airflow"),
+    training = lineage.get("training_data") or {}
+    rows: dict[str, Any] = {
+        "aliases": aliases, "metrics": mv.metrics, "tags": mv.tags, "comment": mv.comment,
+        "logged": f"{lineage['logged_at']} by {lineage['logged_by']}", "flavor": lineage["flavor"],
+        "airflow": lineage.get("airflow"), "artifact": lineage["artifact_uri"],
     }
+    if args.full:
+        rows["params"] = lineage["params"]
+        rows["training data"] = json.dumps({k: v for k, v in training.items() if k != "sql"})
+    else:
+        rows["params"] = {k: _summary(v) for k, v in lineage["params"].items()}
+        rows["training data"] = _training_summary(training)
+        for i, step in enumerate((lineage.get("feature_pipeline") or {}).get("steps", []), 1):
+            rows[f"step {i}"] = _step_summary(step)
     for key, value in rows.items():
         table.add_row(key, _cell(value))
     _console().print(table)
+    if not args.full:
+        _console().print("--full for every param and feature, --json for everything", style="dim")
+
+
+def _summary(value: Any) -> Any:
+    """Long lists and dicts (feature names, per-feature stds) as their size."""
+    if isinstance(value, (list, tuple, dict)) and len(value) > 5:
+        return f"<{len(value)} {'entries' if isinstance(value, dict) else 'items'}>"
+    return value
+
+
+def _training_summary(training: dict[str, Any]) -> str:
+    tables = ", ".join(training.get("tables") or []) or ("in-memory data" if training.get("in_memory_data") else "?")
+    rows = training.get("row_count")
+    columns = len(training.get("schema") or {})
+    fingerprint = training.get("fingerprint")
+    return (f"{tables}: {rows:,} rows, {columns} columns" if isinstance(rows, int) else tables) + (
+        f", fingerprint {fingerprint}" if fingerprint else "")
+
+
+def _step_summary(step: dict[str, Any]) -> str:
+    """``ohe OneHotEncoder: PICKUP_LOCATION_ID (245), ...``: a step's inputs and, where it
+    learned one, the size of each input's fitted state (categories, bins, ...)."""
+    state = step.get("state") or {}
+    inputs = state.get("input_cols_") or (step.get("params") or {}).get("input_cols") or []
+    learned = next((v for k, v in state.items() if k.endswith("_") and isinstance(v, dict)
+                    and any(isinstance(x, (list, dict)) for x in v.values())), None)
+    parts = [f"{c} ({len(learned[c])})" if learned and isinstance(learned.get(c), (list, dict)) else c
+             for c in inputs]
+    return f"{step.get('name')} {step.get('class')}: {', '.join(parts)}"
 
 
 def _promote(args: argparse.Namespace) -> None:

@@ -28,20 +28,23 @@ import random
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import pandas as pd
 
 from neve import _json
 from neve.engine import Session, _airflow_conn, driver_for
-from neve.errors import EngineError, InvalidNameError, ModelNotFoundError, NeveInputError
+from neve.errors import EngineError, InvalidNameError, ModelNotFoundError, NeveInputError, TableNotFoundError
 from neve.preprocessing._base import as_table
 from neve.registry import _lineage, _reclaim, _tables
 from neve.registry._model import Model, ModelVersion
 from neve.registry._package import MANIFEST, build, sha256
 from neve.registry._stage import Stage, default_stage_url
 from neve.registry._tables import EVENTS, MODELS, VERSIONS, Store, event_id
+
+if TYPE_CHECKING:
+    from neve.engine._driver import Driver
 
 __all__ = ["Registry"]
 
@@ -95,6 +98,7 @@ class Registry:
         storage_options: Mapping[str, Any] | None = None,
         *,
         aws_conn_id: str | None = None,
+        create: bool = True,
     ) -> None:
         if aws_conn_id is not None:
             # Without importing Airflow, as neve.connect(airflow_conn_id=...) does; explicit
@@ -108,6 +112,8 @@ class Registry:
             self._driver = session.driver
         else:
             self._driver = driver_for(session)
+            if not create:
+                _require_database(self._driver)
             self._session = None if self._driver.exclusive else Session(self._driver, self._driver.connect())
         self.schema = schema
         self._held: Any = None
@@ -118,6 +124,13 @@ class Registry:
         fs = self._driver.stage_filesystem(url, lambda: self._connection_object())
         self.stage = Stage(url, storage_options, fs=fs)
         with self._connection() as backend:
+            if not create:
+                if not self._store.is_current(backend):
+                    raise TableNotFoundError(
+                        f"no model registry in {self._where()}: create one with "
+                        f"`neve registry init{self._init_args()}`, or point NEVE_URL / --url at the right database"
+                    )
+                return
             self._store.create(backend)
             try:
                 self.stage.create()
@@ -126,6 +139,14 @@ class Registry:
                     raise
                 grants = "\n".join(self._store.grants())
                 raise EngineError(f"{exc}\nAsk an administrator to run:\n{grants}") from None
+
+    def _where(self) -> str:
+        schema = f" (schema {self.schema})" if self.schema else ""
+        return f"{self._driver.url.redacted()}{schema}"
+
+    def _init_args(self) -> str:
+        schema = f" --schema {self.schema}" if self.schema else ""
+        return f" --url '{self._driver.url.redacted()}'{schema}"
 
     def __repr__(self) -> str:
         return f"Registry({self._driver.url.redacted()!r}, schema={self.schema!r}, stage={self.stage.url!r})"
@@ -570,3 +591,13 @@ def _split_pipeline(model: Any, feature_pipeline: Any) -> tuple[Any, Any]:
     if callable(to_sklearn) and type(model).__module__.startswith("neve.linear_model"):
         model = to_sklearn()
     return model, feature_pipeline
+
+
+def _require_database(driver: Driver) -> None:
+    """A read-only open must not create the database file an embedded engine would make."""
+    location = driver.location
+    if location is not None and not location.exists():
+        raise TableNotFoundError(
+            f"no database at {location} ({driver.url.redacted()}): check NEVE_URL / --url, or create a "
+            f"registry there with `neve registry init --url '{driver.url.redacted()}'`"
+        )

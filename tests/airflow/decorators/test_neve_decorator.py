@@ -112,3 +112,20 @@ def test_promotion_events_need_the_alias_among_the_outlets():
     asset = record_model_event(ref, "promoted", context=context)
     assert asset.uri == "neve://neve/trip_duration_estimator"
     assert context["outlet_events"][MODEL_ALIAS].asset_alias_events[0].extra["action"] == "promoted"
+
+
+def test_an_error_a_retry_cannot_fix_fails_the_task_without_retrying(tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from neve.errors import DataFileError
+
+    monkeypatch.setenv("AIRFLOW_CONN_NOT_RETRIED", f"neve://?url=duckdb://{tmp_path / 'x.duckdb'}")
+
+    @task.neve(conn_id="not_retried", retries=3)
+    def load(session):
+        raise DataFileError("taxi data file not found: /nowhere/2019-13.csv")
+
+    with DAG("not_retried", start_date=pendulum.datetime(2024, 1, 1), schedule=None):
+        op = load().operator
+    with pytest.raises(AirflowFailException, match=r"DataFileError: taxi data file not found: /nowhere"):
+        op.execute({})

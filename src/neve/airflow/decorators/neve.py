@@ -32,11 +32,13 @@ from airflow.sdk import AssetAlias
 from neve.airflow._refs import from_json_ref
 from neve.airflow.assets import MODEL_ALIAS, model_version_ref, record_model_event
 from neve.airflow.hooks.neve import NeveHook
-from neve.errors import NeveInputError
+from neve.errors import ConnectionNotFoundError, InvalidURLError, NeveInputError
 
 __all__ = ["neve_task"]
 
 _SESSION: ContextVar[Any] = ContextVar("neve_airflow_session")
+#: Errors a retry cannot fix: the same input, file or URL fails the same way again.
+_NOT_RETRIED = (NeveInputError, InvalidURLError, ConnectionNotFoundError)
 
 
 def _inject_session(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -94,13 +96,20 @@ class _NeveDecoratedOperator(DecoratedOperator, PythonOperator):
         )
 
     def execute(self, context: Any) -> Any:
-        with NeveHook(self.conn_id).get_session() as session:
-            token = _SESSION.set(session)
-            try:
-                result = super().execute(context)
-                return _for_xcom(result, session, context)
-            finally:
-                _SESSION.reset(token)
+        try:
+            with NeveHook(self.conn_id).get_session() as session:
+                token = _SESSION.set(session)
+                try:
+                    result = super().execute(context)
+                    return _for_xcom(result, session, context)
+                finally:
+                    _SESSION.reset(token)
+        except _NOT_RETRIED as exc:
+            # Bad input, a missing file or a malformed URL fails the same way on every try:
+            # fail now, with the message, instead of after the retry delay.
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _for_xcom(result: Any, session: Any, context: Any) -> Any:

@@ -1,0 +1,56 @@
+"""The flagship DAG end to end on a real PostgreSQL server, against the DuckDB run.
+
+The same ``dag.test()`` as ``make demo`` with ``NEVE_URL=postgres://...``: the Airflow-side
+tasks and the ``taxi`` env's ``train`` and ``predict`` all open the server through the
+inherited ``AIRFLOW_CONN_NEVE_DEFAULT``, so this also proves the env carries PostgreSQL's
+driver. Row counts must be equal and metrics equal to float tolerance: both engines get the
+same rows in the same order (``TRIP_ID`` is a row number over every column), so the
+training split, the fitted model and the SQL metrics match.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import neve
+from neve import Registry
+from tests._servers import postgres as pg
+from tests.conftest import available_engines
+
+MODEL = "trip_duration_estimator"
+TABLES = ("TAXI_RAW_2019_01", "TAXI_RAW_2019_02", "TAXI_DATA", "TAXI_FEATURE", "TAXI_TEST_SPLIT", "TAXI_PRED")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif("postgres" not in available_engines(), reason="PostgreSQL is not installed"),
+]
+
+
+def _outcome(url: str) -> tuple[dict[str, int], dict[str, float], str]:
+    with neve.connect(url) as session:
+        counts = {name: session.table(name).count().execute() for name in TABLES}
+        versions = Registry(session).get_model(MODEL).versions()
+        return counts, versions[-1].metrics, versions[-1].tags["airflow_run_id"]
+
+
+def test_the_dag_on_postgres_matches_the_duckdb_run(taxi_run, taxi_dag, taxi_db, postgres_admin_url,
+                                                     monkeypatch, tmp_path):
+    assert str(taxi_run.state).endswith("success"), taxi_run.state
+    on_duckdb = _outcome(f"duckdb://{taxi_db}")
+
+    with pg.throwaway_database(postgres_admin_url, "dag") as url:
+        monkeypatch.setenv("AIRFLOW_CONN_NEVE_DEFAULT", json.dumps({"conn_type": "neve", "extra": {"url": url}}))
+        monkeypatch.chdir(tmp_path)  # the registry's default stage on a server engine: ./.neve/stage
+        run = taxi_dag.test()
+        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+        assert str(run.state).endswith("success"), states
+        counts, metrics, run_id = _outcome(url)
+
+    assert run_id == run.run_id
+    assert counts == on_duckdb[0]
+    assert set(metrics) == set(on_duckdb[1])
+    for key, value in on_duckdb[1].items():
+        assert metrics[key] == pytest.approx(value, rel=1e-6), key
+    assert (tmp_path / ".neve" / "stage").is_dir()
