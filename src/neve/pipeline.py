@@ -20,6 +20,22 @@ __all__ = ["Pipeline"]
 FORMAT = "neve.pipeline/1"
 
 
+def _read_later(step: BaseTransformer, columns: list[str], later: list[BaseTransformer]) -> bool:
+    """Whether a later step's fit reads a column ``step`` writes or removes. Building a wide
+    transform costs Python time, so fit skips the ones no later fit reads: the last step's
+    always, and e.g. a scaler's before an encoder of other columns (the next step is then
+    fit on the table without it, which gives it the same columns)."""
+    written = set(step.get_feature_names_out())
+    written |= set(columns) - set(step.output_columns(list(columns)))
+    for other in later:
+        reads = other.input_cols
+        if reads is None:  # every column: whatever step changed is read
+            return True
+        if written & set([reads] if isinstance(reads, str) else reads):
+            return True
+    return False
+
+
 class Pipeline(BaseEstimator):
     """Apply transformers in order. Each ``fit`` step runs one aggregate query over the
     output of the steps before it; ``transform`` is a single lazy expression.
@@ -60,9 +76,11 @@ class Pipeline(BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> Pipeline:
         """Fit each step on the (lazy) output of the previous ones: one query per step."""
         table, _ = as_table(X)
-        for _, step in self._validate_steps():
+        steps = [step for _, step in self._validate_steps()]
+        for i, step in enumerate(steps):
             step.fit(table)
-            table = step.transform(table)
+            if _read_later(step, table.columns, steps[i + 1 :]):
+                table = step.transform(table)
         self.columns_in_ = list(as_table(X)[0].columns)
         return self
 
