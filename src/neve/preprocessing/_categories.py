@@ -11,6 +11,7 @@ import math
 import numbers
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import ibis
@@ -18,11 +19,13 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 
+from neve import _sqltext as T
 from neve.errors import ColumnTypeError, InvalidParameterError, NeveInputError, UnknownCategoryError
 from neve.preprocessing._base import ROW_COUNT, missing_to_null, raise_in_query
 
 __all__ = [
     "MISSING",
+    "OneHotPlan",
     "count_query",
     "identify_infrequent",
     "is_missing",
@@ -238,6 +241,66 @@ def member(x: ir.Value, values: Sequence[Any], *, never_null: bool = True) -> ir
     if len(present) < len(values):
         cond = cond | x.isnull()
     return cond
+
+
+@dataclass
+class OneHotPlan:
+    """One input column's one-hot block as :mod:`neve._sqltext` templates.
+
+    ``outputs`` are ``(name, condition)``: the column is 1 where the condition holds and 0
+    elsewhere, and at most one condition holds in a row. ``guard`` is ``(condition, value)``
+    checked before the first output (the unknown-category error). ``inputs`` are the Ibis
+    values the templates name by key. Each condition is one expression however many
+    categories it covers, so building costs O(output columns).
+    """
+
+    inputs: dict[Any, ir.Value]
+    outputs: list[tuple[str, Any]] = field(default_factory=list)
+    guard: tuple[Any, Any] | None = None
+
+    def columns(self, dtype: dt.DataType, one: ir.Value, zero: ir.Value) -> list[tuple[str, T.Text]]:
+        """``(name, Text)`` per output: ``CASE WHEN [guard THEN error WHEN] cond THEN 1 ELSE 0``."""
+        inputs = {**self.inputs, "one": one, "zero": zero}
+        result = []
+        for i, (name, cond) in enumerate(self.outputs):
+            branches = ((cond, T.Input("one")),)
+            if i == 0 and self.guard is not None:
+                branches = (self.guard, *branches)
+            result.append((name, T.Text(T.Case(branches, T.Input("zero")), dtype, inputs)))
+        return result
+
+
+def one_hot_plan(
+    col: str,
+    x: ir.Value,
+    categories: list[Any],
+    infrequent: set[int],
+    groups: list[tuple[str, list[int]]],
+    out: str,
+    *,
+    infrequent_is_rest: bool,
+    error: ir.Value | None,
+) -> OneHotPlan:
+    """The :class:`OneHotPlan` of ``x`` for the kept ``groups`` (label, category indices).
+
+    With ``infrequent_is_rest`` (unknown values are infrequent, or abort the query) the
+    infrequent column is "not a frequent category", one condition on the few frequent
+    ones whatever the number of rare ones.
+    """
+    key = ("x", col)
+    X = T.Input(key)
+    plan = OneHotPlan(inputs={key: x})
+    for name, members in groups:
+        if name == "infrequent_sklearn" and infrequent_is_rest:
+            frequent = tuple(c for i, c in enumerate(categories) if i not in infrequent)
+            cond: Any = T.Not(T.Member(X, frequent, never_null=True))
+        else:
+            cond = T.Member(X, tuple(categories[i] for i in members), never_null=False)
+        plan.outputs.append((f"{out}_{name}", cond))
+    if error is not None and plan.outputs:
+        plan.inputs[("error", col)] = error
+        plan.guard = (T.Not(T.Member(X, tuple(categories), never_null=True)), T.Input(("error", col)))
+    return plan
 
 
 def fail_unknown(x: ir.Value, col: str) -> ir.Value:
