@@ -14,7 +14,6 @@ import ibis.expr.operations as ops
 
 from neve.engine import Driver, _queries
 from neve.errors import InvalidNameError
-from neve.preprocessing._base import as_table
 
 __all__ = ["check_key", "check_name", "run_context", "training_lineage", "user"]
 
@@ -72,6 +71,9 @@ def training_lineage(data: Any, driver: Driver) -> dict[str, Any]:
 
     Row count and fingerprint come from one aggregate query run in the engine.
     """
+    # Here, not at the top: reading the registry must not import scikit-learn.
+    from neve.preprocessing._base import as_table
+
     table, _ = as_table(data)
     sources = sorted(
         {
