@@ -198,14 +198,22 @@ def _dialect_rules(dialect: Any) -> tuple[Any, Any, Any]:
 # --- the Ibis nodes ------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Columns:
+    """The output columns of a :class:`SelectText`: names, types and items. One opaque
+    value rather than three tuples, so Ibis's graph passes do not walk every column."""
+
+    names: tuple[str, ...]
+    dtypes: tuple[dt.DataType, ...]
+    items: tuple[Any, ...]
+
+
 class SelectText(ops.Relation):
     """``SELECT <items> FROM parent``: one item per output column, a parent column name
     (``str``) or a template over ``inputs`` (Ibis values over ``parent``)."""
 
     parent: ops.Relation
-    names: tuple[str, ...]
-    dtypes: tuple[dt.DataType, ...]
-    items: tuple[Any, ...]
+    columns: Columns
     keys: tuple[Any, ...]
     inputs: tuple[ops.Value, ...]
 
@@ -215,7 +223,7 @@ class SelectText(ops.Relation):
 
     @attribute
     def schema(self) -> Schema:
-        return Schema(dict(zip(self.names, self.dtypes, strict=True)))
+        return Schema(dict(zip(self.columns.names, self.columns.dtypes, strict=True)))
 
 
 class ValueText(ops.Value):
@@ -257,9 +265,7 @@ def select_text(table: Any, columns: Sequence[tuple[str, Any]]) -> Any:
             inputs[key] = item
     op = SelectText(
         parent=table.op(),
-        names=tuple(names),
-        dtypes=tuple(dtypes),
-        items=tuple(items),
+        columns=Columns(tuple(names), tuple(dtypes), tuple(items)),
         keys=tuple(inputs),
         inputs=tuple(v.op() for v in inputs.values()),
     )
@@ -278,7 +284,7 @@ def _visit_select_text(self: SQLGlotCompiler, op: SelectText, *, parent: Any, in
     table = r.ident(parent.alias_or_name)
     fields = ", ".join(
         (f"{table}.{r.ident(item)}" if isinstance(item, str) else item.sql(r)) + f" AS {r.ident(name)}"
-        for name, item in zip(op.names, op.items, strict=True)
+        for name, item in zip(op.columns.names, op.columns.items, strict=True)
     )
     return sg.select(sge.Var(this=fields), copy=False).from_(parent, copy=False)
 
