@@ -223,26 +223,6 @@ def identify_infrequent(
 # --- SQL pieces -------------------------------------------------------------
 
 
-def member(x: ir.Value, values: Sequence[Any], *, never_null: bool = True) -> ir.BooleanValue:
-    """``x`` is one of ``values`` (missing matches a NaN entry).
-
-    ``never_null=False`` lets a NULL ``x`` give NULL, for conditions a CASE reads (NULL
-    takes the ELSE branch there anyway): the COALESCE it saves costs the one-hot
-    transform about 2x on DuckDB. Anything negated needs ``never_null=True``.
-    """
-    present = [v for v in values if not is_missing(v)]
-    guard = (lambda c: c.fill_null(False)) if never_null else (lambda c: c)
-    if not present:
-        cond: ir.BooleanValue = ibis.literal(False)
-    elif len(present) == 1:
-        cond = guard(x == present[0])
-    else:
-        cond = guard(x.isin(present))
-    if len(present) < len(values):
-        cond = cond | x.isnull()
-    return cond
-
-
 @dataclass
 class OneHotPlan:
     """One input column's one-hot block as :mod:`neve._sqltext` templates.
