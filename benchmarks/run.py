@@ -39,6 +39,7 @@ BENCHMARKS = {
     "envs": ["--quick"],
     "scale": ["--quick"],
     "airflow_dag": ["--quick"],
+    "fixed_costs": ["--quick"],
 }
 HEADER = re.compile(r"\A# Benchmarks\n.*?(?=^## )", re.S | re.M)
 

@@ -15,7 +15,7 @@ from sklearn import preprocessing as skp
 import neve
 from neve import Pipeline
 from neve.errors import InvalidParameterError, NotFittedError, SerializationError
-from neve.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
+from neve.preprocessing import MaxAbsScaler, MinMaxScaler, OneHotEncoder, RobustScaler, StandardScaler
 
 
 def _frame(seed=0, n=300):
@@ -168,3 +168,44 @@ def test_unknown_category_inside_a_pipeline_is_a_neve_error():
     unseen = _frame().assign(k="zzz")
     with pytest.raises(UnknownCategoryError, match="'zzz' in column 'k'"):
         pipe.transform(unseen)
+
+
+class _CountingOneHot(OneHotEncoder):
+    """A real OneHotEncoder that counts how often its transform is built."""
+
+    built = 0
+
+    def transform(self, X):
+        type(self).built += 1
+        return super().transform(X)
+
+
+class _CountingScaler(StandardScaler):
+    built = 0
+
+    def transform(self, X):
+        type(self).built += 1
+        return super().transform(X)
+
+
+def test_fit_builds_only_the_transforms_a_later_fit_reads(session):
+    session.create_table("T", _frame())
+    _CountingOneHot.built = _CountingScaler.built = 0
+    # The encoder reads none of the scaler's columns, and nothing reads the encoder's.
+    Pipeline(
+        [("std", _CountingScaler(input_cols=["x", "y"])), ("ohe", _CountingOneHot(input_cols=["k"]))]
+    ).fit(session.table("T"))
+    assert (_CountingScaler.built, _CountingOneHot.built) == (0, 0)
+    # Here the second scaler's fit reads the first one's output, so it is built, and the
+    # fitted state is the chained one.
+    pipe = Pipeline(
+        [
+            ("std", _CountingScaler(input_cols=["x"], output_cols=["x_std"])),
+            ("ohe", _CountingOneHot(input_cols=["k"])),
+            ("mas", MaxAbsScaler(input_cols=["x_std"])),
+        ]
+    ).fit(session.table("T"))
+    assert (_CountingScaler.built, _CountingOneHot.built) == (1, 0)
+    x = _frame()["x"]
+    z = (x - x.mean()) / x.std(ddof=0)
+    assert pipe["mas"].max_abs_["x_std"] == pytest.approx(np.abs(z).max(), rel=1e-12)

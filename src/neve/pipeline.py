@@ -22,6 +22,22 @@ __all__ = ["Pipeline"]
 FORMAT = "neve.pipeline/1"
 
 
+def _read_later(step: BaseTransformer, columns: list[str], later: list[BaseTransformer]) -> bool:
+    """Whether a later step's fit reads a column ``step`` writes or removes. Building a wide
+    transform costs Python time, so fit skips the ones no later fit reads: the last step's
+    always, and e.g. a scaler's before an encoder of other columns (the next step is then
+    fit on the table without it, which gives it the same columns)."""
+    written = set(step.get_feature_names_out())
+    written |= set(columns) - set(step.output_columns(list(columns)))
+    for other in later:
+        reads = other.input_cols
+        if reads is None:  # every column: whatever step changed is read
+            return True
+        if written & set([reads] if isinstance(reads, str) else reads):
+            return True
+    return False
+
+
 class Pipeline(_BaseComposition):
     """Apply transformers in order. Each ``fit`` step runs one aggregate query over the
     output of the steps before it; ``transform`` is a single lazy expression.
@@ -93,9 +109,11 @@ class Pipeline(_BaseComposition):
             steps = [step for _, step in self._transformer_steps]
             _final_step.fit_final(steps, self._estimator, table, y)
         else:
-            for _, step in self.steps:
+            steps = [step for _, step in self.steps]
+            for i, step in enumerate(steps):
                 step.fit(table)
-                table = step.transform(table)
+                if _read_later(step, table.columns, steps[i + 1 :]):
+                    table = step.transform(table)
         self.columns_in_ = list(as_table(X)[0].columns)
         return self
 

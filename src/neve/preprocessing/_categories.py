@@ -13,6 +13,7 @@ import numbers
 import operator
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import ibis
@@ -20,12 +21,14 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 
+from neve import _sqltext as T
 from neve.engine import _queries
 from neve.errors import ColumnTypeError, InvalidParameterError, NeveInputError, UnknownCategoryError
 from neve.preprocessing._base import ROW_COUNT, missing_to_null, raise_in_query
 
 __all__ = [
     "MISSING",
+    "OneHotPlan",
     "count_query",
     "identify_infrequent",
     "is_missing",
@@ -223,24 +226,64 @@ def identify_infrequent(
 # --- SQL pieces -------------------------------------------------------------
 
 
-def member(x: ir.Value, values: Sequence[Any], *, never_null: bool = True) -> ir.BooleanValue:
-    """``x`` is one of ``values`` (missing matches a NaN entry).
+@dataclass
+class OneHotPlan:
+    """One input column's one-hot block as :mod:`neve._sqltext` templates.
 
-    ``never_null=False`` lets a NULL ``x`` give NULL, for conditions a CASE reads (NULL
-    takes the ELSE branch there anyway): the COALESCE it saves costs the one-hot
-    transform about 2x on DuckDB. Anything negated needs ``never_null=True``.
+    ``outputs`` are ``(name, condition)``: the column is 1 where the condition holds and 0
+    elsewhere, and at most one condition holds in a row. ``guard`` is ``(condition, value)``
+    checked before the first output (the unknown-category error). ``inputs`` are the Ibis
+    values the templates name by key. Each condition is one expression however many
+    categories it covers, so building costs O(output columns).
     """
-    present = [v for v in values if not is_missing(v)]
-    guard = (lambda c: c.fill_null(False)) if never_null else (lambda c: c)
-    if not present:
-        cond: ir.BooleanValue = ibis.literal(False)
-    elif len(present) == 1:
-        cond = guard(x == present[0])
-    else:
-        cond = guard(x.isin(present))
-    if len(present) < len(values):
-        cond = cond | x.isnull()
-    return cond
+
+    inputs: dict[Any, ir.Value]
+    outputs: list[tuple[str, Any]] = field(default_factory=list)
+    guard: tuple[Any, Any] | None = None
+
+    def columns(self, dtype: dt.DataType, one: ir.Value, zero: ir.Value) -> list[tuple[str, T.Text]]:
+        """``(name, Text)`` per output: ``CASE WHEN [guard THEN error WHEN] cond THEN 1 ELSE 0``."""
+        inputs = {**self.inputs, "one": one, "zero": zero}
+        result = []
+        for i, (name, cond) in enumerate(self.outputs):
+            branches = ((cond, T.Input("one")),)
+            if i == 0 and self.guard is not None:
+                branches = (self.guard, *branches)
+            result.append((name, T.Text(T.Case(branches, T.Input("zero")), dtype, inputs)))
+        return result
+
+
+def one_hot_plan(
+    col: str,
+    x: ir.Value,
+    categories: list[Any],
+    infrequent: set[int],
+    groups: list[tuple[str, list[int]]],
+    out: str,
+    *,
+    infrequent_is_rest: bool,
+    error: ir.Value | None,
+) -> OneHotPlan:
+    """The :class:`OneHotPlan` of ``x`` for the kept ``groups`` (label, category indices).
+
+    With ``infrequent_is_rest`` (unknown values are infrequent, or abort the query) the
+    infrequent column is "not a frequent category", one condition on the few frequent
+    ones whatever the number of rare ones.
+    """
+    key = ("x", col)
+    X = T.Input(key)
+    plan = OneHotPlan(inputs={key: x})
+    for name, members in groups:
+        if name == "infrequent_sklearn" and infrequent_is_rest:
+            frequent = tuple(c for i, c in enumerate(categories) if i not in infrequent)
+            cond: Any = T.Not(T.Member(X, frequent, never_null=True))
+        else:
+            cond = T.Member(X, tuple(categories[i] for i in members), never_null=False)
+        plan.outputs.append((f"{out}_{name}", cond))
+    if error is not None and plan.outputs:
+        plan.inputs[("error", col)] = error
+        plan.guard = (T.Not(T.Member(X, tuple(categories), never_null=True)), T.Input(("error", col)))
+    return plan
 
 
 def fail_unknown(x: ir.Value, col: str) -> ir.Value:
@@ -276,6 +319,21 @@ def unknown_category_error(
             shown = match.group(1) if match else rest[len(head) :]
             return UnknownCategoryError(unknown_message(owner, col, shown, cats))
     return UnknownCategoryError(f"{owner}: {text[start:].splitlines()[0]}")
+
+
+def member(x: ir.Value, values: Sequence[Any]) -> ir.BooleanValue:
+    """``x`` is one of ``values`` (missing matches a NaN entry), never NULL: the unknown-value
+    check below negates it."""
+    present = [v for v in values if not is_missing(v)]
+    if not present:
+        cond: ir.BooleanValue = ibis.literal(False)
+    elif len(present) == 1:
+        cond = (x == present[0]).fill_null(False)
+    else:
+        cond = x.isin(present).fill_null(False)
+    if len(present) < len(values):
+        cond = cond | x.isnull()
+    return cond
 
 
 def first_unknown(table: ir.Table, categories: dict[str, list[Any]]) -> tuple[str, str] | None:

@@ -128,7 +128,8 @@ class _Encoder(BaseTransformer):
         if skip_missing and cats and C.is_missing(cats[-1]):
             idx = idx[:-1]
         infrequent = self.infrequent_indices_.get(col) or []
-        groups = [(C.label(cats[i]), [i]) for i in idx if i not in infrequent]
+        skip = set(infrequent)  # 100k categories: a list here made this quadratic
+        groups = [(C.label(cats[i]), [i]) for i in idx if i not in skip]
         if infrequent:
             groups.append(("infrequent_sklearn", list(infrequent)))
         return groups
@@ -290,31 +291,27 @@ class OneHotEncoder(_Encoder):
     def _output_names(self, col: str, output_col: str) -> list[str]:
         return [f"{output_col}_{name}" for name, _ in self._kept_groups(col)]
 
+    def _one_hot_plans(self, table: ir.Table) -> dict[str, C.OneHotPlan]:
+        """Per input column, its output columns as conditions (see :class:`C.OneHotPlan`);
+        the transform and the fused scoring of a linear model are both written from these."""
+        out_type = self._out_type()
+        # With "error" an unknown value aborts the query, so the rest is infrequent there too.
+        grouped = self.handle_unknown in ("infrequent_if_exist", "warn", "error")
+        plans = {}
+        for col, out in zip(self.input_cols_, self.output_cols_, strict=True):
+            x = missing_to_null(table[col])
+            error = C.fail_unknown(x, col).cast(out_type) if self.handle_unknown == "error" else None
+            infrequent = set(self.infrequent_indices_.get(col) or ())
+            plans[col] = C.one_hot_plan(
+                col, x, self.categories_[col], infrequent, self._kept_groups(col), out,
+                infrequent_is_rest=grouped, error=error,
+            )
+        return plans
+
     def _transform_columns(self, table: ir.Table) -> Produced:
         out_type = self._out_type()
         one, zero = typed(1, out_type), typed(0, out_type)
-        produced: Produced = {}
-        for col, out in zip(self.input_cols_, self.output_cols_, strict=True):
-            x = missing_to_null(table[col])
-            cats = self.categories_[col]
-            unknown = ~C.member(x, cats)
-            exprs = []
-            for name, members in self._kept_groups(col):
-                hit = C.member(x, [cats[i] for i in members], never_null=False)
-                if name == "infrequent_sklearn" and self.handle_unknown in (
-                    "infrequent_if_exist",
-                    "warn",
-                ):
-                    hit = hit | unknown
-                exprs.append((f"{out}_{name}", ibis.ifelse(hit, one, zero)))
-            if self.handle_unknown == "error" and exprs:
-                name, first = exprs[0]
-                exprs[0] = (
-                    name,
-                    ibis.ifelse(unknown, C.fail_unknown(x, col).cast(out_type), first),
-                )
-            produced[col] = exprs
-        return produced
+        return {col: plan.columns(out_type, one, zero) for col, plan in self._one_hot_plans(table).items()}
 
 
 class OrdinalEncoder(_Encoder):

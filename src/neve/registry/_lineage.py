@@ -17,7 +17,6 @@ import ibis.expr.operations as ops
 
 from neve.engine import Driver
 from neve.errors import InvalidNameError
-from neve.preprocessing._base import as_table
 
 __all__ = ["acting_as", "check_key", "check_name", "run_context", "training_lineage", "user"]
 
@@ -129,7 +128,9 @@ def training_lineage(
     engine, and the baseline's value counts from one more: the cost of logging a model
     does not grow with the number of statistics kept.
     """
+    # Here, not at the top: reading the registry must not import scikit-learn.
     from neve.monitoring._baseline import baseline_with
+    from neve.preprocessing._base import as_table
 
     table, _ = as_table(data)
     sources = sorted(

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import numpy as np
 
@@ -32,39 +31,17 @@ class OneHotBlock:
     ``branches`` are ``(condition, feature index)``: at most one condition holds in a
     row, and the feature is 1 where it holds and 0 elsewhere. ``guards`` are
     ``(condition, value, feature index)`` checked first: where the condition holds,
-    the feature takes ``value`` (the encoder's unknown-category error).
+    the feature takes ``value`` (the encoder's unknown-category error). Conditions and
+    values are :mod:`neve._sqltext` templates over the Ibis ``inputs``.
     """
 
-    branches: list[tuple[ir.BooleanValue, int]] = field(default_factory=list)
-    guards: list[tuple[ir.BooleanValue, ir.Value, int]] = field(default_factory=list)
+    inputs: dict[Any, ir.Value] = field(default_factory=dict)
+    branches: list[tuple[Any, int]] = field(default_factory=list)
+    guards: list[tuple[Any, Any, int]] = field(default_factory=list)
 
     @property
     def first(self) -> int:
         return min([i for _, i in self.branches] + [i for _, _, i in self.guards])
-
-
-def _constant(op: ops.Node) -> float | None:
-    """The numeric value of a literal, possibly cast (how neve writes exact constants)."""
-    if isinstance(op, ops.Cast):
-        op = op.arg
-    if not isinstance(op, ops.Literal):
-        return None
-    try:
-        return float(op.value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _indicator(expr: ir.Value) -> tuple[list[tuple[ir.BooleanValue, ir.Value]], ir.BooleanValue] | None:
-    """``(guards, condition)`` when ``expr`` is ``[guards ->] IF(condition, 1, 0)``."""
-    guards = []
-    op = expr.op()
-    while isinstance(op, ops.IfElse):
-        if _constant(op.true_expr) == 1.0 and _constant(op.false_null_expr) == 0.0:
-            return guards, op.bool_expr.to_expr()
-        guards.append((op.bool_expr.to_expr(), op.true_expr.to_expr()))
-        op = op.false_null_expr
-    return None
 
 
 def split_one_hot(
@@ -98,25 +75,22 @@ def split_one_hot(
         rest = step.transform(rest)
     if any(col not in rest.columns for col in encoder.input_cols_):
         return None
-    produced = encoder._transform_columns(rest)
+    plans = encoder._one_hot_plans(rest)
     final_columns = set(encoder.output_columns(list(rest.columns)))
     position = {name: i for i, name in enumerate(features)}
-    outputs = {name for pairs in produced.values() for name, _ in pairs}
+    outputs = {name for plan in plans.values() for name, _ in plan.outputs}
     for name in features:
         # A feature the encoder did not produce must reach the model unchanged.
         if name not in outputs and (name not in final_columns or name not in rest.columns):
             return None
     blocks = []
-    for pairs in produced.values():
-        block = OneHotBlock()
-        for name, expr in pairs:
+    for plan in plans.values():
+        block = OneHotBlock(inputs=dict(plan.inputs))
+        for k, (name, condition) in enumerate(plan.outputs):
             if name not in position:
                 continue  # not a model feature: it only ever added zeros
-            shape = _indicator(expr)
-            if shape is None:
-                return None
-            guards, condition = shape
-            block.guards += [(cond, value, position[name]) for cond, value in guards]
+            if k == 0 and plan.guard is not None:
+                block.guards.append((*plan.guard, position[name]))
             block.branches.append((condition, position[name]))
         if block.branches or block.guards:
             blocks.append(block)
