@@ -86,3 +86,20 @@ def fetch(result: ibis.Table, cols: list[str] | None = None) -> pd.DataFrame:
     out = result.to_pandas()
     out = out.sort_values(ID_COL, key=lambda s: s.astype(int)).reset_index(drop=True)
     return out if cols is None else out[cols]
+
+
+def binds_names_without_case(session: Any) -> bool:
+    """Whether ``session``'s engine reads ``"X"`` from a subquery holding both ``x`` and ``X``
+    as the wrong one (DuckDB does, and so the emulator, DuckDB underneath). One-hot columns
+    whose categories differ only in case (SnowML's ``OUTPUT1_A``/``OUTPUT1_a``) then collide
+    once a later pipeline step selects them: a gap documented in docs/snowml.md."""
+    import sqlglot
+
+    probe = 'SELECT "X" AS v FROM (SELECT 1 AS "x", 2 AS "X") AS t'
+    sql = sqlglot.transpile(probe, read="postgres", write=session.engine.dialect)[0]
+    try:
+        cursor = session.engine.raw_sql(sql)
+        value = cursor.fetchall()[0][0]
+    except Exception:  # noqa: BLE001 - "ambiguous column": the engine cannot tell them apart
+        return True
+    return value != 2

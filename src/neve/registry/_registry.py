@@ -36,7 +36,6 @@ import pandas as pd
 from neve import _json
 from neve.engine import Session, _airflow_conn, driver_for
 from neve.errors import EngineError, InvalidNameError, ModelNotFoundError, NeveInputError, TableNotFoundError
-from neve.preprocessing._base import as_table
 from neve.registry import _lineage, _reclaim, _tables
 from neve.registry._model import Model, ModelVersion
 from neve.registry._package import MANIFEST, build, sha256
@@ -386,6 +385,8 @@ class Registry:
         lineage: dict[str, Any] = {"airflow": _lineage.airflow_context() or None}
         baseline = None
         if training_data is not None:
+            from neve.preprocessing._base import as_table  # scikit-learn: only when logging
+
             columns = list(as_table(training_data)[0].columns)
             if sample_input is not None and hasattr(sample_input, "columns"):
                 columns = [c for c in sample_input.columns if c in columns] or columns

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -44,7 +46,11 @@ def trained():
 @pytest.fixture(scope="session")
 def _populated_template(tmp_path_factory, trained) -> Path:
     folder = tmp_path_factory.mktemp("ui-registry")
-    populate(f"duckdb://{folder / 'ui.duckdb'}", trained)
+    # A dag.test() earlier in this worker leaves AIRFLOW_CTX_* in the environment, which
+    # would tag every version as logged by that run; populate() sets the runs it means.
+    outside_airflow = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CTX_")}
+    with mock.patch.dict(os.environ, outside_airflow, clear=True):
+        populate(f"duckdb://{folder / 'ui.duckdb'}", trained)
     return folder
 
 
