@@ -1,10 +1,12 @@
-"""NYC taxi trip duration: load, clean, encode, train, register, check drift, predict.
+"""NYC taxi trip duration: load, clean, train in the warehouse, register, check drift, predict.
 
 Runs unchanged on embedded DuckDB (the ``neve_default`` connection, as ``make demo``
 and ``make airflow`` set it up), on Postgres, and on Snowflake (point
 ``NEVE_CONN_ID`` at ``snowflake_default``). Tasks pass table and model-version
-references through XCom, never data; the only time data leaves the engine is the
-training extract.
+references through XCom, never data, and no row leaves the engine to train: the model
+is ``neve.linear_model.LinearRegression`` at the end of the feature pipeline, fitted
+on every row of the training split from one aggregate query (its sufficient
+statistics), and evaluated on the test split in SQL.
 
 ``train`` and ``predict`` run in the ``taxi`` task environment (``[tool.neve.envs.taxi]``
 in pyproject.toml: its own pinned scikit-learn and neve, no Airflow) through
@@ -12,7 +14,8 @@ in pyproject.toml: its own pinned scikit-learn and neve, no Airflow) through
 ``neve env build taxi`` (``make demo`` and the Dockerfile do); a task started on an
 unbuilt or stale env fails at once saying so. Airflow runs only the function's
 source there, so those two functions import what they use and take and return
-JSON (table and model-version refs are dicts). They reach the warehouse with
+JSON (table and model-version refs are dicts; the feature pipeline, declared here by
+``feature_engineering``, travels as its JSON form). They reach the warehouse with
 ``neve.connect(airflow_conn_id=...)``, which reads the ``AIRFLOW_CONN_<ID>``
 environment variable the task inherits: define the connection that way (as
 ``make demo`` does), not only in Airflow's metadata DB. The env carries the drivers of
@@ -33,9 +36,11 @@ Tasks that need Airflow itself run on the Airflow side, after the env tasks:
   and a retry would find it again. (The env has no Airflow to raise that exception,
   and an exception in the env would be retried.)
 
-Params: ``train_sample_rows`` caps the training extract (a deterministic sample
-taken in SQL, so a retry trains on the same rows); ``score_month`` scores another
-month's sample instead of the training data (2020-04, the lockdown, drifts).
+Params: ``score_month`` scores another month's sample instead of the training data
+(2020-04, the lockdown, drifts).
+
+The tasks are module-level so that ``taxi_trip_duration_sklearn`` (a scikit-learn model
+on the sparse path) wires the same graph around its own ``train`` (:func:`taxi_flow`).
 
 Cleaning rules (``clean_trips``), applied to the raw trips:
 
@@ -49,6 +54,7 @@ Cleaning rules (``clean_trips``), applied to the raw trips:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,14 +82,17 @@ NUMERIC = ["TRIP_DISTANCE"]
 RAW_FEATURES = CATEGORICAL + NUMERIC
 TARGET = "TRIP_DURATION_SEC"
 ID = "TRIP_ID"
-#: Columns of TAXI_FEATURE that are not model inputs.
+#: Columns of the transformed table that are not model inputs (the model reads the
+#: scaled distance, not the raw one).
 NOT_FEATURES = {ID, "PICKUP_DATETIME", "TRIP_DISTANCE", TARGET}
 MAX_DURATION_SEC = 4 * 3600
-#: Default of the ``train_sample_rows`` param: more than the demo's 20k rows, so the demo
-#: trains on all of them; at warehouse scale it caps the extract (and the worker's memory).
-TRAIN_SAMPLE_ROWS = 1_000_000
+#: The train/test split, in SQL: a hash of the trip id decides the side, on every engine.
+SPLIT = {"test_size": 0.33, "random_state": 42, "key": ID}
 #: What ``train`` needs of this module: it runs in the taxi env, which cannot import it.
-TRAIN_SPEC = {"model_name": MODEL_NAME, "id": ID, "target": TARGET, "raw_features": RAW_FEATURES}
+TRAIN_SPEC = {
+    "model_name": MODEL_NAME, "id": ID, "target": TARGET, "raw_features": RAW_FEATURES,
+    "not_features": sorted(NOT_FEATURES - {ID, TARGET}), "split": SPLIT, "predictions": "TAXI_PRED",
+}
 
 
 def raw_table_name(month: str) -> str:
@@ -118,6 +127,7 @@ def clean_trips(raw: ir.Table) -> ir.Table:
 
 
 def build_pipeline() -> Pipeline:
+    """The feature pipeline (unfitted): one-hot zones and hour, the distance MaxAbs-scaled."""
     from neve import Pipeline
     from neve.preprocessing import MaxAbsScaler, OneHotEncoder
 
@@ -148,6 +158,202 @@ def load_raw_month(session: Session, month: str) -> str:
     return name
 
 
+# -- the tasks both taxi DAGs run --------------------------------------------------------------------
+
+
+@task.neve(conn_id=CONN_ID)
+def setup_registry(session: Session) -> dict[str, str]:
+    """Create the registry tables if they are missing (safe to repeat)."""
+    from neve import Registry
+    from neve.airflow import registry_name
+
+    registry = Registry(session)
+    return {"registry": registry_name(session), "stage": registry.stage.url}
+
+
+@task.neve(conn_id=CONN_ID)
+def load_month(session: Session, month: str) -> TableRef:
+    """Bulk-load one month's CSV into its own raw table (replaced on retry)."""
+    return TableRef.of(session, load_raw_month(session, month))
+
+
+@task_group(group_id="load")
+def load() -> list[Any]:
+    return [load_month.override(task_id=f"load_{m.replace('-', '_')}")(month=m) for m in MONTHS]
+
+
+@task.neve(conn_id=CONN_ID)
+def transform(session: Session, raw: list[TableRef]) -> TableRef:
+    """TAXI_DATA: the union of the raw months, cleaned (see clean_trips)."""
+    import ibis
+
+    tables = [ref.table(session) for ref in raw]
+    union = tables[0] if len(tables) == 1 else ibis.union(*tables, distinct=False)
+    session.create_table("TAXI_DATA", clean_trips(union), overwrite=True)
+    return TableRef.of(session, "TAXI_DATA")
+
+
+@task.neve(conn_id=CONN_ID)
+def feature_engineering(session: Session, data: TableRef) -> dict[str, Any]:
+    """Declare the feature pipeline for ``train`` (which fits it with the model) and check
+    that its input columns are in the data. Writes nothing and runs no query: the one-hot
+    columns are never materialised."""
+    from neve.errors import ColumnNotFoundError
+
+    columns = data.table(session).columns
+    missing = [c for c in [*RAW_FEATURES, TARGET, ID] if c not in columns]
+    if missing:
+        raise ColumnNotFoundError(f"{data['name']} lacks the model's column(s) {missing}; it has {list(columns)}")
+    return {"data": data, "columns": RAW_FEATURES, "pipeline": build_pipeline().to_dict()}
+
+
+@task.external_python(python=neve.envs.python("taxi"), expect_airflow=False)
+def train(
+    data: dict, engineered: dict, conn_id: str, spec: dict, run_id: str | None = None, dag_id: str | None = None
+) -> dict:
+    """The feature pipeline ending in ``neve.linear_model.LinearRegression``, fitted on the
+    SQL train split from one aggregate query and scored on the test split in SQL; logged
+    as one unit with its metrics and lineage. Runs in the taxi env: self-contained, JSON
+    in and out."""
+    import neve
+    from neve import Pipeline, Registry
+    from neve.airflow import TableRef, logged_by_run, model_version_ref
+    from neve.linear_model import LinearRegression
+    from neve.metrics import mean_absolute_error, mean_squared_error, r2_score
+    from neve.model_selection import train_test_split
+
+    model_name, key, target = spec["model_name"], spec["id"], spec["target"]
+    with neve.connect(airflow_conn_id=conn_id) as session:
+        registry = Registry(session)
+        if run_id and (done := logged_by_run(registry, model_name, run_id)) is not None:
+            return model_version_ref(done, session)
+
+        table = TableRef.from_dict(engineered["data"]).table(session)
+        train_rows, test_rows = train_test_split(table, **spec["split"])
+        features = Pipeline.from_dict(engineered["pipeline"])
+        model = LinearRegression(label_cols=[target], passthrough_cols=spec["not_features"],
+                                 output_cols=["PREDICTION"])
+        pipe = Pipeline([*features.steps, ("model", model)])
+        pipe.fit(train_rows.select(*engineered["columns"], target))  # one aggregate query, no extract
+        # Evaluation stays in the engine: the test rows are scored as one SELECT, and each
+        # metric is one aggregate query over it.
+        scored = pipe.predict(test_rows)
+        metrics = {
+            "mse": mean_squared_error(scored, y_true=target, y_pred="PREDICTION"),
+            "mae": mean_absolute_error(scored, y_true=target, y_pred="PREDICTION"),
+            "r2": r2_score(scored, y_true=target, y_pred="PREDICTION"),
+        }
+        tags = {"stage": "dev", "model_type": type(model).__name__}
+        if run_id:
+            tags.update(airflow_dag_id=dag_id or "", airflow_run_id=run_id)
+        mv = registry.log_model(
+            pipe,
+            model_name=model_name,
+            training_data=train_rows.select(*engineered["columns"]),
+            sample_input=session.execute(
+                pipe.feature_pipeline().transform(test_rows.order_by(key).limit(5)).select(*model.feature_names_in_)
+            ),
+            metrics=metrics,
+            params={
+                **spec["split"],
+                "train_rows": model.n_samples_seen_,
+                "features": [str(c) for c in model.feature_names_in_],
+            },
+            tags=tags,
+            comment="trip duration from pickup/dropoff zone, hour and distance",
+        )
+        return model_version_ref(mv, session)
+
+
+@task.neve(conn_id=CONN_ID)
+def register_model(session: Session, version: ModelVersionRef) -> Any:
+    """Record the Asset event for the version ``train`` logged (the env has no Airflow)."""
+    from neve import Registry
+
+    # Returning the ModelVersion makes @task.neve record the event and push its ref.
+    return Registry(session).get_model(version["model"]).version(version["version"])
+
+
+@task.neve(conn_id=CONN_ID)
+def score_data(session: Session, data: TableRef, params: Any = None) -> TableRef:
+    """The table ``predict`` scores: TAXI_DATA, or with ``score_month`` that month's
+    sample loaded and cleaned into TAXI_SCORE."""
+    month = (params or {}).get("score_month")
+    if not month:
+        return data
+    raw = session.table(load_raw_month(session, month))
+    session.create_table("TAXI_SCORE", clean_trips(raw), overwrite=True)
+    return TableRef.of(session, "TAXI_SCORE")
+
+
+@task.external_python(python=neve.envs.python("taxi"), expect_airflow=False)
+def predict(version: dict, data: dict, conn_id: str, output: str = "TAXI_PRED") -> dict:
+    """Check drift against the version's training baseline; without drift, write the
+    predictions (``output``) in SQL. Runs in the taxi env; on drift it writes nothing and
+    returns the report, and ``drift_gate`` fails the run."""
+    import neve
+    from neve import Registry
+    from neve.airflow import TableRef
+
+    with neve.connect(airflow_conn_id=conn_id) as session:
+        mv = Registry(session).get_model(version["model"]).version(version["version"])
+        table = TableRef.from_dict(data).table(session)
+        report = mv.drift(table, record=True)  # one query; kept in the registry for its UI
+        print(report.summary())
+        print(report.features.to_string(index=False))
+        result = {
+            "predictions": None,
+            "model": version,
+            "scored": data,
+            "drift": report.to_dict(),
+            "drift_summary": report.summary(),
+            "scored_in": None,
+        }
+        if not report.ok:
+            return result
+        # The logged pipeline and the model compile to one SELECT: scoring stays in SQL.
+        predictions = mv.run(table)
+        session.create_table(output, predictions, overwrite=True)
+        return {**result, "predictions": TableRef.of(session, output), "scored_in": predictions.path}
+
+
+@task
+def drift_gate(result: dict[str, Any]) -> TableRef:
+    """Fail the run, without retrying, when ``predict`` found drift."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if not result["drift"]["ok"]:
+        model = result["model"]
+        raise AirflowFailException(
+            f"{model['model']} {model['version']} was not used to score "
+            f"{result['scored']['name']}: {result['drift_summary']}"
+        )
+    return result["predictions"]
+
+
+def taxi_flow(train_task: Callable[..., Any], spec: dict[str, Any]) -> None:
+    """The taxi graph, inside a ``@dag`` function, around ``train_task`` (called as
+    ``train_task(data, engineered, conn_id=, spec=, dag_id=)``, returning a model-version ref)."""
+    registry = setup_registry()
+    raw = load()
+    registry >> raw
+    data = transform(raw)
+    engineered = feature_engineering(data)
+    version = train_task(data, engineered, conn_id=CONN_ID, spec=spec, dag_id="{{ dag.dag_id }}")
+    registered = register_model(version)
+    scored = predict(registered, score_data(data), conn_id=CONN_ID, output=spec["predictions"])
+    drift_gate(scored)
+
+
+SCORE_MONTH = Param(
+    None,
+    type=["null", "string"],
+    pattern=r"^\d{4}-\d{2}$",
+    description="Score this month's sample (e.g. 2020-04, the lockdown) instead of the "
+    "training data; drift against the training baseline fails the run at drift_gate.",
+)
+
+
 @dag(
     dag_id="taxi_trip_duration",
     schedule=None,
@@ -156,232 +362,13 @@ def load_raw_month(session: Session, month: str) -> str:
     default_args={"retries": 1, "retry_delay": timedelta(seconds=5)},
     tags=["neve", "example"],
     doc_md=__doc__,
-    params={
-        "score_month": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^\d{4}-\d{2}$",
-            description="Score this month's sample (e.g. 2020-04, the lockdown) instead of the "
-            "training data; drift against the training baseline fails the run at drift_gate.",
-        ),
-        "train_sample_rows": Param(
-            TRAIN_SAMPLE_ROWS,
-            type="integer",
-            minimum=100,
-            description="At most this many feature rows are extracted to train on: a "
-            "deterministic sample taken in SQL (the whole table when it is smaller).",
-        ),
-    },
+    params={"score_month": SCORE_MONTH},
+    # Found through this module's globals, not auto-registered: the scikit-learn variant
+    # imports this module, and must not register this DAG a second time from its own file.
+    auto_register=False,
 )
 def taxi_trip_duration() -> None:
-    @task.neve(conn_id=CONN_ID)
-    def setup_registry(session: Session) -> dict[str, str]:
-        """Create the registry tables if they are missing (safe to repeat)."""
-        from neve import Registry
-        from neve.airflow import registry_name
-
-        registry = Registry(session)
-        return {"registry": registry_name(session), "stage": registry.stage.url}
-
-    @task.neve(conn_id=CONN_ID)
-    def load_month(session: Session, month: str) -> TableRef:
-        """Bulk-load one month's CSV into its own raw table (replaced on retry)."""
-        return TableRef.of(session, load_raw_month(session, month))
-
-    @task_group(group_id="load")
-    def load() -> list[Any]:
-        return [load_month.override(task_id=f"load_{m.replace('-', '_')}")(month=m) for m in MONTHS]
-
-    @task.neve(conn_id=CONN_ID)
-    def transform(session: Session, raw: list[TableRef]) -> TableRef:
-        """TAXI_DATA: the union of the raw months, cleaned (see clean_trips)."""
-        import ibis
-
-        tables = [ref.table(session) for ref in raw]
-        union = tables[0] if len(tables) == 1 else ibis.union(*tables, distinct=False)
-        session.create_table("TAXI_DATA", clean_trips(union), overwrite=True)
-        return TableRef.of(session, "TAXI_DATA")
-
-    @task.neve(conn_id=CONN_ID)
-    def feature_engineering(session: Session, data: TableRef) -> dict[str, Any]:
-        """Fit the pipeline (one aggregate query per step) and save TAXI_FEATURE."""
-        table = data.table(session)
-        pipe = build_pipeline().fit(table)
-        session.create_table("TAXI_FEATURE", pipe.transform(table), overwrite=True)
-        features = TableRef.of(session, "TAXI_FEATURE")
-        return {
-            "features": features,
-            "columns": feature_columns(list(features.table(session).columns)),
-            "pipeline": pipe.to_dict(),
-        }
-
-    @task.external_python(python=neve.envs.python("taxi"), expect_airflow=False)
-    def train(
-        data: dict,
-        engineered: dict,
-        conn_id: str,
-        spec: dict,
-        sample_rows: int | str,
-        run_id: str | None = None,
-        dag_id: str | None = None,
-    ) -> dict:
-        """LinearRegression on a 67/33 split of a SQL sample; log it with its pipeline,
-        metrics and lineage. Runs in the taxi env: self-contained, JSON in and out."""
-        from sklearn.linear_model import LinearRegression
-        from sklearn.model_selection import train_test_split
-
-        import neve
-        from neve import Pipeline, Registry
-        from neve.airflow import TableRef, model_version_ref
-        from neve.errors import ModelNotFoundError
-        from neve.metrics import mean_absolute_error, mean_squared_error, r2_score
-        from neve.scoring import score
-
-        model_name, key, target = spec["model_name"], spec["id"], spec["target"]
-        sample_rows = int(sample_rows)
-        with neve.connect(airflow_conn_id=conn_id) as session:
-            registry = Registry(session)
-            if run_id:
-                # A retry after log_model succeeded: return that version, do not log twice.
-                try:
-                    model = registry.get_model(model_name)
-                except ModelNotFoundError:
-                    model = None
-                if model is not None:
-                    versions = model.show_versions()
-                    for name, tags in zip(versions["version_name"], versions["tags"], strict=True):
-                        if tags.get("airflow_run_id") == run_id:
-                            return model_version_ref(model.version(name), session)
-
-            ref = TableRef.from_dict(engineered["features"])
-            features = ref.table(session)
-            columns = list(engineered["columns"])
-            sample = features
-            if ref.rows is None or ref.rows > sample_rows:
-                # Deterministic (a retry trains on the same rows) and portable SQL: order by a
-                # multiplicative hash of the id, so the sample spreads over the whole table.
-                spread = (features[key] * 2654435761) % 4294967296
-                sample = (
-                    features.mutate(_SAMPLE_KEY=spread).order_by("_SAMPLE_KEY").limit(sample_rows)
-                )
-            # The one time data leaves the engine.
-            frame = sample.select(key, *columns, target).order_by(key).to_pandas()
-            X, y = frame[columns], frame[target]
-            X_train, X_test, y_train, y_test = train_test_split(
-                X, y, test_size=0.33, random_state=42
-            )
-            model = LinearRegression().fit(X_train, y_train)
-            # Evaluation goes back to the engine: the test ids (one small column) go in, the
-            # model scores them as SQL, and each metric is one aggregate query.
-            test_ids = frame.loc[X_test.index, [key]].reset_index(drop=True)
-            session.create_table("TAXI_TEST_SPLIT", test_ids, overwrite=True)
-            split = session.table("TAXI_TEST_SPLIT")
-            scored = score(features.semi_join(split, key), model, feature_cols=columns)
-            metrics = {
-                "mse": mean_squared_error(scored, y_true=target, y_pred="PREDICTION"),
-                "mae": mean_absolute_error(scored, y_true=target, y_pred="PREDICTION"),
-                "r2": r2_score(scored, y_true=target, y_pred="PREDICTION"),
-            }
-
-            raw = TableRef.from_dict(data).table(session)
-            tags = {"stage": "dev", "model_type": type(model).__name__}
-            if run_id:
-                tags.update(airflow_dag_id=dag_id or "", airflow_run_id=run_id)
-            mv = registry.log_model(
-                model,
-                model_name=model_name,
-                feature_pipeline=Pipeline.from_dict(engineered["pipeline"]),
-                training_data=raw.select(*spec["raw_features"]),
-                sample_input=X_test.head(5),
-                metrics=metrics,
-                params={
-                    "test_size": 0.33,
-                    "random_state": 42,
-                    "train_sample_rows": sample_rows,
-                    "extracted_rows": len(frame),
-                    "features": columns,
-                    "feature_stds": {c: float(s) for c, s in X_train.std().items()},
-                },
-                tags=tags,
-                comment="trip duration from pickup/dropoff zone, hour and distance",
-            )
-            return model_version_ref(mv, session)
-
-    @task.neve(conn_id=CONN_ID)
-    def register_model(session: Session, version: ModelVersionRef) -> Any:
-        """Record the Asset event for the version ``train`` logged (the env has no Airflow)."""
-        from neve import Registry
-
-        # Returning the ModelVersion makes @task.neve record the event and push its ref.
-        return Registry(session).get_model(version["model"]).version(version["version"])
-
-    @task.neve(conn_id=CONN_ID)
-    def score_data(session: Session, data: TableRef, params: Any = None) -> TableRef:
-        """The table ``predict`` scores: TAXI_DATA, or with ``score_month`` that month's
-        sample loaded and cleaned into TAXI_SCORE."""
-        month = (params or {}).get("score_month")
-        if not month:
-            return data
-        raw = session.table(load_raw_month(session, month))
-        session.create_table("TAXI_SCORE", clean_trips(raw), overwrite=True)
-        return TableRef.of(session, "TAXI_SCORE")
-
-    @task.external_python(python=neve.envs.python("taxi"), expect_airflow=False)
-    def predict(version: dict, data: dict, conn_id: str) -> dict:
-        """Check drift against the version's training baseline; without drift, write
-        TAXI_PRED in SQL. Runs in the taxi env; on drift it writes nothing and returns
-        the report, and ``drift_gate`` fails the run."""
-        import neve
-        from neve import Registry
-        from neve.airflow import TableRef
-
-        with neve.connect(airflow_conn_id=conn_id) as session:
-            mv = Registry(session).get_model(version["model"]).version(version["version"])
-            table = TableRef.from_dict(data).table(session)
-            report = mv.drift(table, record=True)  # one query; kept in the registry for its UI
-            print(report.summary())
-            print(report.features.to_string(index=False))
-            result = {
-                "predictions": None,
-                "model": version,
-                "scored": data,
-                "drift": report.to_dict(),
-                "drift_summary": report.summary(),
-                "scored_in": None,
-            }
-            if not report.ok:
-                return result
-            # The logged pipeline and the model compile to one SELECT: scoring stays in SQL.
-            predictions = mv.run(table)
-            session.create_table("TAXI_PRED", predictions, overwrite=True)
-            return {**result, "predictions": TableRef.of(session, "TAXI_PRED"),
-                    "scored_in": predictions.path}
-
-    @task
-    def drift_gate(result: dict[str, Any]) -> TableRef:
-        """Fail the run, without retrying, when ``predict`` found drift."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        if not result["drift"]["ok"]:
-            model = result["model"]
-            raise AirflowFailException(
-                f"{model['model']} {model['version']} was not used to score "
-                f"{result['scored']['name']}: {result['drift_summary']}"
-            )
-        return result["predictions"]
-
-    registry = setup_registry()
-    raw = load()
-    registry >> raw
-    data = transform(raw)
-    engineered = feature_engineering(data)
-    version = train(
-        data, engineered, conn_id=CONN_ID, spec=TRAIN_SPEC,
-        sample_rows="{{ params.train_sample_rows }}", dag_id="{{ dag.dag_id }}",
-    )
-    registered = register_model(version)
-    scored = predict(registered, score_data(data), conn_id=CONN_ID)
-    drift_gate(scored)
+    taxi_flow(train, TRAIN_SPEC)
 
 
-taxi_trip_duration()
+TAXI_DAG = taxi_trip_duration()

@@ -17,7 +17,7 @@ from rich.table import Table
 __all__ = ["failure", "metric_lines", "month_problem", "promote_if_better", "summary"]
 
 MODEL = "trip_duration_estimator"
-TABLES = ("TAXI_RAW_2019_01", "TAXI_RAW_2019_02", "TAXI_DATA", "TAXI_FEATURE", "TAXI_SCORE", "TAXI_PRED")
+TABLES = ("TAXI_RAW_2019_01", "TAXI_RAW_2019_02", "TAXI_DATA", "TAXI_SCORE", "TAXI_PRED")
 ALIAS = "production"
 #: An exception line in a task's log: ``SomeError: message`` (module-qualified or not).
 _EXCEPTION_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Interrupt)): (.+)$")

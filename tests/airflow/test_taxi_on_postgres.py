@@ -20,7 +20,7 @@ from tests._servers import postgres as pg
 from tests.conftest import available_engines
 
 MODEL = "trip_duration_estimator"
-TABLES = ("TAXI_RAW_2019_01", "TAXI_RAW_2019_02", "TAXI_DATA", "TAXI_FEATURE", "TAXI_TEST_SPLIT", "TAXI_PRED")
+TABLES = ("TAXI_RAW_2019_01", "TAXI_RAW_2019_02", "TAXI_DATA", "TAXI_PRED")
 
 pytestmark = [
     pytest.mark.slow,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +11,7 @@ import neve
 import neve.envs
 from neve import Registry
 from neve.airflow import TableRef
-from neve.errors import DataFileError
+from neve.errors import ColumnNotFoundError, DataFileError
 
 REPO = Path(__file__).resolve().parents[2]
 TAXI = REPO / "data" / "nyc_taxi"
@@ -74,10 +72,25 @@ def test_train_and_predict_run_in_the_taxi_env_and_the_rest_on_the_neve_connecti
             assert task.conn_id == "neve_default", task.task_id
 
 
-def test_the_training_sample_size_is_a_param(taxi_dag):
-    param = taxi_dag.params.get_param("train_sample_rows")
-    assert param.value > 20_000  # the demo trains on every row
-    assert taxi_dag.get_task("train").op_kwargs["sample_rows"] == "{{ params.train_sample_rows }}"
+def test_the_dag_trains_on_every_row_so_it_has_no_sample_param(taxi_dag):
+    assert set(taxi_dag.params) == {"score_month"}
+    assert "sample_rows" not in taxi_dag.get_task("train").op_kwargs
+
+
+def test_feature_engineering_declares_the_pipeline_and_writes_nothing(taxi_dag, taxi_module, tmp_path):
+    engineer = taxi_dag.get_task("feature_engineering").python_callable.__wrapped__
+    with neve.connect(f"duckdb://{tmp_path / 'x.duckdb'}") as session:
+        session.create_table("TAXI_DATA", pd.DataFrame({c: ["1"] for c in taxi_module.CATEGORICAL}).assign(
+            TRIP_DISTANCE=1.0, TRIP_DURATION_SEC=60.0, TRIP_ID=1))
+        with neve.capture_queries() as log:
+            out = engineer(session, TableRef.of(session, "TAXI_DATA"))
+        assert session.list_tables() == ["TAXI_DATA"]
+        assert len(log) == 0
+        assert out["columns"] == taxi_module.RAW_FEATURES
+        assert [s["class"] for s in out["pipeline"]["steps"]] == ["OneHotEncoder", "MaxAbsScaler"]
+        session.create_table("TAXI_DATA", session.table("TAXI_DATA").drop("TRIP_DISTANCE"), overwrite=True)
+        with pytest.raises(ColumnNotFoundError, match="TRIP_DISTANCE"):
+            engineer(session, TableRef.of(session, "TAXI_DATA"))
 
 
 # -- cleaning rules --------------------------------------------------------------------------------
@@ -159,8 +172,12 @@ def test_the_run_logged_a_version_with_metrics_lineage_and_run_ids(finished_run,
         assert lineage["airflow"]["task_id"] == "train"
         assert lineage["training_data"]["tables"] == ["TAXI_DATA"]
         assert lineage["feature_pipeline"]["steps"][0]["class"] == "OneHotEncoder"
-        stds = lineage["params"]["feature_stds"]
-        assert "TRIP_DISTANCE_SCALED" in stds and len(stds) == len(lineage["params"]["features"])
+        features = lineage["params"]["features"]
+        assert "TRIP_DISTANCE_SCALED" in features and "TRIP_DISTANCE" not in features and len(features) > 300
+        # Every row of the training split, not a sample: about 67% of the cleaned trips.
+        assert lineage["params"]["train_rows"] == pytest.approx(0.67 * cleaned_trip_count("2019-01", "2019-02"),
+                                                              rel=0.03)
+        assert lineage["training_data"]["row_count"] == lineage["params"]["train_rows"]
 
 
 @pytest.mark.slow
@@ -185,27 +202,33 @@ def test_the_run_emitted_an_asset_event_for_the_model(finished_run, taxi_db):
 
 
 @pytest.mark.slow
-def test_a_retry_of_train_returns_the_run_version_instead_of_logging_another(finished_run, taxi_dag, taxi_db):
-    # The very function the env runs, called here: it reaches the DuckDB file through
-    # AIRFLOW_CONN_NEVE_DEFAULT, as it does in the env.
+def test_a_retry_of_train_returns_the_run_version_instead_of_logging_another(
+    finished_run, taxi_dag, taxi_db, metadata_db
+):
+    from neve.demo import read_xcom
+
+    # The very function the env runs, called here with the run's own XCom: it reaches the
+    # DuckDB file through AIRFLOW_CONN_NEVE_DEFAULT, as it does in the env.
     task = taxi_dag.get_task("train")
-    train = task.python_callable
-    kwargs = {**task.op_kwargs, "sample_rows": 1_000_000, "dag_id": finished_run.dag_id}
-    with neve.connect(f"duckdb://{taxi_db}") as session:
-        engineered = {
-            "features": TableRef.of(session, "TAXI_FEATURE"),
-            "columns": Registry(session).get_model(MODEL).version("v1").lineage()["params"]["features"],
-            "pipeline": Registry(session).get_model(MODEL).version("v1").pipeline().to_dict(),
-        }
-    data = TableRef("TAXI_DATA")
-    again = train(data, engineered, **{**kwargs, "run_id": finished_run.run_id})
+    kwargs = {**task.op_kwargs, "dag_id": finished_run.dag_id}
+    engineered = read_xcom(metadata_db, finished_run.run_id, "feature_engineering")
+    data = read_xcom(metadata_db, finished_run.run_id, "transform")
+    again = task.python_callable(data, engineered, **{**kwargs, "run_id": finished_run.run_id})
     assert again["version"] == "v1"
     # A different run does log a new version: the lookup is by run id, not "any version".
-    other = train(data, engineered, **{**kwargs, "run_id": "manual__other"})
+    with neve.capture_queries() as log:
+        other = task.python_callable(data, engineered, **{**kwargs, "run_id": "manual__other"})
     assert other["version"] == "v2"
+    # No training row left the engine: the one query that reads rows without aggregating
+    # them is the five-row sample input (and the fit is one GROUP BY).
+    reading = [q for q in log if '"TAXI_DATA"' in q]
+    row_level = [q for q in reading if "GROUP BY" not in q.upper() and "SUM(" not in q.upper()
+                 and "COUNT(" not in q.upper()]
+    assert len(row_level) == 1 and "LIMIT 5" in row_level[0].upper(), [q[:300] for q in reading]
     with neve.connect(f"duckdb://{taxi_db}") as session:
         model = Registry(session).get_model(MODEL)
         assert [v.version_name for v in model.versions()] == ["v1", "v2"]
+        assert model.version("v2").metrics == pytest.approx(model.version("v1").metrics, rel=1e-12)
         model.version("v2").delete()
 
 
@@ -259,45 +282,41 @@ def test_scoring_the_lockdown_month_fails_predict_on_drift(finished_run, taxi_da
 
 
 @pytest.mark.slow
-def test_the_model_metrics_were_computed_in_sql(finished_run, taxi_db):
-    from sklearn.metrics import mean_squared_error
+def test_the_model_equals_scikit_learns_fitted_on_the_same_split(finished_run, taxi_module, taxi_db):
+    # The oracle: scikit-learn's exact dense LinearRegression on the rows of the SQL split.
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MaxAbsScaler, OneHotEncoder
 
+    from neve.model_selection import train_test_split
+
+    m = taxi_module
     with neve.connect(f"duckdb://{taxi_db}") as session:
         mv = Registry(session).get_model(MODEL).version("v1")
-        split = session.table("TAXI_TEST_SPLIT")
-        assert split.count().execute() == math.ceil(cleaned_trip_count("2019-01", "2019-02") * 0.33)
-        scored = mv.run(session.table("TAXI_DATA").semi_join(split, "TRIP_ID")).to_pandas()
-    expected = mean_squared_error(scored["TRIP_DURATION_SEC"], scored["PREDICTION"])
-    assert mv.metrics["mse"] == pytest.approx(expected, rel=1e-9)
+        train, test = (t.order_by(m.ID).to_pandas()
+                       for t in train_test_split(session.table("TAXI_DATA"), **m.SPLIT))
+    assert len(test) == pytest.approx(0.33 * (len(train) + len(test)), rel=0.05)
+    assert mv.lineage()["params"]["train_rows"] == len(train)
+    oracle = make_pipeline(
+        ColumnTransformer([("ohe", OneHotEncoder(handle_unknown="ignore", sparse_output=False), m.CATEGORICAL),
+                           ("mas", MaxAbsScaler(), m.NUMERIC)]),
+        LinearRegression(),
+    ).fit(train[m.RAW_FEATURES], train[m.TARGET])
+    predicted = oracle.predict(test[m.RAW_FEATURES])
+    expected = {
+        "mse": mean_squared_error(test[m.TARGET], predicted),
+        "mae": mean_absolute_error(test[m.TARGET], predicted),
+        "r2": r2_score(test[m.TARGET], predicted),
+    }
+    assert mv.metrics == pytest.approx(expected, rel=1e-6)
 
 
 @pytest.mark.slow
-def test_train_extracts_a_sample_of_train_sample_rows_spread_over_the_table(
-    finished_run, taxi_dag, taxi_db, tmp_path, monkeypatch
-):
-    # A copy of the run's warehouse behind its own connection, so the run's tables stay intact.
-    copy = tmp_path / "sample.duckdb"
-    copy.write_bytes(taxi_db.read_bytes())
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SAMPLE", json.dumps({"conn_type": "neve", "extra": {"url": f"duckdb://{copy}"}})
-    )
-    task = taxi_dag.get_task("train")
+def test_training_wrote_no_feature_or_split_table(finished_run, taxi_db):
     with neve.connect(f"duckdb://{taxi_db}") as session:
-        mv = Registry(session).get_model(MODEL).version("v1")
-        engineered = {
-            "features": TableRef.of(session, "TAXI_FEATURE"),
-            "columns": mv.lineage()["params"]["features"],
-            "pipeline": mv.pipeline().to_dict(),
-        }
-    ref = task.python_callable(
-        TableRef("TAXI_DATA"), engineered, conn_id="sample", spec=task.op_kwargs["spec"],
-        sample_rows="1000", run_id="manual__sample", dag_id="taxi_trip_duration",
-    )
-    total = engineered["features"]["rows"]
-    with neve.connect(f"duckdb://{copy}") as session:
-        mv = Registry(session).get_model(MODEL).version(ref["version"])
-        assert mv.lineage()["params"]["extracted_rows"] == 1000
-        assert mv.lineage()["params"]["train_sample_rows"] == 1000
-        ids = session.table("TAXI_TEST_SPLIT").TRIP_ID.execute()
-    assert len(ids) == 330
-    assert ids.min() < total * 0.1 and ids.max() > total * 0.9  # not just the first rows
+        widths = {t: len(session.table(t).columns) for t in session.list_tables() if not t.startswith("NEVE_")}
+    assert {"TAXI_DATA", "TAXI_PRED"} <= set(widths)
+    assert "TAXI_FEATURE" not in widths and "TAXI_TEST_SPLIT" not in widths
+    assert max(widths.values()) < 20, widths  # no dense one-hot table (hundreds of columns)

@@ -2,7 +2,7 @@
 
 Installed with ``pip install 'neve[airflow]'`` and discovered by Airflow through
 the ``apache_airflow_provider`` entry point. ``TableRef``, ``ModelVersionRef``,
-``model_version_ref`` and ``registry_name`` import without Airflow, so a task in an
+``model_version_ref``, ``logged_by_run`` and ``registry_name`` import without Airflow, so a task in an
 environment that lacks it (``@task.external_python``) can still make and read
 them; everything else here loads Airflow on first use.
 """
@@ -14,6 +14,7 @@ from neve.airflow._refs import (
     ModelVersionRef,
     TableRef,
     from_json_ref,
+    logged_by_run,
     model_version_ref,
     registry_name,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "NeveHook",
     "TableRef",
     "from_json_ref",
+    "logged_by_run",
     "model_asset",
     "model_version_ref",
     "neve_task",

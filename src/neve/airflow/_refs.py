@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
     from neve.engine import Session
 
-__all__ = ["ModelVersionRef", "TableRef", "from_json_ref", "model_version_ref", "registry_name"]
+__all__ = [
+    "ModelVersionRef", "TableRef", "from_json_ref", "logged_by_run", "model_version_ref", "registry_name",
+]
 
 TABLE_KIND = "neve.table/1"
 MODEL_VERSION_KIND = "neve.model_version/1"
@@ -196,3 +198,22 @@ def model_version_ref(
         tags=dict(getattr(mv, "tags", None) or {}),
         aliases=list(aliases() if callable(aliases) else aliases or []),
     )
+
+
+def logged_by_run(registry: Any, model_name: str, run_id: str) -> Any:
+    """The version of ``model_name`` whose ``airflow_run_id`` tag is ``run_id``, or None.
+
+    A training task calls this first, so a retry after ``log_model`` succeeded returns the
+    version its DAG run already logged instead of logging a second one.
+    """
+    from neve.errors import ModelNotFoundError
+
+    try:
+        model = registry.get_model(model_name)
+    except ModelNotFoundError:
+        return None
+    versions = model.show_versions()
+    for name, tags in zip(versions["version_name"], versions["tags"], strict=True):
+        if tags.get("airflow_run_id") == run_id:
+            return model.version(name)
+    return None
