@@ -73,6 +73,9 @@ class LinearEstimator(BaseEstimator):
 
     _sklearn_class: ClassVar[type]
     _is_classifier: ClassVar[bool] = False
+    #: The statistics' last Gram matrix is unweighted, so it counts rows (least squares;
+    #: not IRLS, whose Gram carries each step's weights).
+    _gram_counts_rows: ClassVar[bool] = False
 
     # --- hooks ------------------------------------------------------------
 
@@ -110,6 +113,7 @@ class LinearEstimator(BaseEstimator):
     def prepare(self, table: ir.Table, label_col: str) -> tuple[Design, ir.Value, ir.Value | None]:
         """The design's base table (rows with a NULL label dropped), label and weight."""
         self._validate_params()
+        self.__dict__.pop("fit_summary_", None)  # only a fused fit leaves one (see _fused.FitSummary)
         missing = [c for c in [label_col, self.sample_weight_col] if c is not None and c not in table.columns]
         if missing:
             raise ColumnNotFoundError(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import ibis.expr.types as ir
@@ -26,9 +27,10 @@ from neve.linear_model._base import LABEL, LinearEstimator, as_float
 from neve.linear_model._stats import Design, Stats
 from neve.preprocessing import MaxAbsScaler, MinMaxScaler, OneHotEncoder, StandardScaler
 from neve.preprocessing._base import BaseTransformer, missing_to_null
+from neve.preprocessing._categories import is_missing
 from neve.preprocessing._categories import label as category_label
 
-__all__ = ["fit_fused"]
+__all__ = ["FitSummary", "fit_fused"]
 
 SCALERS = (MaxAbsScaler, MinMaxScaler, StandardScaler)
 
@@ -113,8 +115,35 @@ def fit_fused(
             raise _not_numeric(estimator, unknown)
         return names, np.stack([affine[n] for n in names]) if names else np.zeros((0, design.size))
 
-    estimator._fit_design(design, label, weight, features, weights_extra)
+    stats = estimator._fit_design(design, label, weight, features, weights_extra)
+    if estimator._gram_counts_rows:
+        estimator.fit_summary_ = _summary(table, design, stats)
     return True
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    """What a fused fit learnt about its training table besides the model, kept so that
+    logging the model need not scan the table again for it (see ``Registry.log_model``).
+
+    ``rows`` counts the rows fitted on (a NULL label drops a row); ``counts`` holds, per
+    encoded column, each category's row count (``None`` for NULL).
+    """
+
+    table: ir.Table
+    rows: int
+    counts: dict[str, dict[Any, int]]
+
+
+def _summary(table: ir.Table, design: Design, stats: Stats) -> FitSummary:
+    unit = stats.gram[-1]  # unweighted: the diagonal of an indicator block counts its rows
+    assert design.categories is not None
+    counts = {
+        col: {None if is_missing(c) else c: int(round(unit[at + k, at + k])) for k, c in enumerate(cats)}
+        for col, at in design.offsets.items()
+        for cats in [design.categories[col]]
+    }
+    return FitSummary(table=table, rows=int(round(unit[0, 0])), counts=counts)
 
 
 def _not_numeric(estimator: LinearEstimator, names: list[str]) -> Exception:

@@ -24,6 +24,7 @@ class _LeastSquares(LinearEstimator):
     """Shared fit: one query yields the centred Gram of features and label."""
 
     _sklearn_attrs = ("coef_", "intercept_", "n_features_in_", "feature_names_in_", "rank_", "singular_")
+    _gram_counts_rows = True
 
     def _fit_design(
         self, design: Design, label: ir.Value, weight: ir.Value | None, features: FeatureMap,

@@ -18,6 +18,8 @@ deciles and bin fractions of a numeric column follow from its value counts on th
 client. Real training columns have few distinct values (ids, hours, distances in
 hundredths of a mile), so nothing is sorted. Only numeric columns with more distinct
 values cost a third query: exact moments, deciles and bin counts in the engine.
+Value counts an earlier query already made (a fused fit's categories, see
+``known_counts``) are not counted again.
 """
 
 from __future__ import annotations
@@ -81,12 +83,18 @@ def baseline_with(
     columns: Sequence[str] | None = None,
     extra: Mapping[str, ir.Scalar] | None = None,
     *,
+    known_counts: tuple[int, Mapping[str, Mapping[Any, int]]] | None = None,
     bins: int = 10,
     top_k: int = 1000,
     max_distinct: int = MAX_DISTINCT,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """:func:`baseline`, plus the values of ``extra`` aggregates over ``data`` computed
-    in the same first scan (the registry's lineage fingerprint rides along there)."""
+    in the same first scan (the registry's lineage fingerprint rides along there).
+
+    ``known_counts`` is ``(rows, {column: {value: count}})``, value counts some earlier
+    query already made (a fused fit's statistics; ``None`` counts NULLs): categorical
+    columns found there are not counted again, provided ``data`` has exactly ``rows`` rows
+    (the first scan checks; otherwise they are counted as usual)."""
     if bins < 2:
         raise InvalidParameterError(f"bins must be >= 2, got {bins}")
     if top_k < 1:
@@ -114,6 +122,10 @@ def baseline_with(
     if n == 0:
         raise EmptyInputError(f"cannot profile {describe(table)}: it has no rows")
     out["row_count"] = n
+    rows, known = known_counts or (n, {})
+    # String columns only: their values are what drift compares (other types go through text).
+    reused = {c: known[c] for c in categorical if c in known and schema[c].is_string()} if rows == n else {}
+    categorical = [c for c in categorical if c not in reused]
     counted = [c for i, c in enumerate(numeric) if _distinct_at_most(first, f"c{i}", c in exact_ints, max_distinct)]
     counts = _value_counts(table, values, counted, categorical, top_k)
     stats: dict[str, Any] = {}
@@ -127,6 +139,9 @@ def baseline_with(
     for j, c in enumerate(categorical):
         rows = counts[counts["COL"] == len(counted) + j]
         out["columns"][c] = _categorical_entry(rows, n, top_k)
+    for c, by_value in reused.items():
+        rows_of = pd.DataFrame({"VALUE_STR": list(by_value), "N": list(by_value.values())})
+        out["columns"][c] = _categorical_entry(rows_of, n, top_k)
     out["columns"] = {c: out["columns"][c] for c in names if c in out["columns"]}
     return out, {key: first[key] for key in (extra or {})}
 

@@ -119,14 +119,17 @@ def run_context() -> str:
 
 
 def training_lineage(
-    data: Any, driver: Driver, *, profile_columns: list[str] | None = None
+    data: Any, driver: Driver, *, profile_columns: list[str] | None = None, fit_summary: Any = None
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Source tables and SQL, schema, row count and a content fingerprint of ``data``, and
     the training baseline of ``profile_columns`` (None: no baseline).
 
     Row count, fingerprint and the baseline's moments come from one aggregate scan in the
     engine, and the baseline's value counts from one more: the cost of logging a model
-    does not grow with the number of statistics kept.
+    does not grow with the number of statistics kept. ``fit_summary`` (a fused fit's
+    :class:`~neve.linear_model._fused.FitSummary`) already holds the value counts of the
+    encoded columns; when ``data`` is (a projection of) the table it was fitted on, those
+    columns are not counted again.
     """
     # Here, not at the top: reading the registry must not import scikit-learn.
     from neve.monitoring._baseline import baseline_with
@@ -142,7 +145,10 @@ def training_lineage(
     in_memory = bool(table.op().find(ops.InMemoryTable))
     fingerprint = driver.fingerprint(table)
     extra = {} if fingerprint is None else {"fp": fingerprint}
-    profile, values = baseline_with(table, profile_columns or [], extra)
+    known = None
+    if fit_summary is not None and _same_rows(table, fit_summary.table):
+        known = (fit_summary.rows, fit_summary.counts)
+    profile, values = baseline_with(table, profile_columns or [], extra, known_counts=known)
     lineage = {
         "tables": sources,
         "in_memory_data": in_memory,
@@ -152,6 +158,16 @@ def training_lineage(
         "fingerprint": None if values.get("fp") is None else str(values["fp"]),
     }
     return lineage, profile if profile_columns is not None else None
+
+
+def _same_rows(table: Any, fitted: Any) -> bool:
+    """``table`` is ``fitted`` with some of its columns: the same SELECT bar the column list."""
+    if not set(table.columns) <= set(fitted.columns):
+        return False
+    try:
+        return str(ibis.to_sql(fitted.select(*table.columns))) == str(ibis.to_sql(table))
+    except Exception:  # noqa: BLE001 - tables of different backends: not the same rows
+        return False
 
 
 def _namespace(node: ops.DatabaseTable) -> list[str]:

@@ -360,6 +360,8 @@ class Registry:
             if sample_input is not None:
                 raise NeveInputError("pass sample_input or SnowML's sample_input_data, not both")
             sample_input = sample_input_data
+        # A fused fit's statistics (categories with their counts) spare the baseline a scan.
+        fit_summary = getattr(getattr(model, "_estimator", None), "fit_summary_", None)
         model, feature_pipeline = _split_pipeline(model, feature_pipeline)
         _lineage.check_name(model_name, "model name")
         if version_name is not None:
@@ -391,7 +393,7 @@ class Registry:
             if sample_input is not None and hasattr(sample_input, "columns"):
                 columns = [c for c in sample_input.columns if c in columns] or columns
             lineage["training_data"], baseline = _lineage.training_lineage(
-                training_data, self._driver, profile_columns=columns
+                training_data, self._driver, profile_columns=columns, fit_summary=fit_summary
             )
         if pipeline_state is not None:
             lineage["feature_pipeline"] = pipeline_state
