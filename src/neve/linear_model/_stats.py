@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from neve import _sqltext as T
 from neve._literals import double, typed
 from neve.engine import _queries
 from neve.errors import EmptyInputError, NeveInputError
@@ -92,12 +94,19 @@ class Design:
         for col, at in self.offsets.items():
             x = missing_to_null(self.table[col])
             cats = self.categories[col]
-            branches = [(x == typed(c, x.type()), double(gamma[at + k]))
-                        for k, c in enumerate(cats) if not is_missing(c) and gamma[at + k] != 0.0]
-            if cats and is_missing(cats[-1]):
+            weights = [(c, float(gamma[at + k])) for k, c in enumerate(cats) if gamma[at + k] != 0.0]
+            if not weights:
+                continue
+            if all(is_missing(c) or type(c) in (str, int, float, bool) for c, _ in weights):
+                # One CASE written as text: an Ibis node per category costs ~1 ms to build and
+                # more to rebind on every Newton step.
+                branches = tuple((T.Member(T.Input("x"), (c,), never_null=False), T.Const(g)) for c, g in weights)
+                terms.append(T.value_text(T.Case(branches, T.Const(0.0)), dt.float64, {"x": x}))
+                continue
+            branches = [(x == typed(c, x.type()), double(g)) for c, g in weights if not is_missing(c)]
+            if is_missing(cats[-1]) and gamma[at + len(cats) - 1] != 0.0:
                 branches.insert(0, (x.isnull(), double(gamma[at + len(cats) - 1])))
-            if branches:
-                terms.append(ibis.cases(*branches, else_=double(0.0)))
+            terms.append(ibis.cases(*branches, else_=double(0.0)))
         for name, expr in self.numeric.items():
             g = gamma[self.numeric_index(name)]
             if g != 0.0:
