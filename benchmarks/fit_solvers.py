@@ -23,6 +23,7 @@ and added to each.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -169,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     rows = 20_000 if args.quick else args.rows
+    load = os.getloadavg()[0]
     body, extract = run(rows, 2 if args.quick else 3)
     command = "python benchmarks/fit_solvers.py" + (" --quick" if args.quick else "")
     text = "\n".join([
@@ -183,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         C.markdown_table(["model", "neve", "neve distance", "scikit-learn default", "default distance",
                           "scikit-learn exact", "default / neve", "exact / neve"], body),
         f"\nMethod. `benchmarks/fit_solvers.py` ({' '.join(argv) or 'defaults'}); one run of each fit, "
-        "in one process, on an in-memory DuckDB.\n",
+        f"in one process, on an in-memory DuckDB. Load average when it started: {load:.1f}.\n",
     ])
     C.publish(TITLE, text, dry_run=args.no_write, path=args.output)
     return 0

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -194,7 +195,8 @@ def coef_distance(a: dict[str, float], b: dict[str, float]) -> tuple[float, floa
     """Max absolute difference over the shared coefficients, and that relative to max |coef|."""
     shared = [k for k in a if k in b]
     if len(shared) != len(a) or len(shared) != len(b):
-        raise SystemExit(f"the two fits name different features: {sorted(set(a) ^ set(b))[:10]}")
+        print(f"the two fits name different features: {sorted(set(a) ^ set(b))[:10]}", file=sys.stderr)
+        return float("nan"), float("nan")
     diff = max(abs(a[k] - b[k]) for k in shared)
     return diff, diff / max(abs(v) for v in b.values())
 
@@ -276,7 +278,8 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, command: str
         f"\nMethod. `benchmarks/fit_taxi.py` ({args.argv}). Data: the cleaned 2019-01/02 samples in "
         "data/nyc_taxi/, replicated and perturbed inside DuckDB (see `generate`), one DuckDB file per size. "
         f"Each side runs once in its own child process; peak RSS is the child's `ru_maxrss`; a pandas "
-        f"child past {args.pandas_cap_gib:g} GiB RSS is killed and reported as failed.\n",
+        f"child past {args.pandas_cap_gib:g} GiB RSS is killed and reported as failed. Load average when "
+        f"the run started: {args.load:.1f} (2 cores, shared).\n",
     ]
     return "\n".join(lines)
 
@@ -306,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     args.argv = " ".join(argv) or "defaults"
+    args.load = os.getloadavg()[0]
     sizes = [200_000] if args.quick else sorted(args.rows)
     results = run(sizes, args)
     if args.json:
