@@ -100,11 +100,6 @@ def dag_module() -> Any:
     return module
 
 
-def threshold(rows: int, sample_rows: int) -> int:
-    """Keep ids with (id * 2654435761) % 1000003 below this: a repeatable ~sample_rows subset."""
-    return min(1000003, max(1, round(sample_rows / rows * 1000003)))
-
-
 # --- hand-written SQL floors ---------------------------------------------------------
 
 
@@ -123,21 +118,15 @@ SELECT *, row_number() OVER (ORDER BY {", ".join(ORDER)}) + 1 AS {ID} FROM (
 
 
 def sql_fit(con: Any, table: str) -> dict[str, Any]:
-    parts = [f"SELECT {lit(c)}, {c}, count(*) FROM {table} GROUP BY {c}" for c in CATEGORICAL]
-    cats: dict[str, list[str]] = {c: [] for c in CATEGORICAL}
-    for col, value, _ in con.execute(" UNION ALL ".join(parts)).fetchall():
-        cats[col].append(value)
-    (maxabs,) = con.execute(f"SELECT max(abs(TRIP_DISTANCE)) FROM {table}").fetchone()
-    return {"categories": {c: sorted(v) for c, v in cats.items()}, "maxabs": maxabs}
-
-
-def sql_transform(stats: dict[str, Any], table: str) -> str:
-    cols = [ID, "PICKUP_DATETIME", "TRIP_DISTANCE", TARGET]
-    for c in CATEGORICAL:
-        cols += [f"CASE WHEN {c} = {lit(v)} THEN 1.0 ELSE 0.0 END AS {q(f'{c}_{v}')}"
-                 for v in stats["categories"][c]]  # fmt: skip
-    cols.append(f"TRIP_DISTANCE / {stats['maxabs']!r} AS TRIP_DISTANCE_SCALED")
-    return f"SELECT {', '.join(cols)} FROM {table}"
+    """The model's sufficient statistics as one hand-written GROUP BY (the issue's prototype
+    query), without the client's solve."""
+    x, y = "TRIP_DISTANCE", TARGET
+    keys = ", ".join(CATEGORICAL)
+    groups = con.execute(
+        f"SELECT {keys}, count(*), sum({x}), sum({x} * {x}), sum({y}), sum({x} * {y}), sum({y} * {y}), "
+        f"max(abs({x})) FROM {table} GROUP BY {keys}"
+    ).to_arrow_table()
+    return {"groups": groups.num_rows, "maxabs": max(groups.column(groups.num_columns - 1).to_pylist())}
 
 
 def sql_score(coef: dict[str, float], intercept: float, maxabs: float, table: str) -> str:
@@ -146,7 +135,7 @@ def sql_score(coef: dict[str, float], intercept: float, maxabs: float, table: st
         whens = " ".join(f"WHEN {lit(name[len(c) + 1:])} THEN {w!r}"
                          for name, w in coef.items() if name.startswith(c + "_"))  # fmt: skip
         terms.append(f"CASE {c} {whens} ELSE 0.0 END")
-    terms.append(f"{coef.get('TRIP_DISTANCE_SCALED', 0.0)!r} * TRIP_DISTANCE / {maxabs!r}")
+    terms.append(f"{coef.get('TRIP_DISTANCE', 0.0)!r} * TRIP_DISTANCE / {maxabs!r}")
     return f"SELECT {ID}, {' + '.join(terms)} AS PREDICTION FROM {table}"
 
 
@@ -162,11 +151,11 @@ def sql_drift(table: str) -> str:
 # --- neve ----------------------------------------------------------------------------
 
 
-def neve_child(db: str, rows: int, sample_rows: int, eval_cells: float, memory: str) -> None:
-    from sklearn.linear_model import LinearRegression
-
+def neve_child(db: str, rows: int, memory: str) -> None:
     import neve
+    from benchmarks.fit_taxi import NUMERIC, neve_pipeline
     from neve.datasets import taxi
+    from neve.linear_model import LinearRegression
 
     dag = dag_module()
     peak = Peak()
@@ -184,73 +173,46 @@ def neve_child(db: str, rows: int, sample_rows: int, eval_cells: float, memory: 
     data = session.table("TAXI_DATA")
     kept = int(con.execute("SELECT count(*) FROM TAXI_DATA").fetchone()[0])
 
-    pipe = timed(peak, "neve", "fit", rows, lambda: dag.build_pipeline().fit(data))
+    # The DAG's pipeline ending in the estimator, fitted on every row in the engine: one
+    # aggregate query, no one-hot column, no extract.
+    with neve.capture_queries() as fit_log:
+        pipe = timed(peak, "neve", "fit", rows, lambda: neve_pipeline(LinearRegression(label_cols=TARGET)).fit(
+            data.select(*CATEGORICAL, NUMERIC, TARGET)))  # fmt: skip
     stats = timed(peak, "sql", "fit", rows, lambda: sql_fit(con, "TAXI_DATA"))
-    features = pipe.transform(data)
-    width = len(features.columns)
-    if kept * width <= eval_cells:
-        evaluate = lambda sql: con.execute(f"SELECT max(COLUMNS(*)) FROM ({sql})").fetchall()  # noqa: E731
-        timed(peak, "neve", "transform", rows,
-              lambda: evaluate(session.to_sql(pipe.transform(data))), columns=width)  # fmt: skip
-        timed(peak, "sql", "transform", rows, lambda: evaluate(sql_transform(stats, "TAXI_DATA")))
-    else:
-        emit(side="neve", stage="transform", rows=rows, skipped=f"{kept * width / 1e9:.1f}G cells")
-
-    columns = dag.feature_columns(list(features.columns))
-
-    def extract() -> Any:
-        # The one time data leaves the engine: a repeatable sample of the feature rows.
-        picked = features.filter(
-            (features[ID] * 2654435761) % 1000003 < threshold(kept, sample_rows)
-        )
-        return picked.select(ID, *columns, TARGET).order_by(ID).to_pandas()
-
-    frame = timed(peak, "neve", "extract", rows, extract, sample=sample_rows)
-    model = timed(peak, "neve", "train", rows,
-                  lambda: LinearRegression().fit(frame[columns], frame[TARGET]),
-                  sample=len(frame))  # fmt: skip
-    sample_input = frame[columns].head(5)
-    frame = None  # the extract is the only data the client holds; let it go
+    model = pipe.steps[-1][1]
 
     from neve import Registry
 
     registry = Registry(session)
     mv = timed(peak, "neve", "log_model", rows, lambda: registry.log_model(
-        model, model_name="trip_duration_estimator", feature_pipeline=pipe,
-        training_data=data.select(*dag.RAW_FEATURES), sample_input=sample_input,
-        params={"sample_rows": sample_rows}))  # fmt: skip
+        pipe, model_name="trip_duration_estimator", training_data=data.select(*dag.RAW_FEATURES)))  # fmt: skip
     timed(peak, "neve", "score", rows,
           lambda: session.create_table("TAXI_PRED", mv.run(data), overwrite=True))  # fmt: skip
-    coef = dict(zip(columns, (float(c) for c in model.coef_), strict=True))
+    coef = dict(zip(model.feature_names_in_, (float(c) for c in model.coef_), strict=True))
+    maxabs = pipe.named_steps["mas"].max_abs_[NUMERIC]
     timed(peak, "sql", "score", rows, lambda: con.execute(
         f"CREATE OR REPLACE TABLE TAXI_PRED_SQL AS "
-        f"{sql_score(coef, model.intercept_, stats['maxabs'], 'TAXI_DATA')}"))  # fmt: skip
+        f"{sql_score(coef, model.intercept_, maxabs, 'TAXI_DATA')}"))  # fmt: skip
     check = con.execute("SELECT max(abs(a.PREDICTION - b.PREDICTION)) FROM TAXI_PRED a "
                         f"JOIN TAXI_PRED_SQL b USING ({ID})").fetchone()[0]  # fmt: skip
     timed(peak, "neve", "drift", rows, lambda: mv.drift(data))
     timed(peak, "sql", "drift", rows, lambda: con.execute(sql_drift("TAXI_DATA")).fetchall())
-    emit(
-        side="info",
-        stage="done",
-        rows=rows,
-        kept=kept,
-        columns=width,
-        score_max_abs_diff=check,
-        rss_mb=peak.read(),
-    )
+    emit(side="info", stage="done", rows=rows, kept=kept, groups=stats["groups"], features=len(coef),
+         fit_queries=len(fit_log), fit_bytes=fit_log.bytes_fetched, score_max_abs_diff=check,
+         rss_mb=peak.read())  # fmt: skip
     session.close()
 
 
 # --- pandas + scikit-learn ------------------------------------------------------------
 
 
-def pandas_child(db: str, rows: int, sample_rows: int) -> None:
+def pandas_child(db: str, rows: int) -> None:
     import duckdb
     import joblib
     import numpy as np
-    from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LinearRegression
-    from sklearn.preprocessing import MaxAbsScaler, OneHotEncoder
+
+    from benchmarks.fit_taxi import sklearn_pipeline
 
     peak = Peak()
 
@@ -280,22 +242,16 @@ def pandas_child(db: str, rows: int, sample_rows: int) -> None:
 
     data = timed(peak, "pandas", "clean", rows, clean)
     raw = None
-    prep = ColumnTransformer([("ohe", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL),
-                              ("mas", MaxAbsScaler(), ["TRIP_DISTANCE"])])  # fmt: skip
-    timed(peak, "pandas", "fit", rows, lambda: prep.fit(data))
-    X = timed(peak, "pandas", "transform", rows, lambda: prep.transform(data))
-    idx = np.flatnonzero(
-        (data[ID].to_numpy() * 2654435761) % 1000003 < threshold(len(data), sample_rows)
-    )
-    y = data[TARGET].to_numpy()
-    model = timed(peak, "pandas", "train", rows, lambda: LinearRegression().fit(X[idx], y[idx]),
-                  sample=len(idx))  # fmt: skip
+    features = [*CATEGORICAL, "TRIP_DISTANCE"]
+    # One-hot (sparse) + MaxAbs + LinearRegression on every row, as neve fits.
+    pipe = timed(peak, "pandas", "fit", rows,
+                 lambda: sklearn_pipeline(LinearRegression()).fit(data[features], data[TARGET]))  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         timed(peak, "pandas", "log_model", rows,
-              lambda: joblib.dump({"prep": prep, "model": model,
+              lambda: joblib.dump({"pipeline": pipe,
                                    "baseline": {c: data[c].value_counts() for c in CATEGORICAL}},
                                   Path(tmp) / "model.joblib"))  # fmt: skip
-    timed(peak, "pandas", "score", rows, lambda: model.predict(prep.transform(data)))
+    timed(peak, "pandas", "score", rows, lambda: pipe.predict(data[features]))
 
     def drift() -> Any:
         out = {c: data[c].value_counts(normalize=True) for c in CATEGORICAL}
@@ -308,7 +264,8 @@ def pandas_child(db: str, rows: int, sample_rows: int) -> None:
 
 if __name__ == "__main__":
     kind, *args = sys.argv[1:]
+    sys.path.insert(0, str(REPO))  # benchmarks.fit_taxi
     if kind == "neve":
-        neve_child(args[0], int(args[1]), int(args[2]), float(args[3]), args[4])
+        neve_child(args[0], int(args[1]), args[2])
     else:
-        pandas_child(args[0], int(args[1]), int(args[2]))
+        pandas_child(args[0], int(args[1]))

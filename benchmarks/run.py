@@ -38,6 +38,8 @@ BENCHMARKS = {
     "scoring": ["--quick", "--forest-rows", "0"],
     "envs": ["--quick"],
     "scale": ["--quick"],
+    "fit_taxi": ["--quick"],
+    "fit_solvers": ["--quick"],
     "airflow_dag": ["--quick"],
     "fixed_costs": ["--quick"],
 }

@@ -13,15 +13,13 @@ hand-written SQL floor; then the same pipeline in pandas + scikit-learn, watched
 this process, which kills it when its resident memory passes ``--pandas-cap-gib``
 and records "out of memory at cap" (and stops running it at larger sizes).
 
-The stages are the flagship DAG's (dags/taxi_trip_duration.py, imported as is):
-load (generate the raw table), clean (``clean_trips`` into TAXI_DATA), fit and
-transform of ``build_pipeline()``, the training extract (a repeatable
-``--sample-rows`` sample of the feature rows to pandas), LinearRegression on it,
-``Registry.log_model`` (with the full table as training data, so the drift
-baseline is profiled), scoring with ``mv.run`` into TAXI_PRED, and ``mv.drift``.
-Transform is timed as "evaluate" (every output cell computed, reduced with max,
-nothing stored): its output is ~430 dense columns, which nobody should store at
-50M rows; it runs while the output stays under ``--eval-cells``.
+The stages are the flagship DAG's: load (generate the raw table), clean (the DAG's
+``clean_trips`` into TAXI_DATA), fit (one-hot on pickup zone, dropoff zone and hour,
+MaxAbs on distance and ``neve.linear_model.LinearRegression``, one Pipeline fitted on
+every row in the engine: one aggregate query, no one-hot column, no extract),
+``Registry.log_model`` (the pipeline as one unit, the full table as training data, so
+the drift baseline is profiled), scoring with ``mv.run`` into TAXI_PRED, and ``mv.drift``.
+pandas + scikit-learn fits the same pipeline on every row (sparse one-hot).
 
 DuckDB is embedded, so the client process *is* the engine: its resident memory
 includes DuckDB's buffers, which ``--duckdb-memory`` bounds (larger work spills to
@@ -46,7 +44,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 from benchmarks import _common as C
 
 TITLE = "Scale"
-STAGES = ["load", "clean", "fit", "transform", "extract", "train", "log_model", "score", "drift"]
+STAGES = ["load", "clean", "fit", "log_model", "score", "drift"]
 SIZES = [1_000_000, 5_000_000, 10_000_000, 25_000_000, 50_000_000]
 CHILD = Path(__file__).resolve().parent / "_scale_stages.py"
 REPO = Path(__file__).resolve().parents[1]
@@ -117,15 +115,13 @@ def run_child(
 
 def run(sizes: list[int], args: argparse.Namespace, log=print) -> dict[str, Any]:
     results: dict[str, Any] = {"sizes": sizes, "records": [], "pandas_failed": None,
-                               "cap_gib": args.pandas_cap_gib, "sample_rows": args.sample_rows,
-                               "duckdb_memory": args.duckdb_memory, "eval_cells": args.eval_cells}  # fmt: skip
+                               "cap_gib": args.pandas_cap_gib, "duckdb_memory": args.duckdb_memory}  # fmt: skip
     cap = args.pandas_cap_gib * 2**30
     with tempfile.TemporaryDirectory(prefix="neve-scale-", dir=args.tmp) as tmp:
         for rows in sizes:
             db = str(Path(tmp) / f"taxi_{rows}.duckdb")
             log(f"[scale] {rows:,} rows: neve")
-            recs, why = run_child(["neve", db, str(rows), str(args.sample_rows), str(args.eval_cells),
-                                   args.duckdb_memory], None, args.timeout)  # fmt: skip
+            recs, why = run_child(["neve", db, str(rows), args.duckdb_memory], None, args.timeout)
             results["records"] += recs
             if why:
                 log(f"[scale]   neve stopped: {why}")
@@ -134,9 +130,7 @@ def run(sizes: list[int], args: argparse.Namespace, log=print) -> dict[str, Any]
                 log(
                     f"[scale] {rows:,} rows: pandas + scikit-learn (cap {args.pandas_cap_gib:g} GiB)"
                 )
-                recs, why = run_child(
-                    ["pandas", db, str(rows), str(args.sample_rows)], cap, args.timeout
-                )
+                recs, why = run_child(["pandas", db, str(rows)], cap, args.timeout)
                 results["records"] += recs
                 if why:
                     stage = recs[-1]["stage"]
@@ -189,10 +183,10 @@ def table_of(results: dict[str, Any]) -> dict[tuple[str, str, int], dict]:
 
 
 #: Both sides start from the raw table in DuckDB: neve's load (generating it) is not in
-#: the totals, pandas' load (reading it into a DataFrame) is; pandas has no extract.
+#: the totals, pandas' load (reading it into a DataFrame) is.
 TOTALS = {
-    "neve": ["clean", "fit", "extract", "train", "log_model", "score", "drift"],
-    "pandas": ["load", "clean", "fit", "transform", "train", "log_model", "score", "drift"],
+    "neve": ["clean", "fit", "log_model", "score", "drift"],
+    "pandas": ["load", "clean", "fit", "log_model", "score", "drift"],
 }
 
 
@@ -302,7 +296,7 @@ def render(results: dict[str, Any], images: list[Path], output: Path, command: s
 
     lines.append(
         "Whole pipeline, from the raw table in DuckDB to stored predictions and a drift report "
-        "(neve: clean to drift; pandas: load to drift, its transform included), wall time and "
+        "(neve: clean to drift; pandas: load to drift), wall time and "
         "peak client RSS:\n"
     )
     rows_out = []
@@ -312,7 +306,8 @@ def render(results: dict[str, Any], images: list[Path], output: Path, command: s
         rows_out.append([f"{n:,}", C.fmt_seconds(a), mib(peak(t, "neve", n)),
                          f"{n / a:,.0f}" if a else "n/a",
                          ("killed: " + fail["why"]) if pf else ("not run" if b is None and fail else C.fmt_seconds(b)),
-                         mib(peak(t, "pandas", n)) if not pf else mib(t.get(("failed", fail["stage"], n), {}).get("rss_mb")),
+                         mib(peak(t, "pandas", n) if not pf
+                             else t.get(("failed", fail["stage"], n), {}).get("rss_mb")),
                          C.fmt_ratio(b / a) if a and b else "n/a"])  # fmt: skip
     lines.append(C.markdown_table(["rows", "neve", "neve peak RSS", "neve rows/s",
                                    "pandas + sklearn", "pandas peak RSS", "pandas / neve"], rows_out))  # fmt: skip
@@ -328,15 +323,12 @@ def render(results: dict[str, Any], images: list[Path], output: Path, command: s
     lines.append(f"\nWhere the time goes at {largest:,} rows: neve against the hand-written SQL floor "
                  "for the same stage (same DuckDB file, same process):\n")  # fmt: skip
     body, gaps = [], []
-    denom = (
-        sum(t.get(("neve", s, largest), {}).get("seconds", 0) for s in STAGES if s != "transform")
-        or 1
-    )
+    denom = sum(t.get(("neve", s, largest), {}).get("seconds", 0) for s in STAGES) or 1
     for s in STAGES:
         a, f = t.get(("neve", s, largest), {}), t.get(("sql", s, largest), {})
-        share = a.get("seconds", 0) / denom if s != "transform" else None
+        share = a.get("seconds", 0) / denom
         ratio = a["seconds"] / f["seconds"] if "seconds" in a and "seconds" in f else None
-        if ratio and s != "transform":
+        if ratio:
             gaps.append((a["seconds"] - f["seconds"], s, ratio))
         body.append([s, cell(a or None), cell(f or None), C.fmt_ratio(ratio),
                      "n/a" if share is None else f"{share:.0%}"])  # fmt: skip
@@ -366,45 +358,31 @@ def render(results: dict[str, Any], images: list[Path], output: Path, command: s
 
 
 FINDINGS = """
-Findings (from profiling these stages; see the commit history for the measurements):
+Notes:
 
-* **Fixed: scoring.** `mv.run` used to score the linear model over the ~430 one-hot indicator
-  columns (a CASE and a multiply-add per category per row). It now fuses the encoder into the
-  weights, one `CASE WHEN x = category THEN weight ...` per encoded column (`neve/scoring/_fuse.py`),
-  also when a later step (the taxi pipeline's distance scaler) works on other columns. Scoring went
-  from 2.2x the hand-written floor to 0.94x at 50M rows.
-* **At 50M rows every in-engine stage is at its floor** (clean 1.02x, score 0.94x, drift 0.65x). The
-  stages that grow with the table and have no floor are load (reading the generated rows into the
-  pipeline's table) and log_model, which computes the drift baseline and the lineage fingerprint
-  over the whole training table in the engine (18.8 s of 141 s at 50M). That is the top remaining
-  cost; a sampled baseline would cut it, at the price of a baseline that no longer describes every
-  training row, so it is left as is.
-* **Top remaining overhead at small sizes: the training extract.** It is ~430 dense float64 columns
-  per sampled row, converted Arrow -> pandas and fitted by a dense LinearRegression; pandas +
-  scikit-learn trains on a sparse matrix. At 1M rows extract + train are a third of neve's time, and
-  they do not grow with the table (fixed sample). Next step, not done here: hand scikit-learn a
-  sparse matrix built from the sample's raw columns.
-* **Fixed per-call costs** dominate at 1M rows and vanish at 50M: `mv.run` loads the model with
-  skops, whose import takes ~3 s, and Ibis builds and compiles a ~430-column expression in ~2 s;
-  fit is ~0.7 s over its floor at every size for the same reason.
+* **Training is in the engine.** The fit stage is the whole pipeline (one-hot, MaxAbs,
+  LinearRegression) fitted on every row from one grouped aggregate query over the cleaned table;
+  only the statistics leave DuckDB (one row per pickup x dropoff x hour combination). Before
+  issue 13 neve wrote ~430 dense one-hot columns, extracted a 100k-row sample and fitted it in
+  pandas; pandas + scikit-learn now also fits every row (sparse one-hot), so both models are the
+  full-data least-squares fit.
+* log_model computes the drift baseline and the lineage fingerprint over the whole training table;
+  score and drift are single queries at their hand-written floors.
 * DuckDB is embedded, so neve's client RSS includes DuckDB's buffer pool, bounded by its
-  `memory_limit` (4 GB here); the engine spills beyond it instead of growing. pandas' memory grows
-  with the table (10.6 GiB at 25M) and it is killed at 50M.
+  `memory_limit`; the engine spills beyond it instead of growing. pandas' memory grows with the table.
 """
 
 
 METHOD = """
 Method. `benchmarks/scale.py` ({args}). Data: `neve.datasets.taxi` (see its docstring), written by DuckDB
 into a DuckDB file per size. Floors are what a DuckDB user would write by hand: the same cleaning as one
-CTAS, `GROUP BY` counts and `max(abs())` for the fit, `CASE WHEN` one-hot columns, the linear model as one
-`CASE col WHEN value THEN weight` per categorical column, `GROUP BY` histograms for drift. extract, train
-and log_model have no SQL floor (client-side by nature); train is on a ~{sample:,}-row sample whatever the
-table size, which is the point: only the extract leaves the engine. pandas + scikit-learn runs the same
-rules: `.df()` of the raw table (its load), the same filters and sort, `ColumnTransformer(OneHotEncoder,
-MaxAbsScaler)` (sparse output), LinearRegression on the same sampled ids, joblib dump, predict on every row,
-`value_counts` and a histogram for drift. A child process above {cap:g} GiB RSS is killed and recorded as
-"out of memory at cap". Transform is evaluate-only (see the module docstring) up to {cells:.0e} output cells.
-Timings are single runs (no repeats: at these sizes run-to-run noise is a few percent, far below the ratios).
+CTAS, the fit's sufficient statistics as one `GROUP BY` pickup, dropoff, hour (without the client's solve),
+the linear model as one `CASE col WHEN value THEN weight` per categorical column, `GROUP BY` histograms for
+drift. log_model has no SQL floor. pandas + scikit-learn runs the same rules: `.df()` of the raw table (its
+load), the same filters and sort, `ColumnTransformer(OneHotEncoder (sparse), MaxAbsScaler)` and
+LinearRegression fitted on every row, joblib dump, predict on every row, `value_counts` and a histogram for
+drift. A child process above {cap:g} GiB RSS is killed and recorded as "out of memory at cap". Timings are
+single runs (no repeats: at these sizes run-to-run noise is a few percent, far below the ratios).
 """
 
 
@@ -412,10 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=SIZES)
     parser.add_argument("--quick", action="store_true", help="1M rows only (make bench-quick)")
-    parser.add_argument("--sample-rows", type=int, default=100_000, help="training extract size")
     parser.add_argument("--pandas-cap-gib", type=float, default=12.0)
     parser.add_argument("--duckdb-memory", default="4GB")
-    parser.add_argument("--eval-cells", type=float, default=6e9)
     parser.add_argument("--timeout", type=float, default=1800, help="per child, seconds")
     parser.add_argument("--no-pandas", action="store_true")
     parser.add_argument("--no-plots", action="store_true")
@@ -441,8 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     images = [] if args.no_plots else plots(results, img_dir)
     command = "python benchmarks/scale.py" + (" --quick" if args.quick else "")
     text = render(results, images, args.output.resolve(), command)
-    text += FINDINGS + METHOD.format(args=results["argv"],
-                          sample=results["sample_rows"], cap=results["cap_gib"], cells=results["eval_cells"])  # fmt: skip
+    text += FINDINGS + METHOD.format(args=results["argv"], cap=results["cap_gib"])
     if not args.from_json:
         text += f"\nThis run took {time.perf_counter() - started:.0f} s.\n"
     C.publish(TITLE, text, dry_run=args.no_write, path=args.output)

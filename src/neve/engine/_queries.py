@@ -25,9 +25,12 @@ _local = threading.local()
 
 @dataclass
 class QueryLog:
-    """The SQL text of every query neve ran while the log was active."""
+    """The SQL text of every query neve ran while the log was active, and ``bytes_fetched``:
+    the size of the results that left the engine (Arrow buffers; pandas results by their
+    memory footprint)."""
 
     queries: list[str] = field(default_factory=list)
+    bytes_fetched: int = 0
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -83,22 +86,44 @@ def _record(backend: Any, expr: ir.Expr) -> None:
             log.queries.append(sql)
 
 
+def _fetched(result: Any) -> Any:
+    """Count ``result``'s size into the active logs; return it unchanged."""
+    if _listeners:
+        if hasattr(result, "nbytes"):  # pyarrow Table / Array, numpy
+            size = int(result.nbytes)
+        elif hasattr(result, "memory_usage"):  # pandas DataFrame / Series
+            usage = result.memory_usage(deep=True)
+            size = int(getattr(usage, "sum", lambda: usage)())
+        else:  # a scalar
+            size = 8
+        with _listeners_lock:
+            for log in _listeners:
+                log.bytes_fetched += size
+    return result
+
+
 def execute(expr: ir.Expr, **kwargs: Any) -> Any:
     """Run ``expr`` on its backend and return the result as ibis would."""
     backend = backend_of(expr)
     _record(backend, expr)
-    return backend.execute(expr, **kwargs)
+    return _fetched(backend.execute(expr, **kwargs))
 
 
 def to_pyarrow(expr: ir.Expr) -> Any:
     """Run ``expr`` and return a pyarrow Table (or Scalar/Array for scalar/column expressions)."""
     backend = backend_of(expr)
     _record(backend, expr)
-    return backend.to_pyarrow(expr)
+    return _fetched(backend.to_pyarrow(expr))
 
 
 def to_pyarrow_batches(expr: ir.Expr, **kwargs: Any) -> Any:
     """Run ``expr`` and return a ``pyarrow.RecordBatchReader`` over its result."""
     backend = backend_of(expr)
     _record(backend, expr)
-    return backend.to_pyarrow_batches(expr, **kwargs)
+    reader = backend.to_pyarrow_batches(expr, **kwargs)
+    if not _listeners:
+        return reader
+    import pyarrow as pa
+
+    # Batches are counted as the caller reads them: what leaves the engine is what is read.
+    return pa.RecordBatchReader.from_batches(reader.schema, (_fetched(b) for b in reader))

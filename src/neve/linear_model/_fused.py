@@ -23,7 +23,7 @@ from typing import Any
 import ibis.expr.types as ir
 import numpy as np
 
-from neve.linear_model._base import LABEL, LinearEstimator, as_float
+from neve.linear_model._base import LABEL, LinearEstimator, as_float, small_solves
 from neve.linear_model._stats import Design, Stats
 from neve.preprocessing import MaxAbsScaler, MinMaxScaler, OneHotEncoder, StandardScaler
 from neve.preprocessing._base import BaseTransformer, missing_to_null
@@ -115,7 +115,8 @@ def fit_fused(
             raise _not_numeric(estimator, unknown)
         return names, np.stack([affine[n] for n in names]) if names else np.zeros((0, design.size))
 
-    stats = estimator._fit_design(design, label, weight, features, weights_extra)
+    with small_solves():
+        stats = estimator._fit_design(design, label, weight, features, weights_extra)
     if estimator._gram_counts_rows:
         estimator.fit_summary_ = _summary(table, design, stats)
     return True

@@ -159,6 +159,7 @@ class LogisticRegression(LinearEstimator):
                                      for k, (e, how) in {**extras, **checks}.items()})
             stats = gather(step_design, weights=weights, targets=targets, extras=query_extras, owner=owner)
             design.categories, design.pilot = step_design.categories, step_design.pilot
+            design.observed_groups, design.frequency = step_design.observed_groups, step_design.frequency
             if a_full is None:
                 names, a = features(design, stats)
                 self._check_stats(design, stats, a)

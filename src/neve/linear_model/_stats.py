@@ -6,8 +6,11 @@ row weights ``ω`` and targets ``t``. The model's inputs ``z`` are described in
 *z-space*: a constant 1, one 0/1 indicator per category of each categorical column,
 then the numeric columns. Indicators are never written out: the query groups by the
 categorical columns, and within a group every indicator is a constant, so the group's
-counts and sums fill every block of the Gram matrix (``np.add.at`` in the client).
-With no categorical column the query is a plain aggregate (one row).
+counts and sums fill every block of the Gram matrix (scattered in the client).
+With no categorical column the query is a plain aggregate (one row). When grouping by
+every categorical column gives about as many groups as rows, later queries group by
+each pair of them instead (GROUPING SETS): a block of XᵀX involves at most two
+categorical columns, so the pair sets hold every block (see ``_use_pairs``).
 
 Numeric columns are shifted by a pilot value (their value in one row, read by a
 ``LIMIT 1`` subquery of the same query) before squaring, so a column such as
@@ -16,17 +19,21 @@ Numeric columns are shifted by a pilot value (their value in one row, read by a
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import sqlglot.expressions as sge
 
+from neve import _sqltext as T
 from neve._literals import double, typed
 from neve.engine import _queries
 from neve.errors import EmptyInputError, NeveInputError
@@ -39,6 +46,9 @@ __all__ = ["MAX_FEATURES", "MAX_NUMERIC", "Design", "Stats", "gather"]
 MAX_FEATURES = 5000
 #: Most numeric columns whose products one query sums (n(n+1)/2 sums per row weight).
 MAX_NUMERIC = 300
+#: Groups per row above which later statistics queries group by column pairs (see
+#: ``_use_pairs``); 0 groups by pairs from the first query.
+PAIRS_ABOVE = 0.25
 
 
 @dataclass
@@ -55,6 +65,10 @@ class Design:
     numeric: dict[str, ir.Value] = field(default_factory=dict)
     categories: dict[str, list[Any]] | None = None
     pilot: np.ndarray | None = None
+    #: ``(groups, rows)`` of the last statistics query grouped by every categorical column.
+    observed_groups: tuple[int, int] | None = None
+    #: Rows per category of each categorical column (filled by the first query).
+    frequency: dict[str, np.ndarray] | None = None
 
     def check_width(self, owner: str) -> None:
         if len(self.numeric) > MAX_NUMERIC:
@@ -92,12 +106,24 @@ class Design:
         for col, at in self.offsets.items():
             x = missing_to_null(self.table[col])
             cats = self.categories[col]
-            branches = [(x == typed(c, x.type()), double(gamma[at + k]))
-                        for k, c in enumerate(cats) if not is_missing(c) and gamma[at + k] != 0.0]
-            if cats and is_missing(cats[-1]):
+            weights = [(c, float(gamma[at + k])) for k, c in enumerate(cats) if gamma[at + k] != 0.0]
+            if self.frequency is not None:
+                # Most frequent first: a row leaves the CASE at its own branch, so the engine
+                # makes far fewer comparisons on skewed categories (taxi zones).
+                rank = dict(zip(cats, self.frequency[col], strict=True))
+                weights.sort(key=lambda cw: -rank[cw[0]])
+            if not weights:
+                continue
+            if all(is_missing(c) or type(c) in (str, int, float, bool) for c, _ in weights):
+                # One CASE written as text: an Ibis node per category costs ~1 ms to build and
+                # more to rebind on every Newton step.
+                branches = tuple((T.Member(T.Input("x"), (c,), never_null=False), T.Const(g)) for c, g in weights)
+                terms.append(T.value_text(T.Case(branches, T.Const(0.0)), dt.float64, {"x": x}))
+                continue
+            branches = [(x == typed(c, x.type()), double(g)) for c, g in weights if not is_missing(c)]
+            if is_missing(cats[-1]) and gamma[at + len(cats) - 1] != 0.0:
                 branches.insert(0, (x.isnull(), double(gamma[at + len(cats) - 1])))
-            if branches:
-                terms.append(ibis.cases(*branches, else_=double(0.0)))
+            terms.append(ibis.cases(*branches, else_=double(0.0)))
         for name, expr in self.numeric.items():
             g = gamma[self.numeric_index(name)]
             if g != 0.0:
@@ -190,58 +216,140 @@ def gather(
     if first and numeric_names:
         for i in range(n):
             metrics[f"p{i}"] = source[f"p{i}"].max()
-    query = source.group_by(**keys).aggregate(**metrics) if keys else source.aggregate(**metrics)
-    result = _queries.to_pyarrow(query)
-    counts = _column(result, "n_rows")
-    if result.num_rows == 0 or counts.sum() == 0:
+    pairs = _use_pairs(design)
+    if not keys:
+        result = _queries.to_pyarrow(source.aggregate(**metrics))
+    elif pairs:
+        result = _grouping_sets(source.group_by(**keys).aggregate(**metrics), len(keys))
+    else:
+        result = _queries.to_pyarrow(source.group_by(**keys).aggregate(**metrics))
+    blocks = _blocks(result, len(design.categorical), pairs)
+    whole = blocks[0].rows  # every grouping set covers every row once: the totals come from one
+    counts = _column(whole, "n_rows")
+    if whole.num_rows == 0 or counts.sum() == 0:
         raise EmptyInputError(f"{owner}.fit got a table with no rows (after dropping rows with a NULL label)")
     if first:
         design.pilot = np.array(
-            [np.nanmax(_column(result, f"p{i}", fill=np.nan)) if n else 0.0 for i in range(n)]
+            [np.nanmax(_column(whole, f"p{i}", fill=np.nan)) if n else 0.0 for i in range(n)]
         ) if numeric_names else np.zeros(0)
         design.pilot = np.nan_to_num(design.pilot)
-    key_values = [result.column(f"k{a}") for a in range(len(design.categorical))]
+    owner_of = {a: next(b for b in blocks if a in b.columns) for a in range(len(design.categorical))}
     if design.categories is None:
-        design.categories = {
-            col: _sorted_categories(values) for col, values in zip(design.categorical, key_values, strict=True)
-        }
-    index = _indicator_index(design, key_values, owner)
+        design.categories = {col: _sorted_categories(owner_of[a].rows.column(f"k{a}"))
+                             for a, col in enumerate(design.categorical)}
+    for block in blocks:
+        block.index = dict(zip(block.columns, _indicator_index(
+            design, block.columns, [block.rows.column(f"k{a}") for a in block.columns], owner), strict=True))
+    if design.frequency is None:
+        design.frequency = {col: np.bincount(owner_of[a].index[a] - design.offsets[col],
+                                             weights=_column(owner_of[a].rows, "n_rows"),
+                                             minlength=len(design.categories[col]))
+                            for a, col in enumerate(design.categorical)}
     size = design.size
     num_at = np.arange(size - n, size)
     grams = []
     for m in range(len(weights)):
-        s0 = _column(result, f"w{m}")
-        s1 = np.stack([_column(result, f"w{m}_{i}") for i in range(n)], axis=1) if n else np.zeros((len(s0), 0))
         gram = np.zeros((size, size))
-        rows = [np.zeros(len(s0), dtype=np.int64), *index]
-        for a in rows:
-            for b in rows:
-                _scatter(gram, a, b, s0)
+        # The constant and each indicator block against itself, the constant and the numeric
+        # columns come from a set holding that column; two indicator blocks from their pair's set.
+        for block, a in [(blocks[0], None), *((owner_of[a], a) for a in owner_of)]:
+            s0 = _column(block.rows, f"w{m}")
+            one = np.zeros(len(s0), dtype=np.int64)
+            at = one if a is None else block.index[a]
+            _scatter(gram, at, at, s0)
+            if a is not None:
+                _scatter(gram, one, at, s0)
+                _scatter(gram, at, one, s0)
             for i in range(n):
-                _scatter(gram, a, np.full(len(s0), num_at[i]), s1[:, i])
+                s1 = _column(block.rows, f"w{m}_{i}")
+                _scatter(gram, at, np.full(len(s0), num_at[i]), s1)
+                _scatter(gram, np.full(len(s0), num_at[i]), at, s1)
+        for a, b in itertools.combinations(range(len(design.categorical)), 2):
+            block = next(x for x in blocks if a in x.columns and b in x.columns)
+            s0 = _column(block.rows, f"w{m}")
+            _scatter(gram, block.index[a], block.index[b], s0)
+            _scatter(gram, block.index[b], block.index[a], s0)
         for i in range(n):
             for j in range(i, n):
-                total = _column(result, f"w{m}_{i}_{j}").sum()
+                total = _column(whole, f"w{m}_{i}_{j}").sum()
                 gram[num_at[i], num_at[j]] = gram[num_at[j], num_at[i]] = total
-        for a in rows:  # numeric x indicator: mirror the block filled above
-            for i in range(n):
-                _scatter(gram, np.full(len(s0), num_at[i]), a, s1[:, i])
         grams.append(gram)
     crosses = []
     for r in range(len(targets)):
-        t0 = _column(result, f"t{r}")
         vec = np.zeros(size)
-        for a in [np.zeros(len(t0), dtype=np.int64), *index]:
-            vec += np.bincount(a, weights=t0, minlength=size)
+        vec[0] = _column(whole, f"t{r}").sum()
+        for a, block in owner_of.items():
+            vec += np.bincount(block.index[a], weights=_column(block.rows, f"t{r}"), minlength=size)
         for i in range(n):
-            vec[num_at[i]] = _column(result, f"t{r}_{i}").sum()
+            vec[num_at[i]] = _column(whole, f"t{r}_{i}").sum()
         crosses.append(vec)
     combined = {}
     for name, (_, how) in extras.items():
-        values = _column(result, f"e_{name}", fill=np.nan)
+        values = _column(whole, f"e_{name}", fill=np.nan)
         reduce = {"sum": np.nansum, "min": np.nanmin, "max": np.nanmax}[how]
         combined[name] = float(reduce(values)) if not np.all(np.isnan(values)) else math.nan
+    if not pairs:
+        design.observed_groups = (whole.num_rows, int(counts.sum()))
     return Stats(gram=grams, cross=crosses, extras=combined, n_groups=result.num_rows)
+
+
+def _use_pairs(design: Design) -> bool:
+    """Whether to group by column pairs (GROUPING SETS) instead of all categorical columns.
+
+    With three or more encoded columns the full GROUP BY can have about as many groups as
+    the table has rows (their product of cardinalities is large), and its result would
+    then be the table again. Pairs give every block of the Gram matrix in O(cardinality²)
+    rows whatever the data, but DuckDB computes each set as its own aggregate (2-3x the
+    work of one GROUP BY), so they are used once a query has shown the full grouping to
+    have more than ``PAIRS_ABOVE`` groups per row (the Newton steps after the first).
+    """
+    if len(design.categorical) < 3:
+        return False  # a pair is the whole grouping
+    if PAIRS_ABOVE <= 0:
+        return True
+    if design.observed_groups is None:
+        return False
+    groups, rows = design.observed_groups
+    return groups > PAIRS_ABOVE * rows
+
+
+@dataclass
+class _Block:
+    """The result rows of one grouping set and the categorical columns (by position) it groups."""
+
+    rows: Any
+    columns: tuple[int, ...]
+    index: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+def _blocks(result: Any, n_keys: int, pairs: bool) -> list[_Block]:
+    if not pairs:
+        return [_Block(result, tuple(range(n_keys)))]
+    gid = np.asarray(result.column(_GROUPING_ID).to_numpy(zero_copy_only=False))
+    out = []
+    for a, b in itertools.combinations(range(n_keys), 2):
+        # GROUPING(k0, ..., kn) sets the bit of each column *not* grouped, k0 the highest.
+        mask = sum(1 << (n_keys - 1 - c) for c in range(n_keys) if c not in (a, b))
+        out.append(_Block(result.filter(pa.array(gid == mask)), (a, b)))
+    return out
+
+
+_GROUPING_ID = "__neve_grouping"
+
+
+def _grouping_sets(query: ir.Table, n_keys: int) -> Any:
+    """Run ``query`` (a GROUP BY over its first ``n_keys`` columns) grouped by every pair of
+    those columns instead, one GROUPING SETS query; rows tagged with their set's GROUPING()."""
+    backend = _queries.backend_of(query)
+    tree = backend.compiler.to_sqlglot(query)
+    keys = [e.this if isinstance(e, sge.Alias) else e for e in tree.expressions[:n_keys]]
+    sets = [sge.Tuple(expressions=[keys[a].copy(), keys[b].copy()])
+            for a, b in itertools.combinations(range(n_keys), 2)]
+    tree.set("group", sge.Group(grouping_sets=[sge.GroupingSets(expressions=sets)]))
+    grouping = sge.Anonymous(this="GROUPING", expressions=[k.copy() for k in keys])
+    tree.append("expressions", sge.Cast(this=grouping, to=sge.DataType.build("BIGINT")).as_(_GROUPING_ID))
+    schema = ibis.schema({**query.schema(), _GROUPING_ID: "int64"})
+    return _queries.to_pyarrow(backend.sql(tree.sql(dialect=backend.dialect), schema=schema))
 
 
 def _scatter(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> None:
@@ -262,11 +370,12 @@ def _sorted_categories(values: Any) -> list[Any]:
     return sorted(seen) + ([MISSING] if len(seen) < len(distinct) else [])
 
 
-def _indicator_index(design: Design, key_values: list[Any], owner: str) -> list[np.ndarray]:
-    """Per categorical column, each group's indicator index in z-space (vectorised: there
-    is one group per distinct combination, which can be many)."""
+def _indicator_index(design: Design, columns: Sequence[int], key_values: list[Any], owner: str) -> list[np.ndarray]:
+    """Per categorical column (by position), each group's indicator index in z-space
+    (vectorised: there is one group per distinct combination, which can be many)."""
     out = []
-    for col, values in zip(design.categorical, key_values, strict=True):
+    for a, values in zip(columns, key_values, strict=True):
+        col = design.categorical[a]
         cats = design.categories[col]
         known = [c for c in cats if not is_missing(c)]
         positions = pc.index_in(values, value_set=pa.array(known, type=values.type)) if known else None
