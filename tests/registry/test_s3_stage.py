@@ -26,7 +26,7 @@ pytest.importorskip("s3fs")
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
 
-FILES = ["manifest.json", "model.skops", "pipeline.json", "baseline.json", "sample_input.parquet"]
+FILES = ["manifest.json", "model.skops", "model.json", "pipeline.json", "baseline.json", "sample_input.parquet"]
 KEY_ID = "AKIANEVETESTKEYID"
 # Unique per run, so a hit in any stored byte can only come from this test run's options.
 SECRET = f"neve-secret-{uuid.uuid4().hex}"
