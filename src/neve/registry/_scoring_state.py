@@ -7,25 +7,37 @@ linear model's predictions need only its coefficients, so for the classes below
 :func:`build` also writes them as JSON, hashed in the manifest like every file.
 :func:`rebuild` makes the same estimator from them: a class from this fixed list, its
 JSON parameters, and numeric arrays set as fitted attributes; nothing the file says can
-name another type. ``load()`` still returns the skops model, exactly as logged.
+name another type. ``load()`` still returns the skops model, exactly as logged, and a
+version whose ``model.skops`` names anything but such a model's plain types is scored
+through ``load()``, so its trust checks refuse it for ``run`` as they do for ``load``.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from typing import Any
 
 import numpy as np
 
 from neve.errors import ArtifactError
+from neve.registry._trust import _named_types
 
-__all__ = ["FILE", "rebuild", "state_of"]
+__all__ = ["FILE", "plain", "rebuild", "state_of"]
 
 FILE = "model.json"
 
 #: Classes whose predict, predict_proba and decision_function read only the attributes below.
 _CLASSES = ("LinearRegression", "Ridge", "Lasso", "ElasticNet", "LogisticRegression")
 _ARRAYS = ("coef_", "intercept_", "classes_", "feature_names_in_")
+
+
+#: The types a listed model's skops file names besides its own class.
+_PLAIN = {
+    "builtins": {"dict", "list", "str", "tuple", "int", "float", "bool", "NoneType"},
+    "numpy": {"ndarray", "dtype", "float64", "float32", "int64", "int32", "bool_", "str_", "object_"},
+}
 
 
 def _class(name: str) -> type:
@@ -50,6 +62,20 @@ def state_of(model: Any) -> bytes | None:
                           allow_nan=False).encode()
     except (TypeError, ValueError):  # a parameter or value JSON cannot hold: skops only
         return None
+
+
+def plain(skops_data: bytes) -> bool:
+    """Whether the skops file names only a listed model class and plain builtin and numpy
+    types (read from its schema, without importing skops)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(skops_data)) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except Exception:  # noqa: BLE001 - unreadable: load() says why
+        return False
+    return all(
+        cls in _PLAIN.get(module, ()) or (module.startswith("sklearn.linear_model.") and cls in _CLASSES)
+        for module, cls in _named_types(schema)
+    )
 
 
 def rebuild(data: bytes, where: str) -> Any:
