@@ -149,7 +149,9 @@ def render(results: list[dict], command: str) -> str:
                      f"{r['peak_mb'] / 1024:.1f} GiB",
                      f"{slowest[0]} {C.fmt_seconds(slowest[1]['seconds'])}"
                      + ("" if r["state"].endswith("success") else f"; run {r['state']}")])  # fmt: skip
-    text = C.run_header(["neve", "apache-airflow", "duckdb"], command) + "\n"
+    text = C.run_header(["neve", "apache-airflow", "duckdb"], command)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    text += f"Load average at the end (1, 5, 15 min): {load}.  \n\n"
     text += C.markdown_table(["rows", "child wall (start-up + dag.test)", "dag.test()",
                               "sum of task durations", "Airflow around the tasks",
                               "peak RSS", "slowest task"], rows)  # fmt: skip

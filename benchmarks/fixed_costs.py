@@ -259,6 +259,8 @@ def bench_entry_points(folder: Path) -> list[tuple[str, float, float, float]]:
 
 def render(fits: list[dict], taxi_r: dict, hc: list[dict], run: dict, entries: list, command: str) -> str:
     text = C.run_header(["neve", "duckdb", "ibis-framework", "sqlglot", "scikit-learn"], command)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    text += f"Load average at the end (1, 5, 15 min): {load}.  \n"
     text += "\n**Fit**: `Pipeline([StandardScaler on 10 columns, OneHotEncoder on a 20- and a 1000-category "
     text += "column]).fit(t)` on a DuckDB table, against the same statistics in hand-written SQL "
     text += "(count/avg/var_pop of the 10 columns in one aggregate, one GROUP BY per categorical column, "
