@@ -52,10 +52,44 @@ def child(sample_rows: int) -> None:
     t1 = time.perf_counter()
     run = dag.test(run_conf=conf)
     t2 = time.perf_counter()
-    tasks = {ti.task_id: {"state": str(ti.state), "seconds": ti.duration or 0.0}
+    tasks = {ti.task_id: {"state": str(ti.state), "seconds": ti.duration or 0.0,
+                          "external": "External" in type(dag.get_task(ti.task_id)).__name__}
              for ti in run.get_task_instances()}  # fmt: skip
     print(json.dumps({"state": str(run.state), "setup": t1 - t0, "dag_test": t2 - t1,
                       "tasks": tasks, "conf": conf}), flush=True)  # fmt: skip
+
+
+# What an external-python task of the DAG does before its first query, timed inside the
+# env's interpreter: the imports train and predict make, then a connection.
+_STARTUP_PROBE = """
+import json, sys, time
+t0 = time.perf_counter()
+import neve
+from neve import Registry
+import neve.scoring, neve.metrics, sklearn.linear_model
+t1 = time.perf_counter()
+neve.connect(sys.argv[1]).close()
+t2 = time.perf_counter()
+print(json.dumps({"imports": t1 - t0, "connect": t2 - t1}))
+"""
+
+
+def task_startup(url: str) -> dict[str, float]:
+    """Start-up of one external-python task in the taxi env: interpreter start, imports,
+    connect (a warm second run: the first pays the page cache)."""
+    import subprocess
+
+    import neve.envs
+
+    python = neve.envs.python("taxi", project=REPO)
+    out: dict[str, float] = {}
+    for _ in range(2):
+        t = time.perf_counter()
+        done = subprocess.run([python, "-c", _STARTUP_PROBE, url], capture_output=True, text=True, check=True)
+        wall = time.perf_counter() - t
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        out["interpreter"] = wall - out["imports"] - out["connect"]
+    return out
 
 
 def write_csvs(rows: int, folder: Path) -> None:
@@ -96,7 +130,8 @@ def measure(rows: int | None, args: argparse.Namespace, tmp: Path) -> dict:
                                       args.cap_gib * 2**30, args.timeout, env=env)  # fmt: skip
     wall = time.perf_counter() - start
     record = next((json.loads(x) for x in out.splitlines() if x.startswith("{")), {})
-    return {"rows": rows or 20_000, "wall": wall, "why": why, "peak_mb": peak_mb, **record}
+    startup = task_startup(f"duckdb:///{home / 'neve.duckdb'}") if not rows and record else None
+    return {"rows": rows or 20_000, "wall": wall, "why": why, "peak_mb": peak_mb, "startup": startup, **record}
 
 
 def render(results: list[dict], command: str) -> str:
@@ -114,7 +149,9 @@ def render(results: list[dict], command: str) -> str:
                      f"{r['peak_mb'] / 1024:.1f} GiB",
                      f"{slowest[0]} {C.fmt_seconds(slowest[1]['seconds'])}"
                      + ("" if r["state"].endswith("success") else f"; run {r['state']}")])  # fmt: skip
-    text = C.run_header(["neve", "apache-airflow", "duckdb"], command) + "\n"
+    text = C.run_header(["neve", "apache-airflow", "duckdb"], command)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    text += f"Load average at the end (1, 5, 15 min): {load}.  \n\n"
     text += C.markdown_table(["rows", "child wall (start-up + dag.test)", "dag.test()",
                               "sum of task durations", "Airflow around the tasks",
                               "peak RSS", "slowest task"], rows)  # fmt: skip
@@ -133,6 +170,30 @@ def render(results: list[dict], command: str) -> str:
         + "The start-up of one external-python task (the taxi env's interpreter) is in "
         "[Task environments](#task-environments).\n"
     )
+    for r in results:
+        if "tasks" in r:
+            text += per_task(r)
+    return text
+
+
+def per_task(r: dict) -> str:
+    """Per-task time at one size, and what an external-python task pays before its first query."""
+    tasks = sorted(r["tasks"].items(), key=lambda kv: -kv[1]["seconds"])
+    text = f"\nPer task at {r['rows']:,} rows (sum {C.fmt_seconds(sum(t['seconds'] for _, t in tasks))}):\n\n"
+    text += C.markdown_table(
+        ["task", "runs in", "seconds", "state"],
+        [[name, "taxi env (new interpreter)" if t.get("external") else "dag.test() process",
+          C.fmt_seconds(t["seconds"]), t["state"].split(".")[-1]] for name, t in tasks],
+    )  # fmt: skip
+    s = r.get("startup")
+    if s:
+        text += (
+            f"\nBefore its first query, each external-python task pays {C.fmt_seconds(s['interpreter'])} "
+            f"of interpreter start, {C.fmt_seconds(s['imports'])} of imports (neve, the registry, "
+            f"scoring, metrics, scikit-learn) and {C.fmt_seconds(s['connect'])} to connect "
+            f"(measured in the taxi env after the run, warm). Tasks in the dag.test() process share "
+            f"one interpreter and its imports; each connects once through NeveHook.\n"
+        )
     return text
 
 

@@ -27,6 +27,8 @@ def _read_later(step: BaseTransformer, columns: list[str], later: list[BaseTrans
     transform costs Python time, so fit skips the ones no later fit reads: the last step's
     always, and e.g. a scaler's before an encoder of other columns (the next step is then
     fit on the table without it, which gives it the same columns)."""
+    if not later:  # the last step: listing a one-hot step's output names alone costs ~ms
+        return False
     written = set(step.get_feature_names_out())
     written |= set(columns) - set(step.output_columns(list(columns)))
     for other in later:

@@ -76,6 +76,20 @@ assert type(mv.load()).__name__ == "Ridge"
     assert _imported(load) == {"sklearn": True, "skops": True}
 
 
+def test_scoring_a_linear_version_imports_no_skops(logged):
+    # Its coefficients are in model.json; skops' import alone costs ~2 s (it imports
+    # every scikit-learn estimator to list trusted types).
+    run = f"""
+import pandas as pd
+import neve
+s = neve.connect({logged["NEVE_URL"]!r})
+s.create_table("RUN_X", pd.DataFrame({{"DIST": [1.0, 2.0], "HOUR": [3, 4]}}), overwrite=True)
+mv = neve.Registry(s, stage={logged["STAGE"]!r}).get_model("ridge").version("v1")
+assert mv.run(s.table("RUN_X")).to_pyarrow().num_rows == 2
+"""
+    assert _imported(run) == {"sklearn": True, "skops": False}
+
+
 @pytest.mark.engines("duckdb", reason="which modules connect imports does not depend on the engine")
 def test_connect_imports_no_sklearn(engine_url):
     assert _imported(f"import neve\nneve.connect({engine_url!r}).close()")["sklearn"] is False

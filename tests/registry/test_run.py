@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import ibis
 import numpy as np
 import pandas as pd
+import pytest
 from numpy.testing import assert_allclose
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.neighbors import KNeighborsRegressor
 
 from neve import Pipeline
+from neve.errors import ArtifactError
 from neve.preprocessing import MaxAbsScaler, OneHotEncoder
+from neve.registry import _scoring_state
+from neve.scoring import score
 
 
 def _data(n=400, seed=0):
@@ -69,3 +77,33 @@ def test_run_falls_back_for_models_it_cannot_compile(reg, session):
     out = preds.to_pandas().sort_values("DIST")
     df = _data().sort_values("DIST")
     assert_allclose(out["PREDICTION"], model.predict(pipe.transform(df).drop(columns=["Y"])), rtol=1e-9)
+
+
+@pytest.mark.parametrize("cls", [LinearRegression, LogisticRegression])
+def test_run_of_a_linear_version_compiles_the_same_sql_as_the_loaded_model(reg, session, cls):
+    # run() rebuilds a linear model from model.json instead of loading model.skops (no
+    # skops import); it must score exactly as the model load() returns.
+    pipe, model, X = _fit(session, cls)
+    mv = reg.log_model(model, model_name="m", feature_pipeline=pipe)
+    assert "model.json" in mv.manifest["files"]
+    table = session.table("TRAIN")
+    for function_name in ("predict", *(["predict_proba"] if cls is LogisticRegression else [])):
+        via_json = mv.run(table, function_name=function_name)
+        via_skops = score(table, mv.load(), pipeline=mv.pipeline(), function_name=function_name)
+        assert ibis.to_sql(via_json) == ibis.to_sql(via_skops)
+
+
+def test_run_verifies_the_skops_file_it_does_not_read(reg, session):
+    pipe, model, X = _fit(session)
+    mv = reg.log_model(model, model_name="m", feature_pipeline=pipe)
+    path = Path(reg.stage.path("m", mv.version_name)) / "model.skops"
+    path.write_bytes(path.read_bytes()[:-1] + b"x")
+    with pytest.raises(ArtifactError, match=r"model\.skops"):
+        mv.run(session.table("TRAIN"))
+
+
+def test_model_json_rebuilds_only_the_linear_classes():
+    assert _scoring_state.state_of(KNeighborsRegressor().fit([[0.0], [1.0]], [0.0, 1.0])) is None
+    forged = json.dumps({"class": "KNeighborsRegressor", "params": {}, "state": {}}).encode()
+    with pytest.raises(ArtifactError, match="KNeighborsRegressor"):
+        _scoring_state.rebuild(forged, "stage/m/v1")

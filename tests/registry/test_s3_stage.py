@@ -26,7 +26,7 @@ pytest.importorskip("s3fs")
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
 
-FILES = ["manifest.json", "model.skops", "pipeline.json", "baseline.json", "sample_input.parquet"]
+FILES = ["manifest.json", "model.skops", "model.json", "pipeline.json", "baseline.json", "sample_input.parquet"]
 KEY_ID = "AKIANEVETESTKEYID"
 # Unique per run, so a hit in any stored byte can only come from this test run's options.
 SECRET = f"neve-secret-{uuid.uuid4().hex}"
@@ -175,11 +175,12 @@ def test_manifest_last_and_commit_only_after_verification(s3reg, fitted, s3, buc
     puts = [name for kind, name in events if kind == "put"]
     assert puts[-1] == "manifest.json" and sorted(puts) == [
         "manifest.json",
+        "model.json",
         "model.skops",
         "sample_input.parquet",
     ]
     kinds = [kind for kind, _ in events]
-    assert kinds == ["put"] * 3 + ["get"] * 3 + ["commit"]  # written, read back, then committed
+    assert kinds == ["put"] * 4 + ["get"] * 4 + ["commit"]  # written, read back, then committed
     assert events[-1][1] == sorted(f"models/m/v1/{n}" for n in puts)
 
 

@@ -16,7 +16,7 @@ from neve.errors import ArtifactError, ArtifactMissingError, ModelNotFoundError
 from neve.registry._package import sha256
 from tests.registry import _workers
 
-FILES = ["manifest.json", "model.skops", "pipeline.json", "baseline.json", "sample_input.parquet"]
+FILES = ["manifest.json", "model.skops", "model.json", "pipeline.json", "baseline.json", "sample_input.parquet"]
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ Subclasses implement three hooks:
 
 ``_fit(table, cols)``
     compute the fitted ``*_`` attributes from at most one query, run through
-    :meth:`BaseTransformer._aggregate` (or :meth:`_fetch_one` for custom shapes);
+    :meth:`BaseTransformer._fetch_one` (the scalers' and encoders' queries are SQL text,
+    see :mod:`neve._sqltext`);
 ``_transform_columns(table)``
     return ``{input_col: [(output_name, expression), ...]}``;
 ``_output_names(col, output_col)``
@@ -351,11 +352,6 @@ class BaseTransformer(BaseEstimator):
 
 
     # --- helpers for subclasses --------------------------------------------
-
-    def _aggregate(self, table: ir.Table, metrics: Mapping[str, ir.Scalar]) -> dict[str, Any]:
-        """Run one aggregate query; raise EmptyInputError when ``table`` has no rows."""
-        expr = table.aggregate(**{ROW_COUNT: table.count()}, **metrics)
-        return self._fetch_one(expr)
 
     def _fetch_one(self, expr: ir.Table) -> dict[str, Any]:
         """Run a query returning one row (with a ``ROW_COUNT`` column) as Python values."""

@@ -11,6 +11,7 @@ import ibis.expr.types as ir
 from scipy import stats
 from sklearn import preprocessing as skp
 
+from neve import _sqltext as T
 from neve._literals import double
 from neve.errors import InvalidParameterError, NeveError, NeveInputError
 from neve.preprocessing._base import (
@@ -55,13 +56,34 @@ def _finite(x: ir.FloatingColumn) -> ir.FloatingColumn:
     return (x.isnan() | x.isinf()).ifelse(ibis.null("float64"), x)
 
 
+def _stat_type(stat: Any) -> str:
+    """What the engine returns for one statistic: counts are integers, the rest doubles."""
+    return "int64" if isinstance(stat, T.Call) and stat.func == "COUNT" else "float64"
+
+
+def _count(x: Any, _: Any) -> T.Call:
+    return T.Call("COUNT", (x,))
+
+
+def _mean(x: Any, _: Any) -> T.Call:
+    return T.Call("AVG", (x,))
+
+
+def _mean_square(x: Any, _: Any) -> T.Call:
+    return T.Call("AVG", (T.Arith("*", x, x),))
+
+
 class _NumericTransformer(BaseTransformer):
     """Shared plumbing: every input column is read as float64 with NaN treated as missing."""
 
     def _stats(
         self, table: ir.Table, cols: list[str], *, centred: bool = False, **per_column: Any
     ) -> dict[str, Any]:
-        """One query computing ``per_column[name](column)`` for every input column.
+        """One query computing ``per_column[name](x, column)`` for every input column.
+
+        ``x`` is the column as a :mod:`neve._sqltext` template and ``column`` the same as an
+        Ibis value (``None`` when centred); a function returns a ``T.Call`` aggregate, or an
+        Ibis aggregate for what only Ibis can write in every dialect (a quantile).
 
         Returns ``{name: {col: value}}``, each column's ``"min"`` and ``"max"``
         (unless centred), and the row count under ``"rows"``. With ``centred=True`` the functions
@@ -102,35 +124,52 @@ class _NumericTransformer(BaseTransformer):
         *,
         clean: bool,
     ) -> dict[str, Any]:
-        def read(source: ir.Table, col: str) -> ir.FloatingColumn:
-            x = _as_float(source[col])
-            return _finite(x) if clean else x
-
-        values = {col: read(table, col) for col in cols}
-        source = table
-        if centred:
-            shift = table.aggregate(
-                **{f"shift__{i}": values[col].mean() for i, col in enumerate(cols)}
-            )
-            source = table.cross_join(shift)
-            values = {col: read(source, col) for col in cols}
-        metrics: dict[str, ir.Scalar] = {}
+        # Written as SQL text (neve._sqltext): through Ibis's expression API this query
+        # cost more Python than the engine spends on 2M rows. Ibis compiles only what is
+        # dialect specific: NaN/infinity tests, boolean casts, quantiles.
+        schema = table.schema()
+        inputs: dict[Any, ir.Value] = {}
+        xs: dict[str, Any] = {}
         for i, col in enumerate(cols):
-            x = values[col]
+            dtype = schema[col]
+            if clean:
+                inputs[("x", i)] = _finite(_as_float(table[col]))
+                inputs[("inf", i)] = _as_float(table[col]).isinf()
+                xs[col] = T.Input(("x", i))
+            elif dtype.is_floating():
+                xs[col] = T.Col(col)
+            elif dtype.is_integer() or dtype.is_decimal():
+                xs[col] = T.AsDouble(T.Col(col))
+            else:
+                inputs[("x", i)] = _as_float(table[col])
+                xs[col] = T.Input(("x", i))
+        sources = [table]
+        if centred:
+            shift = [(f"shift__{i}", T.Call("AVG", (xs[col],)), "float64") for i, col in enumerate(cols)]
+            sources.append(T.query_text([table], shift, {k: v for k, v in inputs.items() if k[0] == "x"}))
+        columns: list[tuple[str, Any, Any]] = [(ROW_COUNT, T.Call("COUNT"), "int64")]
+        for i, col in enumerate(cols):
+            x = xs[col]
             if not centred:  # a centred query's first-pass mean is guard enough
-                metrics[f"min__{i}"], metrics[f"max__{i}"] = x.min(), x.max()
+                columns += [(f"min__{i}", T.Call("MIN", (x,)), "float64"),
+                            (f"max__{i}", T.Call("MAX", (x,)), "float64")]  # fmt: skip
             else:
                 # No COALESCE: a NULL shift (all-missing column) leaves NULL statistics,
                 # which is the right answer, and COALESCE costs ~5% of the query.
-                x = x - source[f"shift__{i}"]
-                metrics[f"shift__{i}"] = source[f"shift__{i}"].max()
+                x = T.Arith("-", x, T.Col(f"shift__{i}", 1))
+                columns.append((f"shift__{i}", T.Call("MAX", (T.Col(f"shift__{i}", 1),)), "float64"))
             for name, fn in per_column.items():
-                metrics[f"{name}__{i}"] = fn(x)
+                stat = fn(x, None if centred else inputs.get(("x", i), _as_float(table[col])))
+                if not isinstance(stat, T.Call):  # an Ibis aggregate (a quantile)
+                    inputs[(name, i)] = stat
+                    stat = T.Input((name, i))
+                columns.append((f"{name}__{i}", stat, _stat_type(stat)))
             if clean:
                 # On the raw value: once centred, inf - inf would hide as NaN (and NaN
                 # is never infinite, so no NaN-to-NULL step is needed here).
-                metrics[f"ninf__{i}"] = _as_float(source[col]).isinf().ifelse(1, 0).sum()
-        row = self._aggregate(source, metrics)
+                flag = T.Case(((T.Input(("inf", i)), T.Const(1)),), T.Const(0))
+                columns.append((f"ninf__{i}", T.Call("SUM", (flag,)), "int64"))
+        row = self._fetch_one(T.query_text(sources, columns, inputs))
         for i, col in enumerate(cols):
             if clean and row[f"ninf__{i}"]:
                 raise NeveInputError(
@@ -189,11 +228,11 @@ class StandardScaler(_NumericTransformer):
             table,
             cols,
             centred=True,
-            n=lambda x: x.count(),
-            mean=lambda x: x.mean(),
+            n=_count,
+            mean=_mean,
             # Mean of squares of the centred values, not VAR_POP: the corrected
             # two-pass formula below is as exact here and about 25% cheaper on DuckDB.
-            sq=lambda x: (x * x).mean(),
+            sq=_mean_square,
         )
         self.n_samples_seen_ = {c: int(s["n"][c]) for c in cols}
         need_moments = self.with_mean or self.with_std
@@ -367,9 +406,9 @@ class RobustScaler(_NumericTransformer):
         s = self._stats(
             table,
             cols,
-            median=lambda x: x.quantile(0.5),
-            q_lo=lambda x: x.quantile(q_min),
-            q_hi=lambda x: x.quantile(q_max),
+            median=lambda _, x: x.quantile(0.5),
+            q_lo=lambda _, x: x.quantile(q_min),
+            q_hi=lambda _, x: x.quantile(q_max),
         )
         self.center_ = {c: _float(s["median"][c]) for c in cols} if self.with_centering else None
         if self.with_scaling:

@@ -346,6 +346,19 @@ class ModelVersion:
         where = self._registry.stage.path(self.model_name, self.version_name)
         return load_model(manifest, data[manifest["model_file"]], where, trusted)
 
+    def _scoring_model(self, trusted: Iterable[str] | None) -> Any:
+        """The model to score with: rebuilt from ``model.json`` where the version has one
+        (a linear model: no skops import, see ``_scoring_state``), else :meth:`load`."""
+        from neve.registry import _scoring_state
+
+        manifest = self.manifest
+        raw = None if trusted else self._file(_scoring_state.FILE, manifest)
+        # The skops file is verified too, and anything in it beyond a plain linear model
+        # goes through load(), whose trust checks refuse it.
+        if raw is None or not _scoring_state.plain(self._file(manifest["model_file"], manifest)):
+            return self.load(trusted)
+        return _scoring_state.rebuild(raw, self._registry.stage.path(self.model_name, self.version_name))
+
     def pipeline(self) -> Any:
         """The feature pipeline logged with the version, or ``None``."""
         from neve.pipeline import Pipeline
@@ -432,7 +445,7 @@ class ModelVersion:
 
         return score(
             table,
-            self.load(trusted),
+            self._scoring_model(trusted),
             pipeline=self.pipeline(),
             function_name=function_name,
             output_cols=output_cols,

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from neve.errors import ArtifactError, NeveInputError
-from neve.registry import _trust
+from neve.registry import _scoring_state, _trust
 
 __all__ = ["FORMAT", "Package", "build", "load_model", "sha256"]
 
@@ -166,6 +166,10 @@ def build(
     flavor = flavor_of(model)
     model_file, model_bytes, extra_types = _serialize(model, flavor)
     files = {model_file: model_bytes}
+    if flavor == "sklearn":
+        state = _scoring_state.state_of(model)
+        if state is not None:
+            files[_scoring_state.FILE] = state
     sig = None
     if sample_input is not None:
         sample = _arrow(sample_input)
