@@ -51,6 +51,8 @@ SNOWFLAKE_PENDING = "see [snowflake.md](snowflake.md)"
 EMULATOR_FIXTURE = "emulator"
 SNOWFLAKE_TESTS = "tests/engine/test_snowflake_sql.py"
 STAGE_TESTS = "tests/engine/test_snowflake_stage.py"
+DAG_ON_EMULATOR = "tests/airflow/test_taxi_on_snowflake.py"
+TRAINING_ON_EMULATOR = "tests/linear_model/test_snowflake_emulator.py"
 COLLECT = [
     "tests/preprocessing",
     "tests/test_pipeline.py",
@@ -339,15 +341,17 @@ def render(tests: list[Test], suite: tuple[str, ...]) -> str:
         "- Column names follow the engine's identifier rules. On Snowflake, as in SnowML, "
         "`input_cols=[\"age\"]` finds `AGE`, `'\"col1\"'` is a quoted, case-kept name and an "
         "unquoted `output_cols=\"OUT_foo\"` becomes `OUT_FOO`; DuckDB and PostgreSQL take names "
-        "exactly as written (`age` does not find `AGE`). DuckDB binds columns case-insensitively, "
-        "so one-hot columns whose categories differ only in case (`X_A`, `X_a`) collide when a "
-        "later pipeline step selects them there. See [snowml.md](snowml.md) "
+        "exactly as written (`age` does not find `AGE`). DuckDB binds columns case-insensitively; "
+        "one-hot columns whose categories differ only in case (`X_A`, `X_a`) still stay apart "
+        "through later pipeline steps, which neve writes as one SELECT over them, but not in a "
+        "query written over the transformed table. See [snowml.md](snowml.md) "
         "(tests/snowml_compat/).",
         "- **Spark (local)** is opt-in in `make test` (`NEVE_TEST_ENGINES=duckdb,postgres,spark`): "
         "a ✓ there means the test is written to run on Spark, not that every run checks it. The "
         "Spark driver's own tests (tests/engine/test_spark.py) run in every `make test`. See "
         "[spark.md](spark.md) for what is verified and what is not.",
         "",
+        *_emulator_section(),
         "## Declared gaps",
         "",
         "Tests marked `@pytest.mark.engines(...)`, and emulator tests expected to fail there:",
@@ -367,6 +371,29 @@ def render(tests: list[Test], suite: tuple[str, ...]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _emulator_section() -> list[str]:
+    """What the fakesnow test server answers itself (tests/engine/_fakesnow.py), and the DAG."""
+    from tests.engine._fakesnow import EMULATOR_ADAPTATIONS
+
+    return [
+        "## Snowflake emulator: the taxi DAG and what the test server adapts",
+        "",
+        f"`{DAG_ON_EMULATOR}` runs the flagship DAG (`dag.test()`) on the emulator through a "
+        "`snowflake://` URL: every task succeeds and the row counts and metrics equal the DuckDB "
+        f"run's. `{TRAINING_ON_EMULATOR}` does the same for `train_test_split`, a pipeline ending "
+        "in `neve.linear_model.LinearRegression`, `log_model` to `@NEVE_STAGE`, `mv.run` and "
+        "`mv.drift`. fakesnow 0.11 (Snowflake SQL run by DuckDB) cannot run some of what those "
+        "send; the test server (`tests/engine/_fakesnow_runner.py`) answers each such statement "
+        "as Snowflake does. These are gaps of the emulator, not of neve: real Snowflake runs "
+        "every one of them.",
+        "",
+        "| Sent by | Statement | fakesnow 0.11 | Real Snowflake |",
+        "|---|---|---|---|",
+        *[f"| {a.where} | {a.statement} | {a.emulator} | {a.snowflake} |" for a in EMULATOR_ADAPTATIONS],
+        "",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

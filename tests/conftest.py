@@ -107,6 +107,23 @@ def postgres_admin_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory):
+    """The fakesnow Snowflake emulator (tests/engine/_fakesnow.py): one server per test process,
+    shared by tests/engine, tests/snowml_compat and the DAG's run on it. Skipped, saying why,
+    where its env cannot be built; in CI that is an error."""
+    from tests.engine._fakesnow import Emulator, EmulatorUnavailable
+
+    try:
+        emu = Emulator(tmp_path_factory.mktemp("fakesnow") / "server.log")
+    except EmulatorUnavailable as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+    yield emu
+    emu.close()
+
+
+@pytest.fixture(scope="session")
 def spark_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The URL of this test process's local Spark (started on first use, shared by all)."""
     warehouse = tmp_path_factory.mktemp("spark") / "warehouse"

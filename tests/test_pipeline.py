@@ -210,3 +210,29 @@ def test_fit_builds_only_the_transforms_a_later_fit_reads(session):
     x = _frame()["x"]
     z = (x - x.mean()) / x.std(ddof=0)
     assert pipe["mas"].max_abs_["x_std"] == pytest.approx(np.abs(z).max(), rel=1e-12)
+
+
+def test_one_hot_columns_that_differ_only_by_case_stay_apart(session):
+    """Categories "A" and "a" make columns K_A and K_a. DuckDB binds a column name without
+    regard to case, so a later step reading K_a from the one-hot step's subquery would read
+    K_A: the steps over such columns are written as one SELECT, and match scikit-learn."""
+    train = pd.DataFrame({"k": ["A", "a", "b", "a", "A", "b"], "x": [1.0, 2.0, 3.0, np.nan, 5.0, 6.0]})
+    session.create_table("CASED", train)
+    table = session.table("CASED")
+    pipe = Pipeline(
+        [
+            ("ohe", OneHotEncoder(input_cols=["k"], output_cols=["K"])),
+            ("mm", MinMaxScaler(input_cols=["K_a", "K_A"], output_cols=["MM_a", "MM_A"], feature_range=(-1, 1))),
+            ("std", StandardScaler(input_cols=["x"])),
+        ]
+    ).fit(table)
+    out = pipe.transform(table).to_pandas()
+
+    onehot = skp.OneHotEncoder(sparse_output=False).fit(train[["k"]])
+    want = pd.DataFrame(onehot.transform(train[["k"]]), columns=["K_A", "K_a", "K_b"])
+    mm = skp.MinMaxScaler(feature_range=(-1, 1)).fit(want[["K_a", "K_A"]])
+    want[["MM_a", "MM_A"]] = mm.transform(want[["K_a", "K_A"]])
+    want["x"] = skp.StandardScaler().fit_transform(train[["x"]])[:, 0]
+    assert_frame_equal(out[list(want.columns)], want, check_exact=False, rtol=1e-12)
+    # One SELECT over the table, not a subquery per step.
+    assert pipe.to_sql(table).upper().count("SELECT") == 1

@@ -377,14 +377,24 @@ class Text:
 
 def select_text(table: Any, columns: Sequence[tuple[str, Any]]) -> Any:
     """The lazy table ``SELECT <columns> FROM table``. ``columns`` are ``(name, item)``:
-    a column of ``table`` (``str``), an Ibis value over ``table``, or a :class:`Text`."""
+    a column of ``table`` (``str``), an Ibis value over ``table``, or a :class:`Text`.
+
+    Over a :class:`SelectText` whose names differ only by case (one-hot columns of the
+    categories ``A`` and ``a``) the two projections become one SELECT: an engine that binds
+    names without regard to case (DuckDB) would read ``"X_a"`` from the inner one as ``X_A``.
+    """
     schema = table.schema()
+    inner = table.op()
+    rebase = _Rebase(inner) if isinstance(inner, SelectText) and _case_collisions(inner.columns.names) else None
     names, dtypes, items, inputs = [], [], [], {}
     for name, item in columns:
         names.append(name)
         if isinstance(item, str):
             dtypes.append(schema[item])
-            items.append(item)
+            if rebase is None:
+                items.append(item)
+            else:
+                items.append(rebase.item(item, inputs))
         elif isinstance(item, Text):
             dtypes.append(item.dtype)
             items.append(item.template)
@@ -394,11 +404,14 @@ def select_text(table: Any, columns: Sequence[tuple[str, Any]]) -> Any:
             dtypes.append(item.type())
             items.append(Input(key))
             inputs[key] = item
+    ops_ = [v.op() for v in inputs.values()]
+    if rebase is not None:
+        ops_ = [op.replace(rebase.fields) for op in ops_]
     op = SelectText(
-        parent=table.op(),
+        parent=inner.parent if rebase is not None else inner,
         columns=Columns(tuple(names), tuple(dtypes), tuple(items)),
         keys=tuple(inputs),
-        inputs=tuple(v.op() for v in inputs.values()),
+        inputs=tuple(ops_),
     )
     return op.to_expr()
 
@@ -424,6 +437,52 @@ def query_text(
         keys=tuple(inputs),
         inputs=tuple(v.op() for v in inputs.values()),
     ).to_expr()
+
+
+def _case_collisions(names: Sequence[str]) -> bool:
+    return len({n.casefold() for n in names}) < len(names)
+
+
+class _Rebase:
+    """The columns of a :class:`SelectText` as values over its parent, to merge the SELECT
+    written over it into it: a passed-through column is the parent's column, a template is
+    a :class:`ValueText` over the same inputs."""
+
+    def __init__(self, inner: SelectText) -> None:
+        parent, by_key = inner.parent, dict(zip(inner.keys, inner.inputs, strict=True))
+        self.fields: dict[ops.Field, ops.Value] = {}
+        self._items: dict[str, Any] = {}
+        for name, dtype, item in zip(inner.columns.names, inner.columns.dtypes, inner.columns.items, strict=True):
+            if isinstance(item, str):
+                value = ops.Field(parent, item)
+            elif isinstance(item, Input):
+                value = by_key[item.key]
+            else:
+                keys = tuple(k for k in by_key if k in _input_keys(item))
+                value = ValueText(keys=keys, inputs=tuple(by_key[k] for k in keys), template=item, dtype=dtype)
+            self.fields[ops.Field(inner, name)] = value
+            self._items[name] = item
+        self._values = {name: self.fields[ops.Field(inner, name)] for name in self._items}
+
+    def item(self, name: str, inputs: dict[Any, Any]) -> Any:
+        """The merged SELECT's item for the inner column ``name`` (adding to ``inputs``)."""
+        item = self._items[name]
+        if isinstance(item, str):
+            return item
+        key = ("__merged", name)
+        inputs[key] = self._values[name].to_expr()
+        return Input(key)
+
+
+def _input_keys(template: Any) -> set[Any]:
+    """The keys of every :class:`Input` inside ``template``."""
+    if isinstance(template, Input):
+        return {template.key}
+    if isinstance(template, tuple):
+        return set().union(*map(_input_keys, template)) if template else set()
+    if hasattr(template, "__dataclass_fields__"):
+        return _input_keys(tuple(getattr(template, f) for f in template.__dataclass_fields__))
+    return set()
 
 
 def value_text(template: Any, dtype: dt.DataType, inputs: dict[Any, Any]) -> Any:

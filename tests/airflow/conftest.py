@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,9 @@ if importlib.util.find_spec("airflow") is None:
     pytest.skip("the airflow extra is not installed", allow_module_level=True)
 
 REPO = Path(__file__).resolve().parents[2]
+#: The tables a run of the taxi DAG leaves, and the model it logs.
+TAXI_TABLES = ("TAXI_RAW_2019_01", "TAXI_RAW_2019_02", "TAXI_DATA", "TAXI_PRED")
+TAXI_MODEL = "trip_duration_estimator"
 HOME = Path(tempfile.mkdtemp(prefix="neve-airflow-test-"))
 DUCKDB = HOME / "taxi.duckdb"
 
@@ -101,6 +105,30 @@ def taxi_run(taxi_dag, task_envs):
     """One full ``dag.test()`` run of the taxi DAG on a fresh DuckDB file."""
     run = taxi_dag.test()
     return run
+
+
+def taxi_outcome(url: str) -> tuple[dict[str, int], dict[str, float], str]:
+    """What a taxi DAG run left at ``url``: row counts of its tables, the last logged
+    version's metrics and the Airflow run that logged it."""
+    import neve
+    from neve import Registry
+
+    with neve.connect(url) as session:
+        counts = {name: session.table(name).count().execute() for name in TAXI_TABLES}
+        versions = Registry(session).get_model(TAXI_MODEL).versions()
+        return counts, versions[-1].metrics, versions[-1].tags["airflow_run_id"]
+
+
+def assert_matches_the_duckdb_run(url: str, run: Any, on_duckdb: tuple) -> None:
+    """The DAG ``run`` left at ``url`` what the DuckDB run left (``taxi_outcome`` of it): the
+    same row counts, and metrics equal to float tolerance (the same rows in the same order on
+    every engine, so the same split and fit)."""
+    counts, metrics, run_id = taxi_outcome(url)
+    assert run_id == run.run_id
+    assert counts == on_duckdb[0]
+    assert set(metrics) == set(on_duckdb[1])
+    for key, value in on_duckdb[1].items():
+        assert metrics[key] == pytest.approx(value, rel=1e-6), key
 
 
 def pytest_configure(config):

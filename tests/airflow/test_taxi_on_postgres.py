@@ -14,13 +14,9 @@ import json
 
 import pytest
 
-import neve
-from neve import Registry
 from tests._servers import postgres as pg
+from tests.airflow.conftest import assert_matches_the_duckdb_run, taxi_outcome
 from tests.conftest import available_engines
-
-MODEL = "trip_duration_estimator"
-TABLES = ("TAXI_RAW_2019_01", "TAXI_RAW_2019_02", "TAXI_DATA", "TAXI_PRED")
 
 pytestmark = [
     pytest.mark.slow,
@@ -28,17 +24,10 @@ pytestmark = [
 ]
 
 
-def _outcome(url: str) -> tuple[dict[str, int], dict[str, float], str]:
-    with neve.connect(url) as session:
-        counts = {name: session.table(name).count().execute() for name in TABLES}
-        versions = Registry(session).get_model(MODEL).versions()
-        return counts, versions[-1].metrics, versions[-1].tags["airflow_run_id"]
-
-
 def test_the_dag_on_postgres_matches_the_duckdb_run(taxi_run, taxi_dag, taxi_db, postgres_admin_url,
                                                      monkeypatch, tmp_path):
     assert str(taxi_run.state).endswith("success"), taxi_run.state
-    on_duckdb = _outcome(f"duckdb://{taxi_db}")
+    on_duckdb = taxi_outcome(f"duckdb://{taxi_db}")
 
     with pg.throwaway_database(postgres_admin_url, "dag") as url:
         monkeypatch.setenv("AIRFLOW_CONN_NEVE_DEFAULT", json.dumps({"conn_type": "neve", "extra": {"url": url}}))
@@ -46,11 +35,5 @@ def test_the_dag_on_postgres_matches_the_duckdb_run(taxi_run, taxi_dag, taxi_db,
         run = taxi_dag.test()
         states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
         assert str(run.state).endswith("success"), states
-        counts, metrics, run_id = _outcome(url)
-
-    assert run_id == run.run_id
-    assert counts == on_duckdb[0]
-    assert set(metrics) == set(on_duckdb[1])
-    for key, value in on_duckdb[1].items():
-        assert metrics[key] == pytest.approx(value, rel=1e-6), key
+        assert_matches_the_duckdb_run(url, run, on_duckdb)
     assert (tmp_path / ".neve" / "stage").is_dir()

@@ -1,4 +1,4 @@
-"""The Snowflake emulator for tests/engine/test_snowflake_sql.py, run by the ``fakesnow`` env.
+"""The Snowflake emulator of the tests (tests/engine/_fakesnow.py), run by the ``fakesnow`` env.
 
 Starts fakesnow's HTTP server on a free loopback port, prints the connector keyword
 arguments as one JSON line and serves until stdin closes (the test process exited or
@@ -34,6 +34,20 @@ the bytes; LIST and REMOVE reply with Snowflake's result columns. This emulates 
 server's part of the protocol only, and its statement parsing is a few regexes, not
 Snowflake's: what it verifies is neve's side (docs/snowflake.md says so).
 
+Loading in-memory data (``session.create_table(frame)``, ``load_files``): Ibis uploads a
+Parquet file with ``CREATE TEMP STAGE s FILE_FORMAT = (TYPE = PARQUET); CREATE TEMP TABLE ...``
+in one request, ``PUT 'file://...' @s`` (the stage unquoted) and ``COPY INTO t FROM (SELECT
+CAST(GET($1, 'col') AS T) ... FROM @s)``. fakesnow runs only the first statement of a request,
+reads a stage as CSV whatever format the stage was created with, maps only the ``$1:col``
+spelling onto Parquet columns, and stores ``TIMESTAMP(3)`` as a DuckDB type its DESCRIBE
+cannot name; each is answered here as Snowflake does (:func:`_statements`,
+``stage_formats``, :func:`_columns_by_get`, :func:`_without_timestamp_precision`). And
+``LPAD(s, GREATEST(LENGTH(s), 2), '0')`` (Ibis's ``lpad``) fails in DuckDB, whose ``lpad``
+takes an INTEGER length only (:func:`_pad_length_as_int`).
+
+Every adaptation is listed, with what real Snowflake does, in ``EMULATOR_ADAPTATIONS``
+(tests/engine/_fakesnow.py), which docs/support-matrix.md prints.
+
 This file runs under the fakesnow env's interpreter only; it imports nothing from neve.
 """
 
@@ -59,8 +73,14 @@ from sqlglot import exp, parse_one
 
 NOOP = [r"^\s*ALTER\s+SESSION\s"]
 STAGE_STATEMENT = re.compile(r"^\s*(PUT|GET|LIST|REMOVE)\s", re.IGNORECASE)
+STAGE_FORMAT = re.compile(
+    r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP|TEMPORARY\s+)?\s*STAGE\s+([\w.$]+)\s+FILE_FORMAT\s*=\s*(\([^)]*\))",
+    re.IGNORECASE,
+)
+COPY_FROM_STAGE = re.compile(r"^\s*COPY\s+INTO\s.*\sFROM\s@([\w.$]+)", re.IGNORECASE | re.DOTALL)
 CREATE_STAGE = re.compile(r"^\s*CREATE\s+STAGE\s+IF\s+NOT\s+EXISTS\s+([\w.$]+)\s*$", re.I)
-QUOTED = re.compile(r"'([^']*)'")
+# A PUT/GET/LIST/REMOVE operand: quoted, or a bare ``@stage/path`` / ``file://path`` (Ibis's uploads).
+OPERAND = re.compile(r"'([^']*)'|((?:@|file://)[^\s;']+)", re.IGNORECASE)
 
 
 def _parse(sql: str, **kwargs: object) -> exp.Expression:
@@ -85,6 +105,38 @@ def _outside_literals(inline):
     return wrapped
 
 
+_TIMESTAMP_PRECISION = re.compile(r"\b(TIMESTAMP(?:_NTZ)?)\s*\(\s*\d\s*\)", re.IGNORECASE)
+
+
+def _without_timestamp_precision(sql: str) -> str:
+    """``TIMESTAMP(3)`` as ``TIMESTAMP``, outside string literals.
+
+    fakesnow stores a ``TIMESTAMP(p)`` column as DuckDB's ``TIMESTAMP_MS``/``_S``/``_NS``,
+    which its DESCRIBE and information schema do not map back to ``TIMESTAMP_NTZ``, so a
+    client would see an unknown type. (Ibis loads pyarrow timestamps as ``TIMESTAMP(3)``.)
+    """
+    out, last = [], 0
+    for m in _LITERAL.finditer(sql):
+        out += [_TIMESTAMP_PRECISION.sub(r"\1", sql[last:m.start()]), m.group()]
+        last = m.end()
+    return "".join([*out, _TIMESTAMP_PRECISION.sub(r"\1", sql[last:])])
+
+
+def _statements(sql: str) -> list[str]:
+    """``sql`` split at the semicolons that lie outside string literals."""
+    statements, current, last = [], [], 0
+    for m in [*_LITERAL.finditer(sql), None]:
+        chunk = sql[last:m.start()] if m else sql[last:]
+        *ends, rest = chunk.split(";")
+        for end in ends:
+            statements.append("".join([*current, end]))
+            current = []
+        current += [rest, m.group()] if m else [rest]
+        last = m.end() if m else len(sql)
+    statements.append("".join(current))
+    return [s.strip() for s in statements if s.strip()]
+
+
 def _rows_sql(columns: list[str], rows: list[tuple]) -> str:
     def lit(v: object) -> str:
         return str(v) if isinstance(v, int) else "'" + str(v).replace("'", "''") + "'"
@@ -102,6 +154,9 @@ class _StageStatements:
 
     def __init__(self, cursor_cls: type) -> None:
         self.original = cursor_cls.execute
+        #: The FILE_FORMAT each stage was created with, by name: a COPY INTO that names none
+        #: uses its stage's (Snowflake's rule; fakesnow assumes CSV).
+        self.stage_formats: dict[str, str] = {}
         stage_mod = importlib.import_module("fakesnow.transforms.stage")
         self.parts_from_var = stage_mod.parts_from_var
         self.internal_dir = stage_mod.internal_dir
@@ -138,6 +193,18 @@ class _StageStatements:
         return sorted(f for f in files if f.startswith(prefix))
 
     def execute(self, cursor, command, *args, **kwargs):
+        if len(statements := _statements(command)) > 1:
+            # Snowflake runs every statement of a multi-statement request (Ibis sends its
+            # CREATE TEMP STAGE + CREATE TEMP TABLE as one); fakesnow would run the first only.
+            for statement in statements:
+                result = self.execute(cursor, statement, *args, **kwargs)
+            return result
+        command = _without_timestamp_precision(command)
+        if m := STAGE_FORMAT.match(command):
+            self.stage_formats[m.group(1).upper()] = m.group(2)
+        if (m := COPY_FROM_STAGE.match(command)) and not re.search(r"\bFILE_FORMAT\b", command, re.I):
+            if stage_format := self.stage_formats.get(m.group(1).upper()):
+                command = f"{command.rstrip()} FILE_FORMAT = {stage_format}"
         if m := CREATE_STAGE.match(command):
             try:
                 self._stage(cursor, "@" + m.group(1))
@@ -147,8 +214,9 @@ class _StageStatements:
             return self.original(cursor, command, *args, **kwargs)
         if not (m := STAGE_STATEMENT.match(command)):
             return self.original(cursor, command, *args, **kwargs)
-        verb, operands = m.group(1).upper(), QUOTED.findall(command)
-        options = dict(re.findall(r"(\w+)\s*=\s*(\w+)", command.split("'")[-1]))
+        verb = m.group(1).upper()
+        operands = [quoted or bare for quoted, bare in OPERAND.findall(command)]
+        options = dict(re.findall(r"(\w+)\s*=\s*(\w+)", OPERAND.split(command)[-1]))
         transfer = None
         if verb == "PUT":
             source, target = operands
@@ -198,6 +266,46 @@ class _StageStatements:
         return result
 
 
+def _columns_by_get(strip):
+    """Wrap ``copy_into._strip_json_extract`` so ``GET($1, 'col')`` reads column ``col`` too.
+
+    Ibis loads in-memory data with ``COPY INTO t FROM (SELECT CAST(GET($1, 'col') AS T) ...
+    FROM @stage)``; fakesnow 0.11 maps only the ``$1:col`` spelling of the same lookup onto
+    the Parquet file's columns.
+    """
+    dollar1 = exp.Parameter(this=exp.Literal(this="1", is_string=False))
+
+    def wrapped(select: exp.Select) -> exp.Select:
+        for get in list(select.find_all(exp.GetExtract)):
+            if get.this == dollar1 and isinstance(get.expression, exp.Literal):
+                get.replace(exp.column(exp.to_identifier(get.expression.this, quoted=True)))
+        return strip(select)
+
+    return wrapped
+
+
+def _pad_length_as_int(node: exp.Expression) -> exp.Expression:
+    """``LPAD(s, n, p)`` with ``n`` cast to INT.
+
+    Ibis writes the length as ``GREATEST(LENGTH(s), 2)``, a BIGINT in DuckDB, and DuckDB's
+    ``lpad`` takes an INTEGER only ("No function matches ... lpad(VARCHAR, BIGINT, ...)");
+    Snowflake takes any integer expression.
+    """
+    if isinstance(node, exp.Pad) and not isinstance(node.expression, exp.Cast):
+        node.set("expression", exp.cast(node.expression, "INT"))
+    return node
+
+
+def _after_transforms(transform):
+    """Wrap ``FakeSnowflakeCursor._transform`` so the rewrites above run on its DuckDB-bound
+    result (fakesnow turns every INT into BIGINT on the way)."""
+
+    def wrapped(self, expression, params):
+        return transform(self, expression, params).transform(_pad_length_as_int)
+
+    return wrapped
+
+
 class _RoundedCompute(types.ModuleType):
     """pyarrow.compute, except that a float product is rounded (see the module docstring)."""
 
@@ -217,7 +325,11 @@ def main() -> int:
     server = importlib.import_module("fakesnow.server")
     server.logger.setLevel(logging.WARNING)
     server.parse_one = _parse
-    _StageStatements(importlib.import_module("fakesnow.cursor").FakeSnowflakeCursor)
+    copy_into = importlib.import_module("fakesnow.copy_into")
+    copy_into._strip_json_extract = _columns_by_get(copy_into._strip_json_extract)
+    cursor_cls = importlib.import_module("fakesnow.cursor").FakeSnowflakeCursor
+    _StageStatements(cursor_cls)
+    cursor_cls._transform = _after_transforms(cursor_cls._transform)
     variables = importlib.import_module("fakesnow.variables").Variables
     variables.inline_variables = _outside_literals(variables.inline_variables)
     server.FakeSnow = lambda db_path=None: FakeSnow(db_path=db_path, nop_regexes=NOOP)

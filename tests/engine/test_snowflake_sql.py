@@ -227,6 +227,17 @@ def test_driver_url_kwargs_skip_object_udfs() -> None:
     }
 
 
+def test_driver_url_timeouts_and_port_are_numbers() -> None:
+    """The connector hands timeouts to its HTTP client, which refuses text: ``?socket_timeout=600``
+    must arrive as 600."""
+    url = "snowflake://u:pw@acct/DB?host=h&port=8080&login_timeout=5&network_timeout=60&socket_timeout=600"
+    kwargs = neve.engine.driver_for(url).connect_kwargs()
+    assert (kwargs["port"], kwargs["login_timeout"], kwargs["network_timeout"], kwargs["socket_timeout"]) == (
+        8080, 5, 60, 600,
+    )
+    assert kwargs["host"] == "h"
+
+
 # -- the registry's DDL and DML ------------------------------------------------------------------
 
 

@@ -98,13 +98,13 @@ def test_label_encoder() -> None:
 def test_pipeline() -> None:
     """The taxi-like pipeline: renamed outputs feed the next step by name."""
     train = frame(DATA_NONE_NAN)
-    # One-hot last: its "O1_A" and "O1_a" would collide in a DuckDB subquery, whose column
-    # binding ignores case (a listed difference in docs/snowml.md).
+    # One-hot first: its "O1_A" and "O1_a", which differ only by case, pass through two more
+    # steps (DuckDB, where pandas input runs, binds names without regard to case).
     pipe = Pipeline(
         [
+            ("ohe", OneHotEncoder(input_cols=CATEGORICAL_COLS, output_cols=["O1", "O2"], handle_unknown="ignore")),
             ("impute", SimpleImputer(input_cols=NUMERIC_COLS, output_cols=["F1", "F2"])),
             ("scale", MaxAbsScaler(input_cols=["F1", "F2"], output_cols=["F1_SCALED", "F2_SCALED"])),
-            ("ohe", OneHotEncoder(input_cols=CATEGORICAL_COLS, output_cols=["O1", "O2"], handle_unknown="ignore")),
         ]
     ).fit(train)
     sk = pipe.to_sklearn()

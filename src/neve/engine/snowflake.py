@@ -24,6 +24,8 @@ __all__ = ["STAGE_NAME", "SnowflakeDriver"]
 STAGE_NAME = "NEVE_STAGE"
 _UNQUOTED = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _DOMAIN = ".snowflakecomputing.com"
+#: Connector options that take a number of seconds (or a port): a URL carries them as text.
+_INTEGER_OPTIONS = frozenset({"port", "login_timeout", "network_timeout", "socket_timeout"})
 
 
 class SnowflakeDriver(Driver):
@@ -57,6 +59,9 @@ class SnowflakeDriver(Driver):
         if len(parts) > 2:
             raise InvalidURLError(f"Snowflake URL path must be /DATABASE[/SCHEMA], got {url.path!r}")
         kwargs: dict[str, Any] = {"account": url.host, "user": url.username, **url.query}
+        for key in _INTEGER_OPTIONS & kwargs.keys():
+            if str(kwargs[key]).isdigit():
+                kwargs[key] = int(kwargs[key])
         if url.password is not None:
             kwargs["password"] = url.password
         # Separate keywords, as ibis's own URL parsing makes them: the connector takes
