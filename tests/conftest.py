@@ -39,6 +39,14 @@ DEFAULT_ENGINES = ("duckdb", "postgres")
 #: workers fit beside the rest of the machine.
 SPARK_MASTER = "local[2]"
 SPARK_MEMORY = "2g"
+#: What a local Spark user sets for small data: the test tables are a few hundred rows, where
+#: every extra shuffle partition is a task and adaptive re-planning only adds work.
+SPARK_SETTINGS = {
+    "spark.driver.memory": SPARK_MEMORY,
+    "spark.sql.shuffle.partitions": "1",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
 
 
 def _missing(engine: str) -> str | None:
@@ -110,7 +118,7 @@ def postgres_admin_url() -> str:
 def spark_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The URL of this test process's local Spark (started on first use, shared by all)."""
     warehouse = tmp_path_factory.mktemp("spark") / "warehouse"
-    return f"spark://{SPARK_MASTER}{warehouse}?spark.driver.memory={SPARK_MEMORY}"
+    return f"spark://{SPARK_MASTER}{warehouse}?{'&'.join(f'{k}={v}' for k, v in SPARK_SETTINGS.items())}"
 
 
 @pytest.fixture
