@@ -31,8 +31,10 @@ TAXI_DIR = REPO / "data" / "nyc_taxi"
 
 ALL_ENGINES = ("duckdb", "postgres", "spark")
 #: What a run tests when $NEVE_TEST_ENGINES is unset. The whole matrix on local Spark is
-#: opt-in (NEVE_TEST_ENGINES=duckdb,postgres,spark) until it fits the suite's time budget;
-#: tests marked for Spark alone (tests/engine/test_spark.py) always run where Java is.
+#: opt-in (NEVE_TEST_ENGINES=duckdb,postgres,spark) until it fits the suite's time budget:
+#: its ~490 tests took about 22 CPU-minutes (mostly Spark's JVM planning and compiling tiny
+#: queries), over the 10 minutes of two cores make test allows it. Tests marked for Spark
+#: alone (tests/engine/test_spark.py) always run where Java is.
 DEFAULT_ENGINES = ("duckdb", "postgres")
 #: One local Spark per test process (xdist worker): its JVM takes seconds to start, so
 #: every test shares it, each in a database of its own. Memory is capped so that two
