@@ -347,9 +347,11 @@ def render(tests: list[Test], suite: tuple[str, ...]) -> str:
         "query written over the transformed table. See [snowml.md](snowml.md) "
         "(tests/snowml_compat/).",
         "- **Spark (local)** is opt-in in `make test` (`NEVE_TEST_ENGINES=duckdb,postgres,spark`): "
-        "a ✓ there means the test is written to run on Spark, not that every run checks it. The "
-        "Spark driver's own tests (tests/engine/test_spark.py) run in every `make test`. See "
-        "[spark.md](spark.md) for what is verified and what is not.",
+        "a count there means the test is written to run on Spark and passed there when last run "
+        "with Spark, not that every run checks it (the Spark column costs about 22 CPU-minutes, "
+        "more than `make test`'s 10-minute share for it on two cores). The Spark driver's own "
+        "tests (tests/engine/test_spark.py) run in every `make test`. See [spark.md](spark.md) "
+        "for what is verified and what is not.",
         "",
         *_emulator_section(),
         "## Declared gaps",

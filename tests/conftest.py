@@ -31,14 +31,24 @@ TAXI_DIR = REPO / "data" / "nyc_taxi"
 
 ALL_ENGINES = ("duckdb", "postgres", "spark")
 #: What a run tests when $NEVE_TEST_ENGINES is unset. The whole matrix on local Spark is
-#: opt-in (NEVE_TEST_ENGINES=duckdb,postgres,spark) until it fits the suite's time budget;
-#: tests marked for Spark alone (tests/engine/test_spark.py) always run where Java is.
+#: opt-in (NEVE_TEST_ENGINES=duckdb,postgres,spark) until it fits the suite's time budget:
+#: its ~490 tests took about 22 CPU-minutes (mostly Spark's JVM planning and compiling tiny
+#: queries), over the 10 minutes of two cores make test allows it. Tests marked for Spark
+#: alone (tests/engine/test_spark.py) always run where Java is.
 DEFAULT_ENGINES = ("duckdb", "postgres")
 #: One local Spark per test process (xdist worker): its JVM takes seconds to start, so
 #: every test shares it, each in a database of its own. Memory is capped so that two
 #: workers fit beside the rest of the machine.
 SPARK_MASTER = "local[2]"
 SPARK_MEMORY = "2g"
+#: What a local Spark user sets for small data: the test tables are a few hundred rows, where
+#: every extra shuffle partition is a task and adaptive re-planning only adds work.
+SPARK_SETTINGS = {
+    "spark.driver.memory": SPARK_MEMORY,
+    "spark.sql.shuffle.partitions": "1",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
 
 
 def _missing(engine: str) -> str | None:
@@ -127,7 +137,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory):
 def spark_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The URL of this test process's local Spark (started on first use, shared by all)."""
     warehouse = tmp_path_factory.mktemp("spark") / "warehouse"
-    return f"spark://{SPARK_MASTER}{warehouse}?spark.driver.memory={SPARK_MEMORY}"
+    return f"spark://{SPARK_MASTER}{warehouse}?{'&'.join(f'{k}={v}' for k, v in SPARK_SETTINGS.items())}"
 
 
 @pytest.fixture

@@ -79,8 +79,7 @@ def test_to_sql_is_the_select_transform_runs(session):
     for dialect in ("snowflake", "postgres"):
         text = pipe.to_sql(session.table("T"), dialect=dialect, pretty=False)
         assert text != pipe.to_sql(session.table("T"), dialect="duckdb", pretty=False) or dialect == own
-        cursor = session.engine.raw_sql(sqlglot.transpile(text, read=dialect, write=own)[0])
-        again = pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+        again = session.engine.sql(sqlglot.transpile(text, read=dialect, write=own)[0]).to_pandas()
         # No ORDER BY in either query: compare the values, not the order the engine chose.
         assert_allclose(np.sort(again["x_mm"].astype(float)), np.sort(expected["x_mm"]), rtol=1e-12)
 

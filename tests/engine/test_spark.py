@@ -177,3 +177,31 @@ def test_registry_tables_accept_duplicate_keys_on_spark(session: neve.Session) -
     store.insert(session.engine, VERSIONS, columns, [row])
     store.insert(session.engine, VERSIONS, columns, [row])  # no uniqueness violation
     assert session.engine.table(VERSIONS).count().execute() == 2
+
+
+@spark_only
+def test_sessions_of_one_process_write_the_registry_at_once_and_lose_nothing(engine_url: str) -> None:
+    """Threads of one process, each with its own Spark session (a notebook, a threaded
+    scheduler), logging versions and metrics at once: every row arrives, because neve takes
+    turns on the appends that would otherwise share a table's _temporary folder. Separate
+    processes get no such guarantee (docs/spark.md); this is the case neve supports."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.registry._workers import small_model
+
+    model, _ = small_model()
+    neve.Registry(engine_url)  # tables exist before the race, as in production
+
+    def log_two(worker: int) -> None:
+        reg = neve.Registry(engine_url)
+        for i in range(2):
+            mv = reg.log_model(model, f"m{worker}", metrics={"i": i})
+            mv.set_metric("after", worker * 10 + i)
+
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(log_two, range(3)))
+    reg = neve.Registry(engine_url)
+    for worker in range(3):
+        shown = reg.get_model(f"m{worker}").show_versions()
+        assert sorted(shown.version_name) == ["v1", "v2"]
+        assert sorted(shown.after.astype(int)) == [worker * 10, worker * 10 + 1]

@@ -37,6 +37,11 @@ APPROXIMATE = re.compile(r"approx|reservoir|tdigest|percentile_approx", re.IGNOR
 # g >= 0.5, which can differ in the last bit. Anything beyond a few ulps would be an
 # approximation.
 RTOL = 4 * np.finfo(np.float64).eps
+#: Not verified on Spark: uploading this Arrow table there turns the NaNs of a column that
+#: also holds NULLs into NULLs, so the fixture cannot store both kinds of missing.
+pytestmark = pytest.mark.engines(
+    "duckdb", "postgres", reason="Spark's Arrow upload stores NaN as NULL in a column that also holds NULLs"
+)
 
 
 def _data(n: int = 401, seed: int = 3) -> pd.DataFrame:

@@ -15,6 +15,10 @@ import pytest
 import neve
 
 HEAVY = ("sklearn", "skops")
+#: The probes run in a fresh process, which local Spark would give an empty catalog of its own.
+IN_ANOTHER_PROCESS = pytest.mark.engines(
+    "duckdb", "postgres", reason="local Spark's catalog lives in its process (docs/spark.md)"
+)
 
 
 def _imported(code: str, env: dict[str, str] | None = None) -> dict[str, bool]:
@@ -42,6 +46,7 @@ def logged(engine_url: str, tmp_path: Path, fitted) -> dict[str, str]:
     return {"NEVE_URL": engine_url, "STAGE": stage}
 
 
+@IN_ANOTHER_PROCESS
 def test_reading_model_metadata_imports_neither_sklearn_nor_skops(logged):
     read = f"""
 import neve
@@ -56,6 +61,7 @@ mv.tags, mv.comment
     assert _imported(read) == {"sklearn": False, "skops": False}
 
 
+@IN_ANOTHER_PROCESS
 def test_the_cli_lists_and_shows_models_without_sklearn(logged):
     env = {"NEVE_URL": logged["NEVE_URL"]}
     for argv in (["models", "list"], ["models", "show", "ridge"], ["models", "show", "ridge", "v1"]):
@@ -67,6 +73,7 @@ def test_the_cli_lists_and_shows_models_without_sklearn(logged):
         assert _imported(code, env) == {"sklearn": False, "skops": False}, argv
 
 
+@IN_ANOTHER_PROCESS
 def test_loading_a_model_imports_skops(logged):
     load = f"""
 import neve

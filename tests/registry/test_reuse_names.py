@@ -20,6 +20,11 @@ from tests.registry import _workers
 
 REPO = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.engines(
+    "duckdb", "postgres",
+    reason="Spark tables enforce no keys: a second claim of a version name cannot fail (docs/spark.md)",
+)
+
 
 def _history(reg: neve.Registry, model: str) -> list[tuple[str, str]]:
     """(version name, kind) of every event of ``model``, archived attempts included."""

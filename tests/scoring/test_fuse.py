@@ -43,7 +43,8 @@ def _fit(session, encoder, model_cls, target=None):
 def _score(session, pipe, model, new, **kw):
     table = session.create_table("NEW", new.assign(ROW_ID=np.arange(len(new))), overwrite=True)
     result = score(table, model, pipeline=pipe, **kw)
-    sql = neve.Session.to_sql(session, result)
+    # Spark quotes names with backticks; the assertions below are written with double quotes.
+    sql = neve.Session.to_sql(session, result).replace("`", '"')
     return sql, result.execute().sort_values("ROW_ID", ignore_index=True)
 
 

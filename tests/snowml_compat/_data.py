@@ -98,8 +98,8 @@ def binds_names_without_case(session: Any) -> bool:
     probe = 'SELECT "X" AS v FROM (SELECT 1 AS "x", 2 AS "X") AS t'
     sql = sqlglot.transpile(probe, read="postgres", write=session.engine.dialect)[0]
     try:
-        cursor = session.engine.raw_sql(sql)
-        value = cursor.fetchall()[0][0]
+        result = session.engine.raw_sql(sql)  # a DB-API cursor, or a DataFrame on Spark
+        value = (result.collect() if hasattr(result, "collect") else result.fetchall())[0][0]
     except Exception:  # noqa: BLE001 - "ambiguous column": the engine cannot tell them apart
         return True
     return value != 2

@@ -68,6 +68,14 @@ def _backend_class() -> type:
     from ibis.backends.sql.compilers.pyspark import PySparkCompiler
 
     class Compiler(PySparkCompiler):
+        def visit_Cast(self, op: ops.Cast, *, arg: sge.Expression, to: Any) -> sge.Expression:
+            # neve aborts a query by casting its message to an integer (Driver.raise_error_sql);
+            # Spark's cast error escapes every quote in the value it shows, so a message
+            # naming a column arrives mangled. raise_error() carries it verbatim.
+            if to.is_integer() and _is_neve_message(op.arg):
+                return self.f.raise_error(arg)
+            return super().visit_Cast(op, arg=arg, to=to)
+
         def visit_IsInf(self, op: ops.IsInf, *, arg: sge.Expression) -> sge.Expression:
             # ibis 12 writes ``arg == POS_INF`` on sqlglot nodes, which newer sqlglot
             # evaluates as a Python comparison: every isinf() compiled to FALSE.
@@ -108,6 +116,26 @@ def _backend_class() -> type:
             data = op.data.to_pyarrow(op.schema)
             self._session.createDataFrame(data).coalesce(1).createOrReplaceTempView(op.name)
 
+        def create_table(self, name: str, /, obj: Any = None, *, temp: bool | None = None, **kwargs: Any) -> Any:
+            if not temp:
+                return super().create_table(name, obj, **kwargs)
+            # Ibis has no temporary tables on Spark. Spark's equivalent is a session's view;
+            # over data checkpointed into the executors' block store, so that it outlives
+            # its source (the scoring fallback's spool file, deleted right after).
+            if obj is None:
+                from ibis.backends.pyspark.datatypes import PySparkSchema
+
+                schema = PySparkSchema.from_ibis(ibis.schema(kwargs["schema"]))
+                frame = self._session.createDataFrame([], schema)
+            else:
+                table = obj if isinstance(obj, ir.Expr) else ibis.memtable(obj)
+                self._run_pre_execute_hooks(table)
+                frame = self._session.sql(self.compile(table))
+            if not kwargs.get("overwrite") and self._session.catalog.tableExists(name):
+                raise EngineError(f"table {name} already exists")
+            frame.localCheckpoint(eager=True).createOrReplaceTempView(name)
+            return self.table(name)
+
         def to_pyarrow(self, expr: ir.Expr, /, *, params: Any = None, limit: Any = None, **kwargs: Any) -> Any:
             # Ibis goes through pandas, where a NaN result turns into NULL: a fit could no
             # longer tell "all missing" from "NaN in the data". Spark 4 hands Arrow over.
@@ -121,6 +149,13 @@ def _backend_class() -> type:
 
     SparkBackend.register_options()  # ibis.options.pyspark, as loading ibis.pyspark does
     return SparkBackend
+
+
+def _is_neve_message(node: ops.Node) -> bool:
+    """``node`` is a message neve raises from inside a query: a string starting ``neve: ``."""
+    while isinstance(node, ops.StringConcat):
+        node = node.arg[0]
+    return isinstance(node, ops.Literal) and isinstance(node.value, str) and node.value.startswith("neve: ")
 
 
 class SparkDriver(Driver):

@@ -148,10 +148,12 @@ class Store:
         objects are visible."""
         for attempt in range(5):
             try:
-                if self.is_current(backend):
-                    return
+                # The schema first: listing the tables of a missing schema fails on some
+                # engines (Spark) rather than finding none.
                 if self.schema and self.schema not in backend.list_databases():
                     backend.create_database(self.schema, force=True)
+                if self.is_current(backend):
+                    return
                 for statement in self.ddl(backend):
                     self.driver.run_ddl(backend, statement)
                 existing = set(backend.list_tables(database=self.schema))
