@@ -219,7 +219,7 @@ def train(
     from neve import Pipeline, Registry
     from neve.airflow import TableRef, logged_by_run, model_version_ref
     from neve.linear_model import LinearRegression
-    from neve.metrics import mean_absolute_error, mean_squared_error, r2_score
+    from neve.metrics import regression_metrics
     from neve.model_selection import train_test_split
 
     model_name, key, target = spec["model_name"], spec["id"], spec["target"]
@@ -235,14 +235,10 @@ def train(
                                  output_cols=["PREDICTION"])
         pipe = Pipeline([*features.steps, ("model", model)])
         pipe.fit(train_rows.select(*engineered["columns"], target))  # one aggregate query, no extract
-        # Evaluation stays in the engine: the test rows are scored as one SELECT, and each
-        # metric is one aggregate query over it.
+        # Evaluation stays in the engine: the test rows are scored as one SELECT, and the
+        # metrics are one aggregate query over it.
         scored = pipe.predict(test_rows)
-        metrics = {
-            "mse": mean_squared_error(scored, y_true=target, y_pred="PREDICTION"),
-            "mae": mean_absolute_error(scored, y_true=target, y_pred="PREDICTION"),
-            "r2": r2_score(scored, y_true=target, y_pred="PREDICTION"),
-        }
+        metrics = regression_metrics(scored, y_true=target, y_pred="PREDICTION")
         tags = {"stage": "dev", "model_type": type(model).__name__}
         if run_id:
             tags.update(airflow_dag_id=dag_id or "", airflow_run_id=run_id)

@@ -52,7 +52,7 @@ def train(
     import neve
     from neve import Pipeline, Registry
     from neve.airflow import TableRef, logged_by_run, model_version_ref
-    from neve.metrics import mean_absolute_error, mean_squared_error, r2_score
+    from neve.metrics import regression_metrics
     from neve.model_selection import train_test_split
     from neve.scoring import score
 
@@ -74,11 +74,7 @@ def train(
         # Fitted on a matrix, the model knows no column names; scoring compiles it against these.
         model.feature_names_in_ = names
         scored = score(test_rows, model, pipeline=features)
-        metrics = {
-            "mse": mean_squared_error(scored, y_true=target, y_pred="PREDICTION"),
-            "mae": mean_absolute_error(scored, y_true=target, y_pred="PREDICTION"),
-            "r2": r2_score(scored, y_true=target, y_pred="PREDICTION"),
-        }
+        metrics = regression_metrics(scored, y_true=target, y_pred="PREDICTION")
         tags = {"stage": "dev", "model_type": type(model).__name__}
         if run_id:
             tags.update(airflow_dag_id=dag_id or "", airflow_run_id=run_id)

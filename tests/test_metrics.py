@@ -51,6 +51,15 @@ def test_regression_metrics(table, name):
     assert got == pytest.approx(getattr(skm, name)(f["Y"], f["P"]), rel=1e-12)
 
 
+def test_all_regression_metrics_from_one_query(table):
+    t, f = table
+    got = _one_query(metrics.regression_metrics, t, y_true="Y", y_pred="P")
+    mse = skm.mean_squared_error(f["Y"], f["P"])
+    expected = {"mse": mse, "rmse": mse**0.5, "mae": skm.mean_absolute_error(f["Y"], f["P"]),
+                "r2": skm.r2_score(f["Y"], f["P"])}
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
 def test_r2_constant_target(session):
     t = session.create_table("C", pd.DataFrame({"Y": [1.0, 1.0], "P": [1.0, 2.0]}))
     assert metrics.r2_score(t, "Y", "P") == skm.r2_score([1.0, 1.0], [1.0, 2.0]) == 0.0

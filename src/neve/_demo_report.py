@@ -36,12 +36,12 @@ def metric_lines(metrics: dict[str, float]) -> str:
     """Metrics with their units: the target is a duration in seconds."""
     parts = []
     if "mse" in metrics:
-        parts.append(f"MSE {metrics['mse']:,.0f} s²  RMSE {math.sqrt(metrics['mse']):,.0f} s")
+        parts.append(f"MSE {metrics['mse']:,.0f} s²  RMSE {metrics.get('rmse', math.sqrt(metrics['mse'])):,.0f} s")
     if "mae" in metrics:
         parts.append(f"MAE {metrics['mae']:,.0f} s")
     if "r2" in metrics:
         parts.append(f"R² {metrics['r2']:.4f}")
-    parts.extend(f"{k} {v:.6g}" for k, v in sorted(metrics.items()) if k not in ("mse", "mae", "r2"))
+    parts.extend(f"{k} {v:.6g}" for k, v in sorted(metrics.items()) if k not in ("mse", "rmse", "mae", "r2"))
     return "  ".join(parts)
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "precision_score",
     "r2_score",
     "recall_score",
+    "regression_metrics",
     "roc_auc_score",
 ]
 
@@ -93,6 +94,21 @@ def r2_score(table: ir.Table, y_true: str, y_pred: str) -> float:
     if tot == 0.0:
         return 1.0 if res == 0.0 else 0.0
     return 1.0 - res / tot
+
+
+def regression_metrics(table: ir.Table, y_true: str, y_pred: str) -> dict[str, float]:
+    """``mse``, ``rmse``, ``mae`` and ``r2`` of ``y_pred`` against ``y_true`` from one
+    aggregate query; each equals its own function's value (and scikit-learn's)."""
+    row = _regression(
+        table, y_true, y_pred,
+        res=lambda t, e: (e * e).sum(),
+        abs=lambda t, e: e.abs().sum(),
+        var=lambda t, e: t[y_true].cast("float64").var(how="pop"),
+    )
+    n = int(row["n"])
+    res, tot = float(row["res"]), float(row["var"]) * n
+    r2 = (1.0 if res == 0.0 else 0.0) if tot == 0.0 else 1.0 - res / tot
+    return {"mse": res / n, "rmse": (res / n) ** 0.5, "mae": float(row["abs"]) / n, "r2": r2}
 
 
 def accuracy_score(table: ir.Table, y_true: str, y_pred: str) -> float:
