@@ -26,7 +26,7 @@ from tests.engine._fakesnow import Emulator
 
 pytestmark = pytest.mark.timeout(300)
 
-FILES = ["manifest.json", "model.skops", "sample_input.parquet"]
+FILES = ["manifest.json", "model.json", "model.skops", "sample_input.parquet"]
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def test_manifest_last_and_commit_only_after_verification(reg, stage, fitted, mo
     reg.log_model(model, "m", sample_input=X.head(3))
     puts = [name for kind, name in events if kind == "put"]
     assert puts[-1] == "manifest.json" and sorted(puts) == FILES
-    assert [kind for kind, _ in events] == ["put"] * 3 + ["get"] * 3 + ["commit"]
+    assert [kind for kind, _ in events] == ["put"] * len(FILES) + ["get"] * len(FILES) + ["commit"]
     assert events[-1][1] == [f"{stage}/m/v1/{n}" for n in FILES]
 
 
