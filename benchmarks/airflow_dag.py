@@ -163,9 +163,8 @@ def render(results: list[dict], command: str) -> str:
         + (
             f"Run with conf {conf}. "
             if conf
-            else "This checkout's DAG has no `train_sample_rows` parameter: its train task extracts the whole "
-            "feature table (rows x ~430 dense float64 columns) to pandas, which at 10M rows cannot fit "
-            "the watchdog's cap; the sampled extract is the fix, and the scale section shows it. "
+            else "The DAG trains in the engine (one aggregate query over the SQL train split), so no "
+            "feature table is written and no rows are extracted at any size. "
         )
         + "The start-up of one external-python task (the taxi env's interpreter) is in "
         "[Task environments](#task-environments).\n"
