@@ -346,11 +346,10 @@ def render(tests: list[Test], suite: tuple[str, ...]) -> str:
         "through later pipeline steps, which neve writes as one SELECT over them, but not in a "
         "query written over the transformed table. See [snowml.md](snowml.md) "
         "(tests/snowml_compat/).",
-        "- **Spark (local)** is opt-in in `make test` (`NEVE_TEST_ENGINES=duckdb,postgres,spark`): "
-        "a count there means the test is written to run on Spark and passed there when last run "
-        "with Spark, not that every run checks it (the Spark column costs about 22 CPU-minutes, "
-        "more than `make test`'s 10-minute share for it on two cores). The Spark driver's own "
-        "tests (tests/engine/test_spark.py) run in every `make test`. See [spark.md](spark.md) "
+        "- **Spark (local)** runs in every `make test` where Java is installed (`.ci/run` installs "
+        "it): one local Spark per test process, each test in a database of its own. Spark "
+        "Connect (`sc://`) and the taxi DAG on Spark are tested against a local Connect server "
+        "(tests/engine/test_spark.py, tests/airflow/test_taxi_on_spark.py). See [spark.md](spark.md) "
         "for what is verified and what is not.",
         "",
         *_emulator_section(),

@@ -20,6 +20,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -30,12 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 TAXI_DIR = REPO / "data" / "nyc_taxi"
 
 ALL_ENGINES = ("duckdb", "postgres", "spark")
-#: What a run tests when $NEVE_TEST_ENGINES is unset. The whole matrix on local Spark is
-#: opt-in (NEVE_TEST_ENGINES=duckdb,postgres,spark) until it fits the suite's time budget:
-#: its ~490 tests took about 22 CPU-minutes (mostly Spark's JVM planning and compiling tiny
-#: queries), over the 10 minutes of two cores make test allows it. Tests marked for Spark
-#: alone (tests/engine/test_spark.py) always run where Java is.
-DEFAULT_ENGINES = ("duckdb", "postgres")
+#: What a run tests when $NEVE_TEST_ENGINES is unset: every engine this machine has.
+DEFAULT_ENGINES = ALL_ENGINES
 #: One local Spark per test process (xdist worker): its JVM takes seconds to start, so
 #: every test shares it, each in a database of its own. Memory is capped so that two
 #: workers fit beside the rest of the machine.
@@ -48,6 +45,10 @@ SPARK_SETTINGS = {
     "spark.sql.shuffle.partitions": "1",
     "spark.sql.adaptive.enabled": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # A test run is thousands of tiny queries, each planned and code-generated afresh: the JIT's
+    # optimising tier and a parallel collector cost more CPU than they win back (measured: half
+    # the JVM's CPU per query, a third of its start-up) on a machine whose cores pytest shares.
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
 }
 
 
@@ -137,7 +138,8 @@ def emulator(tmp_path_factory: pytest.TempPathFactory):
 def spark_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The URL of this test process's local Spark (started on first use, shared by all)."""
     warehouse = tmp_path_factory.mktemp("spark") / "warehouse"
-    return f"spark://{SPARK_MASTER}{warehouse}?{'&'.join(f'{k}={v}' for k, v in SPARK_SETTINGS.items())}"
+    settings = "&".join(f"{key}={quote(value, safe='')}" for key, value in SPARK_SETTINGS.items())
+    return f"spark://{SPARK_MASTER}{warehouse}?{settings}"
 
 
 @pytest.fixture

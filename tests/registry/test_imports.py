@@ -83,6 +83,7 @@ assert type(mv.load()).__name__ == "Ridge"
     assert _imported(load) == {"sklearn": True, "skops": True}
 
 
+@IN_ANOTHER_PROCESS
 def test_scoring_a_linear_version_imports_no_skops(logged):
     # Its coefficients are in model.json; skops' import alone costs ~2 s (it imports
     # every scikit-learn estimator to list trusted types).

@@ -19,6 +19,7 @@ Numeric columns are shifted by a pilot value (their value in one row, read by a
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -346,7 +347,11 @@ def _grouping_sets(query: ir.Table, n_keys: int) -> Any:
     sets = [sge.Tuple(expressions=[keys[a].copy(), keys[b].copy()])
             for a, b in itertools.combinations(range(n_keys), 2)]
     tree.set("group", sge.Group(grouping_sets=[sge.GroupingSets(expressions=sets)]))
-    grouping = sge.Anonymous(this="GROUPING", expressions=[k.copy() for k in keys])
+    # GROUPING(k0, ..., kn) as a sum of one-column GROUPING()s: Spark's GROUPING takes one
+    # column (its many-column form is grouping_id), and the sum means the same everywhere.
+    bits = [sge.Mul(this=sge.Anonymous(this="GROUPING", expressions=[k.copy()]),
+                    expression=sge.convert(1 << (n_keys - 1 - i))) for i, k in enumerate(keys)]
+    grouping = functools.reduce(lambda a, b: sge.Add(this=a, expression=b), bits)
     tree.append("expressions", sge.Cast(this=grouping, to=sge.DataType.build("BIGINT")).as_(_GROUPING_ID))
     schema = ibis.schema({**query.schema(), _GROUPING_ID: "int64"})
     return _queries.to_pyarrow(backend.sql(tree.sql(dialect=backend.dialect), schema=schema))
