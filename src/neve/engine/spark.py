@@ -256,6 +256,12 @@ class SparkDriver(Driver):
             # Local Spark runs in UTC (_shared_session); a server's sessions default to its
             # JVM's zone, where hour() and DST-crossing durations would differ.
             session.conf.set("spark.sql.session.timeZone", "UTC")
+            # pyspark 4.0's reattachable results share one class-wide thread pool that any
+            # Connect session closes when it is stopped or garbage-collected, so a query in
+            # another session of the process could fail with "cannot schedule new futures
+            # after shutdown" (SPARK-55406). Plain execution streams the same results
+            # without that pool.
+            session.client.disable_reattachable_execute()
             return session
         except ImportError as exc:
             raise EngineError(
