@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import pandas as pd
 import pytest
 
 import neve
@@ -40,7 +41,17 @@ def test_the_dag_on_spark_connect_matches_the_duckdb_run(taxi_run, taxi_dag, tax
         states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
         assert states == {task_id: "success" for task_id in taxi_dag.task_ids}, states
         assert_matches_the_duckdb_run(url, run, on_duckdb)
+        # Every trip's prediction too, not only the aggregate metrics: the same fitted model
+        # scored in Spark SQL as in DuckDB's.
+        on_spark, on_duck = _predictions(url), _predictions(f"duckdb://{taxi_db}")
+        pd.testing.assert_frame_equal(on_spark, on_duck, rtol=1e-6, check_dtype=False)
         assert (tmp_path / ".neve" / "stage").is_dir()
     finally:
         with neve.connect(spark_connect_url) as admin:
             admin.engine.raw_sql(f"DROP DATABASE IF EXISTS `{database}` CASCADE")
+
+
+def _predictions(url: str) -> pd.DataFrame:
+    with neve.connect(url) as session:
+        pred = session.table("TAXI_PRED").select("TRIP_ID", "PREDICTION").order_by("TRIP_ID")
+        return session.execute(pred).reset_index(drop=True)
