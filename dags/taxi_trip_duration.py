@@ -1,8 +1,9 @@
 """NYC taxi trip duration: load, clean, train in the warehouse, register, check drift, predict.
 
 Runs unchanged on embedded DuckDB (the ``neve_default`` connection, as ``make demo``
-and ``make airflow`` set it up), on Postgres, and on Snowflake (point
-``NEVE_CONN_ID`` at ``snowflake_default``). Tasks pass table and model-version
+and ``make airflow`` set it up), on Postgres, on Snowflake (point ``NEVE_CONN_ID`` at
+``snowflake_default``) and on Spark through a Spark Connect server (an ``sc://`` URL or
+a ``spark_connect`` connection). Tasks pass table and model-version
 references through XCom, never data, and no row leaves the engine to train: the model
 is ``neve.linear_model.LinearRegression`` at the end of the feature pipeline, fitted
 on every row of the training split from one aggregate query (its sufficient
@@ -19,7 +20,7 @@ JSON (table and model-version refs are dicts; the feature pipeline, declared her
 ``neve.connect(airflow_conn_id=...)``, which reads the ``AIRFLOW_CONN_<ID>``
 environment variable the task inherits: define the connection that way (as
 ``make demo`` does), not only in Airflow's metadata DB. The env carries the drivers of
-DuckDB, PostgreSQL and Snowflake, so any of those URLs runs the DAG unchanged.
+DuckDB, PostgreSQL, Snowflake and Spark, so any of those URLs runs the DAG unchanged.
 
 Every task is idempotent: tables are replaced, not appended to, and ``train``
 first looks for a version already logged by this DAG run (a retry after
@@ -70,7 +71,7 @@ if TYPE_CHECKING:
 
     from neve import Pipeline, Session
 
-#: The Airflow connection every task opens (neve, postgres or snowflake type).
+#: The Airflow connection every task opens (neve, postgres, snowflake, spark or spark_connect type).
 CONN_ID = os.environ.get("NEVE_CONN_ID", "neve_default")
 DATA_DIR = Path(os.environ.get("NEVE_TAXI_DATA", Path(__file__).resolve().parents[1] / "data" / "nyc_taxi"))
 #: One load task per file; they run in parallel.

@@ -26,6 +26,7 @@ import pytest
 
 import neve
 from tests._servers import postgres as pg
+from tests._servers import spark_connect
 
 REPO = Path(__file__).resolve().parents[1]
 TAXI_DIR = REPO / "data" / "nyc_taxi"
@@ -140,6 +141,19 @@ def spark_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     warehouse = tmp_path_factory.mktemp("spark") / "warehouse"
     settings = "&".join(f"{key}={quote(value, safe='')}" for key, value in SPARK_SETTINGS.items())
     return f"spark://{SPARK_MASTER}{warehouse}?{settings}"
+
+
+@pytest.fixture(scope="session")
+def spark_connect_url() -> str:
+    """``sc://127.0.0.1:PORT``: a local Spark Connect server for this test process, one JVM and
+    one catalog that every client shares (tests/_servers/spark_connect.py)."""
+    reason = _missing("spark")
+    if reason is not None:
+        if os.environ.get("CI"):
+            raise RuntimeError(f"CI must test Spark Connect: {reason} (see .ci/run)")
+        pytest.skip(reason)
+    with spark_connect.running_server(SPARK_SETTINGS, SPARK_MASTER) as url:
+        yield url
 
 
 @pytest.fixture

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +19,7 @@ from neve.engine import driver_for
 from neve.engine._airflow_conn import url_from_env
 from neve.engine.spark import SparkDriver
 from neve.errors import DataFileError, EngineError, InvalidURLError, TableNotFoundError
+from tests._servers.postgres import _free_port
 
 spark_only = pytest.mark.engines("spark", reason="tests of the Spark driver itself")
 
@@ -61,10 +66,16 @@ def test_spark_connect_url_keeps_its_token_out_of_messages() -> None:
     driver = driver_for("sc://cluster.example:15002/;token=s3cr3t-token")
     assert driver.is_connect
     assert driver.connect_url == "sc://cluster.example:15002/;token=s3cr3t-token"
-    with pytest.raises(EngineError) as info:
-        driver.connect()
+
+
+def test_an_unreachable_spark_connect_server_fails_at_once_naming_it() -> None:
+    """The client alone retries for ten minutes; neve names the address right away."""
+    port = _free_port()  # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(EngineError, match=f"sc://127.0.0.1:{port}") as info:
+        neve.connect(f"sc://127.0.0.1:{port}/;token=s3cr3t-token")
     assert "s3cr3t" not in str(info.value)
-    assert "sc://cluster.example:15002" in str(info.value) or "pyspark[connect]" in str(info.value)
+    assert time.monotonic() - started < 60
 
 
 def test_airflow_spark_connection_with_a_local_master() -> None:
@@ -91,6 +102,9 @@ def test_airflow_spark_connect_connection_carries_user_and_token() -> None:
     raw = json.dumps({"conn_type": "spark_connect", "host": "cluster", "port": 15002, "login": "ann",
                       "password": "tok", "extra": {"use_ssl": True}})
     assert _url(raw) == "sc://cluster:15002/;user_id=ann;token=tok;use_ssl=true"
+    url = _url(json.dumps({"conn_type": "spark_connect", "host": "cluster", "port": 15002, "schema": "ml"}))
+    assert url == "sc://cluster:15002/?database=ml"
+    assert (driver_for(url).database, driver_for(url).connect_url) == ("ml", "sc://cluster:15002/")
 
 
 @spark_only
@@ -205,3 +219,100 @@ def test_sessions_of_one_process_write_the_registry_at_once_and_lose_nothing(eng
         shown = reg.get_model(f"m{worker}").show_versions()
         assert sorted(shown.version_name) == ["v1", "v2"]
         assert sorted(shown.after.astype(int)) == [worker * 10, worker * 10 + 1]
+
+
+# -- Spark Connect: a real server on loopback (tests/_servers/spark_connect.py) ----------------------
+
+
+@pytest.fixture
+def connect_url(spark_connect_url: str) -> str:
+    """A fresh database on the test's Spark Connect server, dropped afterwards."""
+    database = f"c_{uuid.uuid4().hex[:12]}"
+    yield f"{spark_connect_url}/?database={database}"
+    with neve.connect(spark_connect_url) as admin:
+        admin.engine.raw_sql(f"DROP DATABASE IF EXISTS `{database}` CASCADE")
+
+
+def test_spark_connect_tables_are_seen_from_another_process(connect_url: str) -> None:
+    """What local Spark cannot do (its catalog lives in its process) and the taxi DAG needs:
+    a table written by one Python is read by another, through the server's one catalog."""
+    with neve.connect(connect_url) as session:
+        session.create_table("TAXI_DATA", pd.DataFrame({"Mixed_Case": [1.5, 2.5, None]}))
+    reader = (
+        "import neve, sys\n"
+        "with neve.connect(sys.argv[1]) as s:\n"
+        "    t = s.table('TAXI_DATA')\n"
+        "    print(t.count().execute(), t.Mixed_Case.sum().execute())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", reader, connect_url], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["3", "4.0"]
+
+
+def test_spark_connect_uploads_local_files(connect_url: str, taxi_files: list[Path]) -> None:
+    """The server cannot read the client's files: they are parsed here and uploaded, with
+    the same rows and types as DuckDB's own CSV reader gives."""
+    with neve.connect("duckdb://") as duck:
+        expected = duck.load_files(taxi_files, "TAXI_RAW").count().execute()
+    with neve.connect(connect_url) as session:
+        raw = session.load_files(taxi_files[:1], "TAXI_RAW")
+        assert raw.schema()["pickup_datetime"].is_timestamp()
+        session.load_files(taxi_files[1:], "TAXI_RAW")
+        assert session.table("TAXI_RAW").count().execute() == expected
+        session.load_files(taxi_files, "TAXI_RAW", overwrite=True)
+        assert session.table("TAXI_RAW").count().execute() == expected
+
+
+def _taxi_features(session: neve.Session, files: list[Path]):
+    return _features(session.load_files(files, "TAXI_RAW", overwrite=True))
+
+
+def _features(raw):
+    return raw.select(
+        ZONE=raw.pickup_location_id.cast("string"),
+        DISTANCE=raw.trip_distance.cast("float64"),
+        FARE=raw.fare_amount.cast("float64"),
+    )
+
+
+def _taxi_pipeline():
+    from neve import Pipeline
+    from neve.linear_model import LinearRegression
+    from neve.preprocessing import OneHotEncoder, StandardScaler
+
+    return Pipeline([
+        ("ohe", OneHotEncoder(input_cols=["ZONE"], output_cols=["ZONE"], handle_unknown="ignore")),
+        ("std", StandardScaler(input_cols=["DISTANCE"], output_cols=["DISTANCE"])),
+        ("model", LinearRegression(label_cols=["FARE"], output_cols=["PREDICTION"])),
+    ])
+
+
+def test_spark_connect_fits_what_duckdb_fits(connect_url: str, taxi_files: list[Path]) -> None:
+    with neve.connect("duckdb://") as duck:
+        on_duckdb = _taxi_pipeline().fit(_taxi_features(duck, taxi_files[:1]))
+    with neve.connect(connect_url) as session:
+        on_spark = _taxi_pipeline().fit(_taxi_features(session, taxi_files[:1]))
+    ohe, std, model = (on_spark.named_steps[k] for k in ("ohe", "std", "model"))
+    assert ohe.categories_ == on_duckdb.named_steps["ohe"].categories_
+    assert std.mean_ == pytest.approx(on_duckdb.named_steps["std"].mean_, rel=1e-12)
+    assert std.scale_ == pytest.approx(on_duckdb.named_steps["std"].scale_, rel=1e-12)
+    assert list(model.feature_names_in_) == list(on_duckdb.named_steps["model"].feature_names_in_)
+    assert model.coef_ == pytest.approx(on_duckdb.named_steps["model"].coef_, rel=1e-6, abs=1e-9)
+
+
+def test_spark_connect_registry_logs_and_scores_in_the_engine(connect_url: str, taxi_files: list[Path],
+                                                              tmp_path: Path) -> None:
+    """log_model writes the registry's tables on the server and the files to a stage beside
+    the client; mv.run scores as one SELECT there, equal to the pipeline's own predictions."""
+    with neve.connect(connect_url) as session:
+        data = _taxi_features(session, taxi_files[:1])
+        pipe = _taxi_pipeline().fit(data)
+        expected = session.execute(pipe.predict(data).order_by("ZONE", "DISTANCE", "FARE"))
+        registry = neve.Registry(session, stage=str(tmp_path / "stage"))
+        mv = registry.log_model(pipe, "fare", metrics={"rows": 10000})
+    with neve.connect(connect_url) as session:
+        mv = neve.Registry(session, stage=str(tmp_path / "stage")).get_model("fare").version("v1")
+        assert mv.metrics == {"rows": 10000}
+        scored = mv.run(_features(session.table("TAXI_RAW")))
+        assert scored.path == "sql"
+        got = session.execute(scored.order_by("ZONE", "DISTANCE", "FARE"))
+    pd.testing.assert_series_equal(got.PREDICTION, expected.PREDICTION, rtol=1e-9)

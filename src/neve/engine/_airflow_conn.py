@@ -21,7 +21,7 @@ Supported connection types:
                Connect); schema = the database; in extra ``warehouse`` (a local master's
                warehouse folder) and any ``spark.*`` setting
 ``spark_connect`` the provider's Spark Connect connection: host, port, login = user id,
-               password = token, extra ``use_ssl``
+               password = token, schema = the database, extra ``use_ssl``
 
 and, for a registry stage on S3 (:func:`storage_options`, not an engine):
 
@@ -352,7 +352,8 @@ def _spark_connect_url(conn: AirflowConnection) -> str:
         params.append(f"token={quote(conn.password, safe='')}")
     if str(conn.option("use_ssl") or "").lower() in ("1", "true", "yes"):
         params.append("use_ssl=true")
-    return f"sc://{host}{port}/" + "".join(f";{p}" for p in params)
+    database = f"?{urlencode({'database': conn.schema})}" if conn.schema else ""
+    return f"sc://{host}{port}/" + "".join(f";{p}" for p in params) + database
 
 
 _BUILDERS = {

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,8 @@ __all__ = ["SparkDriver"]
 
 DEFAULT_WAREHOUSE = ".neve/spark/warehouse"
 CONNECT_SCHEME = "sc"
+CONNECT_DEFAULT_PORT = 15002
+CONNECT_TIMEOUT_SEC = 10
 _NEVE_KEYS = {"database", "log_level"}
 _LOG_LEVELS = {"ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN"}
 _SQL_TEXT: dict[int, tuple[sge.Expression, str]] = {}
@@ -240,10 +243,26 @@ class SparkDriver(Driver):
         return backend
 
     def _connect_session(self) -> Any:
+        # The client retries an unreachable server for ten minutes before it gives up; a
+        # wrong host or port should fail at once, naming it.
+        try:
+            socket.create_connection(self._address, timeout=CONNECT_TIMEOUT_SEC).close()
+        except OSError as exc:
+            raise EngineError(f"cannot connect to Spark Connect at {self._shown()}: {exc.strerror or exc}") from None
         try:
             from pyspark.sql import SparkSession
 
-            return SparkSession.builder.remote(self.connect_url).create()
+            session = SparkSession.builder.remote(self.connect_url).create()
+            # Local Spark runs in UTC (_shared_session); a server's sessions default to its
+            # JVM's zone, where hour() and DST-crossing durations would differ.
+            session.conf.set("spark.sql.session.timeZone", "UTC")
+            # pyspark 4.0's reattachable results share one class-wide thread pool that any
+            # Connect session closes when it is stopped or garbage-collected, so a query in
+            # another session of the process could fail with "cannot schedule new futures
+            # after shutdown" (SPARK-55406). Plain execution streams the same results
+            # without that pool.
+            session.client.disable_reattachable_execute()
+            return session
         except ImportError as exc:
             raise EngineError(
                 f"Spark Connect needs its client libraries: pip install 'pyspark[connect]' ({exc})"
@@ -251,6 +270,10 @@ class SparkDriver(Driver):
         except Exception as exc:  # noqa: BLE001 - any client failure becomes one clear error
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise EngineError(f"cannot connect to Spark Connect at {self._shown()}: {reason}") from None
+
+    @property
+    def _address(self) -> tuple[str, int]:
+        return self.url.host or "localhost", self.url.port or CONNECT_DEFAULT_PORT
 
     def _shown(self) -> str:
         # Spark Connect passes a token as ";token=..." in the path: never show it.
