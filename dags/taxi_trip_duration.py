@@ -351,15 +351,21 @@ SCORE_MONTH = Param(
 )
 
 
+#: What both taxi DAGs (this one and taxi_trip_duration_sklearn) are scheduled and parametrised by.
+DAG_ARGS = {
+    "schedule": None,
+    "start_date": pendulum.datetime(2024, 1, 1, tz="UTC"),
+    "catchup": False,
+    "default_args": {"retries": 1, "retry_delay": timedelta(seconds=5)},
+    "tags": ["neve", "example"],
+    "params": {"score_month": SCORE_MONTH},
+}
+
+
 @dag(
     dag_id="taxi_trip_duration",
-    schedule=None,
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-    catchup=False,
-    default_args={"retries": 1, "retry_delay": timedelta(seconds=5)},
-    tags=["neve", "example"],
     doc_md=__doc__,
-    params={"score_month": SCORE_MONTH},
+    **DAG_ARGS,
     # Found through this module's globals, not auto-registered: the scikit-learn variant
     # imports this module, and must not register this DAG a second time from its own file.
     auto_register=False,

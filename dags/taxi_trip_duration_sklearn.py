@@ -19,10 +19,8 @@ and the flagship can share one warehouse.
 from __future__ import annotations
 
 import sys
-from datetime import timedelta
 from pathlib import Path
 
-import pendulum
 from airflow.sdk import dag, task
 
 import neve.envs
@@ -32,7 +30,7 @@ import neve.envs
 if (_DAGS := str(Path(__file__).resolve().parent)) not in sys.path:
     sys.path.append(_DAGS)
 
-from taxi_trip_duration import SCORE_MONTH, TRAIN_SPEC, taxi_flow
+from taxi_trip_duration import DAG_ARGS, TRAIN_SPEC, taxi_flow
 
 MODEL_NAME = "trip_duration_gbr"
 #: Few, shallow trees: the demo's point is the path, not the last percent of R².
@@ -95,16 +93,7 @@ def train(
         return model_version_ref(mv, session)
 
 
-@dag(
-    dag_id="taxi_trip_duration_sklearn",
-    schedule=None,
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-    catchup=False,
-    default_args={"retries": 1, "retry_delay": timedelta(seconds=5)},
-    tags=["neve", "example"],
-    doc_md=__doc__,
-    params={"score_month": SCORE_MONTH},
-)
+@dag(dag_id="taxi_trip_duration_sklearn", doc_md=__doc__, **DAG_ARGS)
 def taxi_trip_duration_sklearn() -> None:
     taxi_flow(train, SPEC)
 
