@@ -1,0 +1,375 @@
+"""Spark scale: the taxi pipeline on local Spark beside DuckDB, stage by stage, and what
+1B rows on a cluster would take, on paper, from the work Spark measured per stage.
+
+    uv run --no-sync python benchmarks/spark_scale.py                # 1M and 10M rows
+    uv run --no-sync python benchmarks/spark_scale.py --quick        # 200k rows (make bench-quick)
+    uv run --no-sync python benchmarks/spark_scale.py --rows 100000 --no-write
+    uv run --no-sync python benchmarks/spark_scale.py --from-json run.json   # render a saved run
+
+Data: ``neve.datasets.taxi`` trips generated in DuckDB, cleaned by the flagship DAG's rules
+(the same SQL as benchmarks/scale.py's clean floor) and written as Parquet files; both
+engines start from those files. Each engine runs in a child process of its own
+(benchmarks/_spark_stages.py: load, fit, log_model, score, metrics, drift), one after the
+other, with the same budget: 2 cores and 6 GB (Spark ``local[2]`` with a 6 GB driver heap;
+DuckDB with ``threads=2`` and ``memory_limit=6GB``).
+
+The projection takes, per stage, what Spark measured at the largest size: the wall time
+not spent in tasks (fixed: job start-up, planning, the driver's share), the task time per
+row of the stages that scan the table, the shuffle each of those tasks wrote and the task
+time of the stages that read it. It scales the scan to 1B rows over the cluster's cores,
+floors it by storage bandwidth, and adds the shuffle's transfer and reduce.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import _common as C
+from benchmarks._scale_stages import sql_clean
+from benchmarks.fit_taxi import CATEGORICAL, NUMERIC, TARGET
+from benchmarks.scale import run_child_cmd
+
+TITLE = "Spark scale"
+SIZES = [1_000_000, 10_000_000]
+QUICK_SIZES = [200_000]
+STAGES = ["load", "fit", "log_model", "score", "metrics", "drift"]
+ENGINES = ["duckdb", "spark"]
+CHILD = Path(__file__).resolve().parent / "_spark_stages.py"
+CORES = 2
+MEMORY_GB = 6
+ROWS_PER_FILE = 1_000_000
+#: Spark's default input split (spark.sql.files.maxPartitionBytes).
+SPLIT_BYTES = 128 * 2**20
+#: How each stage runs on a cluster (what the paragraph under the projection explains).
+KIND = {
+    "load": "narrow: read + write Parquet",
+    "fit": "partial aggregate + shuffle of groups",
+    "log_model": "2 aggregates + registry inserts",
+    "score": "narrow: no shuffle",
+    "metrics": "partial aggregate, 1-row shuffle",
+    "drift": "partial aggregates, small shuffle",
+}
+
+
+def engine_url(engine: str, folder: Path) -> str:
+    if engine == "duckdb":
+        return f"duckdb:///{folder / 'taxi.duckdb'}?threads={CORES}&memory_limit={MEMORY_GB}GB"
+    # caseSensitive here, not only per session: Spark's saveAsTable (load_files) folds the
+    # table's name to lower case unless the context itself is case-sensitive.
+    return (f"spark://local[{CORES}]{folder / 'warehouse'}?spark.driver.memory={MEMORY_GB}g"
+            "&spark.sql.caseSensitive=true")  # fmt: skip
+
+
+def write_parquet(rows: int, folder: Path) -> dict[str, Any]:
+    """``rows`` raw trips, cleaned, as Parquet files of ROWS_PER_FILE rows in ``folder``."""
+    import duckdb
+
+    from neve.datasets import taxi
+
+    start = time.perf_counter()
+    con = duckdb.connect()
+    con.execute(f"SET threads = {CORES}; SET memory_limit = '{MEMORY_GB}GB'; SET preserve_insertion_order = false")
+    taxi(con, rows, seed=0, table="TAXI_RAW")
+    con.execute(sql_clean("TAXI_RAW", "TAXI_DATA"))
+    con.execute("DROP TABLE TAXI_RAW")
+    folder.mkdir(parents=True)
+    columns = ", ".join(["TRIP_ID", *CATEGORICAL, NUMERIC, TARGET])
+    con.execute(f"COPY (SELECT {columns} FROM TAXI_DATA) TO '{folder}' (FORMAT parquet, "
+                f"ROW_GROUP_SIZE {ROWS_PER_FILE // 4}, ROW_GROUPS_PER_FILE 4)")  # fmt: skip
+    kept, groups = con.execute(
+        f"SELECT count(*), count(DISTINCT ({', '.join(CATEGORICAL)})) FROM TAXI_DATA"
+    ).fetchone()
+    files = sorted(folder.glob("*.parquet"))
+    return {"kept": kept, "groups": groups, "files": len(files), "bytes": sum(f.stat().st_size for f in files),
+            "seconds": time.perf_counter() - start}  # fmt: skip
+
+
+def run(sizes: list[int], args: argparse.Namespace, log=print) -> dict[str, Any]:
+    results: dict[str, Any] = {"sizes": sizes, "data": {}, "records": [], "failed": {}}
+    with tempfile.TemporaryDirectory(prefix="neve-spark-scale-", dir=args.tmp) as tmp:
+        for rows in sizes:
+            folder = Path(tmp) / str(rows)
+            log(f"[spark_scale] {rows:,} rows: writing Parquet")
+            results["data"][str(rows)] = write_parquet(rows, folder / "parquet")
+            for engine in ENGINES:
+                log(f"[spark_scale] {rows:,} rows: {engine}")
+                load = os.getloadavg()[0]
+                cmd = [sys.executable, str(CHILD), engine_url(engine, folder), str(folder / "parquet"), str(rows)]
+                out, why, peak_mb = run_child_cmd(cmd, None, args.timeout)
+                for line in out.splitlines():
+                    if line.startswith("{"):
+                        results["records"].append({**json.loads(line), "engine": engine, "rows": rows})
+                results["records"].append({"engine": engine, "rows": rows, "stage": "process", "rss_mb": peak_mb,
+                                           "load_start": load, "load_end": os.getloadavg()[0]})  # fmt: skip
+                if why:
+                    log(f"[spark_scale]   {engine} stopped: {why}")
+                    results["failed"][f"{engine} {rows}"] = why
+            if args.json:  # after every size: a run stopped later keeps what it measured
+                args.json.write_text(json.dumps(results, indent=1))
+    return results
+
+
+# --- reading the records -------------------------------------------------------------------
+
+
+def by_key(results: dict[str, Any]) -> dict[tuple[str, int, str], dict[str, Any]]:
+    return {(r["engine"], r["rows"], r["stage"]): r for r in results["records"]}
+
+
+def spark_sums(record: dict[str, Any]) -> dict[str, float]:
+    stages = record.get("spark_stages") or []
+    keys = ["tasks", "task_s", "input_bytes", "output_bytes", "shuffle_write", "result_bytes"]
+    out = {k: sum(s[k] for s in stages) for k in keys}
+    out["stages"] = len(stages)
+    return out
+
+
+def size(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    if seconds >= 120:
+        return f"{seconds / 60:.1f} min"
+    return C.fmt_seconds(seconds)
+
+
+# --- the projection (on paper) -----------------------------------------------------------------
+
+
+def project(record: dict[str, Any], rows: int, target_rows: float, executors: float, cores: int,
+            storage_bps: float | None, network_bps: float | None) -> dict[str, float]:  # fmt: skip
+    """Seconds one stage would take on ``target_rows`` over ``executors`` x ``cores``, from what
+    Spark measured for it at ``rows`` on CORES local cores.
+
+    fixed: the stage's wall time minus each Spark stage's task time spread over the cores
+    its tasks could use (start-up, planning, the driver's share); it does not shrink.
+    scan: task time of the Spark stages that read the table, scaled by rows, over all cores,
+    floored by reading and writing their bytes at ``storage_bps`` per executor.
+    shuffle: each scanning task wrote a partial aggregate of the size measured; a cluster runs
+    one task per core or per 128 MiB split, whichever is more, and moves their output at
+    ``network_bps`` per executor; the reducing stages' task time grows with it.
+    """
+    scale = target_rows / rows
+    slots = executors * cores
+    stages = record.get("spark_stages") or []
+    in_tasks = sum(s["task_s"] / min(s["tasks"], CORES) for s in stages)
+    fixed = max(0.0, record["seconds"] - in_tasks)
+    scans = [s for s in stages if s["input_bytes"] > 0]
+    reduces = [s for s in stages if s["shuffle_read"] > 0 and s["input_bytes"] == 0]
+    scan = sum(s["task_s"] for s in scans) * scale / slots
+    io_bytes = sum(s["input_bytes"] + s["output_bytes"] for s in scans) * scale
+    io = io_bytes / (executors * storage_bps) if storage_bps else 0.0
+    shuffle = 0.0
+    for s in scans:
+        tasks = max(slots, math.ceil(s["input_bytes"] * scale / SPLIT_BYTES))
+        shuffle += s["shuffle_write"] / s["tasks"] * tasks
+    read = sum(s["shuffle_read"] for s in reduces)
+    reduce = sum(s["task_s"] for s in reduces) * (shuffle / read if read else 0.0) / slots
+    transfer = shuffle / (executors * network_bps) if network_bps else 0.0
+    total = fixed + max(scan, io) + transfer + reduce
+    return {"fixed": fixed, "scan": scan, "io": io, "shuffle_bytes": shuffle, "transfer": transfer,
+            "reduce": reduce, "total": total}  # fmt: skip
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def size_table(results: dict[str, Any], rows: int) -> str:
+    t = by_key(results)
+    data = results["data"][str(rows)]
+    head = ["stage", "DuckDB", "Spark local[2]", "Spark / DuckDB", "Spark rows/s", "Spark rows/s per core",
+            "Spark jobs / stages / tasks", "Spark shuffle", "fetched to the client (DuckDB / Spark)"]  # fmt: skip
+    body, totals = [], {"duckdb": 0.0, "spark": 0.0}
+    start = [t.get((e, rows, "start"), {}).get("seconds") for e in ENGINES]
+    body.append(["start (connect)", duration(start[0]), duration(start[1]), "", "", "", "", "", ""])
+    for stage in STAGES:
+        d, s = (t.get((e, rows, stage)) for e in ENGINES)
+        if d is None and s is None:
+            continue
+        for e, r in (("duckdb", d), ("spark", s)):
+            totals[e] += r["seconds"] if r else math.nan
+        cells = [stage, duration(d and d["seconds"]), duration(s and s["seconds"])]
+        if s is None or d is None:
+            body.append(cells + ["n/a"] * 6)
+            continue
+        w = spark_sums(s)
+        per_s = data["kept"] / s["seconds"]
+        cells += [C.fmt_ratio(s["seconds"] / d["seconds"]), f"{per_s:,.0f}", f"{per_s / CORES:,.0f}",
+                  f"{s['jobs']} / {w['stages']} / {w['tasks']}", size(w["shuffle_write"]),
+                  f"{size(d['bytes_fetched'])} / {size(s['bytes_fetched'])}"]  # fmt: skip
+        body.append(cells)
+    ratio = totals["spark"] / totals["duckdb"] if totals["duckdb"] else None
+    body.append(["**total** (without start)", f"**{duration(totals['duckdb'])}**",
+                 f"**{duration(totals['spark'])}**", C.fmt_ratio(ratio), "", "", "", "", ""])  # fmt: skip
+    lines = [f"**{rows:,} rows generated, {data['kept']:,} after cleaning** ({size(data['bytes'])} of Parquet in "
+             f"{data['files']} file(s); {data['groups']:,} pickup x dropoff x hour groups):\n",
+             C.markdown_table(head, body)]  # fmt: skip
+    done = [t.get((e, rows, "done")) for e in ENGINES]
+    if all(done):
+        diff = max(abs(done[0][k] - done[1][k]) / max(abs(done[0][k]), 1e-300) for k in ("r2", "mse", "intercept"))
+        lines.append(f"Same model on both engines: {done[0]['features']} coefficients, R² {done[0]['r2']:.6f} "
+                     f"(DuckDB) and {done[1]['r2']:.6f} (Spark); R², MSE and intercept agree to a relative "
+                     f"{diff:.1e}.\n")  # fmt: skip
+    procs = [t.get((e, rows, "process"), {}) for e in ENGINES]
+    lines.append("Peak resident memory of each child process tree (Spark's includes its JVM): "
+                 + ", ".join(f"{e} {_mib(p['rss_mb']) if p else 'n/a'}"
+                             for e, p in zip(ENGINES, procs, strict=True))
+                 + "; load average when each started / ended: "
+                 + ", ".join(f"{e} {p.get('load_start', math.nan):.1f} / {p.get('load_end', math.nan):.1f}"
+                             for e, p in zip(ENGINES, procs, strict=True)) + ".\n")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _mib(mb: float) -> str:
+    return f"{mb / 1024:.1f} GiB" if mb >= 1024 else f"{mb:.0f} MiB"
+
+
+def projection_table(results: dict[str, Any], rows: int, args: argparse.Namespace) -> str:
+    t = by_key(results)
+    storage, network = args.storage_mbps * 1e6, args.network_mbps * 1e6
+    head = ["stage", "on a cluster", "fixed (measured)", "task core-s per 1M rows", "shuffle at 1B rows",
+            *(f"{e} x {args.executor_cores} cores" for e in args.executors)]  # fmt: skip
+    body, totals = [], [0.0] * len(args.executors)
+    for stage in STAGES:
+        r = t.get(("spark", rows, stage))
+        if r is None:
+            continue
+        p = [project(r, rows, args.target_rows, e, args.executor_cores, storage, network) for e in args.executors]
+        task_s = sum(s["task_s"] for s in r.get("spark_stages") or [] if s["input_bytes"] > 0)
+        totals = [a + b["total"] for a, b in zip(totals, p, strict=True)]
+        body.append([stage, KIND[stage], duration(p[0]["fixed"]), f"{task_s / rows * 1e6:.2f}",
+                     f"{size(p[0]['shuffle_bytes'])} - {size(p[-1]['shuffle_bytes'])}",
+                     *(duration(x["total"]) for x in p)])  # fmt: skip
+    body.append(["**total**", "", "", "", "", *(f"**{duration(x)}**" for x in totals)])
+    return C.markdown_table(head, body)
+
+
+def check_line(results: dict[str, Any], small: int, large: int) -> str:
+    """How well the model, fed the smaller run, predicts the larger one on this machine."""
+    t = by_key(results)
+    predicted = measured = 0.0
+    for stage in STAGES:
+        a, b = t.get(("spark", small, stage)), t.get(("spark", large, stage))
+        if a is None or b is None:
+            return ""
+        predicted += project(a, small, large, 1, CORES, None, None)["total"]
+        measured += b["seconds"]
+    return (f"Check of the model on this machine: fed the {small:,}-row run, it predicts "
+            f"{duration(predicted)} for the {large:,}-row run on `local[2]`; measured {duration(measured)}.\n")
+
+
+CLUSTER = """
+What a cluster changes. Every neve stage above is one SQL statement, which Spark runs as one
+or a few jobs (the job counts above include Spark's own: adaptive execution re-plans after a
+shuffle, a table write commits in a job of its own). *Narrow* stages, scoring (`mv.run`, one
+SELECT written to a table) and the load, have no shuffle: each executor reads, computes and
+writes its own splits, so they scale with executors until storage bandwidth is the limit.
+*Aggregates* (the fit, metrics, drift, the baseline profile in log_model) are a map-side
+partial aggregate per task and one shuffle of those partial states; metrics and drift shuffle
+a few bytes to kilobytes per task, so they scale like the narrow stages. The fit is the
+exception: its one query groups by pickup zone x dropoff zone x hour (up to 265 x 265 x 24, about
+1.7M groups) and every task writes its partial sums for each group it saw, so its shuffle
+grows with the number of tasks, not with rows, and the final groups (tens of MB) all go to the
+driver, which assembles XᵀX from them and solves it; that driver part depends on the number of
+groups and features, not on rows. What does not scale with executors at all: job start-up and
+planning (the *fixed* column: Spark's per-job cost, tens to hundreds of milliseconds, times the
+jobs), the driver-side solve of the normal equations (p x p, p = the feature count, milliseconds),
+collecting categories to the driver, and the registry's writes (a few single-row INSERTs, each
+a Spark job).
+
+The projection is **on paper**, not measured: it assumes (1) task time scales linearly with rows
+and divides evenly over cores (no skew; measured on 2 local cores, where tasks also wait for
+CPU when the machine is shared, which makes the per-core rates pessimistic); (2) storage
+delivers {storage:g} MB/s per executor to read and write Parquet, and the network {network:g} MB/s
+per executor for shuffles (assumptions, not measurements); (3) the fixed cost per stage is what
+was measured here (a cluster adds network round trips and executor scheduling, so it is a floor);
+(4) each scan task's partial aggregate is as large as measured here, where each task held
+millions of rows (an upper bound for the fit's group-by when a cluster's tasks hold fewer).
+"""
+
+
+def render(results: dict[str, Any], args: argparse.Namespace) -> str:
+    sizes = [n for n in results["sizes"] if str(n) in results["data"]]
+    done = [n for n in sizes if all((e, n, "done") in by_key(results) for e in ENGINES)]
+    lines = [
+        "The taxi pipeline (one-hot on pickup zone, dropoff zone and hour, MaxAbs on distance, "
+        "`neve.linear_model.LinearRegression` fitted from statistics in one query) on local Spark beside "
+        f"DuckDB, from the same Parquet files, with the same budget: {CORES} cores and {MEMORY_GB} GB each "
+        f"(Spark `local[{CORES}]` with `spark.driver.memory={MEMORY_GB}g`, everything else Spark's and neve's "
+        f"defaults; DuckDB with `threads={CORES}`, `memory_limit={MEMORY_GB}GB`). Stages: load (the Parquet "
+        "files into a table, `session.load_files`), fit, log_model (`Registry.log_model` with the training "
+        "data: the drift baseline's two scans and the registry's inserts), score (`mv.run` written to a "
+        "table: one SELECT), metrics (`neve.metrics.regression_metrics`: one query) and drift (`mv.drift`: "
+        "one query). Spark's jobs, tasks and shuffle bytes are read from its status store per stage; "
+        "\"fetched to the client\" is what neve's queries returned (`neve.capture_queries`).\n",
+        results["header"],
+    ]
+    for rows in sizes:
+        lines.append(size_table(results, rows))
+    for key, why in results["failed"].items():
+        lines.append(f"**Stopped**: {key} rows: {why}.\n")
+    if done:
+        largest = done[-1]
+        lines.append(f"### 1B rows on a cluster, on paper\n\nFrom the Spark run at {largest:,} rows, per stage "
+                     f"(see the assumptions below; storage {args.storage_mbps:g} MB/s and network "
+                     f"{args.network_mbps:g} MB/s per executor):\n")  # fmt: skip
+        lines.append(projection_table(results, largest, args))
+        if len(done) > 1:
+            lines.append(check_line(results, done[0], largest))
+        lines.append(CLUSTER.format(storage=args.storage_mbps, network=args.network_mbps))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=SIZES)
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_SIZES[0]:,} rows only (make bench-quick)")
+    parser.add_argument("--timeout", type=float, default=1800, help="per engine and size, seconds")
+    parser.add_argument("--target-rows", type=float, default=1e9)
+    parser.add_argument("--executors", type=int, nargs="+", default=[10, 50, 200])
+    parser.add_argument("--executor-cores", type=int, default=4)
+    parser.add_argument("--storage-mbps", type=float, default=250, help="per executor, assumed")
+    parser.add_argument("--network-mbps", type=float, default=1000, help="per executor, assumed")
+    parser.add_argument("--tmp", help="folder for the Parquet files and tables (default: the system temp)")
+    parser.add_argument("--output", type=Path, default=C.BENCHMARKS_MD)
+    parser.add_argument("--json", type=Path, help="also write the raw records here")
+    parser.add_argument("--from-json", type=Path, help="render a saved --json run instead of measuring")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+    else:
+        results = run(QUICK_SIZES if args.quick else sorted(args.rows), args)
+        results["seconds"] = time.perf_counter() - started
+        results["header"] = C.run_header(["neve", "pyspark", "duckdb", "ibis-framework"])
+        given = " ".join(argv if argv is not None else sys.argv[1:])
+        results["command"] = f"python benchmarks/spark_scale.py {given}".strip()
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+    text = render(results, args) + f"\nThis run (`{results['command']}`) took {duration(results['seconds'])}.\n"
+    C.publish(TITLE, text, dry_run=args.no_write, path=args.output)
+    # A size too large for this machine is a result; failing at the smallest is a failure.
+    smallest = min(results["sizes"])
+    return 1 if any(key.endswith(f" {smallest}") for key in results["failed"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
