@@ -153,14 +153,20 @@ def duration(seconds: float | None) -> str:
 # --- the projection (on paper) -----------------------------------------------------------------
 
 
-def project(record: dict[str, Any], rows: int, target_rows: float, executors: float, cores: int,
+def scans(record: dict[str, Any], data_bytes: int) -> list[dict[str, Any]]:
+    """The Spark stages of ``record`` that read the data (not the registry's small tables):
+    those reading at least 5% of the Parquet input's size."""
+    return [s for s in record.get("spark_stages") or [] if s["input_bytes"] >= 0.05 * data_bytes]
+
+
+def project(record: dict[str, Any], rows: int, data_bytes: int, target_rows: float, executors: float, cores: int,
             storage_bps: float | None, network_bps: float | None) -> dict[str, float]:  # fmt: skip
     """Seconds one stage would take on ``target_rows`` over ``executors`` x ``cores``, from what
     Spark measured for it at ``rows`` on CORES local cores.
 
     fixed: the stage's wall time minus each Spark stage's task time spread over the cores
     its tasks could use (start-up, planning, the driver's share); it does not shrink.
-    scan: task time of the Spark stages that read the table, scaled by rows, over all cores,
+    scan: task time of the Spark stages that read the data, scaled by rows, over all cores,
     floored by reading and writing their bytes at ``storage_bps`` per executor.
     shuffle: each scanning task wrote a partial aggregate of the size measured; a cluster runs
     one task per core or per 128 MiB split, whichever is more, and moves their output at
@@ -171,13 +177,13 @@ def project(record: dict[str, Any], rows: int, target_rows: float, executors: fl
     stages = record.get("spark_stages") or []
     in_tasks = sum(s["task_s"] / min(s["tasks"], CORES) for s in stages)
     fixed = max(0.0, record["seconds"] - in_tasks)
-    scans = [s for s in stages if s["input_bytes"] > 0]
+    reading = scans(record, data_bytes)
     reduces = [s for s in stages if s["shuffle_read"] > 0 and s["input_bytes"] == 0]
-    scan = sum(s["task_s"] for s in scans) * scale / slots
-    io_bytes = sum(s["input_bytes"] + s["output_bytes"] for s in scans) * scale
+    scan = sum(s["task_s"] for s in reading) * scale / slots
+    io_bytes = sum(s["input_bytes"] + s["output_bytes"] for s in reading) * scale
     io = io_bytes / (executors * storage_bps) if storage_bps else 0.0
     shuffle = 0.0
-    for s in scans:
+    for s in reading:
         tasks = max(slots, math.ceil(s["input_bytes"] * scale / SPLIT_BYTES))
         shuffle += s["shuffle_write"] / s["tasks"] * tasks
     read = sum(s["shuffle_read"] for s in reduces)
@@ -195,10 +201,11 @@ def size_table(results: dict[str, Any], rows: int) -> str:
     t = by_key(results)
     data = results["data"][str(rows)]
     head = ["stage", "DuckDB", "Spark local[2]", "Spark / DuckDB", "Spark rows/s", "Spark rows/s per core",
-            "Spark jobs / stages / tasks", "Spark shuffle", "fetched to the client (DuckDB / Spark)"]  # fmt: skip
+            "queries (DuckDB / Spark)", "Spark jobs / stages / tasks", "Spark shuffle",
+            "fetched to the client (DuckDB / Spark)"]  # fmt: skip
     body, totals = [], {"duckdb": 0.0, "spark": 0.0}
     start = [t.get((e, rows, "start"), {}).get("seconds") for e in ENGINES]
-    body.append(["start (connect)", duration(start[0]), duration(start[1]), "", "", "", "", "", ""])
+    body.append(["start (connect)", duration(start[0]), duration(start[1]), *[""] * 7])
     for stage in STAGES:
         d, s = (t.get((e, rows, stage)) for e in ENGINES)
         if d is None and s is None:
@@ -207,17 +214,17 @@ def size_table(results: dict[str, Any], rows: int) -> str:
             totals[e] += r["seconds"] if r else math.nan
         cells = [stage, duration(d and d["seconds"]), duration(s and s["seconds"])]
         if s is None or d is None:
-            body.append(cells + ["n/a"] * 6)
+            body.append(cells + ["n/a"] * 7)
             continue
         w = spark_sums(s)
         per_s = data["kept"] / s["seconds"]
         cells += [C.fmt_ratio(s["seconds"] / d["seconds"]), f"{per_s:,.0f}", f"{per_s / CORES:,.0f}",
-                  f"{s['jobs']} / {w['stages']} / {w['tasks']}", size(w["shuffle_write"]),
-                  f"{size(d['bytes_fetched'])} / {size(s['bytes_fetched'])}"]  # fmt: skip
+                  f"{d['queries']} / {s['queries']}", f"{s['jobs']} / {w['stages']} / {w['tasks']}",
+                  size(w["shuffle_write"]), f"{size(d['bytes_fetched'])} / {size(s['bytes_fetched'])}"]  # fmt: skip
         body.append(cells)
     ratio = totals["spark"] / totals["duckdb"] if totals["duckdb"] else None
     body.append(["**total** (without start)", f"**{duration(totals['duckdb'])}**",
-                 f"**{duration(totals['spark'])}**", C.fmt_ratio(ratio), "", "", "", "", ""])  # fmt: skip
+                 f"**{duration(totals['spark'])}**", C.fmt_ratio(ratio), *[""] * 6])  # fmt: skip
     lines = [f"**{rows:,} rows generated, {data['kept']:,} after cleaning** ({size(data['bytes'])} of Parquet in "
              f"{data['files']} file(s); {data['groups']:,} pickup x dropoff x hour groups):\n",
              C.markdown_table(head, body)]  # fmt: skip
@@ -251,8 +258,10 @@ def projection_table(results: dict[str, Any], rows: int, args: argparse.Namespac
         r = t.get(("spark", rows, stage))
         if r is None:
             continue
-        p = [project(r, rows, args.target_rows, e, args.executor_cores, storage, network) for e in args.executors]
-        task_s = sum(s["task_s"] for s in r.get("spark_stages") or [] if s["input_bytes"] > 0)
+        data_bytes = results["data"][str(rows)]["bytes"]
+        p = [project(r, rows, data_bytes, args.target_rows, e, args.executor_cores, storage, network)
+             for e in args.executors]  # fmt: skip
+        task_s = sum(s["task_s"] for s in scans(r, data_bytes))
         totals = [a + b["total"] for a, b in zip(totals, p, strict=True)]
         body.append([stage, KIND[stage], duration(p[0]["fixed"]), f"{task_s / rows * 1e6:.2f}",
                      f"{size(p[0]['shuffle_bytes'])} - {size(p[-1]['shuffle_bytes'])}",
@@ -269,7 +278,7 @@ def check_line(results: dict[str, Any], small: int, large: int) -> str:
         a, b = t.get(("spark", small, stage)), t.get(("spark", large, stage))
         if a is None or b is None:
             return ""
-        predicted += project(a, small, large, 1, CORES, None, None)["total"]
+        predicted += project(a, small, results["data"][str(small)]["bytes"], large, 1, CORES, None, None)["total"]
         measured += b["seconds"]
     return (f"Check of the model on this machine: fed the {small:,}-row run, it predicts "
             f"{duration(predicted)} for the {large:,}-row run on `local[2]`; measured {duration(measured)}.\n")
