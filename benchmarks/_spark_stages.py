@@ -66,6 +66,7 @@ class SparkWork:
                     continue
                 stages.append({
                     "tasks": data.numCompleteTasks(),
+                    "span_ms": self._span(data),
                     "task_s": data.executorRunTime() / 1e3,
                     "cpu_s": data.executorCpuTime() / 1e9,
                     "input_bytes": data.inputBytes(),
@@ -75,6 +76,14 @@ class SparkWork:
                     "result_bytes": data.resultSize(),
                 })  # fmt: skip
         return result, {"jobs": len(jobs), "spark_stages": stages}
+
+    @staticmethod
+    def _span(data: Any) -> list[int] | None:
+        """The stage's submission and completion, epoch milliseconds."""
+        try:
+            return [data.submissionTime().get().getTime(), data.completionTime().get().getTime()]
+        except Exception:  # noqa: BLE001 - a stage without both times has no span to report
+            return None
 
     def _stage(self, stage_id: int) -> Any:
         try:

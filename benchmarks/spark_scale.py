@@ -48,7 +48,8 @@ ENGINES = ["duckdb", "spark"]
 CHILD = Path(__file__).resolve().parent / "_spark_stages.py"
 CORES = 2
 MEMORY_GB = 6
-ROWS_PER_FILE = 1_000_000
+#: Parquet files per size, of equal rows: a multiple of the cores, so both engines' tasks get equal shares.
+FILES = 8
 #: Spark's default input split (spark.sql.files.maxPartitionBytes).
 SPLIT_BYTES = 128 * 2**20
 #: How each stage runs on a cluster (what the paragraph under the projection explains).
@@ -72,7 +73,7 @@ def engine_url(engine: str, folder: Path) -> str:
 
 
 def write_parquet(rows: int, folder: Path) -> dict[str, Any]:
-    """``rows`` raw trips, cleaned, as Parquet files of ROWS_PER_FILE rows in ``folder``."""
+    """``rows`` raw trips, cleaned, as FILES Parquet files of equal rows in ``folder``."""
     import duckdb
 
     from neve.datasets import taxi
@@ -85,8 +86,9 @@ def write_parquet(rows: int, folder: Path) -> dict[str, Any]:
     con.execute("DROP TABLE TAXI_RAW")
     folder.mkdir(parents=True)
     columns = ", ".join(["TRIP_ID", *CATEGORICAL, NUMERIC, TARGET])
-    con.execute(f"COPY (SELECT {columns} FROM TAXI_DATA) TO '{folder}' (FORMAT parquet, "
-                f"ROW_GROUP_SIZE {ROWS_PER_FILE // 4}, ROW_GROUPS_PER_FILE 4)")  # fmt: skip
+    for k in range(FILES):
+        con.execute(f"COPY (SELECT {columns} FROM TAXI_DATA WHERE TRIP_ID % {FILES} = {k}) "
+                    f"TO '{folder / f'part-{k}.parquet'}' (FORMAT parquet)")  # fmt: skip
     kept, groups = con.execute(
         f"SELECT count(*), count(DISTINCT ({', '.join(CATEGORICAL)})) FROM TAXI_DATA"
     ).fetchone()
@@ -159,27 +161,38 @@ def scans(record: dict[str, Any], data_bytes: int) -> list[dict[str, Any]]:
     return [s for s in record.get("spark_stages") or [] if s["input_bytes"] >= 0.05 * data_bytes]
 
 
-def project(record: dict[str, Any], rows: int, data_bytes: int, target_rows: float, executors: float, cores: int,
-            storage_bps: float | None, network_bps: float | None) -> dict[str, float]:  # fmt: skip
+def in_stages(stages: list[dict[str, Any]]) -> float:
+    """Seconds during which at least one of ``stages`` ran (stages of one query can overlap)."""
+    spans = sorted(s["span_ms"] for s in stages if s.get("span_ms"))
+    total, end = 0, -math.inf
+    for lo, hi in spans:
+        total += max(0, hi - max(lo, end))
+        end = max(end, hi)
+    return total / 1e3
+
+
+def project(record: dict[str, Any], rows: int, data_bytes: int, target_rows: float, executors: float,
+            cores: int, storage_bps: float | None, network_bps: float | None,
+            time_key: str = "cpu_s") -> dict[str, float]:  # fmt: skip
     """Seconds one stage would take on ``target_rows`` over ``executors`` x ``cores``, from what
     Spark measured for it at ``rows`` on CORES local cores.
 
-    fixed: the stage's wall time minus each Spark stage's task time spread over the cores
-    its tasks could use (start-up, planning, the driver's share); it does not shrink.
-    scan: task time of the Spark stages that read the data, scaled by rows, over all cores,
-    floored by reading and writing their bytes at ``storage_bps`` per executor.
+    fixed: the stage's wall time while none of its Spark stages ran (start-up, planning,
+    the driver's share, registry round trips); it does not shrink with executors.
+    scan: the ``time_key`` (tasks' CPU time, or their wall time ``task_s``) of the Spark stages
+    that read the data, scaled by rows and spread over all cores, floored by reading and
+    writing their bytes at ``storage_bps`` per executor.
     shuffle: each scanning task wrote a partial aggregate of the size measured; a cluster runs
     one task per core or per 128 MiB split, whichever is more, and moves their output at
-    ``network_bps`` per executor; the reducing stages' task time grows with it.
+    ``network_bps`` per executor; the reducing stages' time grows with it.
     """
     scale = target_rows / rows
     slots = executors * cores
     stages = record.get("spark_stages") or []
-    in_tasks = sum(s["task_s"] / min(s["tasks"], CORES) for s in stages)
-    fixed = max(0.0, record["seconds"] - in_tasks)
+    fixed = max(0.0, record["seconds"] - in_stages(stages))
     reading = scans(record, data_bytes)
     reduces = [s for s in stages if s["shuffle_read"] > 0 and s["input_bytes"] == 0]
-    scan = sum(s["task_s"] for s in reading) * scale / slots
+    scan = sum(s[time_key] for s in reading) * scale / slots
     io_bytes = sum(s["input_bytes"] + s["output_bytes"] for s in reading) * scale
     io = io_bytes / (executors * storage_bps) if storage_bps else 0.0
     shuffle = 0.0
@@ -187,7 +200,7 @@ def project(record: dict[str, Any], rows: int, data_bytes: int, target_rows: flo
         tasks = max(slots, math.ceil(s["input_bytes"] * scale / SPLIT_BYTES))
         shuffle += s["shuffle_write"] / s["tasks"] * tasks
     read = sum(s["shuffle_read"] for s in reduces)
-    reduce = sum(s["task_s"] for s in reduces) * (shuffle / read if read else 0.0) / slots
+    reduce = sum(s[time_key] for s in reduces) * (shuffle / read if read else 0.0) / slots
     transfer = shuffle / (executors * network_bps) if network_bps else 0.0
     total = fixed + max(scan, io) + transfer + reduce
     return {"fixed": fixed, "scan": scan, "io": io, "shuffle_bytes": shuffle, "transfer": transfer,
@@ -251,7 +264,7 @@ def _mib(mb: float) -> str:
 def projection_table(results: dict[str, Any], rows: int, args: argparse.Namespace) -> str:
     t = by_key(results)
     storage, network = args.storage_mbps * 1e6, args.network_mbps * 1e6
-    head = ["stage", "on a cluster", "fixed (measured)", "task core-s per 1M rows", "shuffle at 1B rows",
+    head = ["stage", "on a cluster", "fixed (measured)", "core-s per 1M rows: CPU (task wall)", "shuffle at 1B rows",
             *(f"{e} x {args.executor_cores} cores" for e in args.executors)]  # fmt: skip
     body, totals = [], [0.0] * len(args.executors)
     for stage in STAGES:
@@ -261,9 +274,9 @@ def projection_table(results: dict[str, Any], rows: int, args: argparse.Namespac
         data_bytes = results["data"][str(rows)]["bytes"]
         p = [project(r, rows, data_bytes, args.target_rows, e, args.executor_cores, storage, network)
              for e in args.executors]  # fmt: skip
-        task_s = sum(s["task_s"] for s in scans(r, data_bytes))
+        cpu_s, task_s = (sum(s[k] for s in scans(r, data_bytes)) * 1e6 / rows for k in ("cpu_s", "task_s"))
         totals = [a + b["total"] for a, b in zip(totals, p, strict=True)]
-        body.append([stage, KIND[stage], duration(p[0]["fixed"]), f"{task_s / rows * 1e6:.2f}",
+        body.append([stage, KIND[stage], duration(p[0]["fixed"]), f"{cpu_s:.2f} ({task_s:.2f})",
                      f"{size(p[0]['shuffle_bytes'])} - {size(p[-1]['shuffle_bytes'])}",
                      *(duration(x["total"]) for x in p)])  # fmt: skip
     body.append(["**total**", "", "", "", "", *(f"**{duration(x)}**" for x in totals)])
@@ -278,40 +291,72 @@ def check_line(results: dict[str, Any], small: int, large: int) -> str:
         a, b = t.get(("spark", small, stage)), t.get(("spark", large, stage))
         if a is None or b is None:
             return ""
-        predicted += project(a, small, results["data"][str(small)]["bytes"], large, 1, CORES, None, None)["total"]
+        predicted += project(a, small, results["data"][str(small)]["bytes"], large, 1, CORES, None, None,
+                             time_key="task_s")["total"]  # fmt: skip
         measured += b["seconds"]
     return (f"Check of the model on this machine: fed the {small:,}-row run, it predicts "
             f"{duration(predicted)} for the {large:,}-row run on `local[2]`; measured {duration(measured)}.\n")
 
 
-CLUSTER = """
-What a cluster changes. Every neve stage above is one SQL statement, which Spark runs as one
-or a few jobs (the job counts above include Spark's own: adaptive execution re-plans after a
-shuffle, a table write commits in a job of its own). *Narrow* stages, scoring (`mv.run`, one
-SELECT written to a table) and the load, have no shuffle: each executor reads, computes and
-writes its own splits, so they scale with executors until storage bandwidth is the limit.
-*Aggregates* (the fit, metrics, drift, the baseline profile in log_model) are a map-side
-partial aggregate per task and one shuffle of those partial states; metrics and drift shuffle
-a few bytes to kilobytes per task, so they scale like the narrow stages. The fit is the
-exception: its one query groups by pickup zone x dropoff zone x hour (up to 265 x 265 x 24, about
-1.7M groups) and every task writes its partial sums for each group it saw, so its shuffle
-grows with the number of tasks, not with rows, and the final groups (tens of MB) all go to the
-driver, which assembles XᵀX from them and solves it; that driver part depends on the number of
-groups and features, not on rows. What does not scale with executors at all: job start-up and
-planning (the *fixed* column: Spark's per-job cost, tens to hundreds of milliseconds, times the
-jobs), the driver-side solve of the normal equations (p x p, p = the feature count, milliseconds),
-collecting categories to the driver, and the registry's writes (a few single-row INSERTs, each
-a Spark job).
+def solve_ms(features: int) -> float:
+    """Milliseconds numpy takes for one dense solve of a ``features`` x ``features`` system (the
+    size of the fit's normal equations), the best of five."""
+    import numpy as np
 
-The projection is **on paper**, not measured: it assumes (1) task time scales linearly with rows
-and divides evenly over cores (no skew; measured on 2 local cores, where tasks also wait for
-CPU when the machine is shared, which makes the per-core rates pessimistic); (2) storage
-delivers {storage:g} MB/s per executor to read and write Parquet, and the network {network:g} MB/s
-per executor for shuffles (assumptions, not measurements); (3) the fixed cost per stage is what
-was measured here (a cluster adds network round trips and executor scheduling, so it is a floor);
-(4) each scan task's partial aggregate is as large as measured here, where each task held
-millions of rows (an upper bound for the fit's group-by when a cluster's tasks hold fewer).
+    a = np.random.default_rng(0).standard_normal((features + 50, features))
+    gram, rhs = a.T @ a, a.T @ np.ones(features + 50)
+    best = math.inf
+    for _ in range(5):
+        start = time.perf_counter()
+        np.linalg.solve(gram, rhs)
+        best = min(best, time.perf_counter() - start)
+    return best * 1e3
+
+
+def cluster_text(results: dict[str, Any], rows: int, args: argparse.Namespace) -> str:
+    t = by_key(results)
+    data = results["data"][str(rows)]
+    fit = t[("spark", rows, "fit")]
+    fit_scans = scans(fit, data["bytes"])
+    per_task = data["kept"] / max(1, sum(s["tasks"] for s in fit_scans[:1]))
+    splits = math.ceil(data["bytes"] * args.target_rows / rows / SPLIT_BYTES)
+    ends = (args.executors[0], args.executors[-1])
+    on_cluster = [args.target_rows / max(e * args.executor_cores, splits) for e in ends]
+    error = ["under" if n > per_task else "over" for n in on_cluster]
+    features = t[("spark", rows, "done")]["features"]
+    text = f"""
+What a cluster changes. Every neve stage above is one SQL statement, which Spark runs as one
+or a few jobs (the counts above include Spark's own: adaptive execution re-plans after a
+shuffle, a table write commits in a job of its own, the registry's reads and inserts are jobs
+too). *Narrow* stages, scoring (`mv.run`, one SELECT written to a table) and the load, have no
+shuffle: each executor reads, computes and writes its own splits, so they scale with executors
+until storage bandwidth is the limit. *Aggregates* (the fit, metrics, drift, the baseline profile
+in log_model) are a map-side partial aggregate per task and one shuffle of those partial states.
+Metrics and drift shuffle bytes to kilobytes per task and scale like the narrow stages. The fit
+is the exception: its one query groups by pickup zone x dropoff zone x hour (here
+{data['groups']:,} groups; at most 265 x 265 x 24, about 1.7M) and every task writes its partial
+sums for each group it saw, so its shuffle grows with the number of tasks rather than with rows,
+and all the groups go to the driver ({size(t[("spark", rows, "fit")]["bytes_fetched"])} here), which
+assembles XᵀX from them. That driver part grows with the groups and the feature count, not with
+rows, and does not shrink with executors. Neither do: job start-up and planning (the *fixed*
+column, which also holds that driver part and the registry's round trips), the solve of the
+normal equations on the driver ({features} x {features}: {solve_ms(features):.1f} ms with numpy
+here), collecting the categories, and the registry's writes (a few single-row INSERTs).
+
+The projection is **on paper**, not measured. It assumes (1) the work of the stages that scan
+the data scales linearly with rows and divides evenly over cores: it uses the tasks' CPU time
+(Spark's `executorCpuTime`), not their wall time, because on this shared machine tasks also waited
+for a CPU (the two are side by side above); (2) storage delivers {args.storage_mbps:g} MB/s per executor
+to read and write Parquet, the network {args.network_mbps:g} MB/s per executor for shuffles (assumed,
+not measured); (3) each stage's fixed cost is what was measured here (a cluster adds network round
+trips and executor scheduling, so it is a floor); (4) each scanning task's partial aggregate is as
+large as measured here, where a task held {per_task:,.0f} rows; on the cluster a task holds
+{on_cluster[0] / 1e6:,.2g}M rows ({args.executors[0]} executors) to {on_cluster[-1] / 1e6:,.2g}M
+({args.executors[-1]}), and the fit's groups per task grow with its rows, so the fit's shuffle is
+{error[0]}-estimated at {args.executors[0]} executors and {error[1]}-estimated at {args.executors[-1]}.
 """
+    # One line per paragraph, as the other sections are written.
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in text.strip().split("\n\n")) + "\n"
 
 
 def render(results: dict[str, Any], args: argparse.Namespace) -> str:
@@ -342,7 +387,7 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
         lines.append(projection_table(results, largest, args))
         if len(done) > 1:
             lines.append(check_line(results, done[0], largest))
-        lines.append(CLUSTER.format(storage=args.storage_mbps, network=args.network_mbps))
+        lines.append(cluster_text(results, largest, args))
     return "\n".join(lines)
 
 
