@@ -26,6 +26,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -117,6 +118,7 @@ def run(sizes: list[int], args: argparse.Namespace, log=print) -> dict[str, Any]
                 if why:
                     log(f"[spark_scale]   {engine} stopped: {why}")
                     results["failed"][f"{engine} {rows}"] = why
+            shutil.rmtree(folder)  # the next size needs the disk
             if args.json:  # after every size: a run stopped later keeps what it measured
                 args.json.write_text(json.dumps(results, indent=1))
     return results
@@ -273,10 +275,10 @@ def projection_table(results: dict[str, Any], rows: int, args: argparse.Namespac
         r = t.get(("spark", rows, stage))
         if r is None:
             continue
-        data_bytes = results["data"][str(rows)]["bytes"]
-        p, w = ([project(r, rows, data_bytes, args.target_rows, e, args.executor_cores, storage, network, key)
+        data_bytes, kept = results["data"][str(rows)]["bytes"], results["data"][str(rows)]["kept"]
+        p, w = ([project(r, kept, data_bytes, args.target_rows, e, args.executor_cores, storage, network, key)
                  for e in args.executors] for key in ("cpu_s", "task_s"))  # fmt: skip
-        cpu_s, task_s = (sum(s[k] for s in scans(r, data_bytes)) * 1e6 / rows for k in ("cpu_s", "task_s"))
+        cpu_s, task_s = (sum(s[k] for s in scans(r, data_bytes)) * 1e6 / kept for k in ("cpu_s", "task_s"))
         totals = [a + b["total"] for a, b in zip(totals, p, strict=True)]
         walls = [a + b["total"] for a, b in zip(walls, w, strict=True)]
         body.append([stage, KIND[stage], duration(p[0]["fixed"]), f"{cpu_s:.2f} ({task_s:.2f})",
@@ -296,8 +298,9 @@ def check_line(results: dict[str, Any], small: int, large: int) -> str:
         a, b = t.get(("spark", small, stage)), t.get(("spark", large, stage))
         if a is None or b is None:
             return ""
-        predicted += project(a, small, results["data"][str(small)]["bytes"], large, 1, CORES, None, None,
-                             time_key="task_s")["total"]  # fmt: skip
+        data = results["data"]
+        predicted += project(a, data[str(small)]["kept"], data[str(small)]["bytes"], data[str(large)]["kept"], 1,
+                             CORES, None, None, time_key="task_s")["total"]  # fmt: skip
         measured += b["seconds"]
     return (f"Check of the model on this machine: fed the {small:,}-row run, it predicts "
             f"{duration(predicted)} for the {large:,}-row run on `local[2]`; measured {duration(measured)}.\n")
@@ -324,7 +327,7 @@ def cluster_text(results: dict[str, Any], rows: int, args: argparse.Namespace) -
     fit = t[("spark", rows, "fit")]
     fit_scans = scans(fit, data["bytes"])
     per_task = data["kept"] / max(1, sum(s["tasks"] for s in fit_scans[:1]))
-    splits = math.ceil(data["bytes"] * args.target_rows / rows / SPLIT_BYTES)
+    splits = math.ceil(data["bytes"] * args.target_rows / data["kept"] / SPLIT_BYTES)
     ends = (args.executors[0], args.executors[-1])
     on_cluster = [args.target_rows / max(e * args.executor_cores, splits) for e in ends]
     error = ["under" if n > per_task else "over" for n in on_cluster]
