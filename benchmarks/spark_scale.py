@@ -376,13 +376,18 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
         "The taxi pipeline (one-hot on pickup zone, dropoff zone and hour, MaxAbs on distance, "
         "`neve.linear_model.LinearRegression` fitted from statistics in one query) on local Spark beside "
         f"DuckDB, from the same Parquet files, with the same budget: {CORES} cores and {MEMORY_GB} GB each "
-        f"(Spark `local[{CORES}]` with `spark.driver.memory={MEMORY_GB}g`, everything else Spark's and neve's "
-        f"defaults; DuckDB with `threads={CORES}`, `memory_limit={MEMORY_GB}GB`). Stages: load (the Parquet "
+        f"(Spark `local[{CORES}]` with `spark.driver.memory={MEMORY_GB}g` and `spark.sql.caseSensitive=true`, "
+        "which `load_files` needs on the context for upper-case table names, everything else Spark's and neve's "
+        f"defaults; DuckDB with `threads={CORES}`, `memory_limit={MEMORY_GB}GB`), one engine after the other, "
+        "each in its own process. Stages: load (the Parquet "
         "files into a table, `session.load_files`), fit, log_model (`Registry.log_model` with the training "
         "data: the drift baseline's two scans and the registry's inserts), score (`mv.run` written to a "
         "table: one SELECT), metrics (`neve.metrics.regression_metrics`: one query) and drift (`mv.drift`: "
         "one query). Spark's jobs, tasks and shuffle bytes are read from its status store per stage; "
-        "\"fetched to the client\" is what neve's queries returned (`neve.capture_queries`).\n",
+        "*queries* are neve's queries that return rows and *fetched to the client* what they returned "
+        "(`neve.capture_queries`; the load and the scoring CTAS return nothing). The machine is shared "
+        "with other jobs: the load average is given for each run, and Spark's tasks' CPU time beside their "
+        "wall time below.\n",
         results["header"],
     ]
     for rows in sizes:
