@@ -67,10 +67,7 @@ KIND = {
 def engine_url(engine: str, folder: Path) -> str:
     if engine == "duckdb":
         return f"duckdb:///{folder / 'taxi.duckdb'}?threads={CORES}&memory_limit={MEMORY_GB}GB"
-    # caseSensitive here, not only per session: Spark's saveAsTable (load_files) folds the
-    # table's name to lower case unless the context itself is case-sensitive.
-    return (f"spark://local[{CORES}]{folder / 'warehouse'}?spark.driver.memory={MEMORY_GB}g"
-            "&spark.sql.caseSensitive=true")  # fmt: skip
+    return f"spark://local[{CORES}]{folder / 'warehouse'}?spark.driver.memory={MEMORY_GB}g"
 
 
 def write_parquet(rows: int, folder: Path) -> dict[str, Any]:
@@ -388,8 +385,7 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
         "The taxi pipeline (one-hot on pickup zone, dropoff zone and hour, MaxAbs on distance, "
         "`neve.linear_model.LinearRegression` fitted from statistics in one query) on local Spark beside "
         f"DuckDB, from the same Parquet files, with the same budget: {CORES} cores and {MEMORY_GB} GB each "
-        f"(Spark `local[{CORES}]` with `spark.driver.memory={MEMORY_GB}g` and `spark.sql.caseSensitive=true`, "
-        "which `load_files` needs on the context for upper-case table names, everything else Spark's and neve's "
+        f"(Spark `local[{CORES}]` with `spark.driver.memory={MEMORY_GB}g`, everything else Spark's and neve's "
         f"defaults; DuckDB with `threads={CORES}`, `memory_limit={MEMORY_GB}GB`), one engine after the other, "
         "each in its own process. Stages: load (the Parquet "
         "files into a table, `session.load_files`), fit, log_model (`Registry.log_model` with the training "

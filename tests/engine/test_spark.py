@@ -132,8 +132,11 @@ def test_native_csv_load_appends_and_overwrites(session: neve.Session, taxi_file
 def test_native_parquet_load(session: neve.Session, tmp_path: Path) -> None:
     for i in range(2):
         pq.write_table(pa.table({"A": [i, i + 10], "B": ["x", "y"]}), tmp_path / f"p{i}.parquet")
-    t = session.load_files(sorted(tmp_path.glob("*.parquet")), "P")
+    t = session.load_files(sorted(tmp_path.glob("*.parquet")), "TAXI_P")
     assert sorted(t.A.execute()) == [0, 1, 10, 11]
+    # Spark's writer resolves the name under the context's case setting, not the session's.
+    assert "TAXI_P" in session.list_tables()
+    assert session.table("TAXI_P").count().execute() == 4
 
 
 @spark_only

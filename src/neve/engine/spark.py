@@ -303,6 +303,10 @@ class SparkDriver(Driver):
                 # machine each costs a task, so start from the cores (AQE coalesces further).
                 .config("spark.sql.shuffle.partitions", str(max(2, self.cores)))
                 .config("spark.sql.session.timeZone", "UTC")
+                # Also set on every neve session (connect), but a DataFrame writer's saveAsTable
+                # (load_files) resolves its table name under the context's setting: without
+                # this, TAXI_RAW is saved as taxi_raw and not found again.
+                .config("spark.sql.caseSensitive", "true")
             )
             for key, value in self.spark_conf.items():
                 builder = builder.config(key, value)
