@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -319,3 +320,17 @@ def test_spark_connect_registry_logs_and_scores_in_the_engine(connect_url: str, 
         assert scored.path == "sql"
         got = session.execute(scored.order_by("ZONE", "DISTANCE", "FARE"))
     pd.testing.assert_series_equal(got.PREDICTION, expected.PREDICTION, rtol=1e-9)
+
+
+def test_local_spark_still_works_after_a_spark_connect_session_in_the_process(
+    connect_url: str, spark_url: str
+) -> None:
+    """A process may use both (the Airflow worker runs a task on a cluster, then one on local
+    Spark): pyspark's generic builder marks the whole process as a Connect client."""
+    with neve.connect(connect_url) as remote:
+        remote.create_table("R", pd.DataFrame({"A": [1, 2]}))
+        assert remote.table("R").A.sum().execute() == 3
+    with neve.connect(f"{spark_url}&database=after_connect") as local:
+        local.create_table("L", pd.DataFrame({"A": [1, 2, 3]}), overwrite=True)
+        assert local.table("L").A.sum().execute() == 6
+        assert "SPARK_CONNECT_MODE_ENABLED" not in os.environ

@@ -250,7 +250,10 @@ class SparkDriver(Driver):
         except OSError as exc:
             raise EngineError(f"cannot connect to Spark Connect at {self._shown()}: {exc.strerror or exc}") from None
         try:
-            from pyspark.sql import SparkSession
+            # The Connect client's own builder: pyspark.sql.SparkSession.builder.remote() also
+            # sets SPARK_CONNECT_MODE_ENABLED in os.environ, which turns every later local
+            # (spark://) session of the process into a Connect client that finds no server.
+            from pyspark.sql.connect.session import SparkSession
 
             session = SparkSession.builder.remote(self.connect_url).create()
             # Local Spark runs in UTC (_shared_session); a server's sessions default to its
