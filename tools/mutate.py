@@ -93,6 +93,27 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/monitoring/test_drift.py", "tests/registry/test_drift.py"),
     ),
     Mutant(
+        "psi-one-sided-kl",
+        "src/neve/monitoring/_drift.py",
+        "total += (a - e) * math.log(a / e)",
+        "total += a * math.log(a / e)",
+        ("tests/monitoring/test_drift.py",),
+    ),
+    Mutant(
+        "categorical-null-change-not-relative",
+        "src/neve/monitoring/_drift.py",
+        '(n - count) / n - profile["null_fraction"], unseen, labels, expected, actual,',
+        "(n - count) / n, unseen, labels, expected, actual,",
+        ("tests/monitoring/test_drift.py",),
+    ),
+    Mutant(
+        "unseen-share-counts-nulls",
+        "src/neve/monitoring/_drift.py",
+        "unseen = unseen_rows / count if count else 0.0",
+        "unseen = unseen_rows / n if count else 0.0",
+        ("tests/monitoring/test_drift.py",),
+    ),
+    Mutant(
         "baseline-population-std",
         "src/neve/monitoring/_baseline.py",
         'f"{key}_std": col.std(how="sample"),',
