@@ -18,10 +18,12 @@ from typing import Any
 
 import pytest
 
+from tests._skips import require
+
 # Checked without importing Airflow: importing it now would freeze its configuration
 # before the environment below is set.
-if importlib.util.find_spec("airflow") is None:
-    pytest.skip("the airflow extra is not installed", allow_module_level=True)
+require(importlib.util.find_spec("airflow") is not None,
+        "the airflow extra is not installed (uv sync --all-extras)", allow_module_level=True)
 
 REPO = Path(__file__).resolve().parents[2]
 #: The tables a run of the taxi DAG leaves, and the model it logs.

@@ -16,12 +16,8 @@ import pytest
 
 from tests._servers import postgres as pg
 from tests.airflow.conftest import assert_matches_the_duckdb_run, taxi_outcome
-from tests.conftest import available_engines
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif("postgres" not in available_engines(), reason="PostgreSQL is not installed"),
-]
+pytestmark = pytest.mark.slow
 
 
 def test_the_dag_on_postgres_matches_the_duckdb_run(taxi_run, taxi_dag, taxi_db, postgres_admin_url,

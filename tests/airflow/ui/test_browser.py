@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._skips import require
 from tools.demo.runner import _free_port, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -70,8 +71,7 @@ def api_server(taxi_run, _airflow_home, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def browser():
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    require(CHROMIUM is not None, "Debian's chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import expect, sync_playwright
 
     # Generous waits: a busy CI machine, not the UI, decides how long a page takes here.
