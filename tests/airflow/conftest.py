@@ -48,6 +48,16 @@ def _airflow_home():
     shutil.rmtree(HOME, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _no_airflow_context_left_behind():
+    """dag.test() runs tasks in this process, and Airflow's task runner exports each task's
+    AIRFLOW_CTX_* to os.environ and leaves them there: later tests must not look like a
+    task of that run (log_model tags versions and answers retries from them)."""
+    yield
+    for var in [v for v in os.environ if v.startswith("AIRFLOW_CTX_")]:
+        del os.environ[var]
+
+
 @pytest.fixture(scope="session")
 def taxi_db() -> Path:
     """The DuckDB file behind ``neve_default`` in these tests."""
@@ -65,9 +75,10 @@ def metadata_db(_airflow_home):
 
 @pytest.fixture(scope="session")
 def dagbag(metadata_db):
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.dag_processing.dagbag import BundleDagBag
 
-    return DagBag(str(REPO / "dags"))
+    # As Airflow's DAG processor parses them: the DAGs folder on sys.path (taxi_tasks.py).
+    return BundleDagBag(str(REPO / "dags"), bundle_path=REPO / "dags")
 
 
 @pytest.fixture(scope="session")
@@ -77,13 +88,10 @@ def taxi_dag(dagbag):
 
 @pytest.fixture(scope="session")
 def taxi_module(taxi_dag):
-    """The DAG file as a module, for its cleaning rules and helpers."""
+    """``dags/taxi_tasks.py``, the taxi DAGs' shared module: cleaning rules and helpers."""
     import sys
 
-    module = sys.modules.get(taxi_dag.fileloc) or next(
-        m for m in sys.modules.values() if getattr(m, "__file__", None) == taxi_dag.fileloc
-    )
-    return module
+    return sys.modules["taxi_tasks"]
 
 
 @pytest.fixture(scope="session")
