@@ -23,6 +23,14 @@ Every task is idempotent: tables are replaced, and a retry of ``train`` after
 ``log_model`` succeeded gets back the version that try logged (``log_model`` finds it
 by the DAG run and task it records with every version).
 
+When the new version's MSE beats production's, ``approve_promotion`` asks a person, under
+Airflow's Required Actions, whether to promote it, showing both versions' metrics and a
+link to the version's page in neve's registry UI. Approve moves the ``production`` alias,
+attributed to the approver in the registry's event log, and records the alias's Asset
+event, on which ``taxi_scoring`` is scheduled; Reject changes nothing, and
+``promote_to_production`` says so. A request nobody answers in 24 hours is rejected. The
+``auto_approve`` param (``make demo`` sets it) approves without asking.
+
 ``predict`` checks the data to score against the version's training baseline first; on
 drift it writes no predictions, and ``drift_gate`` fails the run without retrying.
 Param ``score_month`` scores another month's sample instead of the training data
@@ -36,7 +44,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, task
 from taxi_tasks import (
     CONN_ID,
     SCORE_MONTH,
@@ -50,6 +58,11 @@ from taxi_tasks import (
 )
 
 from neve.airflow import ModelVersionRef, TableRef
+from neve.airflow.promotion import PromotionApproval, compare, promote
+
+#: Unattended runs (``make demo``) approve the promotion themselves; ``make airflow`` asks a person.
+AUTO_APPROVE = Param(False, type="boolean", description="Promote a better version to production without "
+                     "asking (the event log names auto_approve as the approver).")
 
 if TYPE_CHECKING:
     from neve import Session
@@ -83,13 +96,27 @@ def train(session: Session, data: TableRef, engineered: dict) -> ModelVersionRef
     )
 
 
+@task.neve(conn_id=CONN_ID)
+def compare_to_production(session: Session, version: ModelVersionRef) -> dict:
+    """The new version's metrics beside production's; skips the approval unless its MSE
+    on the test split is lower (or there is no production version yet)."""
+    return compare(session, version, alias="production", metric="mse")
+
+
+@task.neve(conn_id=CONN_ID)
+def promote_to_production(session: Session, decision: dict, approval: dict) -> dict:
+    """Move ``production`` to the new version if a person approved, attributed to them in the
+    registry's event log (and an Asset event that starts ``taxi_scoring``); else nothing."""
+    return promote(session, decision, approval)
+
+
 @dag(
     schedule=None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     default_args={"retries": 1, "retry_delay": timedelta(seconds=5)},
     tags=["neve", "example"],
-    params={"score_month": SCORE_MONTH},
+    params={"score_month": SCORE_MONTH, "auto_approve": AUTO_APPROVE},
     doc_md=__doc__,
 )
 def taxi_trip_duration() -> None:
@@ -98,6 +125,17 @@ def taxi_trip_duration() -> None:
     data = transform(raw)
     version = train(data, feature_engineering(data))
     drift_gate(predict(version, score_data(data)))
+
+    decision = compare_to_production(version)
+    approval = PromotionApproval(
+        task_id="approve_promotion",
+        subject="Promote trip_duration_estimator "
+        "{{ ti.xcom_pull(task_ids='compare_to_production')['candidate']['version'] }} to production?",
+        body="{{ ti.xcom_pull(task_ids='compare_to_production')['body'] }}",
+        auto_approve="{{ params.auto_approve }}",
+    )
+    decision >> approval
+    promote_to_production(decision, approval.output)
 
 
 taxi_trip_duration()

@@ -74,11 +74,38 @@ def metadata_db(_airflow_home):
 
 
 @pytest.fixture(scope="session")
+def auth_manager(metadata_db):
+    from airflow.api_fastapi.app import create_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+
+    manager = create_auth_manager()
+    assert isinstance(manager, SimpleAuthManager), "these tests sign tokens with Airflow's simple auth manager"
+    manager.init()
+    return manager
+
+
+@pytest.fixture(scope="session")
 def dagbag(metadata_db):
     from airflow.dag_processing.dagbag import BundleDagBag
 
     # As Airflow's DAG processor parses them: the DAGs folder on sys.path (taxi_tasks.py).
     return BundleDagBag(str(REPO / "dags"), bundle_path=REPO / "dags")
+
+
+@pytest.fixture(scope="session")
+def dags_in_db(dagbag):
+    """Every DAG of the folder stored in the metadata DB, as Airflow's DAG processor stores
+    them (so Asset events queue the DAGs scheduled on them), with taxi_scoring unpaused."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import sync_bag_to_db
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    DagBundlesManager().sync_bundles_to_db()
+    sync_bag_to_db(dagbag, "dags-folder", None)
+    with create_session() as session:
+        session.query(DagModel).filter(DagModel.dag_id == "taxi_scoring").update({"is_paused": False})
+    return dagbag
 
 
 @pytest.fixture(scope="session")
@@ -110,8 +137,9 @@ def task_envs() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def taxi_run(taxi_dag, task_envs):
-    """One full ``dag.test()`` run of the taxi DAG on a fresh DuckDB file."""
-    run = taxi_dag.test()
+    """One full ``dag.test()`` run of the taxi DAG on a fresh DuckDB file, promotion
+    auto-approved (as ``make demo`` runs it)."""
+    run = taxi_dag.test(run_conf={"auto_approve": True})
     return run
 
 

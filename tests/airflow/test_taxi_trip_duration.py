@@ -48,6 +48,7 @@ def test_expected_tasks_and_dependencies(taxi_dag):
     assert set(taxi_dag.task_ids) == {
         "setup_registry", "load.load_2019_01", "load.load_2019_02", "transform",
         "feature_engineering", "train", "score_data", "predict", "drift_gate",
+        "compare_to_production", "approve_promotion", "promote_to_production",
     }
     taxi_dag.check_cycle()  # raises on a cycle
     up = {t: taxi_dag.get_task(t).upstream_task_ids for t in taxi_dag.task_ids}
@@ -58,6 +59,9 @@ def test_expected_tasks_and_dependencies(taxi_dag):
     assert up["score_data"] == {"transform"}
     assert up["predict"] == {"train", "score_data"}
     assert up["drift_gate"] == {"predict"}
+    assert up["compare_to_production"] == {"train"}
+    assert up["approve_promotion"] == {"compare_to_production"}
+    assert up["promote_to_production"] == {"compare_to_production", "approve_promotion"}
 
 
 def test_train_and_predict_run_in_the_taxi_env_and_the_rest_on_the_neve_connection(taxi_dag):
@@ -66,12 +70,13 @@ def test_train_and_predict_run_in_the_taxi_env_and_the_rest_on_the_neve_connecti
         assert task.retries >= 1, task.task_id
         if task.task_id in ("train", "predict"):
             assert (task.env, task.python) == ("taxi", taxi_python), task.task_id
-        if task.task_id != "drift_gate":
+        if task.task_id not in ("drift_gate", "approve_promotion"):
             assert task.conn_id == "neve_default", task.task_id
 
 
 def test_the_dag_trains_on_every_row_so_it_has_no_sample_param(taxi_dag):
-    assert set(taxi_dag.params) == {"score_month"}
+    assert set(taxi_dag.params) == {"score_month", "auto_approve"}
+    assert taxi_dag.params["auto_approve"] is False  # a person approves unless a run says otherwise
     assert "sample_rows" not in taxi_dag.get_task("train").op_kwargs
 
 
@@ -193,11 +198,14 @@ def test_the_run_emitted_an_asset_event_for_the_model(finished_run, taxi_db):
             .all()
         )
         events = [(asset.uri, event.source_task_id, dict(event.extra)) for event, asset in rows]
-    assert len(events) == 1, events
-    uri, task_id, extra = events[0]
-    assert uri == f"neve://{taxi_db.stem}/{MODEL}"
-    assert task_id == "train"  # recorded on the Airflow side of the env task
-    assert extra["version"] == "v1" and extra["action"] == "logged"
+    model_uri = f"neve://{taxi_db.stem}/{MODEL}"
+    assert sorted((uri, task_id, extra["action"]) for uri, task_id, extra in events) == [
+        (model_uri, "promote_to_production", "promoted"),
+        (model_uri, "train", "logged"),  # recorded on the Airflow side of the env task
+        (f"{model_uri}/aliases/production", "promote_to_production", "promoted"),  # auto-approved
+    ], events
+    extra = next(extra for uri, task_id, extra in events if task_id == "train")
+    assert extra["version"] == "v1"
     assert set(extra["metrics"]) >= {"mse", "r2"}
 
 
@@ -273,7 +281,7 @@ def test_a_month_the_model_never_saw_passes_the_drift_check(finished_run, taxi_m
 @pytest.mark.slow
 def test_scoring_the_lockdown_month_fails_predict_on_drift(finished_run, taxi_dag, metadata_db, taxi_db):
     # Runs after the full run: the model exists; this run scores 2020-04 instead.
-    run = taxi_dag.test(run_conf={"score_month": "2020-04"})
+    run = taxi_dag.test(run_conf={"score_month": "2020-04", "auto_approve": True})
     assert str(run.state).endswith("failed"), run.state
     tis = {ti.task_id: ti for ti in run.get_task_instances()}
     states = {task_id: str(ti.state) for task_id, ti in tis.items()}
