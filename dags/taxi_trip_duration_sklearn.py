@@ -73,7 +73,7 @@ def train(session: Session, data: TableRef, engineered: dict) -> ModelVersionRef
         feature_pipeline=features,
         training_data=train_rows.select(*columns),
         metrics=regression_metrics(scored, y_true="TRIP_DURATION_SEC", y_pred="PREDICTION"),
-        params={**split, **trees, "train_rows": X.shape[0], "features": list(map(str, names))},
+        params={**trees, "split": split, "train_rows": X.shape[0], "features": list(map(str, names))},
         tags={"stage": "dev", "model_type": "GradientBoostingRegressor"},
         comment="trip duration from pickup/dropoff zone, hour and distance (boosted trees, sparse path)",
     )
