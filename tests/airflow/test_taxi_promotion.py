@@ -11,7 +11,7 @@ import pytest
 
 import neve
 from neve import Registry
-from neve.demo import read_xcom
+from tools.demo.metadata import read_xcom
 from tests.airflow.conftest import DUCKDB
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

@@ -214,7 +214,7 @@ def test_a_retry_of_train_returns_the_run_version_instead_of_logging_another(
     finished_run, taxi_dag, taxi_db, metadata_db, monkeypatch
 ):
     from neve.airflow._env_call import in_env
-    from neve.demo import read_xcom
+    from tools.demo.metadata import read_xcom
 
     # The very function the env runs, wrapped as in the env and called here with the run's
     # own XCom and Airflow's run context: a second try of the run's train task.
@@ -248,7 +248,7 @@ def test_a_retry_of_train_returns_the_run_version_instead_of_logging_another(
 
 @pytest.mark.slow
 def test_predict_reports_drift_against_the_training_baseline(finished_run, metadata_db):
-    from neve.demo import read_xcom
+    from tools.demo.metadata import read_xcom
 
     result = read_xcom(metadata_db, finished_run.run_id, "predict")
     assert result["predictions"]["name"] == "TAXI_PRED"
