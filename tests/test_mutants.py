@@ -28,7 +28,7 @@ def test_mutant_ids_are_unique():
     assert len(ids) == len(set(ids))
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_make_mutate_catches_every_mutant(capsys):
     """The whole `make mutate` run: a planted bug that the suite lets through fails this test."""
     status = mutate.main([])
