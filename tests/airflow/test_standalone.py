@@ -68,9 +68,13 @@ def test_standalone_runs_the_dag_a_person_approves_through_the_rest_api_and_scor
         assert "/neve/models/trip_duration_estimator/versions/v1" in request["body"]
         answered = _patch(port, hitl, token, {"chosen_options": ["Approve"], "params_input": {}})
         assert answered["responded_by"]["name"] == "admin"
-        state = until(lambda: _finished(port, run_path, token), timeout=900, what="the run", log=log_path)
-        tasks = api(port, f"{run_path}/taskInstances", token)["task_instances"]
-        summary = {t["task_id"]: t["state"] for t in tasks}
+
+        def task_states() -> dict[str, str]:
+            return {t["task_id"]: t["state"] for t in api(port, f"{run_path}/taskInstances", token)["task_instances"]}
+
+        state = until(lambda: _finished(port, run_path, token), timeout=900, what="the run", log=log_path,
+                      detail=task_states)
+        summary = task_states()
         assert state == "success", f"{summary}\n{tail(log_path)}"
         assert summary == {task: "success" for task in (
             "setup_registry", "load.load_2019_01", "load.load_2019_02", "transform", "feature_engineering",
@@ -94,13 +98,13 @@ def test_standalone_runs_the_dag_a_person_approves_through_the_rest_api_and_scor
         assert model.alias_history("production").iloc[0]["created_by"] == "admin"  # the approver
 
 
-def until(check, *, timeout: float, what: str, log: Path):
+def until(check, *, timeout: float, what: str, log: Path, detail=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (found := check()) is not None:
             return found
         time.sleep(3)
-    pytest.fail(f"timed out waiting for {what}\n{tail(log)}")
+    pytest.fail(f"timed out waiting for {what}{f' ({detail()})' if detail else ''}\n{tail(log)}")
 
 
 def _pending(port: int, path: str, token: str):
