@@ -106,18 +106,28 @@ def test_snowml_empty_lists_mean_unset() -> None:
     assert scaler.get_input_cols() == NUMERIC_COLS and scaler.get_output_cols() == NUMERIC_COLS
 
 
-def test_other_engines_take_names_as_written(session: neve.Session) -> None:
-    """DuckDB and PostgreSQL keep their own rules: ``age`` is not ``AGE`` (Snowflake's upper-casing
-    applies on a Snowflake session only; see test_snowflake.py)."""
+def test_other_engines_resolve_names_as_their_sql_does(session: neve.Session, engine: str) -> None:
+    """``age`` finds ``AGE`` where the engine's SQL does (DuckDB ignores case in names);
+    PostgreSQL and Spark (through Ibis's quoting) take names as written. Output names are kept
+    as written on both (Snowflake's upper-casing applies on a Snowflake session only; see
+    test_snowflake.py), and a quoted name is exact everywhere."""
     import pandas as pd
 
     from neve.errors import ColumnNotFoundError
 
-    t = table(session, pd.DataFrame({"AGE": [1.0, 2.0]}), "IDENT")
-    with pytest.raises(ColumnNotFoundError, match="'age' not found"):
-        StandardScaler(input_cols=["age"]).fit(t)
+    t = table(session, pd.DataFrame({"AGE": [1.0, 2.0], "b": [3.0, 5.0]}), "IDENT")
+    if engine == "duckdb":
+        scaler = StandardScaler(input_cols=["age", "B"], output_cols=["Out_age", "Out_b"]).fit(t)
+        assert list(scaler.input_cols_) == ["AGE", "b"]
+    else:
+        with pytest.raises(ColumnNotFoundError, match="'age' not found"):
+            StandardScaler(input_cols=["age"]).fit(t)
     scaler = StandardScaler(input_cols=["AGE"], output_cols=["Out_age"]).fit(t)
     assert scaler.get_output_cols() == ["Out_age"] and "Out_age" in scaler.transform(t).columns
+    with pytest.raises(ColumnNotFoundError, match="'age' not found"):
+        StandardScaler(input_cols=['"age"']).fit(t)  # quoted: exactly ``age``, on every engine
+    scaler = StandardScaler(input_cols=['"AGE"'], output_cols=['"out_Q"']).fit(t)
+    assert list(scaler.input_cols_) == ["AGE"] and "out_Q" in scaler.transform(t).columns
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import sqlglot.expressions as sge
 
 from neve.engine._url import EngineURL
-from neve.errors import DataFileError, NeveInputError
+from neve.errors import AmbiguousColumnError, DataFileError, NeveInputError
 
 __all__ = ["Driver", "check_files", "values_insert"]
 
@@ -58,6 +58,19 @@ def values_insert(
     row = "(" + ", ".join([mark] * len(columns)) + ")"
     sql = f"INSERT INTO {target} ({names}) VALUES " + ", ".join([row] * len(rows))
     return sql, [value for r in rows for value in r]
+
+
+def unquote(name: str) -> str | None:
+    """The identifier inside ``"..."`` (with ``""`` read as one quote), or ``None`` when
+    ``name`` is not wrapped in double quotes."""
+    if len(name) > 1 and name[0] == name[-1] == '"':
+        return name[1:-1].replace('""', '"')
+    return None
+
+
+def quote(name: str) -> str:
+    """``name`` as a quoted identifier, as :func:`unquote` reads it back."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 @ibis.udf.scalar.builtin(name="md5")
@@ -242,16 +255,40 @@ class Driver:
                 raise DataFileError(f"cannot load {path} into {table}: {exc}") from exc
         return backend.table(table)
 
+    #: Whether the engine matches identifiers ignoring case, quoted or not (DuckDB): a name
+    #: then finds its column in any case, and a query cannot hold two columns whose names
+    #: differ only by case.
+    case_insensitive_names: ClassVar[bool] = False
+
     @classmethod
     def resolve_column(cls, name: str, columns: Sequence[str]) -> str:
-        """The column of a table that ``name``, as a user wrote it, refers to. Most engines
-        (DuckDB, PostgreSQL through Ibis) take column names exactly as written."""
-        return name
+        """The column of a table that ``name``, as a user wrote it, refers to.
+
+        ``'"col1"'`` is a quoted identifier, exactly ``col1``, on every engine (as in SQL and
+        SnowML). Otherwise the engine's rule applies: names as written where identifiers are
+        case-sensitive (PostgreSQL and Spark, through Ibis's quoting); any case where the
+        engine ignores it (DuckDB), where a name that matches two columns is refused, naming
+        both. A name found nowhere comes back as given, for the caller's "not found" error."""
+        quoted = unquote(name)
+        if quoted is not None:
+            return quoted
+        if not cls.case_insensitive_names:
+            return name
+        matches = [c for c in columns if c.casefold() == name.casefold()]
+        if len(matches) > 1:
+            raise AmbiguousColumnError(
+                f"column name {name!r} matches {len(matches)} columns on {cls.name}, which ignores "
+                f"case in names: {', '.join(map(repr, matches))}; rename one of them, or quote the "
+                f"name to pick one exactly (e.g. {quote(matches[0])!r})"
+            )
+        return matches[0] if matches else name
 
     @classmethod
     def new_column_name(cls, name: str) -> str:
-        """The name a new column gets when a user asks for ``name``."""
-        return name
+        """The name a new column gets when a user asks for ``name``: as written, or the
+        exact name inside double quotes."""
+        quoted = unquote(name)
+        return name if quoted is None else quoted
 
     def raise_error_sql(self, message: ir.StringValue) -> ir.Value:
         """An expression that aborts the query with ``message`` when evaluated.

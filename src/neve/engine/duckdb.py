@@ -41,6 +41,8 @@ _SQL_TEXT: dict[int, tuple[sge.Expression, str]] = {}
 class DuckDBDriver(Driver):
     name: ClassVar[str] = "duckdb"
     schemes: ClassVar[tuple[str, ...]] = ("duckdb",)
+    #: ``SELECT age`` finds ``AGE``, quoted or not.
+    case_insensitive_names: ClassVar[bool] = True
 
     @property
     def database(self) -> str:
