@@ -55,6 +55,14 @@ def duckdb_database(url: EngineURL) -> str:
     return str(Path(raw).expanduser())
 
 
+def local_file(url: EngineURL) -> Path | None:
+    """The local file behind a URL's engine (a DuckDB file), if there is one."""
+    if url.scheme != "duckdb":
+        return None
+    database = duckdb_database(url)
+    return None if database == ":memory:" else Path(database).resolve()
+
+
 def lock_timeout(url: EngineURL) -> float:
     """Seconds to wait for another process's lock on a DuckDB file (``?lock_timeout=``,
     else ``$NEVE_LOCK_TIMEOUT``, else two minutes)."""
@@ -110,6 +118,9 @@ def open_waiting(url: EngineURL, opener: Callable[[str, bool, dict[str, str]], A
 # -- PostgreSQL: the connection keywords, shared with the Ibis driver --------------------------
 
 
+POSTGRES_MISSING = "PostgreSQL support is not installed: pip install 'neve[postgres]'"
+
+
 def postgres_kwargs(url: EngineURL) -> dict[str, Any]:
     """psycopg's keywords for a ``postgres://`` URL (password included; ``schema`` is Ibis's
     own keyword, a search path, and stays in for the Ibis driver to pass on)."""
@@ -138,10 +149,8 @@ class Reader:
     """Runs SELECTs written with double-quoted identifiers and ``:name`` parameters;
     :meth:`query` returns ``(column names, rows as tuples)``."""
 
-    def __init__(self, url: EngineURL, location: Path | None = None) -> None:
+    def __init__(self, url: EngineURL) -> None:
         self.url = url
-        #: The local file behind the engine, if any (a DuckDB file).
-        self.location = location
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
         raise NotImplementedError
@@ -159,8 +168,8 @@ class Reader:
 class _CursorReader(Reader):
     """A DB-API connection whose driver takes ``mark(name)`` for a named parameter."""
 
-    def __init__(self, url: EngineURL, con: Any, mark: Callable[[str], str], location: Path | None = None) -> None:
-        super().__init__(url, location)
+    def __init__(self, url: EngineURL, con: Any, mark: Callable[[str], str]) -> None:
+        super().__init__(url)
         self._con, self._mark, self._sql = con, mark, {}
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
@@ -187,8 +196,8 @@ class _DuckDBReader(_CursorReader):
     parameter, so a reader's few values -- text only, registry names already checked --
     go into the SQL as quoted literals instead, escaped as SQL escapes them."""
 
-    def __init__(self, url: EngineURL, con: Any, location: Path | None) -> None:
-        super().__init__(url, con, str, location)
+    def __init__(self, url: EngineURL, con: Any) -> None:
+        super().__init__(url, con, str)
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
         return self._fetch(_PARAM.sub(lambda m: _text_literal((params or {})[m.group(1)]), sql), [])
@@ -227,8 +236,8 @@ def _is_missing(value: Any) -> bool:
 
 def open_reader(url: str | None = None) -> Reader:
     """A :class:`Reader` on the engine at ``url`` (``None``: ``$NEVE_URL``, else the default).
-
-    A DuckDB file that does not exist is not created: the error names it."""
+    A DuckDB file that does not exist yet is created, as a connection creates it; check
+    :func:`local_file` first where that must not happen."""
     parsed = parse_url(url)
     if parsed.scheme == "duckdb":
         return _duckdb_reader(parsed)
@@ -240,29 +249,19 @@ def open_reader(url: str | None = None) -> Reader:
 def _duckdb_reader(url: EngineURL) -> Reader:
     import duckdb
 
-    database = duckdb_database(url)
-    location = None if database == ":memory:" else Path(database).resolve()
-    if location is not None and not location.exists():
-        from neve.errors import TableNotFoundError
-
-        raise TableNotFoundError(
-            f"no database at {location} ({url.redacted()}): check NEVE_URL / --url, or create a "
-            f"registry there with `neve registry init --url '{url.redacted()}'`"
-        )
-
     def opener(database: str, read_only: bool, config: dict[str, str]) -> Any:
         return duckdb.connect(database, read_only=read_only, config=config)
 
     # Polls often: the writers a reader waits for hold the file for milliseconds.
     con = open_waiting(url, opener, max_delay=0.1)
-    return _DuckDBReader(url, con, location)
+    return _DuckDBReader(url, con)
 
 
 def _postgres_reader(url: EngineURL) -> Reader:
     try:
         import psycopg
     except ModuleNotFoundError as exc:
-        raise EngineError("PostgreSQL support is not installed: pip install 'neve[postgres]'") from exc
+        raise EngineError(POSTGRES_MISSING) from exc
     kwargs = postgres_kwargs(url)
     schema = kwargs.pop("schema", None)
     try:

@@ -16,7 +16,8 @@ import math
 from collections.abc import Iterable
 from typing import Any, Self
 
-from neve.engine._dbapi import Reader, open_reader
+from neve.engine._dbapi import Reader, local_file, open_reader
+from neve.engine._url import parse_url
 from neve.errors import ModelNotFoundError, TableNotFoundError
 from neve.registry._names import check_name, suggest
 from neve.registry._schema import (
@@ -30,7 +31,7 @@ from neve.registry._schema import (
     TAGS_VIEW,
 )
 
-__all__ = ["Browser", "lineage_of", "model_not_found", "no_registry", "version_not_found"]
+__all__ = ["Browser", "lineage_of", "model_not_found", "no_database", "no_registry", "version_not_found"]
 
 #: What a version row holds beyond its name, as :func:`lineage_of` reads it.
 _VERSION_ROW = ("VERSION_NAME", "ARTIFACT_URI", "FLAVOR", "PARAMS", "LINEAGE", "CREATED_AT", "CREATED_BY",
@@ -45,6 +46,14 @@ def no_registry(url: Any, schema: str | None) -> TableNotFoundError:
     return TableNotFoundError(
         f"no model registry in {where}: create one with `neve registry init{init}`, "
         f"or point NEVE_URL / --url at the right database"
+    )
+
+
+def no_database(url: Any, location: Any) -> TableNotFoundError:
+    """The error for a database file that does not exist (reading must not create it)."""
+    return TableNotFoundError(
+        f"no database at {location} ({url.redacted()}): check NEVE_URL / --url, or create a "
+        f"registry there with `neve registry init --url '{url.redacted()}'`"
     )
 
 
@@ -97,6 +106,10 @@ class Browser:
         """A browser on its own connection to ``url`` (closed with the ``with`` block)."""
         if schema is not None:
             check_name(schema, "schema name")
+        parsed = parse_url(url)
+        location = local_file(parsed)
+        if location is not None and not location.exists():
+            raise no_database(parsed, location)
         return cls(open_reader(url), schema)
 
     def __enter__(self) -> Self:
