@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from sklearn.utils._param_validation import InvalidParameterError as _SkParamError
 from sklearn.utils._param_validation import validate_parameter_constraints
 
+from neve.engine import Driver, identifier_rules
 from neve.errors import InvalidParameterError
 
 __all__ = ["COLUMN_CONSTRAINTS", "ColumnParams", "as_list", "cols_param"]
@@ -65,6 +66,18 @@ class ColumnParams:
     _sklearn_class: ClassVar[type | None] = None
     #: Parameter constraints that replace scikit-learn's (SnowML's extra forms).
     _constraints_override: ClassVar[dict[str, list[Any]]] = {}
+    #: Identifier rules of the engine the step was fitted on (see ``Driver.resolve_column``):
+    #: how a name the user wrote finds its column, and what a new column is called.
+    _identifiers: type[Driver] = Driver
+
+    def _use_identifiers_of(self, table: Any) -> None:
+        """Resolve names from now on as the engine ``table`` lives on reads identifiers."""
+        self._identifiers = identifier_rules(table)
+
+    def _resolve(self, names: str | Sequence[str] | None, columns: Sequence[str]) -> list[str]:
+        """The columns of ``columns`` that ``names`` (a column keyword's value) refer to; a
+        name found nowhere is returned as written, for the caller's "not found" error."""
+        return [self._identifiers.resolve_column(name, columns) for name in as_list(names)]
 
     def _validate_columns(self) -> None:
         """Hook: checks across column keywords (run once each is known to be well typed)."""

@@ -153,3 +153,22 @@ def test_hypothesis_ridge_parity(n, seed, offset, weighted):
     theirs = skl.Ridge(alpha=1.0, solver="cholesky").fit(
         df[["A", "B"]], df.Y, sample_weight=df.W if weighted else None)
     assert_allclose(est.coef_, theirs.coef_, rtol=1e-6, atol=1e-9)
+
+
+def test_label_and_weight_names_resolve_as_the_engine_reads_them(session):
+    """SnowML code writes lower-case names for Snowflake's upper-case columns: DuckDB finds
+    them ignoring case, as its SQL does; PostgreSQL and Spark (quoted names) do not."""
+    from neve.errors import ColumnNotFoundError
+
+    df = pd.DataFrame({"X": [1.0, 2.0, 3.0, 4.0], "Y": [2.0, 4.1, 5.9, 8.0], "W": [1.0, 2.0, 1.0, 2.0]})
+    table = session.create_table("UPPER_NAMES", df, overwrite=True)
+    model = LinearRegression(input_cols=["x"], label_cols="y", sample_weight_col="w")
+    if not session.driver.case_insensitive_names:
+        with pytest.raises(ColumnNotFoundError, match="x"):
+            model.fit(table)
+        return
+    model.fit(table)
+    sk = skl.LinearRegression().fit(df[["X"]], df["Y"], sample_weight=df["W"])
+    assert_allclose(model.coef_, sk.coef_, rtol=1e-9)
+    assert model.label_cols_ == ["Y"]
+    assert "OUTPUT_Y" in model.predict(table).columns

@@ -77,6 +77,20 @@ def test_identifier_rules_for_one_hot_names(snow: neve.Session) -> None:
     assert set(enc.get_output_cols()) <= set(enc.transform(t).columns)
 
 
+def test_one_hot_names_that_differ_only_by_case_are_kept(snow: neve.Session) -> None:
+    """Snowflake tells quoted names apart by case, so ``a`` and ``A`` keep scikit-learn's
+    ``OUT_A`` and ``OUT_a``, with no renaming warning (DuckDB renames: see test_encoders)."""
+    import warnings
+
+    t = table(snow, pd.DataFrame({"ID": ["1", "2", "3"], "STR1": ["a", "A", "b"]}), "IDENT4")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a renaming warning would fail here
+        enc = OneHotEncoder(input_cols="str1", output_cols="out").fit(t)
+    assert list(enc.get_feature_names_out()) == ["OUT_A", "OUT_a", "OUT_b"]
+    out = enc.transform(t).to_pandas().sort_values("ID")
+    assert out[["OUT_A", "OUT_a", "OUT_b"]].to_numpy().tolist() == [[0, 1, 0], [1, 0, 0], [0, 0, 1]]
+
+
 def test_stale_input_cols_compare_as_written(snow: neve.Session) -> None:
     t = table(snow, pd.DataFrame({"AGE": [1.0, 2.0]}), "IDENT3")
     scaler = StandardScaler().set_input_cols("age").fit(t)

@@ -29,7 +29,6 @@ from neve.linear_model._stats import Design, Stats
 from neve.preprocessing import MaxAbsScaler, MinMaxScaler, OneHotEncoder, StandardScaler
 from neve.preprocessing._base import BaseTransformer
 from neve.preprocessing._categories import is_missing
-from neve.preprocessing._categories import label as category_label
 
 __all__ = ["FitSummary", "fit_fused"]
 
@@ -80,8 +79,8 @@ def fit_fused(
 ) -> bool:
     """Fit ``steps`` and ``estimator`` from the statistics of ``table``; ``False`` (nothing
     fitted, no query run) when the steps do not have the fusable shape."""
-    label_col = estimator._label_col()
-    reserved = {label_col, estimator.sample_weight_col} - {None}
+    label_col = estimator._label_col(table)
+    reserved = {label_col, estimator._weight_col(list(table.columns))} - {None}
     if not _fusable(steps, table, reserved):
         return False
     design, label, weight = estimator.prepare(table, label_col)
@@ -173,14 +172,13 @@ def _fit_steps(steps: Sequence[BaseTransformer], design: Design, stats: Stats, c
             step.categories_ = {c: design.categories[c] for c in step.input_cols_}
             step.infrequent_indices_ = {c: None for c in step.input_cols_}
             step.drop_idx_by_col_ = step._drop_indices(step.input_cols_)
+            step._settle_names(step.input_cols_)
             for col, out in zip(step.input_cols_, step.output_cols_, strict=True):
-                cats = design.categories[col]
-                names = step._output_names(col, out)
                 at = design.offsets[col]
-                by_label = {f"{out}_{category_label(c)}": at + k for k, c in enumerate(cats)}
-                for name in names:
+                # No infrequent grouping here (see _fusable): each kept group is one category.
+                for (_, (k,)), name in zip(step._kept_groups(col), step._output_names(col, out), strict=True):
                     row = np.zeros(size)
-                    row[by_label[name]] = 1.0
+                    row[at + k] = 1.0
                     affine[name] = row
                 affine.pop(col, None)
             continue
