@@ -7,6 +7,7 @@ import pytest
 
 import neve
 from neve.errors import NotFittedError
+from neve.pipeline import Pipeline
 from neve.preprocessing import (
     Binarizer,
     KBinsDiscretizer,
@@ -79,6 +80,23 @@ def test_input_cols_changed_after_fit_are_refused_until_refit(session: neve.Sess
     scaler.fit(df)
     assert list(scaler.transform(df).columns) == list(df.columns)
     assert list(scaler.mean_) == ["FLOAT1"]
+
+
+@pytest.mark.parametrize("unset", [[], None])
+def test_input_cols_unset_after_fit_are_refused(session: neve.Session, unset: list | None) -> None:
+    """SnowML's ``set_params(input_cols=[])`` after fit, then ``transform``: refused, as
+    SnowML does, rather than transforming the fitted columns silently."""
+    df = table(session, frame(DATA))
+    scaler = StandardScaler(input_cols=NUMERIC_COLS).fit(df)
+    scaler.set_params(input_cols=unset)
+    with pytest.raises(NotFittedError, match=r"input_cols is now not set.*fitted on \['FLOAT1', 'FLOAT2'\]"):
+        scaler.transform(df)
+    pipe = Pipeline([("ss", StandardScaler(input_cols=NUMERIC_COLS))]).fit(df)
+    pipe.set_params(ss__input_cols=unset)
+    with pytest.raises(NotFittedError, match="input_cols is now not set"):
+        pipe.transform(df)
+    scaler.set_params(input_cols=NUMERIC_COLS)  # set back: the fitted state applies again
+    assert set(scaler.transform(df).columns) == set(df.columns)
 
 
 def test_output_cols_of_the_wrong_length_name_the_parameter(session: neve.Session) -> None:

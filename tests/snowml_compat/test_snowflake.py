@@ -48,6 +48,7 @@ CASES: dict[str, Callable[[neve.Session], Any]] = {
     "pipeline_set_params": test_pipeline.test_nested_set_params_and_get_params,
     "output_cols_after_fit": test_column_api.test_one_hot_output_cols_set_after_fit_are_used,
     "input_cols_after_fit": test_column_api.test_input_cols_changed_after_fit_are_refused_until_refit,
+    "input_cols_unset_after_fit": lambda s: test_column_api.test_input_cols_unset_after_fit_are_refused(s, []),
 }
 
 

@@ -176,8 +176,10 @@ class BaseTransformer(ColumnParams, BaseEstimator):
         self._output_cols_seen = as_list(self.output_cols)
 
     def _stale_input_cols(self) -> bool:
+        """Whether ``input_cols`` differs from what fit was given: other names, or unset
+        (``[]``/``None``) after a fit on named columns, which SnowML refuses too."""
         cols = as_list(self.input_cols)
-        return bool(cols) and cols != getattr(self, "_input_cols_seen", cols)
+        return cols != getattr(self, "_input_cols_seen", cols)
 
     def to_sklearn(self) -> Any:
         """The fitted scikit-learn transformer of this class over ``input_cols``, as SnowML's
@@ -247,9 +249,11 @@ class BaseTransformer(ColumnParams, BaseEstimator):
                 f"call fit(table) before transform or get_feature_names_out"
             )
         if self._stale_input_cols():
+            now = as_list(self.input_cols)
             raise NotFittedError(
-                f"{type(self).__name__}: input_cols is now {as_list(self.input_cols)} but the "
-                f"step was fitted on {list(self.input_cols_)}; call fit again"
+                f"{type(self).__name__}: input_cols is now {now or 'not set (' + repr(self.input_cols) + ')'} "
+                f"but the step was fitted on {list(self.input_cols_)}; set input_cols back, or call "
+                f"fit again"
             )
         current = as_list(self.output_cols)
         if current != getattr(self, "_output_cols_seen", current):
