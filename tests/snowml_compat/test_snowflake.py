@@ -70,6 +70,20 @@ def test_identifier_rules(snow: neve.Session) -> None:
     assert list(scaler.data_min_) == ["AGE", "col1"]
 
 
+def test_identifier_rules_for_a_linear_model(snow: neve.Session) -> None:
+    """The estimators read names as the transformers do: ``y`` finds ``Y``, and an unquoted
+    ``output_cols="pred"`` is the column ``PRED``, a quoted one kept."""
+    from neve.linear_model import LinearRegression
+
+    t = table(snow, pd.DataFrame({"X": [1.0, 2.0, 3.0], "Y": [2.0, 4.0, 6.0]}), "IDENT5")
+    model = LinearRegression(input_cols=["x"], label_cols="y", output_cols="pred").fit(t)
+    assert model.label_cols_ == ["Y"]
+    out = model.predict(t).to_pandas().sort_values("X")
+    assert out["PRED"].tolist() == pytest.approx([2.0, 4.0, 6.0])
+    quoted = LinearRegression(input_cols=["x"], label_cols="y", output_cols='"pred"').fit(t)
+    assert "pred" in quoted.predict(t).columns
+
+
 def test_identifier_rules_for_one_hot_names(snow: neve.Session) -> None:
     """The category part of a one-hot name keeps its case, as SnowML's ``"OUTPUT1_a"``."""
     t = table(snow, pd.DataFrame({"ID": ["1", "2"], "STR1": ["a", "B"]}), "IDENT2")
