@@ -109,13 +109,14 @@ def bench_taxi(session: neve.Session, rows: int, repeat: int) -> dict[str, Any]:
     from neve.scoring import score
 
     sys.path.insert(0, str(REPO / "dags"))
-    from taxi_trip_duration import TARGET, build_pipeline, clean_trips, feature_columns
+    from taxi_tasks import ID, TARGET, build_pipeline, clean_trips
 
     taxi(session, rows, seed=7)
     data = session.create_table("TAXI_DATA", clean_trips(session.table("TAXI_RAW")), overwrite=True)
     pipe = build_pipeline().fit(data)
     sample = pipe.transform(data).limit(20_000).to_pandas()
-    columns = feature_columns(list(sample.columns))
+    # The model's features: the pipeline's outputs, not the id, time, raw distance or target.
+    columns = [c for c in sample.columns if c not in {ID, "PICKUP_DATETIME", "TRIP_DISTANCE", TARGET}]
     model = LinearRegression().fit(sample[columns], sample[TARGET])
     build = best(lambda: pipe.transform(data), repeat)
     build_compile = best(lambda: ibis.to_sql(pipe.transform(data)), repeat)
@@ -192,7 +193,7 @@ def bench_run_first_call(taxi_result: dict[str, Any], folder: Path, rows: int) -
     from sklearn.preprocessing import OneHotEncoder as SkOneHot
 
     sys.path.insert(0, str(REPO / "dags"))
-    from taxi_trip_duration import CATEGORICAL, TARGET
+    from taxi_tasks import CATEGORICAL, TARGET
 
     url = f"duckdb:///{folder / 'run.duckdb'}"
     with neve.connect(url) as session:

@@ -38,7 +38,7 @@ def training_table(session: neve.Session, rows: int) -> Any:
     from neve.datasets import taxi
 
     sys.path.insert(0, str(REPO / "dags"))
-    from taxi_trip_duration import clean_trips
+    from taxi_tasks import clean_trips
 
     taxi(session, rows, seed=3)
     # The trip id (a row number: a sort of every row) is not a feature; leave it out.
@@ -55,7 +55,7 @@ def log(reg: neve.Registry, pipe: Any, name: str, data: Any) -> tuple[float, int
 
 def bench(rows: int, memory_limit: str | None, repeat: int) -> dict[str, Any]:
     sys.path.insert(0, str(REPO / "dags"))
-    from taxi_trip_duration import RAW_FEATURES, TARGET, build_pipeline
+    from taxi_tasks import RAW_FEATURES, TARGET, build_pipeline
 
     from neve.linear_model import LinearRegression
 

@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import validate_parameter_constraints
 from neve.engine import Driver, identifier_rules
 from neve.errors import InvalidParameterError
 
-__all__ = ["COLUMN_CONSTRAINTS", "ColumnParams", "as_list", "cols_param"]
+__all__ = ["COLUMN_CONSTRAINTS", "ColumnParams", "SklearnClass", "as_list", "cols_param"]
 
 _NAMES: list[Any] = [str, list, tuple, None]
 
@@ -59,10 +59,28 @@ def cols_param(value: Any, name: str) -> list[str] | None:
     return cols
 
 
+class SklearnClass:
+    """A class attribute naming a scikit-learn class, imported when first read.
+
+    Why: a step's twin is only needed to validate parameters (at fit) or to export
+    (``to_sklearn``), but importing, say, ``sklearn.impute`` at module level pulls in
+    scikit-learn's neighbors, decomposition, linear models and metrics, most of a second
+    of every fresh process that only scores with a fitted pipeline (``ModelVersion.run``).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.module, _, self.name = path.rpartition(".")
+
+    def __get__(self, obj: Any, owner: type | None = None) -> type:
+        import importlib
+
+        return getattr(importlib.import_module(self.module), self.name)
+
+
 class ColumnParams:
     """Mixin for a scikit-learn ``BaseEstimator`` subclass taking SnowML's column keywords."""
 
-    #: scikit-learn class whose parameter constraints this step shares.
+    #: scikit-learn class whose parameter constraints this step shares (a :class:`SklearnClass`).
     _sklearn_class: ClassVar[type | None] = None
     #: Parameter constraints that replace scikit-learn's (SnowML's extra forms).
     _constraints_override: ClassVar[dict[str, list[Any]]] = {}

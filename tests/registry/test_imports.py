@@ -14,7 +14,7 @@ import pytest
 
 import neve
 
-HEAVY = ("sklearn", "skops", "ibis", "pandas")
+HEAVY = ("sklearn", "skops", "ibis", "pandas", "sklearn.linear_model")
 #: The probes run in a fresh process, which local Spark would give an empty catalog of its own.
 IN_ANOTHER_PROCESS = pytest.mark.engines(
     "duckdb", "postgres", reason="local Spark's catalog lives in its process (docs/spark.md)"
@@ -100,7 +100,10 @@ s.create_table("RUN_X", pd.DataFrame({{"DIST": [1.0, 2.0], "HOUR": [3, 4]}}), ov
 mv = neve.Registry(s, stage={logged["STAGE"]!r}).get_model("ridge").version("v1")
 assert mv.run(s.table("RUN_X")).to_pyarrow().num_rows == 2
 """
-    assert _sklearn_skops(_imported(run)) == {"sklearn": True, "skops": False}
+    found = _imported(run)
+    assert _sklearn_skops(found) == {"sklearn": True, "skops": False}
+    # Nor scikit-learn's linear models: the SQL is compiled from a stand-in (_fitted_state).
+    assert found["sklearn.linear_model"] is False
 
 
 @pytest.mark.engines("duckdb", reason="which modules connect imports does not depend on the engine")

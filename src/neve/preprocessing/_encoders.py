@@ -13,9 +13,9 @@ import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
-from sklearn import preprocessing as skp
 from sklearn.utils._param_validation import StrOptions
 
+from neve._columns import SklearnClass
 from neve._sql_literals import typed
 from neve._table import missing_to_null
 from neve.errors import InvalidParameterError, NeveError, UnknownCategoryError
@@ -139,6 +139,8 @@ class _Encoder(BaseTransformer):
         return groups
 
     def _sklearn_twin(self) -> Any:
+        from sklearn import preprocessing as skp
+
         categories = _sklearn_categories(self)
         plain = sklearn_params(self, categories=categories, min_frequency=None, max_categories=None)
         if isinstance(self._sklearn_class(), skp.OneHotEncoder):
@@ -188,7 +190,7 @@ class OneHotEncoder(_Encoder):
     ``output_cols=None`` replaces each input by its block.
     """
 
-    _sklearn_class = skp.OneHotEncoder
+    _sklearn_class = SklearnClass("sklearn.preprocessing.OneHotEncoder")
     _fitted_attrs = ("categories_", "drop_idx_by_col_", "infrequent_indices_", "names_ignore_case_")
     _renamed_state = {"drop_idx_": "drop_idx_by_col_"}
     _constraints_override = {**_Encoder._constraints_override, "sparse": ["boolean", None]}
@@ -382,7 +384,7 @@ class OrdinalEncoder(_Encoder):
     ``output_cols=None`` replaces each input column in place.
     """
 
-    _sklearn_class = skp.OrdinalEncoder
+    _sklearn_class = SklearnClass("sklearn.preprocessing.OrdinalEncoder")
     _fitted_attrs = ("categories_", "infrequent_indices_")
 
     def __init__(
@@ -521,7 +523,7 @@ class LabelEncoder(_Encoder):
     encodes it in place.
     """
 
-    _sklearn_class = skp.LabelEncoder
+    _sklearn_class = SklearnClass("sklearn.preprocessing.LabelEncoder")
     _fitted_attrs = ("classes_by_col_",)
     _renamed_state = {"classes_": "classes_by_col_"}
 
@@ -567,6 +569,8 @@ class LabelEncoder(_Encoder):
         return {col: [(out, _codes(x, present, dt.int64, otherwise, classes, missing_code))]}
 
     def _sklearn_twin(self) -> Any:
+        from sklearn import preprocessing as skp
+
         est = skp.LabelEncoder()
         est.classes_ = self.classes_
         return est

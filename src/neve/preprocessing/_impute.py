@@ -12,8 +12,8 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
-from sklearn import impute as ski
 
+from neve._columns import SklearnClass
 from neve._sql_literals import typed
 from neve._table import ROW_COUNT
 from neve.errors import ColumnTypeError, InvalidParameterError, NeveInputError
@@ -82,7 +82,7 @@ class SimpleImputer(BaseTransformer):
     ``output_cols=None`` replaces each input column in place.
     """
 
-    _sklearn_class = ski.SimpleImputer
+    _sklearn_class = SklearnClass("sklearn.impute.SimpleImputer")
     _numeric_only = False
     _fitted_attrs = ("statistics_", "indicator_")
 
