@@ -234,11 +234,18 @@ class Driver:
         text = str(exc).lower()
         return any(word in text for word in ("duplicate key", "unique constraint", "conflict"))
 
-    def fingerprint(self, table: ir.Table) -> ir.Scalar | None:
-        """An order-independent hash aggregate over every row, computed in the engine;
-        ``None`` when the engine has no row hash Ibis can compile."""
+    #: Whether :meth:`fingerprint`'s sum is exact (no wrap-around), so that sums over groups
+    #: of rows, added as Python integers, give the same fingerprint as one sum over all of
+    #: them (a fused fit computes it per group in its statistics query; see ``FitSummary``).
+    fingerprint_sums_exact: ClassVar[bool] = False
+
+    def fingerprint(self, table: ir.Table, columns: Sequence[str] | None = None) -> ir.Scalar | None:
+        """An order-independent hash aggregate over every row (of ``columns``, by default
+        all, in that order), computed in the engine; ``None`` when the engine has no row
+        hash Ibis can compile."""
+        names = list(table.columns) if columns is None else list(columns)
         try:
-            expr = ibis.struct({c: table[c] for c in table.columns}).hash().sum()
+            expr = ibis.struct({c: table[c] for c in names}).hash().sum()
             ibis.to_sql(expr, dialect=self.name)
         except Exception:  # noqa: BLE001 - an engine without a hash function: lineage omits the fingerprint
             return None

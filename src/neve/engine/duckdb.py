@@ -34,6 +34,7 @@ class DuckDBDriver(Driver):
     schemes: ClassVar[tuple[str, ...]] = ("duckdb",)
     #: ``SELECT age`` finds ``AGE``, quoted or not.
     case_insensitive_names: ClassVar[bool] = True
+    fingerprint_sums_exact: ClassVar[bool] = True  # SUM of BIGINT is a HUGEINT
 
     @property
     def database(self) -> str:

@@ -112,11 +112,13 @@ class PostgresDriver(Driver):
             cursor.close()
         return pd.DataFrame.from_records(rows, columns=columns)
 
-    def fingerprint(self, table: ir.Table) -> ir.Scalar | None:
+    fingerprint_sums_exact: ClassVar[bool] = True
+
+    def fingerprint(self, table: ir.Table, columns: Sequence[str] | None = None) -> ir.Scalar | None:
         # Ibis has no row hash for PostgreSQL: hash each row's text form with the
         # built-in 64-bit text hash and add them up (order-independent; SUM of bigint
         # is NUMERIC in PostgreSQL, so it cannot overflow).
-        cells = [table[c].cast("string").fill_null("\\N") for c in table.columns]
+        cells = [table[c].cast("string").fill_null("\\N") for c in (table.columns if columns is None else columns)]
         row = ibis.literal("\x1f").join(cells) if len(cells) > 1 else cells[0]
         return _hash_text(row, 0).cast("decimal(38, 0)").sum().cast("string")
 
