@@ -169,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 4GB")
     parser.add_argument("--output", type=Path, default=C.BENCHMARKS_MD)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="200k rows, one log per variant")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.quick:
+        args.rows, args.repeat = [200_000], 1
     results = []
     for rows in args.rows:
         results.append(bench(rows, args.memory_limit, args.repeat))
