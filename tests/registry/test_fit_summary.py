@@ -56,7 +56,8 @@ def test_the_baseline_from_the_fit_equals_a_fresh_profile_and_skips_the_category
     # The row count and the distance's distinct-count guard, the distance's values, and the
     # default sample_input (its first rows). No row is hashed: the fit summed the fingerprint.
     assert len(reads) == 3 and sum(f"LIMIT {SAMPLE_ROWS}" in q for q in reads) == 1
-    assert not any("HASH" in q.upper() or "HASHTEXT" in q.upper() for q in reads)
+    if reg._driver.fingerprint_sums_exact:  # Spark's sums wrap: there log_model hashes the rows
+        assert not any("HASH" in q.upper() for q in reads)
     expected = baseline(data)
     _same_profile(mv.baseline(), expected)
     # The fingerprint equals one computed from the rows themselves.
