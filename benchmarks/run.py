@@ -42,6 +42,7 @@ BENCHMARKS = {
     "fit_solvers": ["--quick"],
     "airflow_dag": ["--quick"],
     "fixed_costs": ["--quick"],
+    "log_model": ["--quick"],
     # 200k rows on DuckDB and local Spark (about a minute, most of it Spark's JVM and per-job costs).
     "spark_scale": ["--quick"],
 }

@@ -16,9 +16,10 @@ from typing import Any, ClassVar
 from sklearn.utils._param_validation import InvalidParameterError as _SkParamError
 from sklearn.utils._param_validation import validate_parameter_constraints
 
+from neve.engine import Driver, identifier_rules
 from neve.errors import InvalidParameterError
 
-__all__ = ["COLUMN_CONSTRAINTS", "ColumnParams", "as_list", "cols_param"]
+__all__ = ["COLUMN_CONSTRAINTS", "ColumnParams", "SklearnClass", "as_list", "cols_param"]
 
 _NAMES: list[Any] = [str, list, tuple, None]
 
@@ -58,13 +59,43 @@ def cols_param(value: Any, name: str) -> list[str] | None:
     return cols
 
 
+class SklearnClass:
+    """A class attribute naming a scikit-learn class, imported when first read.
+
+    Why: a step's twin is only needed to validate parameters (at fit) or to export
+    (``to_sklearn``), but importing, say, ``sklearn.impute`` at module level pulls in
+    scikit-learn's neighbors, decomposition, linear models and metrics, most of a second
+    of every fresh process that only scores with a fitted pipeline (``ModelVersion.run``).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.module, _, self.name = path.rpartition(".")
+
+    def __get__(self, obj: Any, owner: type | None = None) -> type:
+        import importlib
+
+        return getattr(importlib.import_module(self.module), self.name)
+
+
 class ColumnParams:
     """Mixin for a scikit-learn ``BaseEstimator`` subclass taking SnowML's column keywords."""
 
-    #: scikit-learn class whose parameter constraints this step shares.
+    #: scikit-learn class whose parameter constraints this step shares (a :class:`SklearnClass`).
     _sklearn_class: ClassVar[type | None] = None
     #: Parameter constraints that replace scikit-learn's (SnowML's extra forms).
     _constraints_override: ClassVar[dict[str, list[Any]]] = {}
+    #: Identifier rules of the engine the step was fitted on (see ``Driver.resolve_column``):
+    #: how a name the user wrote finds its column, and what a new column is called.
+    _identifiers: type[Driver] = Driver
+
+    def _use_identifiers_of(self, table: Any) -> None:
+        """Resolve names from now on as the engine ``table`` lives on reads identifiers."""
+        self._identifiers = identifier_rules(table)
+
+    def _resolve(self, names: str | Sequence[str] | None, columns: Sequence[str]) -> list[str]:
+        """The columns of ``columns`` that ``names`` (a column keyword's value) refer to; a
+        name found nowhere is returned as written, for the caller's "not found" error."""
+        return [self._identifiers.resolve_column(name, columns) for name in as_list(names)]
 
     def _validate_columns(self) -> None:
         """Hook: checks across column keywords (run once each is known to be well typed)."""

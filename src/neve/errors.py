@@ -69,6 +69,11 @@ class ColumnNotFoundError(NeveInputError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class AmbiguousColumnError(ColumnNotFoundError):
+    """A column name matches more than one column under the engine's identifier rules (two
+    names differing only by case, on an engine that ignores case); the message names them."""
+
+
 class ColumnTypeError(NeveInputError, TypeError):
     """A column's type does not suit the step (e.g. a string given to a scaler)."""
 

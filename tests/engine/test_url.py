@@ -86,7 +86,7 @@ def test_registry_grants_speak_each_engines_dialect():
     ],
 )
 def test_lock_holder_is_recognised_in_both_of_duckdbs_wordings(message, program, pid):
-    from neve.engine.duckdb import _HOLDER
+    from neve.engine._dbapi import _HOLDER
 
     found = _HOLDER.search(f'IO Error: Could not set lock on file "x.duckdb": {message}')
     assert (found["program"], found["pid"]) == (program, pid)

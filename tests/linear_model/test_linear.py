@@ -221,3 +221,22 @@ def test_logistic_without_intercept_matches_newton_cholesky(session, label):
     proba = est.predict_proba(table).to_pandas()
     columns = [c for c in proba.columns if c.startswith("PREDICT_PROBA_")]
     assert_allclose(proba[columns].to_numpy(), theirs.predict_proba(proba[["A", "C"]]), atol=1e-9)
+
+
+def test_label_and_weight_names_resolve_as_the_engine_reads_them(session):
+    """SnowML code writes lower-case names for Snowflake's upper-case columns: DuckDB finds
+    them ignoring case, as its SQL does; PostgreSQL and Spark (quoted names) do not."""
+    from neve.errors import ColumnNotFoundError
+
+    df = pd.DataFrame({"X": [1.0, 2.0, 3.0, 4.0], "Y": [2.0, 4.1, 5.9, 8.0], "W": [1.0, 2.0, 1.0, 2.0]})
+    table = session.create_table("UPPER_NAMES", df, overwrite=True)
+    model = LinearRegression(input_cols=["x"], label_cols="y", sample_weight_col="w")
+    if not session.driver.case_insensitive_names:
+        with pytest.raises(ColumnNotFoundError, match="x"):
+            model.fit(table)
+        return
+    model.fit(table)
+    sk = skl.LinearRegression().fit(df[["X"]], df["Y"], sample_weight=df["W"])
+    assert_allclose(model.coef_, sk.coef_, rtol=1e-9)
+    assert model.label_cols_ == ["Y"]
+    assert "OUTPUT_Y" in model.predict(table).columns

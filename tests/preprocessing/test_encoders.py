@@ -458,3 +458,44 @@ def test_ordinal_hypothesis(data, infrequent):
     sk = skp.OrdinalEncoder(**params).fit(train.drop(columns="id"))
     step = OrdinalEncoder(passthrough_cols="id", **params).fit(train)
     assert_same(step.transform(test).drop(columns="id"), sk_frame(sk, test.drop(columns="id")))
+
+
+CASED = pd.DataFrame({"k": ["A", "a", "b", "a", "A", "b", "a_2"], "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]})
+
+
+def test_one_hot_names_that_differ_only_by_case(session, engine):
+    """Categories ``A`` and ``a`` make ``K_A`` and ``K_a``. Where the engine ignores case in
+    names (DuckDB) they would be one column to any query: the fit names the later one
+    ``K_a_2`` (the next free number: ``K_a_2`` is taken by category ``a_2``, so ``K_a_3``),
+    warns naming the categories, and every name it reports is a column the engine returns.
+    Engines with exact names keep scikit-learn's names."""
+    import warnings
+
+    table = session.create_table("CASED", CASED, overwrite=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        enc = OneHotEncoder(input_cols=["k"], output_cols=["K"]).fit(table)
+    names = list(enc.get_feature_names_out())
+    sk = skp.OneHotEncoder(sparse_output=False).fit(CASED[["k"]])
+    sk_names = [f"K_{c}" for c in sk.categories_[0]]
+    assert sk_names == ["K_A", "K_a", "K_a_2", "K_b"]
+    if engine == "duckdb":
+        assert names == ["K_A", "K_a_3", "K_a_2", "K_b"]
+        (warning,) = [w for w in caught if "differ only by case" in str(w.message)]
+        assert "category 'a' ('A', 'a' differ only by case) is column 'K_a_3', not 'K_a'" in str(warning.message)
+    else:
+        assert names == sk_names and not [w for w in caught if "differ only by case" in str(w.message)]
+    out = enc.transform(table).to_pandas().sort_values("x")  # every column selected: no name clash
+    assert [c for c in out.columns if c.startswith("K_")] == names
+    np.testing.assert_array_equal(out[names].to_numpy(), sk.transform(CASED[["k"]]))
+    # A later step finds the renamed column by its name; the saved state keeps the names.
+    again = type(enc)._from_dict(json.loads(json.dumps(enc.to_dict())))
+    assert list(again.get_feature_names_out()) == names
+    pipe = Pipeline([("ohe", enc), ("mm", neve.preprocessing.MinMaxScaler(input_cols=names[:2]))]).fit(table)
+    assert list(pipe.transform(table).to_pandas().sort_values("x")[names[1]]) == list(out[names[1]])
+
+
+def test_one_hot_names_on_pandas_input_are_scikit_learns():
+    enc = OneHotEncoder(input_cols=["k"], output_cols=["K"]).fit(CASED)
+    assert list(enc.get_feature_names_out()) == ["K_A", "K_a", "K_a_2", "K_b"]
+    assert list(enc.transform(CASED).columns)[-4:] == ["K_A", "K_a", "K_a_2", "K_b"]

@@ -218,6 +218,26 @@ def test_all_missing_column_warns_and_is_dropped():
     assert "all missing" not in est.transform(TEST).columns
 
 
+def test_all_none_object_column_takes_a_string_constant_as_scikit_learn_does():
+    """pandas gives an all-``None`` column object dtype, which reaches the engine typed NULL:
+    a string ``fill_value`` fills it as text (SnowML's case), dropped or kept as scikit-learn
+    treats an empty column, never refused as numeric."""
+    df = pd.DataFrame({"A": [None, None, None], "B": ["x", None, "y"]})
+    rows = np.array([[None, "x"], [None, None], [None, "y"]], dtype=object)
+    for keep in (True, False):
+        sk = ski.SimpleImputer(strategy="constant", fill_value="z", missing_values=None, keep_empty_features=keep)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = sk.fit_transform(rows)
+            out = SimpleImputer(strategy="constant", fill_value="z", keep_empty_features=keep).fit(df).transform(df)
+        assert out.astype(object).to_numpy().tolist() == expected.tolist()
+    assert out.columns.tolist() == ["B"]
+    kept = SimpleImputer(input_cols=["A"], strategy="constant", fill_value="z", keep_empty_features=True).fit(df)
+    assert kept.transform(df)["A"].tolist() == ["z", "z", "z"]
+    with pytest.raises(ColumnTypeError, match="cannot fill numeric column 'A'"):
+        SimpleImputer(input_cols=["A"], strategy="constant", fill_value=b"z").fit(df)
+
+
 def test_single_row_and_constant_column():
     one = pd.DataFrame({"x": [2.5], "k": [7.0]})
     test = pd.DataFrame({"x": [np.nan, 1.0], "k": [np.nan, 7.0]})

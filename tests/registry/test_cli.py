@@ -94,3 +94,40 @@ def test_show_fits_a_screen_by_default_and_full_and_json_carry_everything(engine
     record = json.loads(capsys.readouterr().out)
     assert record["metrics"] == {"mse": 2.0}
     assert np.isclose(record["params"]["feature_stds"]["FEATURE_299"], 299.0)
+
+
+def _run_cli(argv: list[str], columns: int) -> str:
+    """The CLI in a fresh process, in a terminal ``columns`` wide (rich reads $COLUMNS)."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "neve.cli", *argv], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "COLUMNS": str(columns)},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.engines("duckdb", "postgres", reason="local Spark's catalog lives in its process (docs/spark.md)")
+def test_list_fits_80_columns_with_names_whole_and_times_to_the_minute(engine_url, stage, fitted):
+    import re
+
+    reg = neve.Registry(engine_url, stage=stage)
+    long_name = "trip_duration_estimator_nyc_2019"
+    mv = reg.log_model(fitted[0], long_name, metrics={"mse": 1.5}, tags={"stage": "dev"})
+    reg.get_model(long_name).set_alias("production", mv.version_name)
+    reg.get_model(long_name).set_alias("challenger", mv.version_name)
+    reg.get_model(long_name).set_tag("team", "forecasting")
+    reg.log_model(fitted[0], "m", version_name="release-2024-06-01")
+    for argv in (["models", "list"], ["models", "show", long_name]):
+        out = _run_cli([*argv, "--url", engine_url, "--stage", stage], columns=80)
+        lines = out.splitlines()
+        assert max(map(len, lines)) <= 80, out
+        times = re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d)?", out)
+        assert times and all(len(t) == 16 for t in times), out  # to the minute, never seconds
+        assert "…" not in out, out
+    listed = _run_cli(["models", "list", "--url", engine_url, "--stage", stage], columns=80)
+    assert any(line.startswith(long_name + " ") for line in listed.splitlines()), listed
+    assert "release-2024-06-01" in listed and "production=v1" in listed.replace("\n", "")

@@ -14,6 +14,7 @@ from neve.linear_model import LinearRegression
 from neve.model_selection import train_test_split
 from neve.monitoring import baseline
 from neve.preprocessing import MaxAbsScaler, OneHotEncoder
+from neve.registry._log_defaults import SAMPLE_ROWS
 
 ZONES = ["ZONE", "HOURS"]
 
@@ -33,6 +34,12 @@ def _pipeline() -> neve.Pipeline:
     ])
 
 
+def _fingerprint_of(reg: neve.Registry, data) -> str:
+    from neve.engine import _queries
+
+    return str(_queries.execute(data.aggregate(fp=reg._driver.fingerprint(data))).iloc[0]["fp"])
+
+
 def _group_bys(log: Iterable[str]) -> int:
     """GROUP BYs over the training data: one per column whose values are counted."""
     return sum(q.upper().count("GROUP BY") for q in log if "NEVE_" not in q)
@@ -45,9 +52,16 @@ def test_the_baseline_from_the_fit_equals_a_fresh_profile_and_skips_the_category
     with neve.capture_queries() as log:
         mv = reg.log_model(pipe, "fit_stats", training_data=data)
     assert _group_bys(log) == 1  # the distance's values, for its deciles; not the zones' or hours'
-    assert len([q for q in log if "NEVE_" not in q]) == 2
+    reads = [q for q in log if "NEVE_" not in q]
+    # The row count and the distance's distinct-count guard, the distance's values, and the
+    # default sample_input (its first rows). No row is hashed: the fit summed the fingerprint.
+    assert len(reads) == 3 and sum(f"LIMIT {SAMPLE_ROWS}" in q for q in reads) == 1
+    if reg._driver.fingerprint_sums_exact:  # Spark's sums wrap: there log_model hashes the rows
+        assert not any("HASH" in q.upper() for q in reads)
     expected = baseline(data)
     _same_profile(mv.baseline(), expected)
+    # The fingerprint equals one computed from the rows themselves.
+    assert mv.lineage()["training_data"]["fingerprint"] == _fingerprint_of(reg, data)
     assert mv.lineage()["training_data"]["row_count"] == expected["row_count"]
 
 
@@ -73,6 +87,7 @@ def test_rows_the_fit_dropped_for_a_null_label_are_counted_again(reg, trips, ses
         mv = reg.log_model(pipe, "fit_stats_null", training_data=data)
     assert _group_bys(log) == 3  # the fit saw fewer rows: zones and hours counted from the table
     _same_profile(mv.baseline(), baseline(data))
+    assert mv.lineage()["training_data"]["fingerprint"] == _fingerprint_of(reg, data)  # hashed from these rows
 
 
 def test_other_training_data_is_profiled_from_itself(reg, trips):

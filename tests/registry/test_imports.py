@@ -14,7 +14,7 @@ import pytest
 
 import neve
 
-HEAVY = ("sklearn", "skops")
+HEAVY = ("sklearn", "skops", "ibis", "pandas", "sklearn.linear_model")
 #: The probes run in a fresh process, which local Spark would give an empty catalog of its own.
 IN_ANOTHER_PROCESS = pytest.mark.engines(
     "duckdb", "postgres", reason="local Spark's catalog lives in its process (docs/spark.md)"
@@ -33,6 +33,10 @@ def _imported(code: str, env: dict[str, str] | None = None) -> dict[str, bool]:
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _sklearn_skops(found: dict[str, bool]) -> dict[str, bool]:
+    return {m: found[m] for m in ("sklearn", "skops")}
 
 
 @pytest.fixture
@@ -58,11 +62,12 @@ mv = model.version("production")
 assert mv.metrics == {{"mse": 1.5}} and mv.version_name == "v1"
 mv.tags, mv.comment
 """
-    assert _imported(read) == {"sklearn": False, "skops": False}
+    assert _sklearn_skops(_imported(read)) == {"sklearn": False, "skops": False}
 
 
 @IN_ANOTHER_PROCESS
-def test_the_cli_lists_and_shows_models_without_sklearn(logged):
+def test_the_cli_lists_and_shows_models_without_sklearn_ibis_or_pandas(logged):
+    """``neve models list/show`` read on the engine's own cursor (neve/registry/_browse.py)."""
     env = {"NEVE_URL": logged["NEVE_URL"]}
     for argv in (["models", "list"], ["models", "show", "ridge"], ["models", "show", "ridge", "v1"]):
         code = (
@@ -70,7 +75,7 @@ def test_the_cli_lists_and_shows_models_without_sklearn(logged):
             f"code = main({[*argv, '--stage', logged['STAGE']]!r})\n"
             "assert code in (0, None), code"
         )
-        assert _imported(code, env) == {"sklearn": False, "skops": False}, argv
+        assert _imported(code, env) == dict.fromkeys(HEAVY, False), argv
 
 
 @IN_ANOTHER_PROCESS
@@ -80,7 +85,7 @@ import neve
 mv = neve.Registry({logged["NEVE_URL"]!r}, stage={logged["STAGE"]!r}).get_model("ridge").version("v1")
 assert type(mv.load()).__name__ == "Ridge"
 """
-    assert _imported(load) == {"sklearn": True, "skops": True}
+    assert _sklearn_skops(_imported(load)) == {"sklearn": True, "skops": True}
 
 
 @IN_ANOTHER_PROCESS
@@ -95,7 +100,10 @@ s.create_table("RUN_X", pd.DataFrame({{"DIST": [1.0, 2.0], "HOUR": [3, 4]}}), ov
 mv = neve.Registry(s, stage={logged["STAGE"]!r}).get_model("ridge").version("v1")
 assert mv.run(s.table("RUN_X")).to_pyarrow().num_rows == 2
 """
-    assert _imported(run) == {"sklearn": True, "skops": False}
+    found = _imported(run)
+    assert _sklearn_skops(found) == {"sklearn": True, "skops": False}
+    # Nor scikit-learn's linear models: the SQL is compiled from a stand-in (_fitted_state).
+    assert found["sklearn.linear_model"] is False
 
 
 @pytest.mark.engines("duckdb", reason="which modules connect imports does not depend on the engine")

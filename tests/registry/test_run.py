@@ -102,6 +102,18 @@ def test_run_verifies_the_skops_file_it_does_not_read(reg, session):
         mv.run(session.table("TRAIN"))
 
 
+def test_the_rebuilt_model_predicts_as_the_logged_one_in_the_client(reg, session):
+    """run() compiles a stand-in holding the coefficients; what needs the estimator itself
+    (the client-side fallback) gets scikit-learn's, with the same predictions."""
+    pipe, model, X = _fit(session, LogisticRegression)
+    mv = reg.log_model(model, model_name="m", feature_pipeline=pipe)
+    standin = mv._scoring_model(None)
+    assert type(standin).__name__ == "LogisticRegression" and not isinstance(standin, LogisticRegression)
+    assert_allclose(standin.predict_proba(X), model.predict_proba(X), rtol=1e-12)
+    assert isinstance(standin.estimator(), LogisticRegression)
+    assert not hasattr(standin, "n_iter_") and not hasattr(standin, "fit")
+
+
 def test_model_json_rebuilds_only_the_linear_classes():
     assert _scoring_state.state_of(KNeighborsRegressor().fit([[0.0], [1.0]], [0.0, 1.0])) is None
     forged = json.dumps({"class": "KNeighborsRegressor", "params": {}, "state": {}}).encode()

@@ -88,6 +88,15 @@ def fetch(result: ibis.Table, cols: list[str] | None = None) -> pd.DataFrame:
     return out if cols is None else out[cols]
 
 
+def one_hot_names(session: neve.Session, names: list[str]) -> list[str]:
+    """The one-hot output ``names`` (scikit-learn's) as neve names them on ``session``'s
+    engine: made unique ignoring case where the engine ignores case in names (DuckDB;
+    ``OUTPUT1_a`` -> ``OUTPUT1_a_2`` beside ``OUTPUT1_A``), as given elsewhere."""
+    from neve.preprocessing._categories import unique_ignoring_case
+
+    return unique_ignoring_case(names) if session.driver.case_insensitive_names else list(names)
+
+
 def binds_names_without_case(session: Any) -> bool:
     """Whether ``session``'s engine reads ``"X"`` from a subquery holding both ``x`` and ``X``
     as the wrong one (DuckDB does, and so the emulator, DuckDB underneath). One-hot columns

@@ -7,6 +7,7 @@ import pytest
 
 import neve
 from neve.errors import NotFittedError
+from neve.pipeline import Pipeline
 from neve.preprocessing import (
     Binarizer,
     KBinsDiscretizer,
@@ -81,6 +82,23 @@ def test_input_cols_changed_after_fit_are_refused_until_refit(session: neve.Sess
     assert list(scaler.mean_) == ["FLOAT1"]
 
 
+@pytest.mark.parametrize("unset", [[], None])
+def test_input_cols_unset_after_fit_are_refused(session: neve.Session, unset: list | None) -> None:
+    """SnowML's ``set_params(input_cols=[])`` after fit, then ``transform``: refused, as
+    SnowML does, rather than transforming the fitted columns silently."""
+    df = table(session, frame(DATA))
+    scaler = StandardScaler(input_cols=NUMERIC_COLS).fit(df)
+    scaler.set_params(input_cols=unset)
+    with pytest.raises(NotFittedError, match=r"input_cols is now not set.*fitted on \['FLOAT1', 'FLOAT2'\]"):
+        scaler.transform(df)
+    pipe = Pipeline([("ss", StandardScaler(input_cols=NUMERIC_COLS))]).fit(df)
+    pipe.set_params(ss__input_cols=unset)
+    with pytest.raises(NotFittedError, match="input_cols is now not set"):
+        pipe.transform(df)
+    scaler.set_params(input_cols=NUMERIC_COLS)  # set back: the fitted state applies again
+    assert set(scaler.transform(df).columns) == set(df.columns)
+
+
 def test_output_cols_of_the_wrong_length_name_the_parameter(session: neve.Session) -> None:
     df = table(session, frame(DATA))
     scaler = MinMaxScaler(input_cols=NUMERIC_COLS).fit(df)
@@ -106,18 +124,28 @@ def test_snowml_empty_lists_mean_unset() -> None:
     assert scaler.get_input_cols() == NUMERIC_COLS and scaler.get_output_cols() == NUMERIC_COLS
 
 
-def test_other_engines_take_names_as_written(session: neve.Session) -> None:
-    """DuckDB and PostgreSQL keep their own rules: ``age`` is not ``AGE`` (Snowflake's upper-casing
-    applies on a Snowflake session only; see test_snowflake.py)."""
+def test_other_engines_resolve_names_as_their_sql_does(session: neve.Session, engine: str) -> None:
+    """``age`` finds ``AGE`` where the engine's SQL does (DuckDB ignores case in names);
+    PostgreSQL and Spark (through Ibis's quoting) take names as written. Output names are kept
+    as written on both (Snowflake's upper-casing applies on a Snowflake session only; see
+    test_snowflake.py), and a quoted name is exact everywhere."""
     import pandas as pd
 
     from neve.errors import ColumnNotFoundError
 
-    t = table(session, pd.DataFrame({"AGE": [1.0, 2.0]}), "IDENT")
-    with pytest.raises(ColumnNotFoundError, match="'age' not found"):
-        StandardScaler(input_cols=["age"]).fit(t)
+    t = table(session, pd.DataFrame({"AGE": [1.0, 2.0], "b": [3.0, 5.0]}), "IDENT")
+    if engine == "duckdb":
+        scaler = StandardScaler(input_cols=["age", "B"], output_cols=["Out_age", "Out_b"]).fit(t)
+        assert list(scaler.input_cols_) == ["AGE", "b"]
+    else:
+        with pytest.raises(ColumnNotFoundError, match="'age' not found"):
+            StandardScaler(input_cols=["age"]).fit(t)
     scaler = StandardScaler(input_cols=["AGE"], output_cols=["Out_age"]).fit(t)
     assert scaler.get_output_cols() == ["Out_age"] and "Out_age" in scaler.transform(t).columns
+    with pytest.raises(ColumnNotFoundError, match="'age' not found"):
+        StandardScaler(input_cols=['"age"']).fit(t)  # quoted: exactly ``age``, on every engine
+    scaler = StandardScaler(input_cols=['"AGE"'], output_cols=['"out_Q"']).fit(t)
+    assert list(scaler.input_cols_) == ["AGE"] and "out_Q" in scaler.transform(t).columns
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)

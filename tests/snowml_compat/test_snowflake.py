@@ -48,6 +48,7 @@ CASES: dict[str, Callable[[neve.Session], Any]] = {
     "pipeline_set_params": test_pipeline.test_nested_set_params_and_get_params,
     "output_cols_after_fit": test_column_api.test_one_hot_output_cols_set_after_fit_are_used,
     "input_cols_after_fit": test_column_api.test_input_cols_changed_after_fit_are_refused_until_refit,
+    "input_cols_unset_after_fit": lambda s: test_column_api.test_input_cols_unset_after_fit_are_refused(s, []),
 }
 
 
@@ -69,12 +70,40 @@ def test_identifier_rules(snow: neve.Session) -> None:
     assert list(scaler.data_min_) == ["AGE", "col1"]
 
 
+def test_identifier_rules_for_a_linear_model(snow: neve.Session) -> None:
+    """The estimators read names as the transformers do: ``y`` finds ``Y``, and an unquoted
+    ``output_cols="pred"`` is the column ``PRED``, a quoted one kept."""
+    from neve.linear_model import LinearRegression
+
+    t = table(snow, pd.DataFrame({"X": [1.0, 2.0, 3.0], "Y": [2.0, 4.0, 6.0]}), "IDENT5")
+    model = LinearRegression(input_cols=["x"], label_cols="y", output_cols="pred").fit(t)
+    assert model.label_cols_ == ["Y"]
+    out = model.predict(t).to_pandas().sort_values("X")
+    assert out["PRED"].tolist() == pytest.approx([2.0, 4.0, 6.0])
+    quoted = LinearRegression(input_cols=["x"], label_cols="y", output_cols='"pred"').fit(t)
+    assert "pred" in quoted.predict(t).columns
+
+
 def test_identifier_rules_for_one_hot_names(snow: neve.Session) -> None:
     """The category part of a one-hot name keeps its case, as SnowML's ``"OUTPUT1_a"``."""
     t = table(snow, pd.DataFrame({"ID": ["1", "2"], "STR1": ["a", "B"]}), "IDENT2")
     enc = OneHotEncoder(input_cols="str1", output_cols="out").fit(t)
     assert enc.get_output_cols() == ["OUT_B", "OUT_a"]
     assert set(enc.get_output_cols()) <= set(enc.transform(t).columns)
+
+
+def test_one_hot_names_that_differ_only_by_case_are_kept(snow: neve.Session) -> None:
+    """Snowflake tells quoted names apart by case, so ``a`` and ``A`` keep scikit-learn's
+    ``OUT_A`` and ``OUT_a``, with no renaming warning (DuckDB renames: see test_encoders)."""
+    import warnings
+
+    t = table(snow, pd.DataFrame({"ID": ["1", "2", "3"], "STR1": ["a", "A", "b"]}), "IDENT4")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a renaming warning would fail here
+        enc = OneHotEncoder(input_cols="str1", output_cols="out").fit(t)
+    assert list(enc.get_feature_names_out()) == ["OUT_A", "OUT_a", "OUT_b"]
+    out = enc.transform(t).to_pandas().sort_values("ID")
+    assert out[["OUT_A", "OUT_a", "OUT_b"]].to_numpy().tolist() == [[0, 1, 0], [1, 0, 0], [0, 0, 1]]
 
 
 def test_stale_input_cols_compare_as_written(snow: neve.Session) -> None:

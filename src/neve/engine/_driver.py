@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import sqlglot.expressions as sge
 
 from neve.engine._url import EngineURL
-from neve.errors import DataFileError, NeveInputError
+from neve.errors import AmbiguousColumnError, DataFileError, NeveInputError
 
 __all__ = ["Driver", "check_files", "values_insert"]
 
@@ -60,6 +60,19 @@ def values_insert(
     row = "(" + ", ".join([mark] * len(columns)) + ")"
     sql = f"INSERT INTO {target} ({names}) VALUES " + ", ".join([row] * len(rows))
     return sql, [value for r in rows for value in r]
+
+
+def unquote(name: str) -> str | None:
+    """The identifier inside ``"..."`` (with ``""`` read as one quote), or ``None`` when
+    ``name`` is not wrapped in double quotes."""
+    if len(name) > 1 and name[0] == name[-1] == '"':
+        return name[1:-1].replace('""', '"')
+    return None
+
+
+def quote(name: str) -> str:
+    """``name`` as a quoted identifier, as :func:`unquote` reads it back."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 @ibis.udf.scalar.builtin(name="md5")
@@ -221,11 +234,18 @@ class Driver:
         text = str(exc).lower()
         return any(word in text for word in ("duplicate key", "unique constraint", "conflict"))
 
-    def fingerprint(self, table: ir.Table) -> ir.Scalar | None:
-        """An order-independent hash aggregate over every row, computed in the engine;
-        ``None`` when the engine has no row hash Ibis can compile."""
+    #: Whether :meth:`fingerprint`'s sum is exact (no wrap-around), so that sums over groups
+    #: of rows, added as Python integers, give the same fingerprint as one sum over all of
+    #: them (a fused fit computes it per group in its statistics query; see ``FitSummary``).
+    fingerprint_sums_exact: ClassVar[bool] = False
+
+    def fingerprint(self, table: ir.Table, columns: Sequence[str] | None = None) -> ir.Scalar | None:
+        """An order-independent hash aggregate over every row (of ``columns``, by default
+        all, in that order), computed in the engine; ``None`` when the engine has no row
+        hash Ibis can compile."""
+        names = list(table.columns) if columns is None else list(columns)
         try:
-            expr = ibis.struct({c: table[c] for c in table.columns}).hash().sum()
+            expr = ibis.struct({c: table[c] for c in names}).hash().sum()
             ibis.to_sql(expr, dialect=self.name)
         except Exception:  # noqa: BLE001 - an engine without a hash function: lineage omits the fingerprint
             return None
@@ -262,16 +282,40 @@ class Driver:
                 raise DataFileError(f"cannot load {path} into {table}: {exc}") from exc
         return backend.table(table)
 
+    #: Whether the engine matches identifiers ignoring case, quoted or not (DuckDB): a name
+    #: then finds its column in any case, and a query cannot hold two columns whose names
+    #: differ only by case.
+    case_insensitive_names: ClassVar[bool] = False
+
     @classmethod
     def resolve_column(cls, name: str, columns: Sequence[str]) -> str:
-        """The column of a table that ``name``, as a user wrote it, refers to. Most engines
-        (DuckDB, PostgreSQL through Ibis) take column names exactly as written."""
-        return name
+        """The column of a table that ``name``, as a user wrote it, refers to.
+
+        ``'"col1"'`` is a quoted identifier, exactly ``col1``, on every engine (as in SQL and
+        SnowML). Otherwise the engine's rule applies: names as written where identifiers are
+        case-sensitive (PostgreSQL and Spark, through Ibis's quoting); any case where the
+        engine ignores it (DuckDB), where a name that matches two columns is refused, naming
+        both. A name found nowhere comes back as given, for the caller's "not found" error."""
+        quoted = unquote(name)
+        if quoted is not None:
+            return quoted
+        if not cls.case_insensitive_names:
+            return name
+        matches = [c for c in columns if c.casefold() == name.casefold()]
+        if len(matches) > 1:
+            raise AmbiguousColumnError(
+                f"column name {name!r} matches {len(matches)} columns on {cls.name}, which ignores "
+                f"case in names: {', '.join(map(repr, matches))}; rename one of them, or quote the "
+                f"name to pick one exactly (e.g. {quote(matches[0])!r})"
+            )
+        return matches[0] if matches else name
 
     @classmethod
     def new_column_name(cls, name: str) -> str:
-        """The name a new column gets when a user asks for ``name``."""
-        return name
+        """The name a new column gets when a user asks for ``name``: as written, or the
+        exact name inside double quotes."""
+        quoted = unquote(name)
+        return name if quoted is None else quoted
 
     def raise_error_sql(self, message: ir.StringValue) -> ir.Value:
         """An expression that aborts the query with ``message`` when evaluated.

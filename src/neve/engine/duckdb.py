@@ -3,17 +3,13 @@
 DuckDB lets one process at a time open a database file for writing. Airflow
 runs tasks as parallel processes on the same file, so opening waits: it retries
 with jittered exponential backoff up to ``lock_timeout`` seconds and then fails
-naming the file and the process that holds it.
+naming the file and the process that holds it (``neve.engine._dbapi``, shared with the
+plain DB-API reader the CLI uses).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
-import random
-import re
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,56 +20,34 @@ import ibis.expr.types as ir
 import pandas as pd
 import sqlglot.expressions as sge
 
+from neve.engine._dbapi import DEFAULT_LOCK_TIMEOUT, duckdb_database, local_file, lock_timeout, open_waiting
 from neve.engine._driver import Driver, _md5, is_parquet
-from neve.errors import DataFileError, EngineError, EngineLockedError, InvalidURLError
+from neve.errors import DataFileError
 
-__all__ = ["DuckDBDriver"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "DuckDBDriver"]
 
-log = logging.getLogger(__name__)
-
-DEFAULT_LOCK_TIMEOUT = 120.0
-# DuckDB names the holder as "in /path/to/python (PID 123)", or only "in PID 123".
-_HOLDER = re.compile(r"Conflicting lock is held in (?:(?P<program>.+?) \()?PID (?P<pid>\d+)")
-_NEVE_KEYS = {"lock_timeout"}
 _SQL_TEXT: dict[int, tuple[sge.Expression, str]] = {}
 
 
 class DuckDBDriver(Driver):
     name: ClassVar[str] = "duckdb"
     schemes: ClassVar[tuple[str, ...]] = ("duckdb",)
+    #: ``SELECT age`` finds ``AGE``, quoted or not.
+    case_insensitive_names: ClassVar[bool] = True
+    fingerprint_sums_exact: ClassVar[bool] = True  # SUM of BIGINT is a HUGEINT
 
     @property
     def database(self) -> str:
-        """``:memory:`` or the file path.
-
-        ``duckdb://``            in memory
-        ``duckdb://file.duckdb`` relative (Ibis's form)
-        ``duckdb:///./f.duckdb`` relative: a path starting with ``/./`` or ``/../``
-        ``duckdb:///abs/f.duckdb`` absolute
-        """
-        raw = (self.url.host or "") + self.url.path
-        if raw in ("", "/", ":memory:", "/:memory:"):
-            return ":memory:"
-        if raw.startswith(("/./", "/../", "/~", "//")):
-            raw = raw[1:]
-        return str(Path(raw).expanduser())
+        """``:memory:`` or the file path (see :func:`neve.engine._dbapi.duckdb_database`)."""
+        return duckdb_database(self.url)
 
     @property
     def location(self) -> Path | None:
-        return None if self.database == ":memory:" else Path(self.database).resolve()
+        return local_file(self.url)
 
     @property
     def lock_timeout(self) -> float:
-        raw = self.url.query.get("lock_timeout") or os.environ.get("NEVE_LOCK_TIMEOUT")
-        if raw is None:
-            return DEFAULT_LOCK_TIMEOUT
-        try:
-            value = float(raw)
-        except ValueError:
-            raise InvalidURLError(f"lock_timeout must be a number of seconds, got {raw!r}") from None
-        if value < 0:
-            raise InvalidURLError(f"lock_timeout must be >= 0, got {value}")
-        return value
+        return lock_timeout(self.url)
 
     def connect(self) -> Any:
         return self._open(max_delay=2.0)
@@ -84,34 +58,10 @@ class DuckDBDriver(Driver):
         return self._open(max_delay=0.1)
 
     def _open(self, max_delay: float) -> Any:
-        config = {k: v for k, v in self.url.query.items() if k not in _NEVE_KEYS}
-        read_only = str(config.pop("read_only", "false")).lower() in {"1", "true", "yes"}
-        database = self.database
-        if database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + self.lock_timeout
-        delay = min(0.05, max_delay)
-        while True:
-            try:
-                return ibis.duckdb.connect(database, read_only=read_only, **config)
-            except duckdb.IOException as exc:
-                holder = _HOLDER.search(str(exc))
-                if holder is None:
-                    raise EngineError(f"cannot open DuckDB database {database}: {self.url.scrub(str(exc))}") from None
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise EngineLockedError(
-                        f"DuckDB file {database} is locked by another process: "
-                        f"{holder['program'] or 'a process'} (PID {holder['pid']}); gave up after "
-                        f"{self.lock_timeout:g}s. Close that connection, or allow a longer wait "
-                        f"with ?lock_timeout=SECONDS in the URL or $NEVE_LOCK_TIMEOUT."
-                    ) from exc
-                log.debug("%s is locked by PID %s; retrying", database, holder["pid"])
-                # Full jitter keeps parallel waiters from retrying in lockstep.
-                time.sleep(min(remaining, random.uniform(0, delay)))
-                delay = min(delay * 2, max_delay)
-            except duckdb.Error as exc:  # e.g. a setting in the URL's query DuckDB refuses
-                raise EngineError(f"cannot open DuckDB database {database}: {self.url.scrub(str(exc))}") from None
+        def opener(database: str, read_only: bool, config: dict[str, str]) -> Any:
+            return ibis.duckdb.connect(database, read_only=read_only, **config)
+
+        return open_waiting(self.url, opener, max_delay)
 
     @property
     def exclusive(self) -> bool:

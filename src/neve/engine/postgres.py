@@ -21,6 +21,7 @@ import ibis.expr.types as ir
 import pandas as pd
 import sqlglot.expressions as sge
 
+from neve.engine._dbapi import POSTGRES_MISSING, postgres_error, postgres_kwargs
 from neve.engine._driver import Driver
 from neve.errors import EngineError
 
@@ -67,33 +68,12 @@ class PostgresDriver(Driver):
     schemes: ClassVar[tuple[str, ...]] = ("postgres", "postgresql")
 
     def connect(self) -> Any:
-        url = self.url
-        host, port = url.host or "localhost", url.port or 5432
-        kwargs = dict(url.query)
-        kwargs.setdefault("connect_timeout", "10")
-        # libpq also takes the password as ?password=...; the one in user:pw@ wins.
-        password = url.password if url.password is not None else kwargs.get("password")
-        kwargs.pop("password", None)
         try:
-            return ibis.postgres.connect(
-                host=host,
-                port=port,
-                user=url.username,
-                password=password,
-                database=url.path.lstrip("/") or None,
-                **kwargs,
-            )
+            return ibis.postgres.connect(**postgres_kwargs(self.url))
         except ModuleNotFoundError as exc:
-            raise EngineError(
-                "PostgreSQL support is not installed: pip install 'neve[postgres]'"
-            ) from exc
+            raise EngineError(POSTGRES_MISSING) from exc
         except Exception as exc:  # noqa: BLE001 - any driver failure becomes one clear EngineError
-            # libpq echoes the values of connection options it rejects; say what failed without them.
-            reason = (url.scrub(str(exc)).strip().splitlines() or [type(exc).__name__])[0]
-            raise EngineError(
-                f"cannot connect to PostgreSQL at {host}:{port} as {url.username!r} "
-                f"({url.redacted()}): {reason}"
-            ) from None
+            raise postgres_error(self.url, exc) from None
 
     def is_conflict(self, exc: BaseException) -> bool:
         return _sqlstate(exc) in CONFLICT_SQLSTATES
@@ -132,11 +112,13 @@ class PostgresDriver(Driver):
             cursor.close()
         return pd.DataFrame.from_records(rows, columns=columns)
 
-    def fingerprint(self, table: ir.Table) -> ir.Scalar | None:
+    fingerprint_sums_exact: ClassVar[bool] = True
+
+    def fingerprint(self, table: ir.Table, columns: Sequence[str] | None = None) -> ir.Scalar | None:
         # Ibis has no row hash for PostgreSQL: hash each row's text form with the
         # built-in 64-bit text hash and add them up (order-independent; SUM of bigint
         # is NUMERIC in PostgreSQL, so it cannot overflow).
-        cells = [table[c].cast("string").fill_null("\\N") for c in table.columns]
+        cells = [table[c].cast("string").fill_null("\\N") for c in (table.columns if columns is None else columns)]
         row = ibis.literal("\x1f").join(cells) if len(cells) > 1 else cells[0]
         return _hash_text(row, 0).cast("decimal(38, 0)").sum().cast("string")
 

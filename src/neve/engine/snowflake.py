@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from neve.engine._driver import Driver
+from neve.engine._driver import Driver, unquote
 from neve.engine._snowflake_stage import InternalStage
 from neve.engine._url import EngineURL
 from neve.errors import EngineError, InvalidURLError, NeveInputError
@@ -37,8 +37,9 @@ class SnowflakeDriver(Driver):
         """Snowflake's identifier rules, as SnowML applies them: ``'"col1"'`` is a quoted,
         case-kept name; an unquoted one is upper-cased (``OUT_foo`` -> ``OUT_FOO``); a name
         that could not be written unquoted (a space, say) is kept as given."""
-        if len(name) > 1 and name[0] == name[-1] == '"':
-            return name[1:-1].replace('""', '"')
+        quoted = unquote(name)
+        if quoted is not None:
+            return quoted
         return name.upper() if _UNQUOTED.fullmatch(name) else name
 
     @classmethod

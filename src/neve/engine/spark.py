@@ -370,8 +370,9 @@ class SparkDriver(Driver):
             sql = _SQL_TEXT[id(tree)] = (tree, tree.sql("spark"))  # placeholders become :name
         return backend._session.sql(sql[1], args=params).toPandas()
 
-    def fingerprint(self, table: ir.Table) -> ir.Scalar | None:
-        expr = ibis.struct({c: table[c] for c in table.columns}).hash().cast("int64").sum()
+    def fingerprint(self, table: ir.Table, columns: Sequence[str] | None = None) -> ir.Scalar | None:
+        names = list(table.columns) if columns is None else list(columns)
+        expr = ibis.struct({c: table[c] for c in names}).hash().cast("int64").sum()
         try:
             ibis.to_sql(expr, dialect="pyspark")
         except Exception:  # noqa: BLE001 - lineage omits the fingerprint

@@ -85,7 +85,7 @@ class LinearEstimator(ColumnParams, BaseEstimator):
             )
         self._validate_params()
         table, _ = as_table(X)
-        label_col = self._label_col()
+        label_col = self._label_col(table)
         inputs = self._input_cols(table)
         self._check_numeric(table, inputs)
         design, label, weight = self.prepare(table, label_col)
@@ -98,7 +98,8 @@ class LinearEstimator(ColumnParams, BaseEstimator):
         """The design's base table (rows with a NULL label dropped), label and weight."""
         self._validate_params()
         self.__dict__.pop("fit_summary_", None)  # only a fused fit leaves one (see _fused.FitSummary)
-        missing = [c for c in [label_col, self.sample_weight_col] if c is not None and c not in table.columns]
+        weight_col = self._weight_col(table.columns)
+        missing = [c for c in [label_col, weight_col] if c is not None and c not in table.columns]
         if missing:
             raise ColumnNotFoundError(
                 f"{type(self).__name__}: column(s) {missing} not found; available: {list(table.columns)}"
@@ -106,26 +107,34 @@ class LinearEstimator(ColumnParams, BaseEstimator):
         label = missing_to_null(table[label_col])
         table = table.filter(label.notnull())
         label = missing_to_null(table[label_col])
-        weight = None if self.sample_weight_col is None else as_float(table[self.sample_weight_col])
+        weight = None if weight_col is None else as_float(table[weight_col])
         self.label_cols_ = [label_col]
         return Design(table=table), label, weight
 
-    def _label_col(self) -> str:
+    def _label_col(self, table: ir.Table) -> str:
+        """The label column of ``table``, found as its engine reads names (which the rest of
+        the fit then follows too)."""
         labels = as_list(self.label_cols)
         if len(labels) != 1:
             raise InvalidParameterError(
                 f"{type(self).__name__}: label_cols must name exactly one column, got {self.label_cols!r}"
             )
-        return labels[0]
+        self._use_identifiers_of(table)
+        return self._resolve(labels, table.columns)[0]
+
+    def _weight_col(self, columns: list[str]) -> str | None:
+        found = self._resolve(self.sample_weight_col, columns)
+        return found[0] if found else None
 
     def _input_cols(self, table: ir.Table) -> list[str]:
         return self._input_cols_from(list(table.columns))
 
     def _input_cols_from(self, columns: list[str]) -> list[str]:
         """``input_cols``, or every column but the label, weight and passthrough columns."""
-        cols = as_list(self.input_cols)
+        cols = self._resolve(self.input_cols, columns)
         if not cols:
-            skip = {*as_list(self.label_cols), *as_list(self.passthrough_cols), self.sample_weight_col}
+            skip = {*self._resolve([*as_list(self.label_cols), *as_list(self.passthrough_cols)], columns),
+                    self._weight_col(columns)}  # fmt: skip
             cols = [c for c in columns if c not in skip]
         missing = [c for c in cols if c not in columns]
         if missing:
@@ -208,7 +217,8 @@ class LinearEstimator(ColumnParams, BaseEstimator):
 
     def _default_outputs(self, function_name: str, n: int) -> list[str]:
         if function_name == "predict":
-            return as_list(self.output_cols) or [f"OUTPUT_{self.label_cols_[0]}"]
+            names = as_list(self.output_cols) or [f"OUTPUT_{self.label_cols_[0]}"]
+            return [self._identifiers.new_column_name(n) for n in names]
         prefix = {"predict_proba": "PREDICT_PROBA", "decision_function": "DECISION_FUNCTION",
                   "predict_log_proba": "PREDICT_LOG_PROBA"}[function_name]
         if n == 1:

@@ -7,8 +7,8 @@ from typing import Any
 import ibis.expr.types as ir
 import numpy as np
 import scipy.linalg
-from sklearn import linear_model as skl
 
+from neve._columns import SklearnClass
 from neve.errors import InvalidParameterError
 from neve.linear_model._base import LABEL, FeatureMap, LinearEstimator, as_float
 from neve.linear_model._stats import Design, Stats, gather
@@ -86,7 +86,7 @@ class LinearRegression(_LeastSquares):
     ``drop_input_cols``. Rows with a NULL label are dropped; a NULL feature is an error.
     """
 
-    _sklearn_class = skl.LinearRegression
+    _sklearn_class = SklearnClass("sklearn.linear_model.LinearRegression")
 
     def __init__(
         self,
@@ -148,7 +148,7 @@ class Ridge(_LeastSquares):
     as :class:`LinearRegression`; ``alpha`` must be a scalar (one label column).
     """
 
-    _sklearn_class = skl.Ridge
+    _sklearn_class = SklearnClass("sklearn.linear_model.Ridge")
     _sklearn_attrs = ("coef_", "intercept_", "n_features_in_", "feature_names_in_", "n_iter_")
 
     def __init__(

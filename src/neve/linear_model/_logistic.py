@@ -10,9 +10,9 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import scipy.linalg
-from sklearn import linear_model as skl
 from sklearn.exceptions import ConvergenceWarning
 
+from neve._columns import SklearnClass
 from neve._sql_literals import double
 from neve.engine import _queries
 from neve.errors import EmptyInputError, InvalidParameterError
@@ -42,7 +42,7 @@ class LogisticRegression(LinearEstimator):
     ``PREDICT_PROBA_<class>``, ``DECISION_FUNCTION`` (binary) or ``DECISION_FUNCTION_<class>``.
     """
 
-    _sklearn_class = skl.LogisticRegression
+    _sklearn_class = SklearnClass("sklearn.linear_model.LogisticRegression")
     _is_classifier = True
     _sklearn_attrs = ("coef_", "intercept_", "n_features_in_", "feature_names_in_", "classes_", "n_iter_")
 

@@ -157,7 +157,7 @@ class Stats:
         return shift
 
 
-Combine = str  # "sum" | "min" | "max"
+Combine = str  # "sum" | "min" | "max" | "exact" (integers summed exactly, e.g. a fingerprint)
 
 
 def gather(
@@ -286,6 +286,10 @@ def gather(
         crosses.append(vec)
     combined = {}
     for name, (_, how) in extras.items():
+        if how == "exact":  # as Python integers: float64 would drop the low digits
+            parts = [int(str(v)) for v in whole.column(f"e_{name}").to_pylist() if v is not None]
+            combined[name] = sum(parts) if parts else None
+            continue
         values = _column(whole, f"e_{name}", fill=np.nan)
         reduce = {"sum": np.nansum, "min": np.nanmin, "max": np.nanmax}[how]
         combined[name] = float(reduce(values)) if not np.all(np.isnan(values)) else math.nan

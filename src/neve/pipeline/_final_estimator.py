@@ -50,7 +50,7 @@ def fit_final(
             )
         if fit_fused(transformers, estimator, table):
             return
-        label = estimator._label_col()
+        label = estimator._label_col(table)
     else:
         label = _label_of(estimator, y)
     table = table.filter(missing_to_null(table[label]).notnull()) if label in table.columns else table

@@ -29,7 +29,6 @@ from neve.linear_model._stats import Design, Stats
 from neve.preprocessing import MaxAbsScaler, MinMaxScaler, OneHotEncoder, StandardScaler
 from neve.preprocessing._base import BaseTransformer
 from neve.preprocessing._categories import is_missing
-from neve.preprocessing._categories import label as category_label
 
 __all__ = ["FitSummary", "fit_fused"]
 
@@ -80,8 +79,8 @@ def fit_fused(
 ) -> bool:
     """Fit ``steps`` and ``estimator`` from the statistics of ``table``; ``False`` (nothing
     fitted, no query run) when the steps do not have the fusable shape."""
-    label_col = estimator._label_col()
-    reserved = {label_col, estimator.sample_weight_col} - {None}
+    label_col = estimator._label_col(table)
+    reserved = {label_col, estimator._weight_col(list(table.columns))} - {None}
     if not _fusable(steps, table, reserved):
         return False
     design, label, weight = estimator.prepare(table, label_col)
@@ -116,10 +115,15 @@ def fit_fused(
             raise _not_numeric(estimator, unknown)
         return names, np.stack([affine[n] for n in names]) if names else np.zeros((0, design.size))
 
+    fingerprinted = [c for c in columns if c not in reserved]
+    if estimator._gram_counts_rows:
+        fingerprint = _fingerprint(base, fingerprinted)
+        if fingerprint is not None:
+            weights_extra["fingerprint"] = (fingerprint, "exact")
     with small_solves():
         stats = estimator._fit_design(design, label, weight, features, weights_extra)
     if estimator._gram_counts_rows:
-        estimator.fit_summary_ = _summary(table, design, stats)
+        estimator.fit_summary_ = _summary(table, design, stats, fingerprinted)
     return True
 
 
@@ -129,15 +133,38 @@ class FitSummary:
     logging the model need not scan the table again for it (see ``Registry.log_model``).
 
     ``rows`` counts the rows fitted on (a NULL label drops a row); ``counts`` holds, per
-    encoded column, each category's row count (``None`` for NULL).
+    encoded column, each category's row count (``None`` for NULL). ``fingerprint`` is the
+    lineage fingerprint (``Driver.fingerprint``) of those rows' ``fingerprint_columns``
+    (every column but the label and weight), summed over the statistics query's groups as
+    exact integers; ``None`` where the engine's sums are not exact.
     """
 
     table: ir.Table
     rows: int
     counts: dict[str, dict[Any, int]]
+    fingerprint: str | None = None
+    fingerprint_columns: tuple[str, ...] = ()
 
 
-def _summary(table: ir.Table, design: Design, stats: Stats) -> FitSummary:
+def _fingerprint(table: ir.Table, columns: list[str]) -> ir.Scalar | None:
+    """The lineage fingerprint of ``columns`` as an aggregate of the fit's statistics query,
+    where the engine sums it exactly (then the groups' sums add up to the whole's)."""
+    from neve.engine import driver_for_backend
+
+    try:
+        driver = driver_for_backend(table._find_backend(use_default=False))
+    except Exception:  # noqa: BLE001 - an in-memory table: nothing is logged from it
+        return None
+    if not driver.fingerprint_sums_exact or not columns:
+        return None
+    expr = driver.fingerprint(table, columns)
+    if expr is None:
+        return None
+    # Exact as it leaves the engine too: a group's sum exceeds int64.
+    return expr.cast("decimal(38, 0)") if expr.type().is_integer() else expr
+
+
+def _summary(table: ir.Table, design: Design, stats: Stats, fingerprinted: list[str]) -> FitSummary:
     unit = stats.gram[-1]  # unweighted: the diagonal of an indicator block counts its rows
     assert design.categories is not None
     counts = {
@@ -145,7 +172,10 @@ def _summary(table: ir.Table, design: Design, stats: Stats) -> FitSummary:
         for col, at in design.offsets.items()
         for cats in [design.categories[col]]
     }
-    return FitSummary(table=table, rows=int(round(unit[0, 0])), counts=counts)
+    fingerprint = stats.extras.get("fingerprint")
+    return FitSummary(table=table, rows=int(round(unit[0, 0])), counts=counts,
+                      fingerprint=None if fingerprint is None else str(fingerprint),
+                      fingerprint_columns=tuple(fingerprinted) if fingerprint is not None else ())
 
 
 def _not_numeric(estimator: LinearEstimator, names: list[str]) -> Exception:
@@ -173,14 +203,13 @@ def _fit_steps(steps: Sequence[BaseTransformer], design: Design, stats: Stats, c
             step.categories_ = {c: design.categories[c] for c in step.input_cols_}
             step.infrequent_indices_ = {c: None for c in step.input_cols_}
             step.drop_idx_by_col_ = step._drop_indices(step.input_cols_)
+            step._settle_names(step.input_cols_)
             for col, out in zip(step.input_cols_, step.output_cols_, strict=True):
-                cats = design.categories[col]
-                names = step._output_names(col, out)
                 at = design.offsets[col]
-                by_label = {f"{out}_{category_label(c)}": at + k for k, c in enumerate(cats)}
-                for name in names:
+                # No infrequent grouping here (see _fusable): each kept group is one category.
+                for (_, (k,)), name in zip(step._kept_groups(col), step._output_names(col, out), strict=True):
                     row = np.zeros(size)
-                    row[by_label[name]] = 1.0
+                    row[at + k] = 1.0
                     affine[name] = row
                 affine.pop(col, None)
             continue

@@ -47,8 +47,7 @@ from neve import _json
 from neve._columns import ColumnParams, as_list
 from neve._sql_templates import select_text
 from neve._table import ROW_COUNT, as_table, missing_to_null, run_translating
-from neve.engine import _queries, identifier_rules
-from neve.engine._driver import Driver
+from neve.engine import _queries
 from neve.errors import (
     ColumnNotFoundError,
     ColumnTypeError,
@@ -85,8 +84,6 @@ class BaseTransformer(ColumnParams, BaseEstimator):
     _fitted_attrs: ClassVar[tuple[str, ...]] = ()
     #: State keys written by older versions -> their current names, for ``from_dict``.
     _renamed_state: ClassVar[dict[str, str]] = {}
-    #: Identifier rules of the engine fit ran on (a driver class; see ``Driver.resolve_column``).
-    _identifiers: type[Driver] = Driver
 
     # --- hooks -------------------------------------------------------------
 
@@ -118,7 +115,7 @@ class BaseTransformer(ColumnParams, BaseEstimator):
         """Validate the parameters, resolve and check the columns, and set the column state;
         returns the input columns. (A fused Pipeline fit calls it, then sets the rest.)"""
         self._validate_params()
-        self._identifiers = identifier_rules(table)
+        self._use_identifiers_of(table)
         cols = self._resolve_input_cols(table)
         self._check_columns(table, cols)
         self.input_cols_ = cols
@@ -179,8 +176,10 @@ class BaseTransformer(ColumnParams, BaseEstimator):
         self._output_cols_seen = as_list(self.output_cols)
 
     def _stale_input_cols(self) -> bool:
+        """Whether ``input_cols`` differs from what fit was given: other names, or unset
+        (``[]``/``None``) after a fit on named columns, which SnowML refuses too."""
         cols = as_list(self.input_cols)
-        return bool(cols) and cols != getattr(self, "_input_cols_seen", cols)
+        return cols != getattr(self, "_input_cols_seen", cols)
 
     def to_sklearn(self) -> Any:
         """The fitted scikit-learn transformer of this class over ``input_cols``, as SnowML's
@@ -250,9 +249,11 @@ class BaseTransformer(ColumnParams, BaseEstimator):
                 f"call fit(table) before transform or get_feature_names_out"
             )
         if self._stale_input_cols():
+            now = as_list(self.input_cols)
             raise NotFittedError(
-                f"{type(self).__name__}: input_cols is now {as_list(self.input_cols)} but the "
-                f"step was fitted on {list(self.input_cols_)}; call fit again"
+                f"{type(self).__name__}: input_cols is now {now or 'not set (' + repr(self.input_cols) + ')'} "
+                f"but the step was fitted on {list(self.input_cols_)}; set input_cols back, or call "
+                f"fit again"
             )
         current = as_list(self.output_cols)
         if current != getattr(self, "_output_cols_seen", current):
@@ -267,15 +268,10 @@ class BaseTransformer(ColumnParams, BaseEstimator):
             )
 
     def _resolve_input_cols(self, table: ir.Table) -> list[str]:
-        rules = self._identifiers
-        cols = as_list(self.input_cols)
+        cols = self._resolve(self.input_cols, table.columns)
         if not cols:  # None, or SnowML's unset []
-            passthrough = {
-                rules.resolve_column(c, table.columns) for c in as_list(self.passthrough_cols)
-            }
+            passthrough = set(self._resolve(self.passthrough_cols, table.columns))
             cols = [c for c in table.columns if c not in passthrough]
-        else:
-            cols = [rules.resolve_column(c, table.columns) for c in cols]
         if not cols:
             raise InvalidParameterError(
                 f"{type(self).__name__}: input_cols is not set and every column of the table "

@@ -277,12 +277,13 @@ def one_hot_plan(
     categories: list[Any],
     infrequent: set[int],
     groups: list[tuple[str, list[int]]],
-    out: str,
+    names: list[str],
     *,
     infrequent_is_rest: bool,
     error: ir.Value | None,
 ) -> OneHotPlan:
-    """The :class:`OneHotPlan` of ``x`` for the kept ``groups`` (label, category indices).
+    """The :class:`OneHotPlan` of ``x`` for the kept ``groups`` (label, category indices),
+    whose output columns are called ``names``.
 
     With ``infrequent_is_rest`` (unknown values are infrequent, or abort the query) the
     infrequent column is "not a frequent category", one condition on the few frequent
@@ -291,13 +292,13 @@ def one_hot_plan(
     key = ("x", col)
     X = T.Input(key)
     plan = OneHotPlan(inputs={key: x})
-    for name, members in groups:
-        if name == "infrequent_sklearn" and infrequent_is_rest:
+    for (label, members), name in zip(groups, names, strict=True):
+        if label == "infrequent_sklearn" and infrequent_is_rest:
             frequent = tuple(c for i, c in enumerate(categories) if i not in infrequent)
             cond: Any = T.Not(T.Member(X, frequent, never_null=True))
         else:
             cond = T.Member(X, tuple(categories[i] for i in members), never_null=False)
-        plan.outputs.append((f"{out}_{name}", cond))
+        plan.outputs.append((name, cond))
     if error is not None and plan.outputs:
         plan.inputs[("error", col)] = error
         plan.guard = (T.Not(T.Member(X, tuple(categories), never_null=True)), T.Input(("error", col)))
@@ -372,3 +373,25 @@ def first_unknown(table: ir.Table, categories: dict[str, list[Any]]) -> tuple[st
             value = rows[0][f"v{i}"]
             return col, "NULL" if value is None else f"'{value}'"
     return None
+
+
+def unique_ignoring_case(names: list[str]) -> list[str]:
+    """``names`` made unique without regard to case, for engines that ignore it (DuckDB):
+    the first of names equal but for case keeps it; each later one gets ``_2`` (or the
+    next free number) appended. ``["K_A", "K_a", "K_b"]`` -> ``["K_A", "K_a_2", "K_b"]``."""
+    taken: set[str] = set()
+    firsts = []
+    for name in names:
+        key = name.casefold()
+        firsts.append(key not in taken)
+        taken.add(key)
+    out = []
+    for name, first in zip(names, firsts, strict=True):
+        if not first:
+            k = 2
+            while f"{name}_{k}".casefold() in taken:
+                k += 1
+            name = f"{name}_{k}"
+            taken.add(name.casefold())
+        out.append(name)
+    return out

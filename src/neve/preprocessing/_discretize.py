@@ -10,8 +10,8 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
-from sklearn import preprocessing as skp
 
+from neve._columns import SklearnClass
 from neve._sql_literals import double
 from neve._table import ROW_COUNT
 from neve.errors import InvalidParameterError, NeveInputError
@@ -106,7 +106,7 @@ class KBinsDiscretizer(BaseTransformer):
     replaces each input in place.
     """
 
-    _sklearn_class = skp.KBinsDiscretizer
+    _sklearn_class = SklearnClass("sklearn.preprocessing.KBinsDiscretizer")
     _fitted_attrs = ("bin_edges_by_col_", "n_bins_by_col_")
     _renamed_state = {"bin_edges_": "bin_edges_by_col_", "n_bins_": "n_bins_by_col_"}
 
@@ -334,6 +334,8 @@ class KBinsDiscretizer(BaseTransformer):
         return [f"{output_col}_{float(b)}" for b in range(self.n_bins_by_col_[col])]
 
     def _sklearn_twin(self) -> Any:
+        from sklearn import preprocessing as skp
+
         encode = "onehot-dense" if self.encode == "onehot" else self.encode  # neve writes dense columns
         est = self._sklearn_class(**sklearn_params(self, encode=encode))
         est.bin_edges_, est.n_bins_ = self.bin_edges_, self.n_bins_

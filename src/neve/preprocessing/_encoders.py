@@ -3,6 +3,7 @@ with the fitted categories as literals (no UDFs, no category table uploaded)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,9 +13,9 @@ import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
-from sklearn import preprocessing as skp
 from sklearn.utils._param_validation import StrOptions
 
+from neve._columns import SklearnClass
 from neve._sql_literals import typed
 from neve._table import missing_to_null
 from neve.errors import InvalidParameterError, NeveError, UnknownCategoryError
@@ -138,6 +139,8 @@ class _Encoder(BaseTransformer):
         return groups
 
     def _sklearn_twin(self) -> Any:
+        from sklearn import preprocessing as skp
+
         categories = _sklearn_categories(self)
         plain = sklearn_params(self, categories=categories, min_frequency=None, max_categories=None)
         if isinstance(self._sklearn_class(), skp.OneHotEncoder):
@@ -158,7 +161,12 @@ class OneHotEncoder(_Encoder):
 
     Columns are named ``f"{output_col}_{category}"`` in scikit-learn's order
     (missing is ``nan``, last; grouped rare values are ``infrequent_sklearn``);
-    with ``output_col == input_col`` the block replaces the input column.
+    with ``output_col == input_col`` the block replaces the input column. Fitted on
+    an engine that ignores case in column names (DuckDB), names equal but for case
+    (categories ``A`` and ``a``) are made unique: the first keeps its name, each
+    later one gets ``_2`` (or the next number free, ignoring case) appended
+    (``x_A``, ``x_a_2``), with a warning naming the categories;
+    ``get_feature_names_out()`` lists the names used.
 
     Differences from scikit-learn, by design: the output is always dense
     columns (``sparse_output`` is accepted and ignored, since a SQL result has
@@ -182,8 +190,8 @@ class OneHotEncoder(_Encoder):
     ``output_cols=None`` replaces each input by its block.
     """
 
-    _sklearn_class = skp.OneHotEncoder
-    _fitted_attrs = ("categories_", "drop_idx_by_col_", "infrequent_indices_")
+    _sklearn_class = SklearnClass("sklearn.preprocessing.OneHotEncoder")
+    _fitted_attrs = ("categories_", "drop_idx_by_col_", "infrequent_indices_", "names_ignore_case_")
     _renamed_state = {"drop_idx_": "drop_idx_by_col_"}
     _constraints_override = {**_Encoder._constraints_override, "sparse": ["boolean", None]}
 
@@ -238,6 +246,34 @@ class OneHotEncoder(_Encoder):
         self.categories_ = cats
         self._infrequent(counts, n_samples, skip_missing=False)
         self.drop_idx_by_col_ = self._drop_indices(cols)
+        self._settle_names(cols)
+
+    def _settle_names(self, cols: list[str]) -> None:
+        """Decide, once the categories are known, how output columns are named: where the
+        engine fit ran on ignores case in names (DuckDB), names equal but for case are made
+        unique by :func:`unique_ignoring_case`, with a warning naming the categories. (A
+        fused Pipeline fit calls this too.)"""
+        self.names_ignore_case_ = self._identifiers.case_insensitive_names
+        for col, out in zip(cols, self.output_cols_, strict=True):
+            groups = self._kept_groups(col)
+            names = self._output_names(col, out)
+            plain = [f"{out}_{label}" for label, _ in groups]
+            renamed = [(label, was, now) for (label, _), was, now in zip(groups, plain, names, strict=True)
+                       if was != now]
+            if not renamed:
+                continue
+            clashes = "; ".join(
+                f"category {label!r} ({', '.join(repr(g) for g, _ in groups if g.casefold() == label.casefold())} "
+                f"differ only by case) is column {now!r}, not {was!r}"
+                for label, was, now in renamed
+            )
+            warnings.warn(
+                f"OneHotEncoder: column {col!r} has categories that differ only by case, and "
+                f"{self._identifiers.name} does not tell column names apart by case: {clashes}. "
+                f"get_feature_names_out() lists the names used",
+                UserWarning,
+                stacklevel=5,
+            )
 
     @property
     def drop_idx_(self) -> np.ndarray | None:
@@ -306,8 +342,13 @@ class OneHotEncoder(_Encoder):
             groups = [g for i, g in enumerate(groups) if i != dropped]
         return groups
 
+    #: Whether output names were made unique ignoring case (the engine fit ran on ignores
+    #: it); part of the saved state, so a reloaded step names its columns the same way.
+    names_ignore_case_: bool = False
+
     def _output_names(self, col: str, output_col: str) -> list[str]:
-        return [f"{output_col}_{name}" for name, _ in self._kept_groups(col)]
+        names = [f"{output_col}_{name}" for name, _ in self._kept_groups(col)]
+        return C.unique_ignoring_case(names) if self.names_ignore_case_ else names
 
     def _one_hot_plans(self, table: ir.Table) -> dict[str, C.OneHotPlan]:
         """Per input column, its output columns as conditions (see :class:`C.OneHotPlan`);
@@ -321,7 +362,7 @@ class OneHotEncoder(_Encoder):
             error = C.fail_unknown(x, col).cast(out_type) if self.handle_unknown == "error" else None
             infrequent = set(self.infrequent_indices_.get(col) or ())
             plans[col] = C.one_hot_plan(
-                col, x, self.categories_[col], infrequent, self._kept_groups(col), out,
+                col, x, self.categories_[col], infrequent, self._kept_groups(col), self._output_names(col, out),
                 infrequent_is_rest=grouped, error=error,
             )
         return plans
@@ -343,7 +384,7 @@ class OrdinalEncoder(_Encoder):
     ``output_cols=None`` replaces each input column in place.
     """
 
-    _sklearn_class = skp.OrdinalEncoder
+    _sklearn_class = SklearnClass("sklearn.preprocessing.OrdinalEncoder")
     _fitted_attrs = ("categories_", "infrequent_indices_")
 
     def __init__(
@@ -482,7 +523,7 @@ class LabelEncoder(_Encoder):
     encodes it in place.
     """
 
-    _sklearn_class = skp.LabelEncoder
+    _sklearn_class = SklearnClass("sklearn.preprocessing.LabelEncoder")
     _fitted_attrs = ("classes_by_col_",)
     _renamed_state = {"classes_": "classes_by_col_"}
 
@@ -528,6 +569,8 @@ class LabelEncoder(_Encoder):
         return {col: [(out, _codes(x, present, dt.int64, otherwise, classes, missing_code))]}
 
     def _sklearn_twin(self) -> Any:
+        from sklearn import preprocessing as skp
+
         est = skp.LabelEncoder()
         est.classes_ = self.classes_
         return est

@@ -12,8 +12,8 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
-from sklearn import impute as ski
 
+from neve._columns import SklearnClass
 from neve._sql_literals import typed
 from neve._table import ROW_COUNT
 from neve.errors import ColumnTypeError, InvalidParameterError, NeveInputError
@@ -82,7 +82,7 @@ class SimpleImputer(BaseTransformer):
     ``output_cols=None`` replaces each input column in place.
     """
 
-    _sklearn_class = ski.SimpleImputer
+    _sklearn_class = SklearnClass("sklearn.impute.SimpleImputer")
     _numeric_only = False
     _fitted_attrs = ("statistics_", "indicator_")
 
@@ -124,8 +124,11 @@ class SimpleImputer(BaseTransformer):
         """``"numeric"`` or ``"string"``; anything else is refused with the column named.
 
         A column of nothing but ``None`` (pandas object dtype; Ibis types it ``null``)
-        counts as numeric, as scikit-learn reads it as all-NaN."""
-        if dtype.is_numeric() or dtype.is_boolean() or dtype.is_null():
+        counts as numeric, as scikit-learn reads it as all-NaN, unless a string
+        ``fill_value`` says it holds text (SnowML imputes such a column with it)."""
+        if self._text_nulls(dtype):
+            kind = "string"
+        elif dtype.is_numeric() or dtype.is_boolean() or dtype.is_null():
             kind = "numeric"
         elif dtype.is_string():
             kind = "string"
@@ -149,11 +152,17 @@ class SimpleImputer(BaseTransformer):
                 )
         return kind
 
+    def _text_nulls(self, dtype: dt.DataType) -> bool:
+        """An all-``None`` column (typed ``null``) to be filled with a string constant."""
+        return dtype.is_null() and self.strategy == "constant" and isinstance(self.fill_value, str)
+
     def _values(self, table: ir.Table, col: str) -> ir.Column:
         """The column as fit sees it: float64 with NaN as NULL for numbers, as is for strings."""
         column = table[col]
         if column.type().is_string():
             return column
+        if self._text_nulls(column.type()):
+            return column.cast(dt.string)
         return self._numeric(table, col)
 
     def _missing(self, x: ir.Column) -> ir.BooleanColumn:
@@ -252,8 +261,8 @@ class SimpleImputer(BaseTransformer):
 
     def _output_type(self, column: ir.Column, stat: Any) -> dt.DataType:
         dtype = column.type()
-        if dtype.is_string():
-            return dtype
+        if dtype.is_string() or self._text_nulls(dtype):
+            return dt.string
         integral = (
             isinstance(stat, (int, float))
             and not isinstance(stat, bool)

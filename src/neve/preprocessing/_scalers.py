@@ -9,9 +9,9 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 from scipy import stats
-from sklearn import preprocessing as skp
 
 from neve import _sql_templates as T
+from neve._columns import SklearnClass
 from neve._sql_literals import double
 from neve.errors import InvalidParameterError, NeveError, NeveInputError
 from neve.preprocessing._base import (
@@ -201,7 +201,7 @@ class StandardScaler(_NumericTransformer):
     ``output_cols=None`` replaces each input column in place.
     """
 
-    _sklearn_class = skp.StandardScaler
+    _sklearn_class = SklearnClass("sklearn.preprocessing.StandardScaler")
     _fitted_attrs = ("mean_", "var_", "scale_", "n_samples_seen_")
 
     def __init__(
@@ -264,7 +264,7 @@ class MinMaxScaler(_NumericTransformer):
     ``output_cols=None`` replaces each input column in place.
     """
 
-    _sklearn_class = skp.MinMaxScaler
+    _sklearn_class = SklearnClass("sklearn.preprocessing.MinMaxScaler")
     _fitted_attrs = ("data_min_", "data_max_", "data_range_", "scale_", "min_", "n_samples_seen_")
 
     def __init__(
@@ -323,7 +323,7 @@ class MaxAbsScaler(_NumericTransformer):
     ``output_cols=None`` replaces each input column in place.
     """
 
-    _sklearn_class = skp.MaxAbsScaler
+    _sklearn_class = SklearnClass("sklearn.preprocessing.MaxAbsScaler")
     _fitted_attrs = ("max_abs_", "scale_", "n_samples_seen_")
 
     def __init__(
@@ -367,7 +367,7 @@ class RobustScaler(_NumericTransformer):
     ``output_cols=None`` replaces each input column in place.
     """
 
-    _sklearn_class = skp.RobustScaler
+    _sklearn_class = SklearnClass("sklearn.preprocessing.RobustScaler")
     _fitted_attrs = ("center_", "scale_")
 
     def __init__(
@@ -437,7 +437,7 @@ class Normalizer(_NumericTransformer):
     ``output_cols=None`` replaces each input column in place.
     """
 
-    _sklearn_class = skp.Normalizer
+    _sklearn_class = SklearnClass("sklearn.preprocessing.Normalizer")
 
     def __init__(
         self,
@@ -481,7 +481,7 @@ class Binarizer(_NumericTransformer):
     ``output_cols=None`` replaces each input column in place.
     """
 
-    _sklearn_class = skp.Binarizer
+    _sklearn_class = SklearnClass("sklearn.preprocessing.Binarizer")
 
     def __init__(
         self,

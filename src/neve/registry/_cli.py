@@ -7,7 +7,9 @@ import json
 import math
 from typing import Any
 
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["add_commands"]
 
@@ -101,15 +103,6 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _table(title: str, frame: Any) -> Table:
-    table = Table(title=title)
-    for column in frame.columns:
-        table.add_column(str(column))
-    for row in frame.itertuples(index=False):
-        table.add_row(*(_cell(v) for v in row))
-    return table
-
-
 def _init(args: argparse.Namespace) -> None:
     # On missing rights the EngineError raised here lists the GRANTs an admin must run.
     reg = _registry(args, create=True)
@@ -126,49 +119,130 @@ def _gc(args: argparse.Namespace) -> None:
     _console().print(f"{len(removed)} folder(s) {verb}", highlight=False)
 
 
+def _browser(args: argparse.Namespace) -> Any:
+    """The registry at ``--url`` for reading, on the engine's own client (no Ibis, no pandas)."""
+    from neve.registry._browse import Browser
+
+    return Browser.open(args.url, args.schema)
+
+
+def _minute(value: Any) -> str:
+    """Registry times are UTC; a person reads them to the minute."""
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M")
+
+
+def _compact(title: str) -> Table:
+    """A table without side borders, columns two spaces apart: the most text per line."""
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                 collapse_padding=True)
+
+
+def _lines(items: dict[str, Any] | list[str]) -> str:
+    """One alias or tag per line: a narrow column wraps between them, not inside one."""
+    if isinstance(items, dict):
+        return "\n".join(f"{k}={_cell(v)}" for k, v in sorted(items.items()))
+    return "\n".join(items)
+
+
+def _models_table(models: list[dict[str, Any]], width: int) -> list[Any]:
+    """Fits ``width`` columns with every model name, count, latest version and time whole:
+    aliases and tags take what is left, one per line, or, where too little is left
+    (long names), go on their own lines under the table."""
+    table = _compact("models (times in UTC)")
+    fixed = {"model": max((len(m["model_name"]) for m in models), default=5),
+             "versions": 8, "latest": max((len(m["latest_version"] or "") for m in models), default=6),
+             "created": 16}  # fmt: skip
+    for header, widest in fixed.items():
+        table.add_column(header, no_wrap=True, min_width=max(widest, len(header)),
+                         justify="right" if header == "versions" else "left",
+                         style="bold" if header == "model" else None)
+    # Columns sit two spaces apart; aliases and tags need ~12 each to be worth a column.
+    beside = width - sum(max(w, len(h)) + 2 for h, w in fixed.items()) >= 2 * 12 + 2
+    if beside:
+        table.add_column("aliases", overflow="fold")
+        table.add_column("tags", overflow="fold")
+    below = []
+    for m in models:
+        cells = [m["model_name"], str(m["versions"]), m["latest_version"] or "", _minute(m["created_at"])]
+        if beside:
+            cells += [_lines(m["aliases"]), _lines(m["tags"])]
+        elif m["aliases"] or m["tags"]:
+            below.append(Text.assemble((m["model_name"], "bold"), ": aliases ", _cell(_sorted(m["aliases"])) or "-",
+                                       "; tags ", _cell(_sorted(m["tags"])) or "-"))
+        table.add_row(*cells)
+    return [table, Text(), *below] if below else [table]
+
+
+def _sorted(items: dict[str, Any]) -> dict[str, Any]:
+    return dict(sorted(items.items()))
+
+
+def _versions_table(title: str, versions: list[dict[str, Any]], metrics: list[str]) -> Table:
+    table = _compact(f"{title} (times in UTC)")
+    table.add_column("version", no_wrap=True, style="bold")
+    table.add_column("created", no_wrap=True)
+    for header in ("by", "aliases", "tags", "comment", *metrics):
+        table.add_column(header, overflow="fold", min_width=min(len(header), 10),
+                         justify="right" if header in metrics else "left")
+    for v in versions:
+        table.add_row(v["version_name"], _minute(v["created_at"]), v["created_by"] or "", _lines(v["aliases"]),
+                      _lines(v["tags"]), v["comment"] or "", *(_cell(v[k]) for k in metrics))
+    return table
+
+
 def _list(args: argparse.Namespace) -> None:
-    _console().print(_table("models", _registry(args).show_models()))
+    with _browser(args) as registry:
+        models = registry.models()
+    console = _console()
+    for part in _models_table(models, console.width):
+        console.print(part)
 
 
 def _show(args: argparse.Namespace) -> None:
-    model = _registry(args).get_model(args.name)
+    with _browser(args) as registry:
+        name = registry.require_model(args.name)
+        if args.version is None:
+            versions, metrics = registry.versions(name)
+        else:
+            record = registry.version(name, args.version)
     if args.version is None:
-        versions = model.show_versions()
         if args.json:
-            print(versions.to_json(orient="records", date_format="iso", default_handler=str))
+            # Metrics a version lacks are NaN in the table and null in JSON.
+            rows = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in versions]
+            print(json.dumps(rows, default=_json_default))
             return
-        _console().print(_table(f"{args.name} versions", versions))
+        _console().print(_versions_table(f"{args.name} versions", versions, metrics))
         return
-    mv = model.version(args.version)
-    lineage = mv.lineage()
-    aliases = [a for a, v in model.aliases.items() if v == mv.version_name]
     if args.json:
-        record = {"model": args.name, "version": mv.version_name, "aliases": aliases, "metrics": mv.metrics,
-                  "tags": mv.tags, "comment": mv.comment, **lineage}
         print(json.dumps(record, indent=2, default=str))
         return
-    table = Table(title=f"{args.name} {mv.version_name}", show_header=False)
+    table = Table(title=f"{args.name} {record['version']}", show_header=False)
     table.add_column("field")
     table.add_column("value")
-    training = lineage.get("training_data") or {}
+    training = record.get("training_data") or {}
     rows: dict[str, Any] = {
-        "aliases": aliases, "metrics": mv.metrics, "tags": mv.tags, "comment": mv.comment,
-        "logged": f"{lineage['logged_at']} by {lineage['logged_by']}", "flavor": lineage["flavor"],
-        "airflow": lineage.get("airflow"), "artifact": lineage["artifact_uri"],
+        "aliases": record["aliases"], "metrics": record["metrics"], "tags": record["tags"],
+        "comment": record["comment"],
+        "logged": f"{record['logged_at']:%Y-%m-%d %H:%M:%S} UTC by {record['logged_by']}",
+        "flavor": record["flavor"], "airflow": record.get("airflow"), "artifact": record["artifact_uri"],
     }
     if args.full:
-        rows["params"] = lineage["params"]
+        rows["params"] = record["params"]
         rows["training data"] = json.dumps({k: v for k, v in training.items() if k != "sql"})
     else:
-        rows["params"] = {k: _summary(v) for k, v in lineage["params"].items()}
+        rows["params"] = {k: _summary(v) for k, v in record["params"].items()}
         rows["training data"] = _training_summary(training)
-        for i, step in enumerate((lineage.get("feature_pipeline") or {}).get("steps", []), 1):
+        for i, step in enumerate((record.get("feature_pipeline") or {}).get("steps", []), 1):
             rows[f"step {i}"] = _step_summary(step)
     for key, value in rows.items():
         table.add_row(key, _cell(value))
     _console().print(table)
     if not args.full:
         _console().print("--full for every param and feature, --json for everything", style="dim")
+
+
+def _json_default(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def _summary(value: Any) -> Any:

@@ -76,4 +76,8 @@ def sample_rows(model: Any, feature_pipeline: Any, training_data: Any) -> Any:
     names = [str(n) for n in names]
     if not set(names) <= set(head.columns):
         return None
-    return head.select(*names)
+    # As SQL text over the pipeline's SELECT: an Ibis select of a one-hot pipeline's hundreds
+    # of columns spends most of a second rewriting projections (profiled), for five rows.
+    from neve._sql_templates import select_text
+
+    return select_text(head, [(n, n) for n in names])

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from neve.errors import InvalidNameError, ModelNotFoundError, NeveInputError
 from neve.registry import _tables
+from neve.registry._browse import lineage_of, version_not_found
 from neve.registry._names import check_key, check_metric, check_name, suggest, tag_value
 from neve.registry._package import MANIFEST, check_manifest, load_model
 
@@ -72,12 +73,7 @@ class Model:
             if target is not None:
                 return ModelVersion(reg, self.name, target)
             names = list(self._live()["VERSION_NAME"])
-        known = names + list(aliases["ALIAS_NAME"])
-        raise ModelNotFoundError(
-            f"model {self.name!r} has no version or alias {name_or_alias!r}{suggest(name_or_alias, known)}"
-            + (f" (versions: {', '.join(names[-10:])}" if names else " (it has no versions")
-            + (f"; aliases: {', '.join(aliases['ALIAS_NAME'])})" if len(aliases) else ")")
-        )
+        raise version_not_found(self.name, name_or_alias, names, list(aliases["ALIAS_NAME"]))
 
     @property
     def default(self) -> ModelVersion:
@@ -369,17 +365,7 @@ class ModelVersion:
     def lineage(self) -> dict[str, Any]:
         """Training data (tables, SQL, row count, schema, fingerprint), the feature
         pipeline's JSON, Airflow ids, and who logged the version from where."""
-        row = self._row()
-        out = json.loads(row["LINEAGE"] or "{}")
-        out.update(
-            logged_by=row["CREATED_BY"],
-            logged_at=row["CREATED_AT"],
-            run_context=json.loads(row["RUN_CONTEXT"] or "{}"),
-            params=json.loads(row["PARAMS"] or "{}"),
-            artifact_uri=row["ARTIFACT_URI"],
-            flavor=row["FLAVOR"],
-        )
-        return out
+        return lineage_of(self._row())
 
     def drift(self, table: Any, *, columns: Any = None, thresholds: Any = None, record: bool = False) -> Any:
         """Compare ``table`` with the training baseline (one query); see :func:`neve.monitoring.drift`.

@@ -33,11 +33,12 @@ import pandas as pd
 
 from neve import _json
 from neve._table import as_table
-from neve.engine import Session, _airflow_conn, driver_for
-from neve.errors import EngineError, InvalidNameError, ModelNotFoundError, NeveInputError, TableNotFoundError
+from neve.engine import Session, _airflow_conn, _queries, driver_for
+from neve.errors import EngineError, InvalidNameError, NeveInputError
 from neve.registry import _lineage, _log_defaults, _reclaim, _tables
+from neve.registry._browse import model_not_found, no_database, no_registry
 from neve.registry._model import Model, ModelVersion
-from neve.registry._names import case_collision, check_key, check_metric, check_name, suggest, tag_value
+from neve.registry._names import case_collision, check_key, check_metric, check_name, tag_value
 from neve.registry._package import MANIFEST, build, sha256
 from neve.registry._stage import Stage, default_stage_url
 from neve.registry._tables import EVENTS, MODELS, VERSIONS, Store, event_id
@@ -113,10 +114,7 @@ class Registry:
         with self._connection() as backend:
             if not create:
                 if not self._store.is_current(backend):
-                    raise TableNotFoundError(
-                        f"no model registry in {self._where()}: create one with "
-                        f"`neve registry init{self._init_args()}`, or point NEVE_URL / --url at the right database"
-                    )
+                    raise no_registry(self._driver.url, self.schema)
                 return
             self._store.create(backend)
             try:
@@ -126,14 +124,6 @@ class Registry:
                     raise
                 grants = "\n".join(self._store.grants())
                 raise EngineError(f"{exc}\nAsk an administrator to run:\n{grants}") from None
-
-    def _where(self) -> str:
-        schema = f" (schema {self.schema})" if self.schema else ""
-        return f"{self._driver.url.redacted()}{schema}"
-
-    def _init_args(self) -> str:
-        schema = f" --schema {self.schema}" if self.schema else ""
-        return f" --url '{self._driver.url.redacted()}'{schema}"
 
     def __repr__(self) -> str:
         return f"Registry({self._driver.url.redacted()!r}, schema={self.schema!r}, stage={self.stage.url!r})"
@@ -203,10 +193,7 @@ class Registry:
         check_name(model_name, "model name")
         names = self._model_names()
         if model_name not in names:
-            raise ModelNotFoundError(
-                f"no model {model_name!r} in the registry{suggest(model_name, names)}"
-                + (f" (models: {', '.join(names)})" if names and len(names) <= 20 else "")
-            )
+            raise model_not_found(model_name, names)
         return Model(self, model_name)
 
     def models(self) -> list[Model]:
@@ -395,7 +382,9 @@ class Registry:
         if sample_input is None and training_data is not None:
             sample_input = _log_defaults.sample_rows(model, feature_pipeline, training_data)
             if sample_input is not None and self._session is not None:
-                sample_input = self._session.execute(sample_input)  # the session's retries and query log
+                # Through Arrow: pandas built column by column from Ibis's result costs ~1 s
+                # for a one-hot pipeline's hundreds of columns (five rows), Arrow's ~10 ms.
+                sample_input = _queries.to_pyarrow(sample_input).to_pandas()  # in the query log
         package = build(
             model, model_name=model_name, version_name=version_name or "",
             sample_input=sample_input, pipeline=pipeline_state, baseline=baseline, params=params_json,
@@ -597,7 +586,4 @@ def _require_database(driver: Driver) -> None:
     """A read-only open must not create the database file an embedded engine would make."""
     location = driver.location
     if location is not None and not location.exists():
-        raise TableNotFoundError(
-            f"no database at {location} ({driver.url.redacted()}): check NEVE_URL / --url, or create a "
-            f"registry there with `neve registry init --url '{driver.url.redacted()}'`"
-        )
+        raise no_database(driver.url, location)

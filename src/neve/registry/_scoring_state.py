@@ -5,9 +5,11 @@ Why: importing ``skops.io`` builds its trusted-type list by importing every scik
 estimator module (pytest included), ~2 s of a fresh process that scores one table. A
 linear model's predictions need only its coefficients, so for the classes below
 :func:`build` also writes them as JSON, hashed in the manifest like every file.
-:func:`rebuild` makes the same estimator from them: a class from this fixed list, its
-JSON parameters, and numeric arrays set as fitted attributes; nothing the file says can
-name another type. ``load()`` still returns the skops model, exactly as logged, and a
+:func:`rebuild` makes a stand-in for the same estimator from them
+(:class:`neve.scoring._fitted_state.LinearState`, which SQL scoring compiles without
+importing scikit-learn's linear models): a class from this fixed list, its JSON
+parameters, and numeric arrays as fitted attributes; nothing the file says can name
+another type. ``load()`` still returns the skops model, exactly as logged, and a
 version whose ``model.skops`` names anything but such a model's plain types is scored
 through ``load()``, so its trust checks refuse it for ``run`` as they do for ``load``.
 """
@@ -23,13 +25,14 @@ import numpy as np
 
 from neve.errors import ArtifactError
 from neve.registry._trust import _named_types
+from neve.scoring._fitted_state import FUNCTIONS, linear_state
 
 __all__ = ["FILE", "plain", "rebuild", "state_of"]
 
 FILE = "model.json"
 
 #: Classes whose predict, predict_proba and decision_function read only the attributes below.
-_CLASSES = ("LinearRegression", "Ridge", "Lasso", "ElasticNet", "LogisticRegression")
+_CLASSES = tuple(FUNCTIONS)
 _ARRAYS = ("coef_", "intercept_", "classes_", "feature_names_in_")
 
 
@@ -79,19 +82,23 @@ def plain(skops_data: bytes) -> bool:
 
 
 def rebuild(data: bytes, where: str) -> Any:
-    """The estimator ``model.json`` describes (its bytes already verified against the manifest)."""
+    """The stand-in for the estimator ``model.json`` describes (its bytes already verified
+    against the manifest); ``.estimator()`` gives the scikit-learn estimator itself."""
     try:
         spec = json.loads(data)
         name = spec["class"]
         if name not in _CLASSES:
             raise ArtifactError(f"{where}: {name!r} is not a class neve rebuilds from JSON")
-        model = _class(name)(**spec["params"])
+        if not isinstance(spec["params"], dict):
+            raise TypeError("params is not an object")
         state = spec["state"]
-        model.n_features_in_ = int(state["n_features_in_"])
+        attributes: dict[str, Any] = {"n_features_in_": int(state["n_features_in_"])}
         for attr in _ARRAYS:
             if attr in state:
                 value = state[attr]
-                setattr(model, attr, np.asarray(value["values"], dtype=np.dtype(value["dtype"])))
+                attributes[attr] = np.asarray(value["values"], dtype=np.dtype(value["dtype"]))
+        # The stand-in, not the scikit-learn class: no sklearn.linear_model import to score in SQL.
+        model = linear_state(name, spec["params"], attributes)
     except ArtifactError:
         raise
     except Exception as exc:  # any malformed content is the same failure

@@ -31,22 +31,30 @@ import sqlglot.expressions as sge
 
 from neve.engine import Driver
 from neve.errors import EngineError
+from neve.registry._schema import (  # noqa: F401 - the kinds are read as _tables.COMMIT, ...
+    ALIAS,
+    ALIASES_VIEW,
+    COMMENT,
+    COMMENTS_VIEW,
+    COMMIT,
+    DELETE,
+    DRIFT,
+    EVENTS,
+    KINDS,
+    LIVE_VIEW,
+    META,
+    METRIC,
+    METRICS_VIEW,
+    MODELS,
+    SCHEMA_VERSION,
+    TAG,
+    TAGS_VIEW,
+    UNALIAS,
+    UNTAG,
+    VERSIONS,
+)
 
 __all__ = ["SCHEMA_VERSION", "Store"]
-
-SCHEMA_VERSION = 1
-
-META = "NEVE_META"
-MODELS = "NEVE_MODELS"
-VERSIONS = "NEVE_MODEL_VERSIONS"
-EVENTS = "NEVE_EVENTS"
-
-# Event kinds. A version is visible once it has a COMMIT and no DELETE. DRIFT keeps a
-# drift report (JSON) computed against the version's baseline, when the caller records it.
-COMMIT, METRIC, TAG, UNTAG, ALIAS, UNALIAS, COMMENT, DELETE, DRIFT = (
-    "commit", "metric", "tag", "untag", "alias", "unalias", "comment", "delete", "drift"
-)
-KINDS = (COMMIT, METRIC, TAG, UNTAG, ALIAS, UNALIAS, COMMENT, DELETE, DRIFT)
 
 _WHO = {"CREATED_AT": "timestamp", "CREATED_BY": "string", "RUN_CONTEXT": "string"}
 
@@ -304,11 +312,11 @@ class Store:
 
 
 VIEWS = {
-    "NEVE_LIVE_VERSIONS": lambda store: store.live_versions(),
-    "NEVE_CURRENT_METRICS": lambda store: store.current_metrics(),
-    "NEVE_CURRENT_TAGS": lambda store: store.current_tags(),
-    "NEVE_CURRENT_ALIASES": lambda store: store.current_aliases(),
-    "NEVE_CURRENT_COMMENTS": lambda store: store.current_comments(),
+    LIVE_VIEW: lambda store: store.live_versions(),
+    METRICS_VIEW: lambda store: store.current_metrics(),
+    TAGS_VIEW: lambda store: store.current_tags(),
+    ALIASES_VIEW: lambda store: store.current_aliases(),
+    COMMENTS_VIEW: lambda store: store.current_comments(),
 }
 
 

@@ -15,6 +15,7 @@ from neve.errors import ColumnNotFoundError, ColumnTypeError, InvalidParameterEr
 from neve.scoring import _fallback, _fuse
 from neve.scoring._base import CompiledModel, NotCompilable
 from neve.scoring._ensembles import BoostingModel, ForestModel, HistBoostingModel, TreeModel
+from neve.scoring._fitted_state import LinearState
 from neve.scoring._linear import LinearModel, LogisticModel
 
 __all__ = ["COMPILERS", "compile_model", "score"]
@@ -59,7 +60,7 @@ def compile_model(model: Any) -> CompiledModel:
     """The SQL translation of a fitted ``model``; raises :class:`NotCompilable` if there is none."""
     cls = type(model)
     compiler = COMPILERS.get(cls.__name__)
-    if compiler is None or not cls.__module__.startswith("sklearn."):
+    if compiler is None or not (cls.__module__.startswith("sklearn.") or isinstance(model, LinearState)):
         raise NotCompilable(f"no SQL translation for {cls.__module__}.{cls.__name__}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # feature-name warnings from probing the init estimator
