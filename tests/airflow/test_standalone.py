@@ -101,18 +101,25 @@ def test_standalone_runs_the_dag_a_person_approves_through_the_rest_api_and_scor
 def until(check, *, timeout: float, what: str, log: Path, detail=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (found := check()) is not None:
-            return found
+        try:
+            if (found := check()) is not None:
+                return found
+        except (TimeoutError, urllib.error.URLError) as exc:  # a loaded api-server answers late: ask again
+            print(f"waiting for {what}: {exc}")
         time.sleep(3)
     pytest.fail(f"timed out waiting for {what}{f' ({detail()})' if detail else ''}\n{tail(log)}")
 
 
 def _pending(port: int, path: str, token: str):
+    """The request once the task waits for it. Its details are written a moment before the
+    task parks in ``awaiting_input``; an answer given in between is stored but resumes
+    nothing (Airflow resumes only a parked task), so a person answers what the UI lists."""
     try:
         detail = api(port, path, token)
+        state = api(port, path.removesuffix("/-1/hitlDetails"), token)["state"]
     except urllib.error.HTTPError:  # not asked yet
         return None
-    return None if detail["response_received"] else detail
+    return None if detail["response_received"] or state != "awaiting_input" else detail
 
 
 def _patch(port: int, path: str, token: str, body: dict):
