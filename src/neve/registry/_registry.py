@@ -495,7 +495,11 @@ class Registry:
         logging crashed more than ``older_than`` seconds ago, and folders without a row.
         Returns the folders removed (or that would be, with ``dry_run``)."""
         cutoff = _now() - timedelta(seconds=older_than)
-
+        # The folders are listed before the rows are read: a writer reserves its row before
+        # it makes its folder, so every folder listed has its row in what is read next. Read
+        # the other way round, a log_model reserving in between had its folder taken for one
+        # no row claims -- and removed under it.
+        folders = set(self.stage.folders())
         with self._connection():
             rows = self._query(lambda s, p: s.table(VERSIONS).select("MODEL_NAME", "VERSION_NAME", "CREATED_AT"))
             live = self._query(lambda s, p: s.live_versions().select("MODEL_NAME", "VERSION_NAME"))
@@ -508,7 +512,7 @@ class Registry:
         created = {(m, v): t for m, v, t in zip(rows.MODEL_NAME, rows.VERSION_NAME, rows.CREATED_AT, strict=True)}
         settled = set(zip(committed_or_deleted.MODEL_NAME, committed_or_deleted.VERSION_NAME, strict=True))
         removed, abandon = [], []
-        for key in sorted(set(self.stage.folders()) | {k for k in created if k not in settled}):
+        for key in sorted(folders | {k for k in created if k not in settled}):
             if key in live_keys:
                 continue
             if key in created and key not in settled:
@@ -522,6 +526,16 @@ class Registry:
         if abandon and not dry_run:
             self._append([(m, v, _tables.DELETE, None, None, "gc") for m, v in abandon])
         return removed
+
+    def check(self, *, older_than: float = 3600.0, repair: bool = False) -> Any:
+        """Verify the whole registry and return a :class:`~neve.registry._check.CheckReport`
+        (``report.ok``, ``report.problems``): every live version's manifest and file hashes,
+        version rows against their events, aliases against live versions, and stage folders
+        orphaned for longer than the gc grace ``older_than``. ``repair=True`` first runs
+        :meth:`gc` with that grace -- nothing else is changed. Safe while others write."""
+        from neve.registry._check import check
+
+        return check(self, older_than=older_than, repair=repair)
 
 
 def _backoff(attempt: int) -> None:

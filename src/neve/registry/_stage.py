@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import tempfile
+from datetime import UTC, datetime
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -240,6 +241,30 @@ class Stage:
             self.fs.invalidate_cache(folder)
             return bool(self.fs.exists(folder))
 
+    def files(self, model: str, version: str) -> list[str]:
+        """Names of the files in a version's folder (none when it is missing)."""
+        folder = self.path(model, version)
+        with self._io("list", folder):
+            self.fs.invalidate_cache(folder)
+            try:
+                entries = self.fs.ls(folder, detail=True)
+            except FileNotFoundError:
+                return []
+        return sorted(e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e["type"] != "directory")
+
+    def modified(self, model: str, version: str) -> datetime | None:
+        """When a version's folder last changed (naive UTC), or None when it is missing."""
+        folder = self.path(model, version)
+        with self._io("list", folder):
+            self.fs.invalidate_cache(folder)
+            try:
+                entries = [self.fs.info(folder), *self.fs.ls(folder, detail=True)]
+            except FileNotFoundError:
+                return None
+        times = [_when(e) for e in entries]
+        known = [t for t in times if t is not None]
+        return max(known) if known else datetime.now(UTC).replace(tzinfo=None)
+
     def folders(self) -> Iterator[tuple[str, str]]:
         """Every ``(model, version)`` folder present on the stage."""
         with self._io("list", self.root):
@@ -257,3 +282,14 @@ class Stage:
                     if version_dir["type"] == "directory":
                         found.append((model, version_dir["name"].rstrip("/").rsplit("/", 1)[-1]))
         yield from found
+
+
+def _when(entry: Mapping[str, Any]) -> datetime | None:
+    """An fsspec listing entry's modification time as naive UTC: local files give ``mtime``
+    (epoch seconds), object stores ``LastModified`` or ``mtime`` as a datetime."""
+    value = entry.get("mtime", entry.get("LastModified", entry.get("last_modified")))
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    return None
