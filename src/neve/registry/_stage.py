@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import fsspec
 
 from neve.engine import Driver
-from neve.errors import ArtifactMissingError, EngineError, NeveError, NeveInputError
+from neve.errors import ArtifactMissingError, EngineError, NeveError, NeveInputError, StageWriteError
 from neve.registry._package import MANIFEST, check_file, sha256
 
 __all__ = ["Stage", "default_stage_url"]
@@ -196,7 +196,19 @@ class Stage:
     # -- files -----------------------------------------------------------------------------------
 
     def write(self, model: str, version: str, files: dict[str, bytes]) -> None:
-        """Write the data files, then the manifest, then read each back and check its hash."""
+        """Write the data files, then the manifest, then read each back and check its hash.
+        Any failure -- a full disk, an upload broken off -- is a :class:`StageWriteError`."""
+        try:
+            self._write(model, version, files)
+        except StageWriteError:
+            raise
+        except (OSError, EngineError) as exc:
+            cause = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+            raise StageWriteError(self._redact(
+                f"cannot write version {version!r} of model {model!r} to the stage {self.url}: {cause}"
+            )) from None
+
+    def _write(self, model: str, version: str, files: dict[str, bytes]) -> None:
         folder = self.path(model, version)
         with self._io("write", folder):
             self.fs.invalidate_cache(folder)
