@@ -169,7 +169,8 @@ class _Pass:
                 continue
             unknown = set(by_kind) - set(_tables.KINDS)
             if unknown:
-                self.problem("unknown-event", model, version, f"{_name(key)} has events of unknown kind {sorted(unknown)}")
+                self.problem("unknown-event", model, version,
+                             f"{_name(key)} has events of unknown kind {sorted(unknown)}")
             if key not in row_of:
                 self.problem("orphan-events", model, version,
                              f"{_name(key)} has {', '.join(sorted(by_kind))} events but no version row")

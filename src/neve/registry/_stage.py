@@ -24,8 +24,8 @@ import contextlib
 import logging
 import os
 import tempfile
-from datetime import UTC, datetime
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
