@@ -33,14 +33,17 @@ URL given and a stage folder under ``--workdir``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,19 +184,44 @@ def verify(reg: Any, ledger: Ledger, *, grace: float, deep: bool, rng: random.Ra
     return found
 
 
+@contextlib.contextmanager
+def _database(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
+    """The registry's database: --url, a throwaway PostgreSQL server on loopback
+    (--engine postgres, stopped at the end), or a DuckDB file in the workdir."""
+    if args.url:
+        yield args.url
+    elif args.engine == "postgres":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests._servers.postgres import running_server
+
+        with running_server() as admin_url:
+            yield admin_url
+    else:
+        yield f"duckdb:///{workdir / 'torture.duckdb'}"
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="neve-torture-"))
+    try:
+        with _database(args, workdir) as url:
+            return _run(args, workdir, url)
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, Any]:
     import neve
 
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="neve-torture-"))
     journal_dir = workdir / "journals"
     if journal_dir.exists():
         shutil.rmtree(journal_dir)
     journal_dir.mkdir(parents=True)
     stage = str(workdir / "stage")
-    url = args.url or f"duckdb:///{workdir / 'torture.duckdb'}"
     reg = neve.Registry(url, stage=stage)
     ctx = multiprocessing.get_context("forkserver")
     os.environ["NEVE_TORTURE_URL"] = url
+    os.environ["NEVE_TORTURE_DRIVER"] = str(os.getpid())
     # The fork server imports the writer module afresh (not this process's copy) and warms up.
     os.environ["NEVE_TORTURE_WARM_UP"] = "1"
     # Python 3.11's fork server ignores the sys.path it is handed: the writer module must be
@@ -224,6 +252,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for slot in range(args.writers):
             start(slot)
+        # Kills begin once the writers are writing: a run on a slow machine still kills writers
+        # that have acknowledged something, not only processes starting up.
+        while ledger.update().acks < args.writers and time.monotonic() - started < 120:
+            time.sleep(0.2)
         while kills < args.kills and time.monotonic() - started < args.max_seconds:
             time.sleep(rng.uniform(args.min_delay, args.max_delay))
             victim = rng.randrange(args.writers)
@@ -243,6 +275,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"kill {kills}: {ledger.acks} acknowledged writes, {len(violations)} violation(s), "
                       f"{time.monotonic() - started:.0f} s ({verify_seconds:.0f} s verifying), load "
                       f"{os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:  # SIGTERM or Ctrl-C: stop killing, verify and report what was done
+        print(f"stopped after {kills} kills", file=sys.stderr, flush=True)
     finally:
         for proc in procs:
             if proc is not None and proc.is_alive():
@@ -255,7 +289,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for finding in final:
         print(f"final: VIOLATION {finding}", file=sys.stderr, flush=True)
     summary = {
-        "url": reg._driver.url.redacted() if hasattr(reg, "_driver") else url,
         "engine": reg.dialect,
         "writers": args.writers,
         "kills": kills,
@@ -270,14 +303,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "violations": violations,
     }
-    if args.keep is False and args.workdir is None:
-        shutil.rmtree(workdir, ignore_errors=True)
     return summary
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends a run like Ctrl-C: writers killed, a throwaway server stopped."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", help="registry database (default: a DuckDB file in --workdir)")
+    parser.add_argument("--url", help="registry database (default: see --engine)")
+    parser.add_argument("--engine", choices=["duckdb", "postgres"], default="duckdb",
+                        help="without --url: a DuckDB file in --workdir, or a throwaway PostgreSQL server")
     parser.add_argument("--workdir", help="journals, stage and DuckDB file (default: a temporary folder)")
     parser.add_argument("--kills", type=int, default=1000)
     parser.add_argument("--writers", type=int, default=3)
@@ -293,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", help="append the JSON summary to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary workdir")
     args = parser.parse_args(argv)
+    _stop_on_sigterm()
     summary = run(args)
     text = json.dumps(summary, indent=2, default=str)
     print(text)

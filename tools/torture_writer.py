@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 SHARED = "shared"  # every writer logs versions of it: concurrent numbering
-SMALL_ROWS, LARGE_ROWS = 30, 120_000  # a large version's sample_input.parquet is ~4 MB
+SMALL_ROWS, LARGE_ROWS = 30, 60_000  # a large version's sample_input.parquet is ~2 MB
+KEEP = 8  # past this many live versions, a writer deletes more often than it logs
 # Weights of the calls a writer makes.
 OPS = {"log": 30, "log_large": 4, "log_named": 10, "alias": 14, "tag": 12, "metric": 14, "delete": 10, "gc": 4}
 # Errors a writer may meet by design: a version another writer deleted meanwhile.
@@ -59,7 +60,9 @@ def writer(
     me = f"w{slot}"
     tag = f"{me}i{incarnation}"
     reg = neve.Registry(url, stage=stage)
-    mine: list[tuple[str, str]] = []  # (model, version) this incarnation logged and has not deleted
+    # (model, version) this slot logged and has not begun to delete, its earlier incarnations'
+    # included, so deletions keep the registry (and the time each check takes) bounded.
+    mine = _slot_versions(Path(journal_dir), slot)
     counter = 0
 
     def log(model_name: str, version: str | None, rows: int) -> None:
@@ -86,9 +89,14 @@ def writer(
             else:  # it had committed before the kill: it must be live and whole
                 journal.add(ack="committed-before-kill", model=pending, version=pending_version)
 
+    driver = int(os.environ.get("NEVE_TORTURE_DRIVER", "0"))
     while True:
+        if driver and not _alive(driver):
+            os._exit(0)  # the driver is gone (killed itself): nobody will ever stop us
         time.sleep(rng.uniform(0, pause))  # a little air for the rest of the machine
         op = rng.choices(list(OPS), weights=list(OPS.values()))[0]
+        if len(mine) > KEEP and rng.random() < 0.5:
+            op = "delete"
         try:
             if op == "log":
                 log(SHARED, None, SMALL_ROWS)
@@ -135,6 +143,28 @@ def writer(
             kind = "expected" if type(exc).__name__ in EXPECTED else "violation"
             journal.add(**{kind: f"writer-error in {op}", "error": f"{type(exc).__name__}: {exc}",
                            "trace": traceback.format_exc()[-2000:]})
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _slot_versions(journal_dir: Path, slot: int) -> list[tuple[str, str]]:
+    """Versions the slot's earlier incarnations logged (acknowledged) and did not start deleting."""
+    logged: dict[tuple[str, str], None] = {}
+    for path in sorted(journal_dir.glob(f"w{slot}-*.jsonl")):
+        for record in read_journal(path):
+            if record.get("ack") == "log":
+                logged[(record["model"], record["version"])] = None
+            elif record.get("intent") == "delete":
+                logged.pop((record["model"], record["version"]), None)
+    return list(logged)
 
 
 def _pending_named_log(journal_dir: Path, slot: int, incarnation: int) -> str | None:
