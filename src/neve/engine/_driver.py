@@ -27,6 +27,12 @@ from neve.errors import DataFileError, NeveInputError
 __all__ = ["Driver", "check_files", "values_insert"]
 
 
+#: What the native CSV readers (DuckDB's, Spark's) take for missing: an unquoted empty cell,
+#: nothing else. pyarrow's default also reads ``NaN``, ``NA``, ``null``, ``N/A``... as NULL,
+#: which would turn a NaN value into a missing one on the engines that load through it.
+CSV_CELLS = pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False)
+
+
 def check_files(paths: Sequence[str | Path]) -> list[Path]:
     """Resolve ``paths``, failing on the first one that does not exist."""
     if isinstance(paths, (str, Path)):
@@ -253,7 +259,7 @@ class Driver:
         """Portable fallback: parse each file with pyarrow and insert it."""
         for i, path in enumerate(paths):
             try:
-                data = pq.read_table(path) if is_parquet(path) else pacsv.read_csv(path)
+                data = pq.read_table(path) if is_parquet(path) else pacsv.read_csv(path, convert_options=CSV_CELLS)
                 if i == 0 and (overwrite or table not in backend.list_tables()):
                     backend.create_table(table, data, overwrite=True)
                 else:
