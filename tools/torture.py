@@ -165,7 +165,9 @@ def verify(reg: Any, ledger: Ledger, *, grace: float, deep: bool, rng: random.Ra
         allowed = set(ledger.alias_targets[(model, alias)][index:])  # the ack and every move since
         current = alias_now.get((model, alias))
         if current is None:
-            if all((model, t) in live for t in allowed):
+            # Vanished is right when every allowed target was deleted, or is being deleted:
+            # the alias query may run after a deletion the live-version query did not see.
+            if all((model, t) in live and (model, t) not in deleting for t in allowed):
                 found.append(f"alias {alias} of {model} vanished (acknowledged -> {acked})")
         elif current not in allowed:
             found.append(f"alias {alias} of {model} -> {current}, acknowledged {acked} (allowed {sorted(allowed)})")

@@ -44,6 +44,7 @@ import pandas as pd
 import sqlglot as sg
 import sqlglot.expressions as sge
 
+from neve.engine import _spark_warehouse
 from neve.engine._driver import Driver, is_parquet
 from neve.errors import DataFileError, EngineError, InvalidURLError
 
@@ -121,6 +122,10 @@ def _backend_class() -> type:
 
         def create_table(self, name: str, /, obj: Any = None, *, temp: bool | None = None, **kwargs: Any) -> Any:
             if not temp:
+                if _is_classic(self._session):
+                    _spark_warehouse.clear_leftover(
+                        self._session, name, kwargs.get("database"), overwrite=bool(kwargs.get("overwrite"))
+                    )
                 return super().create_table(name, obj, **kwargs)
             # Ibis has no temporary tables on Spark. Spark's equivalent is a session's view;
             # over data checkpointed into the executors' block store, so that it outlives
@@ -152,6 +157,12 @@ def _backend_class() -> type:
 
     SparkBackend.register_options()  # ibis.options.pyspark, as loading ibis.pyspark does
     return SparkBackend
+
+
+def _is_classic(session: Any) -> bool:
+    """A session of Spark in this process (local or a cluster's driver), not Spark Connect's
+    client: only then are the catalog's files on this machine's filesystem."""
+    return hasattr(session, "_jsparkSession")
 
 
 def _is_neve_message(node: ops.Node) -> bool:
@@ -321,6 +332,9 @@ class SparkDriver(Driver):
                     f"(e.g. apt-get install openjdk-17-jre-headless)"
                 ) from exc
             session.sparkContext.setLogLevel(self.log_level)
+            if isinstance(warehouse, Path):
+                # The catalog lives in this process only: adopt the tables earlier runs left.
+                _spark_warehouse.adopt_tables(session, warehouse)
             return session
 
     def _adopt(self, session: Any) -> Any:
@@ -388,6 +402,8 @@ class SparkDriver(Driver):
         session = backend._session
         files = [str(p.resolve()) for p in paths]
         exists = table in backend.list_tables()
+        if not exists or overwrite:
+            _spark_warehouse.clear_leftover(session, table, None, overwrite=overwrite)
         try:
             if kinds == {True}:
                 frame = session.read.option("mergeSchema", "true").parquet(*files)
