@@ -120,6 +120,10 @@ class Driver:
         if result is not getattr(backend, "con", None) and hasattr(result, "close"):
             result.close()
 
+    def refresh_tables(self, backend: Any, names: Sequence[str], *, database: str | None = None) -> None:
+        """Make the next reads see every write acknowledged to any session (engines that
+        cache a table's file listing per session override this)."""
+
     @contextlib.contextmanager
     def transaction(self, backend: Any) -> Iterator[None]:
         """Statements run through :meth:`execute` inside this block commit together or not at all."""

@@ -34,8 +34,8 @@ import pandas as pd
 from neve import _json
 from neve._table import as_table
 from neve.engine import Session, _airflow_conn, driver_for
-from neve.errors import EngineError, InvalidNameError, ModelNotFoundError, NeveInputError, TableNotFoundError
-from neve.registry import _lineage, _reclaim, _tables
+from neve.errors import DuplicateVersionError, EngineError, InvalidNameError, ModelNotFoundError, NeveInputError, TableNotFoundError
+from neve.registry import _claim, _lineage, _reclaim, _tables
 from neve.registry._model import Model, ModelVersion
 from neve.registry._names import case_collision, check_key, check_metric, check_name, suggest, tag_value
 from neve.registry._package import MANIFEST, build, sha256
@@ -196,7 +196,8 @@ class Registry:
             return self._store.run(backend, build, params, _variant)
 
     def _model_names(self) -> list[str]:
-        return sorted(self._query(lambda s, p: s.table(MODELS).select("MODEL_NAME"))["MODEL_NAME"])
+        # A set: on engines without keys two first logs of one model may each add its row.
+        return sorted(set(self._query(lambda s, p: s.table(MODELS).select("MODEL_NAME"))["MODEL_NAME"]))
 
     def get_model(self, model_name: str) -> Model:
         """The model called ``model_name``; unknown names raise with close suggestions."""
@@ -416,16 +417,29 @@ class Registry:
                 case_collision(model, self._model_names(), "model name")
                 self._ensure_model(backend, model, (model, now, who, context))
                 self._known_models.add(model)
+            claimed = 0  # the highest number claims seen so far hold (engines without keys)
             for attempt in range(_MAX_NUMBERING_RETRIES):
                 if version is None:
                     top = self._query(_max_number, model=model)["top"].iloc[0]
-                    number = 1 if pd.isna(top) else int(top) + 1
+                    number = max(1 if pd.isna(top) else int(top) + 1, claimed + 1)
                     name = f"v{number}"
                 else:
                     name, number = version, _number_of(version)
                 row = (model, name, number, self.stage.uri(model, name), flavor,
                        json.dumps(params, sort_keys=True), json.dumps(lineage, sort_keys=True, default=str),
                        now, who, context)
+                if not self._driver.enforces_keys:
+                    outcome = _claim.claim(
+                        self._store, backend, self._append, model, name,
+                        lambda row=row: self._store.insert(backend, VERSIONS, _VERSION_COLUMNS, [row]), _number_of,
+                    )
+                    if outcome.won:
+                        return name
+                    if version is not None:
+                        raise self._refuse_unkeyed(backend, model, version, outcome.held)
+                    claimed = max(claimed, outcome.highest)
+                    _backoff(attempt)
+                    continue
                 try:
                     self._store.insert(backend, VERSIONS, _VERSION_COLUMNS, [row])
                     return name
@@ -448,6 +462,19 @@ class Registry:
                             continue
                     _backoff(attempt)
         raise NeveInputError(f"could not allocate a version number for {model!r}: too much contention")
+
+    def _refuse_unkeyed(self, backend: Any, model: str, version: str, held: bool) -> DuplicateVersionError:
+        """Why ``version`` cannot be claimed on an engine without keys (Spark)."""
+        if not held:
+            return _claim.refuse_concurrent(model, version)
+        holder = _reclaim.holder(self._store, backend, model, version)
+        if holder is not None and not holder.reclaimable():
+            return _reclaim.refuse(model, version, holder)
+        return DuplicateVersionError(
+            f"version name {version!r} of model {model!r} was used by a version since deleted or "
+            f"abandoned; reusing a name renames the old rows, which {self._driver.name} tables "
+            f"cannot do (no row updates): pick another name (docs/spark.md)"
+        )
 
     def _ensure_model(self, backend: Any, model: str, row: tuple[Any, ...]) -> None:
         columns = ["MODEL_NAME", "CREATED_AT", "CREATED_BY", "RUN_CONTEXT"]

@@ -46,7 +46,9 @@ EVENTS = "NEVE_EVENTS"
 COMMIT, METRIC, TAG, UNTAG, ALIAS, UNALIAS, COMMENT, DELETE, DRIFT = (
     "commit", "metric", "tag", "untag", "alias", "unalias", "comment", "delete", "drift"
 )
-KINDS = (COMMIT, METRIC, TAG, UNTAG, ALIAS, UNALIAS, COMMENT, DELETE, DRIFT)
+# A version name claimed and released again, on engines without keys (see _claim).
+CLAIM, RELEASE = "claim", "release"
+KINDS = (COMMIT, METRIC, TAG, UNTAG, ALIAS, UNALIAS, COMMENT, DELETE, DRIFT, CLAIM, RELEASE)
 
 _WHO = {"CREATED_AT": "timestamp", "CREATED_BY": "string", "RUN_CONTEXT": "string"}
 
