@@ -70,7 +70,8 @@ def _table_folders(warehouse: Path) -> list[tuple[str, Path]]:
             continue
         if entry.name.endswith(DATABASE_SUFFIX):
             database = entry.name.removesuffix(DATABASE_SUFFIX)
-            found += [(database, t) for t in sorted(entry.iterdir()) if t.is_dir() and not t.name.startswith((".", "_"))]
+            tables = [t for t in sorted(entry.iterdir()) if t.is_dir() and not t.name.startswith((".", "_"))]
+            found += [(database, t) for t in tables]
         else:
             found.append((DEFAULT_DATABASE, entry))
     return found

@@ -5,12 +5,13 @@ writers inserting one name, the second fails. Spark's Parquet tables accept both
 the name is first claimed through the append-only event log, which needs no key:
 
 1. append a ``claim`` event for the name, carrying a token of this attempt;
-2. read the name's claims (tables refreshed first: a Spark session caches file listings),
-   then its version rows -- in that order;
+2. read the name's claims, then its version rows -- in that order (``Store.run`` refreshes
+   the tables first: a Spark session caches their file listings);
 3. the attempt wins only if its claim is the only open one and no row holds the name:
    it then inserts the version row and appends a ``release`` of its token. Otherwise it
-   releases its claim and loses: a named version is refused, an automatic ``v<N>`` moves
-   past every number claimed.
+   releases its claim and loses, and tries again after a random wait: a named version
+   until it wins or a row holds the name (then it is refused), an automatic ``v<N>`` one
+   number past every number claimed.
 
 Of two attempts that overlap, the one that reads second sees the other's claim (appends
 are visible once acknowledged), so at most one wins; both may lose, and an automatic name
@@ -61,7 +62,6 @@ def claim(
     """Try once to claim ``name`` of ``model``; on a win ``insert_row()`` has inserted its row."""
     token = event_id()
     append([(model, name, _tables.CLAIM, token, None, None)])
-    store.driver.refresh_tables(backend, [EVENTS, VERSIONS], database=store.schema)
     claims = store.run(backend, _claims, {"model": model})
     rows = store.run(backend, _rows, {"model": model})
     open_claims = _open(claims)
@@ -80,13 +80,6 @@ def claim(
     return Outcome(won, max(numbers, default=0), held)
 
 
-def refuse_concurrent(model: str, name: str) -> DuplicateVersionError:
-    return DuplicateVersionError(
-        f"another writer is logging version {name!r} of model {model!r} at this moment; the name "
-        f"stays theirs if they succeed (a claim whose writer died frees after {CLAIM_GRACE:g} s)"
-    )
-
-
 def _open(claims: pd.DataFrame) -> pd.DataFrame:
     released = set(claims.KEY[claims.KIND == _tables.RELEASE])
     cutoff = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=CLAIM_GRACE)
@@ -95,7 +88,6 @@ def _open(claims: pd.DataFrame) -> pd.DataFrame:
 
 
 def _refuse_if_doubled(store: Store, backend: Any, model: str, name: str) -> None:
-    store.driver.refresh_tables(backend, [VERSIONS], database=store.schema)
     rows = store.run(backend, _rows, {"model": model})
     if int((rows.VERSION_NAME == name).sum()) > 1:
         raise DuplicateVersionError(

@@ -34,7 +34,14 @@ import pandas as pd
 from neve import _json
 from neve._table import as_table
 from neve.engine import Session, _airflow_conn, driver_for
-from neve.errors import DuplicateVersionError, EngineError, InvalidNameError, ModelNotFoundError, NeveInputError, TableNotFoundError
+from neve.errors import (
+    DuplicateVersionError,
+    EngineError,
+    InvalidNameError,
+    ModelNotFoundError,
+    NeveInputError,
+    TableNotFoundError,
+)
 from neve.registry import _claim, _lineage, _reclaim, _tables
 from neve.registry._model import Model, ModelVersion
 from neve.registry._names import case_collision, check_key, check_metric, check_name, suggest, tag_value
@@ -429,16 +436,20 @@ class Registry:
                        json.dumps(params, sort_keys=True), json.dumps(lineage, sort_keys=True, default=str),
                        now, who, context)
                 if not self._driver.enforces_keys:
+                    started = time.monotonic()
                     outcome = _claim.claim(
                         self._store, backend, self._append, model, name,
                         lambda row=row: self._store.insert(backend, VERSIONS, _VERSION_COLUMNS, [row]), _number_of,
                     )
                     if outcome.won:
                         return name
-                    if version is not None:
-                        raise self._refuse_unkeyed(backend, model, version, outcome.held)
+                    if version is not None and outcome.held:
+                        raise self._refuse_unkeyed(backend, model, version)
                     claimed = max(claimed, outcome.highest)
-                    _backoff(attempt)
+                    # Rivals that all lost would meet again in lockstep: wait a random part of
+                    # a few claim rounds (a round is a second or so on Spark), then try again --
+                    # a named version until someone holds it, v<N> one number up.
+                    time.sleep(random.uniform(0, (time.monotonic() - started) * min(attempt + 1, 4)))
                     continue
                 try:
                     self._store.insert(backend, VERSIONS, _VERSION_COLUMNS, [row])
@@ -463,10 +474,8 @@ class Registry:
                     _backoff(attempt)
         raise NeveInputError(f"could not allocate a version number for {model!r}: too much contention")
 
-    def _refuse_unkeyed(self, backend: Any, model: str, version: str, held: bool) -> DuplicateVersionError:
-        """Why ``version`` cannot be claimed on an engine without keys (Spark)."""
-        if not held:
-            return _claim.refuse_concurrent(model, version)
+    def _refuse_unkeyed(self, backend: Any, model: str, version: str) -> DuplicateVersionError:
+        """Why ``version``, which a row holds, cannot be claimed on an engine without keys (Spark)."""
         holder = _reclaim.holder(self._store, backend, model, version)
         if holder is not None and not holder.reclaimable():
             return _reclaim.refuse(model, version, holder)

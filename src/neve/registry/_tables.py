@@ -217,6 +217,9 @@ class Store:
                 else node
             )
             _COMPILED[key] = tree
+        # Spark sessions cache each table's file listing: without a refresh, a registry held
+        # open would not see what other processes (Spark Connect clients) appended since.
+        self.driver.refresh_tables(backend, list(TABLES), database=self.schema)
         return self.driver.query(backend, tree, params)
 
     def insert(self, backend: Any, name: str, columns: list[str], rows: list[tuple]) -> None:
