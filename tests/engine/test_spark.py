@@ -182,9 +182,9 @@ def test_a_second_warehouse_in_one_process_is_refused(session: neve.Session, tmp
 
 @spark_only
 def test_registry_tables_accept_duplicate_keys_on_spark(session: neve.Session) -> None:
-    """Why concurrent registry writers are unsafe on Spark (docs/spark.md): its tables
-    enforce no primary key, so the row that claims a version name cannot fail when another
-    writer claimed it first, as it does on DuckDB and PostgreSQL."""
+    """Why a version name is claimed through the event log on Spark (neve/registry/_claim.py):
+    its tables enforce no primary key, so inserting a second row for a name cannot fail, as
+    it does on DuckDB and PostgreSQL."""
     from neve.registry._tables import VERSIONS, Store
 
     store = Store(session.driver, None)

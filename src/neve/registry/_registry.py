@@ -436,6 +436,8 @@ class Registry:
                        json.dumps(params, sort_keys=True), json.dumps(lineage, sort_keys=True, default=str),
                        now, who, context)
                 if not self._driver.enforces_keys:
+                    if version is not None and attempt == 0 and _reclaim.holder(self._store, backend, model, version):
+                        raise self._refuse_unkeyed(backend, model, version)  # no claim needed to see it
                     started = time.monotonic()
                     outcome = _claim.claim(
                         self._store, backend, self._append, model, name,
