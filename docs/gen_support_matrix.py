@@ -16,7 +16,8 @@ the engines it runs on:
 
 Engines come from the markers, not from which servers this machine has, so
 the output is the same everywhere. A test covers a transformer or a model when
-it names the class (in its source or its parameters); registry and monitoring
+it names the class (in its source or its parameters), a linear model likewise under
+``tests/linear_model``; registry and monitoring
 features are the test modules of ``tests/registry`` and ``tests/monitoring``.
 
     python docs/gen_support_matrix.py          # rewrite docs/support-matrix.md
@@ -56,6 +57,7 @@ TRAINING_ON_EMULATOR = "tests/linear_model/test_snowflake_emulator.py"
 COLLECT = [
     "tests/preprocessing",
     "tests/pipeline/test_pipeline.py",
+    "tests/linear_model",
     "tests/scoring",
     "tests/test_metrics.py",
     "tests/registry",
@@ -260,6 +262,11 @@ def render(tests: list[Test], suite: tuple[str, ...]) -> str:
         )
     )
 
+    import neve.linear_model
+
+    models = sorted(n for n in neve.linear_model.__all__ if n[0].isupper() and not n.endswith(("Estimator", "Warning")))
+    l_rows = [(f"`{n}`", _mentions(tests, [n], ("tests/linear_model/",))) for n in models]
+
     by_compiler: dict[str, list[str]] = defaultdict(list)
     for estimator, compiler in COMPILERS.items():
         by_compiler[compiler.__name__].append(estimator)
@@ -325,6 +332,13 @@ def render(tests: list[Test], suite: tuple[str, ...]) -> str:
         "## Transformers",
         "",
         *_table(t_rows, suite, "Transformer"),
+        "",
+        "## Models fitted in the engine (`neve.linear_model`)",
+        "",
+        "Fitted from sufficient statistics in one aggregate query (logistic: one per Newton step), "
+        "checked against scikit-learn's exact solvers.",
+        "",
+        *_table(l_rows, suite, "Model"),
         "",
         "## Models compiled to SQL (`neve.scoring`)",
         "",

@@ -42,7 +42,7 @@ from neve.errors import (
     NeveInputError,
     TableNotFoundError,
 )
-from neve.registry import _claim, _lineage, _reclaim, _tables
+from neve.registry import _claim, _lineage, _log_defaults, _reclaim, _tables
 from neve.registry._model import Model, ModelVersion
 from neve.registry._names import case_collision, check_key, check_metric, check_name, suggest, tag_value
 from neve.registry._package import MANIFEST, build, sha256
@@ -350,7 +350,13 @@ class Registry:
 
         Everything is validated before anything is written, so bad input leaves the
         registry untouched. Versions are named v1, v2, ... unless ``version_name`` is given.
-        ``sample_input_data`` is SnowML's name for ``sample_input``.
+        ``sample_input_data`` is SnowML's name for ``sample_input``; without either, the
+        sample is the first rows of ``training_data`` as the model reads them (through the
+        feature pipeline, the model's ``feature_names_in_``).
+
+        Inside an Airflow task, the version gets ``airflow_dag_id``, ``airflow_run_id`` and
+        ``airflow_task_id`` tags, and a retry of the task returns the version an earlier try
+        of it logged in the same DAG run instead of logging a second one.
         """
         if sample_input_data is not None:
             if sample_input is not None:
@@ -360,6 +366,9 @@ class Registry:
         fit_summary = getattr(getattr(model, "_estimator", None), "fit_summary_", None)
         model, feature_pipeline = _split_pipeline(model, feature_pipeline)
         check_name(model_name, "model name")
+        if (logged := _log_defaults.earlier_try_version(self, model_name)) is not None:
+            return logged
+        tags = {**_log_defaults.airflow_tags(), **dict(tags or {})}
         if version_name is not None:
             check_name(version_name, "version name")
             if _number_of(version_name.lower()) is not None and version_name != version_name.lower():
@@ -391,6 +400,10 @@ class Registry:
             )
         if pipeline_state is not None:
             lineage["feature_pipeline"] = pipeline_state
+        if sample_input is None and training_data is not None:
+            sample_input = _log_defaults.sample_rows(model, feature_pipeline, training_data)
+            if sample_input is not None and self._session is not None:
+                sample_input = self._session.execute(sample_input)  # the session's retries and query log
         package = build(
             model, model_name=model_name, version_name=version_name or "",
             sample_input=sample_input, pipeline=pipeline_state, baseline=baseline, params=params_json,
