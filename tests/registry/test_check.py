@@ -116,7 +116,8 @@ def test_alias_of_a_deleted_version_is_only_a_note(two_versions):
 
 def test_rows_and_events_that_disagree_are_found(two_versions):
     reg = two_versions
-    sha = reg._query(lambda s, p: s.live_versions())["MANIFEST_SHA256"].iloc[0]
+    live = reg._query(lambda s, p: s.live_versions())  # in no set order on Spark
+    sha = live.set_index("VERSION_NAME").loc["v2", "MANIFEST_SHA256"]
     reg._append([("m", "v2", _tables.COMMIT, None, None, sha)])  # a second claim of v2
     reg._append([("m", "v99", _tables.METRIC, "mse", 1.0, None)])  # no such row
     reg._reserve("m", "pending", "sklearn", {}, {})

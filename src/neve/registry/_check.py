@@ -92,8 +92,10 @@ def check(registry: Registry, *, older_than: float = 3600.0, repair: bool = Fals
         first.repaired = repaired
         return first
     second = _Pass(registry, older_than).run()
-    seen = set(first.problems)
-    second.problems = [p for p in second.problems if p in seen]
+    # Matched on what and where, not on the message: an orphan's age in it has grown
+    # between the passes (by seconds on a slow engine), and it is the same problem.
+    seen = {(p.kind, p.model, p.version) for p in first.problems}
+    second.problems = [p for p in second.problems if (p.kind, p.model, p.version) in seen]
     second.repaired = repaired
     return second
 
