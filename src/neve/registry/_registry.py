@@ -301,7 +301,8 @@ class Registry:
         Columns: event_id, model_name, version_name, kind, key, value_num, value_str,
         created_at, created_by, run_context (a dict: host, pid and, inside Airflow, the
         ``airflow`` dag_id, dag_run_id and task_id). ``kinds`` keeps those event kinds
-        (commit, metric, tag, untag, alias, unalias, comment, delete, drift); ``dag_id`` and
+        (commit, metric, tag, untag, alias, unalias, comment, delete, drift; on Spark also
+        claim and release, how a version name is taken there); ``dag_id`` and
         ``run_id`` keep the events an Airflow DAG run wrote (its commits are the versions it
         logged); ``limit`` keeps the newest ``limit``.
         """
