@@ -302,7 +302,8 @@ class Registry:
         created_at, created_by, run_context (a dict: host, pid and, inside Airflow, the
         ``airflow`` dag_id, dag_run_id and task_id). ``kinds`` keeps those event kinds
         (commit, metric, tag, untag, alias, unalias, comment, delete, drift; on Spark also
-        claim and release, how a version name is taken there); ``dag_id`` and
+        claim and release, how a version name is taken there, left out unless asked
+        for); ``dag_id`` and
         ``run_id`` keep the events an Airflow DAG run wrote (its commits are the versions it
         logged); ``limit`` keeps the newest ``limit``.
         """
@@ -608,6 +609,8 @@ def _event_log(kinds: tuple[str, ...], limit: int | None) -> Any:
             e = e.filter(e.RUN_CONTEXT.contains(p["run"]))
         if kinds:
             e = e.filter(e.KIND.isin(kinds))
+        else:  # claims are how Spark takes a version name: bookkeeping, shown only when asked for
+            e = e.filter(~e.KIND.isin([_tables.CLAIM, _tables.RELEASE]))
         e = e.select(*_EVENT_COLUMNS).order_by(e.EVENT_ID.desc())
         return e.limit(limit) if limit is not None else e
 
