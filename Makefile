@@ -8,7 +8,7 @@ BOOTSTRAP := .neve/bootstrap
 UV := $(or $(shell command -v uv 2>/dev/null),$(BOOTSTRAP)/bin/uv)
 export UV_LINK_MODE ?= copy
 
-.PHONY: demo airflow test test-long bench bench-quick sync lint docs mutate clean
+.PHONY: demo airflow test test-long bench bench-quick sync lint docs mutate torture clean
 
 $(BOOTSTRAP)/bin/uv:
 	@echo "uv is not on PATH: installing it into $(BOOTSTRAP) (a throwaway venv)"
@@ -57,6 +57,15 @@ lint: sync
 # Plants known bugs one at a time (tools/mutate.py) and reports how many the tests catch.
 mutate: sync
 	$(UV) run --no-sync python tools/mutate.py $(MUTANTS)
+
+# Registry writers SIGKILLed at random instants, KILLS times (default 1000) on a DuckDB file and
+# then on a throwaway PostgreSQL server, each kill followed by a registry check and a check of
+# every acknowledged write (tools/torture.py; results in docs/reliability.md). At the lowest CPU
+# priority: about an hour each on a busy 2-core machine. Summaries append to torture.jsonl.
+KILLS ?= 1000
+torture: sync
+	nice -n 19 $(UV) run --no-sync python tools/torture.py --engine duckdb --kills $(KILLS) --report torture.jsonl
+	nice -n 19 $(UV) run --no-sync python tools/torture.py --engine postgres --kills $(KILLS) --report torture.jsonl
 
 # The support matrix is generated from the test-suite's engine markers; a test keeps it current.
 docs: sync

@@ -74,6 +74,10 @@ REGISTRY_TITLES = {
     "test_cli": "`neve models` / `neve registry` CLI",
     "test_concurrency": "Concurrent writers (real processes)",
     "test_concurrency_postgres": "Concurrent writers (real processes)",
+    "test_concurrency_spark": "Concurrent writers (real processes)",
+    "test_check": "`neve registry check`: file hashes, rows against events, aliases, orphaned folders",
+    "test_stage_failure": "A stage write failing part-way (disk full, upload cut): clean error, nothing visible, retry",
+    "test_torture": "Writers SIGKILLed at random instants (`tools/torture.py`, ~20 kills; 1,000 in `make torture`)",
 }
 
 

@@ -24,6 +24,7 @@ working for code that does not know about neve::
     └── EngineError(RuntimeError)           the engine could not be reached or used
         ├── InvalidURLError(ValueError)     a connection URL neve cannot parse
         ├── ConnectionNotFoundError(LookupError) a named (Airflow) connection that is not defined
+        ├── StageWriteError(OSError)        a version's files could not be written (disk full, upload cut)
         └── EngineLockedError(TimeoutError) another process held a DuckDB file too long
 """
 
@@ -49,6 +50,7 @@ __all__ = [
     "NeveInputError",
     "NotFittedError",
     "SerializationError",
+    "StageWriteError",
     "TableNotFoundError",
     "UnknownCategoryError",
 ]
@@ -139,6 +141,11 @@ class ArtifactMissingError(ArtifactError, FileNotFoundError):
 
 class EngineError(NeveError, RuntimeError):
     """The engine could not be reached, or refused the operation."""
+
+
+class StageWriteError(EngineError, OSError):
+    """A model version's files could not be written to the stage (a full disk, a store that
+    refused or broke off an upload). The version was not logged; retrying is safe."""
 
 
 class InvalidURLError(EngineError, ValueError):

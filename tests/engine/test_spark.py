@@ -183,9 +183,9 @@ def test_a_second_warehouse_in_one_process_is_refused(session: neve.Session, tmp
 
 @spark_only
 def test_registry_tables_accept_duplicate_keys_on_spark(session: neve.Session) -> None:
-    """Why concurrent registry writers are unsafe on Spark (docs/spark.md): its tables
-    enforce no primary key, so the row that claims a version name cannot fail when another
-    writer claimed it first, as it does on DuckDB and PostgreSQL."""
+    """Why a version name is claimed through the event log on Spark (neve/registry/_claim.py):
+    its tables enforce no primary key, so inserting a second row for a name cannot fail, as
+    it does on DuckDB and PostgreSQL."""
     from neve.registry._tables import VERSIONS, Store
 
     store = Store(session.driver, None)
@@ -357,3 +357,52 @@ def test_local_spark_still_works_after_a_spark_connect_session_in_the_process(
         local.create_table("L", pd.DataFrame({"A": [1, 2, 3]}), overwrite=True)
         assert local.table("L").A.sum().execute() == 6
         assert "SPARK_CONNECT_MODE_ENABLED" not in os.environ
+
+
+# -- local Spark's tables across processes (docs/spark.md) -----------------------------------------
+
+_RUN_AGAIN = """
+import json, sys
+import pandas as pd
+import neve
+
+run = int(sys.argv[2])
+with neve.connect(sys.argv[1]) as s, neve.connect(sys.argv[1] + "?database=ml") as ml:
+    seen = {"default": s.list_tables(), "ml": ml.list_tables()}
+    left = s.table("T").order_by("A").A.execute().tolist() if "T" in seen["default"] else None
+    s.create_table("T", pd.DataFrame({"A": [float(run), run + 0.5]}), overwrite=True)
+    if run == 1:
+        ml.create_table("FEATURES", pd.DataFrame({"Mixed_Case": [1, 2, 3]}))
+        s.create_table("DROPPED", pd.DataFrame({"X": [1]}))
+        s.engine.drop_table("DROPPED")
+        s.create_table("EMPTY", pd.DataFrame({"X": pd.Series([], dtype="float64")}))
+        s.engine.raw_sql("CREATE TABLE `NO_FILES` (`X` double)")  # DDL writes no file
+    else:
+        ml.create_table("FEATURES", pd.DataFrame({"Mixed_Case": [9]}), overwrite=True)
+        s.engine.raw_sql("CREATE TABLE `NO_FILES` (`X` double)")
+        seen["empty"] = {k: str(v) for k, v in s.table("EMPTY").schema().items()} == {"X": "float64"}
+    print(json.dumps({"seen": seen, "left": left, "features": ml.table("FEATURES").count().execute()}))
+"""
+
+
+@spark_only
+def test_local_spark_sees_the_tables_an_earlier_process_left(tmp_path: Path) -> None:
+    """The issue's script, run twice in a row: the second process sees what the first wrote
+    (in the default database and in another, an empty table too), overwrites it, and does not
+    see a table the first dropped. A table made by DDL alone has no file to hold its schema:
+    it is not remembered, and making it again works."""
+    url = f"spark://local[1]{tmp_path / 'warehouse'}"
+
+    def run(n: int) -> dict:
+        done = subprocess.run([sys.executable, "-c", _RUN_AGAIN, url, str(n)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    first = run(1)
+    assert first["seen"] == {"default": [], "ml": []} and first["left"] is None
+    second = run(2)
+    assert sorted(second["seen"]["default"]) == ["EMPTY", "T"]  # not DROPPED, not NO_FILES
+    assert second["seen"]["ml"] == ["FEATURES"] and second["seen"]["empty"]
+    assert second["left"] == [1.0, 1.5] and second["features"] == 1
+    # Overwriting replaced the files rather than adding to them.
+    assert len(list((tmp_path / "warehouse" / "T").glob("*.parquet"))) == 1

@@ -75,3 +75,21 @@ def log_named(url: str, stage: str, version: str, seed: int) -> str:
     except Exception as exc:  # noqa: BLE001 - the test counts outcomes
         return type(exc).__name__
     return "ok"
+
+
+def log_on_spark_connect(url: str, stage: str, worker: int, count: int) -> dict:
+    """Claim the version name ``best`` of ``named`` (every worker at once), then log ``count``
+    automatically numbered versions of ``shared``; what was acknowledged and what was refused."""
+    from neve.errors import DuplicateVersionError
+
+    model, _ = small_model()
+    reg = neve.Registry(url, stage=stage)
+    out: dict = {"logged": [], "named": None, "refused": []}
+    try:
+        out["named"] = reg.log_model(model, "named", version_name="best", metrics={"worker": worker}).version_name
+    except DuplicateVersionError as exc:
+        out["refused"].append(str(exc))
+    for i in range(count):
+        mv = reg.log_model(model, "shared", metrics={"worker": worker, "i": i})
+        out["logged"].append(mv.version_name)
+    return out

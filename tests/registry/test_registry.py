@@ -205,10 +205,6 @@ def test_unknown_version_suggests(reg, fitted):
         reg.get_model("m").unset_alias("prod")
 
 
-@pytest.mark.engines(
-    "duckdb", "postgres",
-    reason="Spark tables enforce no keys: a second claim of a version name cannot fail (docs/spark.md)",
-)
 def test_duplicate_version_name(reg, fitted):
     reg.log_model(fitted[0], "m", version_name="best", metrics={"mse": 1.0})
     before = _state(reg)

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.engines(
     "duckdb", "postgres",
-    reason="Spark tables enforce no keys: a second claim of a version name cannot fail (docs/spark.md)",
+    reason="reusing a name renames the old rows, and Spark tables have no row updates (docs/spark.md)",
 )
 
 

@@ -27,6 +27,12 @@ from neve.errors import AmbiguousColumnError, DataFileError, NeveInputError
 __all__ = ["Driver", "check_files", "values_insert"]
 
 
+#: What the native CSV readers (DuckDB's, Spark's) take for missing: an unquoted empty cell,
+#: nothing else. pyarrow's default also reads ``NaN``, ``NA``, ``null``, ``N/A``... as NULL,
+#: which would turn a NaN value into a missing one on the engines that load through it.
+CSV_CELLS = pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False)
+
+
 def check_files(paths: Sequence[str | Path]) -> list[Path]:
     """Resolve ``paths``, failing on the first one that does not exist."""
     if isinstance(paths, (str, Path)):
@@ -126,6 +132,10 @@ class Driver:
         result = backend.raw_sql(sql)
         if result is not getattr(backend, "con", None) and hasattr(result, "close"):
             result.close()
+
+    def refresh_tables(self, backend: Any, names: Sequence[str], *, database: str | None = None) -> None:
+        """Make the next reads see every write acknowledged to any session (engines that
+        cache a table's file listing per session override this)."""
 
     @contextlib.contextmanager
     def transaction(self, backend: Any) -> Iterator[None]:
@@ -273,7 +283,7 @@ class Driver:
         """Portable fallback: parse each file with pyarrow and insert it."""
         for i, path in enumerate(paths):
             try:
-                data = pq.read_table(path) if is_parquet(path) else pacsv.read_csv(path)
+                data = pq.read_table(path) if is_parquet(path) else pacsv.read_csv(path, convert_options=CSV_CELLS)
                 if i == 0 and (overwrite or table not in backend.list_tables()):
                     backend.create_table(table, data, overwrite=True)
                 else:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import socket
 import threading
 from collections.abc import Sequence
@@ -44,6 +45,7 @@ import pandas as pd
 import sqlglot as sg
 import sqlglot.expressions as sge
 
+from neve.engine import _spark_warehouse
 from neve.engine._driver import Driver, is_parquet
 from neve.errors import DataFileError, EngineError, InvalidURLError
 
@@ -121,6 +123,10 @@ def _backend_class() -> type:
 
         def create_table(self, name: str, /, obj: Any = None, *, temp: bool | None = None, **kwargs: Any) -> Any:
             if not temp:
+                if _is_classic(self._session):
+                    _spark_warehouse.clear_leftover(
+                        self._session, name, kwargs.get("database"), overwrite=bool(kwargs.get("overwrite"))
+                    )
                 return super().create_table(name, obj, **kwargs)
             # Ibis has no temporary tables on Spark. Spark's equivalent is a session's view;
             # over data checkpointed into the executors' block store, so that it outlives
@@ -152,6 +158,26 @@ def _backend_class() -> type:
 
     SparkBackend.register_options()  # ibis.options.pyspark, as loading ibis.pyspark does
     return SparkBackend
+
+
+def _own_staging(session: Any) -> None:
+    """Give this session's writes a staging folder of their own.
+
+    Hadoop's FileOutputCommitter stages a job's files under ``<table>/_temporary/<attempt>``,
+    the attempt being the application's (0 for every job of one Spark), and a committing job
+    deletes all of ``_temporary``. Two sessions of one Spark (Spark Connect clients, threads)
+    appending to one table at once therefore fail (``_temporary/0 does not exist``, ``Mkdirs
+    failed``). A per-session attempt number separates the folders, and leaving the cleanup to
+    each job's own folder (skipped: it would delete the others') keeps them apart; an empty
+    ``_temporary/<n>`` stays behind, which readers skip like any hidden folder."""
+    session.conf.set("mapreduce.job.application.attempt.id", str(secrets.randbelow(2**31 - 1) + 1))
+    session.conf.set("mapreduce.fileoutputcommitter.cleanup.skipped", "true")
+
+
+def _is_classic(session: Any) -> bool:
+    """A session of Spark in this process (local or a cluster's driver), not Spark Connect's
+    client: only then are the catalog's files on this machine's filesystem."""
+    return hasattr(session, "_jsparkSession")
 
 
 def _is_neve_message(node: ops.Node) -> bool:
@@ -237,6 +263,7 @@ class SparkDriver(Driver):
             session.conf.set("spark.sql.ansi.enabled", "true")
         except Exception:  # noqa: BLE001 - a managed service may fix it; Spark 4 defaults to true
             pass
+        _own_staging(session)
         if self.database:
             backend.create_database(self.database, force=True)
             session.catalog.setCurrentDatabase(self.database)
@@ -321,6 +348,9 @@ class SparkDriver(Driver):
                     f"(e.g. apt-get install openjdk-17-jre-headless)"
                 ) from exc
             session.sparkContext.setLogLevel(self.log_level)
+            if isinstance(warehouse, Path):
+                # The catalog lives in this process only: adopt the tables earlier runs left.
+                _spark_warehouse.adopt_tables(session, warehouse)
             return session
 
     def _adopt(self, session: Any) -> Any:
@@ -354,6 +384,12 @@ class SparkDriver(Driver):
         # the catalog beside its tables, where every session finds them.
         target = sge.table_(name, db=database, quoted=True).sql("spark")
         backend.raw_sql(f"CREATE OR REPLACE VIEW {target} AS {backend.compile(expr)}")
+
+    def refresh_tables(self, backend: Any, names: Sequence[str], *, database: str | None = None) -> None:
+        # A session caches each table's file listing; another session's (another Spark
+        # Connect client's) append adds a file this one would not list until refreshed.
+        for name in names:
+            backend._session.catalog.refreshTable(sge.table_(name, db=database, quoted=True).sql("spark"))
 
     # Positional parameters (Spark >= 3.5): one job, one set of new files, values bound
     # rather than spliced into the text.
@@ -389,6 +425,8 @@ class SparkDriver(Driver):
         session = backend._session
         files = [str(p.resolve()) for p in paths]
         exists = table in backend.list_tables()
+        if not exists or overwrite:
+            _spark_warehouse.clear_leftover(session, table, None, overwrite=overwrite)
         try:
             if kinds == {True}:
                 frame = session.read.option("mergeSchema", "true").parquet(*files)

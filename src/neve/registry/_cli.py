@@ -32,6 +32,15 @@ def add_commands(subparsers: Any) -> None:
                     help="leave unfinished versions younger than this alone (default 3600)")
     gc.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     gc.set_defaults(handler=_gc)
+    check = reg_sub.add_parser(
+        "check", help="verify every live version's files, rows, events, aliases and stage folders"
+    )
+    _common(check)
+    check.add_argument("--older-than", type=float, default=3600.0, metavar="SECONDS",
+                       help="gc grace: a folder or reservation orphaned for longer is a problem (default 3600)")
+    check.add_argument("--repair", action="store_true",
+                       help="first do what `registry gc` does (and nothing else), then check")
+    check.set_defaults(handler=_check)
 
     models = subparsers.add_parser("models", help="browse and promote model versions")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
@@ -188,6 +197,12 @@ def _versions_table(title: str, versions: list[dict[str, Any]], metrics: list[st
         table.add_row(v["version_name"], _minute(v["created_at"]), v["created_by"] or "", _lines(v["aliases"]),
                       _lines(v["tags"]), v["comment"] or "", *(_cell(v[k]) for k in metrics))
     return table
+
+
+def _check(args: argparse.Namespace) -> int:
+    report = _registry(args).check(older_than=args.older_than, repair=args.repair)
+    _console().print(str(report), highlight=False, markup=False, soft_wrap=True)
+    return 0 if report.ok else 4
 
 
 def _list(args: argparse.Namespace) -> None:

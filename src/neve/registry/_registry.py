@@ -34,8 +34,8 @@ import pandas as pd
 from neve import _json
 from neve._table import as_table
 from neve.engine import Session, _airflow_conn, _queries, driver_for
-from neve.errors import EngineError, InvalidNameError, NeveInputError
-from neve.registry import _lineage, _log_defaults, _reclaim, _tables
+from neve.errors import DuplicateVersionError, EngineError, InvalidNameError, NeveInputError
+from neve.registry import _claim, _lineage, _log_defaults, _reclaim, _tables
 from neve.registry._browse import model_not_found, no_database, no_registry
 from neve.registry._model import Model, ModelVersion
 from neve.registry._names import case_collision, check_key, check_metric, check_name, tag_value
@@ -186,7 +186,8 @@ class Registry:
             return self._store.run(backend, build, params, _variant)
 
     def _model_names(self) -> list[str]:
-        return sorted(self._query(lambda s, p: s.table(MODELS).select("MODEL_NAME"))["MODEL_NAME"])
+        # A set: on engines without keys two first logs of one model may each add its row.
+        return sorted(set(self._query(lambda s, p: s.table(MODELS).select("MODEL_NAME"))["MODEL_NAME"]))
 
     def get_model(self, model_name: str) -> Model:
         """The model called ``model_name``; unknown names raise with close suggestions."""
@@ -280,7 +281,9 @@ class Registry:
         Columns: event_id, model_name, version_name, kind, key, value_num, value_str,
         created_at, created_by, run_context (a dict: host, pid and, inside Airflow, the
         ``airflow`` dag_id, dag_run_id and task_id). ``kinds`` keeps those event kinds
-        (commit, metric, tag, untag, alias, unalias, comment, delete, drift); ``dag_id`` and
+        (commit, metric, tag, untag, alias, unalias, comment, delete, drift; on Spark also
+        claim and release, how a version name is taken there, left out unless asked
+        for); ``dag_id`` and
         ``run_id`` keep the events an Airflow DAG run wrote (its commits are the versions it
         logged); ``limit`` keeps the newest ``limit``.
         """
@@ -418,16 +421,35 @@ class Registry:
                 case_collision(model, self._model_names(), "model name")
                 self._ensure_model(backend, model, (model, now, who, context))
                 self._known_models.add(model)
+            claimed = 0  # the highest number claims seen so far hold (engines without keys)
             for attempt in range(_MAX_NUMBERING_RETRIES):
                 if version is None:
                     top = self._query(_max_number, model=model)["top"].iloc[0]
-                    number = 1 if pd.isna(top) else int(top) + 1
+                    number = max(1 if pd.isna(top) else int(top) + 1, claimed + 1)
                     name = f"v{number}"
                 else:
                     name, number = version, _number_of(version)
                 row = (model, name, number, self.stage.uri(model, name), flavor,
                        json.dumps(params, sort_keys=True), json.dumps(lineage, sort_keys=True, default=str),
                        now, who, context)
+                if not self._driver.enforces_keys:
+                    if version is not None and attempt == 0 and _reclaim.holder(self._store, backend, model, version):
+                        raise self._refuse_unkeyed(backend, model, version)  # no claim needed to see it
+                    started = time.monotonic()
+                    outcome = _claim.claim(
+                        self._store, backend, self._append, model, name,
+                        lambda row=row: self._store.insert(backend, VERSIONS, _VERSION_COLUMNS, [row]), _number_of,
+                    )
+                    if outcome.won:
+                        return name
+                    if version is not None and outcome.held:
+                        raise self._refuse_unkeyed(backend, model, version)
+                    claimed = max(claimed, outcome.highest)
+                    # Rivals that all lost would meet again in lockstep: wait a random part of
+                    # a few claim rounds (a round is a second or so on Spark), then try again --
+                    # a named version until someone holds it, v<N> one number up.
+                    time.sleep(random.uniform(0, (time.monotonic() - started) * min(attempt + 1, 4)))
+                    continue
                 try:
                     self._store.insert(backend, VERSIONS, _VERSION_COLUMNS, [row])
                     return name
@@ -450,6 +472,17 @@ class Registry:
                             continue
                     _backoff(attempt)
         raise NeveInputError(f"could not allocate a version number for {model!r}: too much contention")
+
+    def _refuse_unkeyed(self, backend: Any, model: str, version: str) -> DuplicateVersionError:
+        """Why ``version``, which a row holds, cannot be claimed on an engine without keys (Spark)."""
+        holder = _reclaim.holder(self._store, backend, model, version)
+        if holder is not None and not holder.reclaimable():
+            return _reclaim.refuse(model, version, holder)
+        return DuplicateVersionError(
+            f"version name {version!r} of model {model!r} was used by a version since deleted or "
+            f"abandoned; reusing a name renames the old rows, which {self._driver.name} tables "
+            f"cannot do (no row updates): pick another name (docs/spark.md)"
+        )
 
     def _ensure_model(self, backend: Any, model: str, row: tuple[Any, ...]) -> None:
         columns = ["MODEL_NAME", "CREATED_AT", "CREATED_BY", "RUN_CONTEXT"]
@@ -487,7 +520,11 @@ class Registry:
         logging crashed more than ``older_than`` seconds ago, and folders without a row.
         Returns the folders removed (or that would be, with ``dry_run``)."""
         cutoff = _now() - timedelta(seconds=older_than)
-
+        # The folders are listed before the rows are read: a writer reserves its row before
+        # it makes its folder, so every folder listed has its row in what is read next. Read
+        # the other way round, a log_model reserving in between had its folder taken for one
+        # no row claims -- and removed under it.
+        folders = set(self.stage.folders())
         with self._connection():
             rows = self._query(lambda s, p: s.table(VERSIONS).select("MODEL_NAME", "VERSION_NAME", "CREATED_AT"))
             live = self._query(lambda s, p: s.live_versions().select("MODEL_NAME", "VERSION_NAME"))
@@ -500,7 +537,7 @@ class Registry:
         created = {(m, v): t for m, v, t in zip(rows.MODEL_NAME, rows.VERSION_NAME, rows.CREATED_AT, strict=True)}
         settled = set(zip(committed_or_deleted.MODEL_NAME, committed_or_deleted.VERSION_NAME, strict=True))
         removed, abandon = [], []
-        for key in sorted(set(self.stage.folders()) | {k for k in created if k not in settled}):
+        for key in sorted(folders | {k for k in created if k not in settled}):
             if key in live_keys:
                 continue
             if key in created and key not in settled:
@@ -514,6 +551,16 @@ class Registry:
         if abandon and not dry_run:
             self._append([(m, v, _tables.DELETE, None, None, "gc") for m, v in abandon])
         return removed
+
+    def check(self, *, older_than: float = 3600.0, repair: bool = False) -> Any:
+        """Verify the whole registry and return a :class:`~neve.registry._check.CheckReport`
+        (``report.ok``, ``report.problems``): every live version's manifest and file hashes,
+        version rows against their events, aliases against live versions, and stage folders
+        orphaned for longer than the gc grace ``older_than``. ``repair=True`` first runs
+        :meth:`gc` with that grace -- nothing else is changed. Safe while others write."""
+        from neve.registry._check import check
+
+        return check(self, older_than=older_than, repair=repair)
 
 
 def _backoff(attempt: int) -> None:
@@ -544,6 +591,8 @@ def _event_log(kinds: tuple[str, ...], limit: int | None) -> Any:
             e = e.filter(e.RUN_CONTEXT.contains(p["run"]))
         if kinds:
             e = e.filter(e.KIND.isin(kinds))
+        else:  # claims are how Spark takes a version name: bookkeeping, shown only when asked for
+            e = e.filter(~e.KIND.isin([_tables.CLAIM, _tables.RELEASE]))
         e = e.select(*_EVENT_COLUMNS).order_by(e.EVENT_ID.desc())
         return e.limit(limit) if limit is not None else e
 

@@ -31,4 +31,6 @@ COMMENTS_VIEW = "NEVE_CURRENT_COMMENTS"
 COMMIT, METRIC, TAG, UNTAG, ALIAS, UNALIAS, COMMENT, DELETE, DRIFT = (
     "commit", "metric", "tag", "untag", "alias", "unalias", "comment", "delete", "drift"
 )
-KINDS = (COMMIT, METRIC, TAG, UNTAG, ALIAS, UNALIAS, COMMENT, DELETE, DRIFT)
+# A version name claimed and released again, on engines without keys (see _claim).
+CLAIM, RELEASE = "claim", "release"
+KINDS = (COMMIT, METRIC, TAG, UNTAG, ALIAS, UNALIAS, COMMENT, DELETE, DRIFT, CLAIM, RELEASE)

@@ -25,6 +25,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,7 +33,7 @@ from urllib.parse import urlsplit
 import fsspec
 
 from neve.engine import Driver
-from neve.errors import ArtifactMissingError, EngineError, NeveError, NeveInputError
+from neve.errors import ArtifactMissingError, EngineError, NeveError, NeveInputError, StageWriteError
 from neve.registry._package import MANIFEST, check_file, sha256
 
 __all__ = ["Stage", "default_stage_url"]
@@ -195,7 +196,19 @@ class Stage:
     # -- files -----------------------------------------------------------------------------------
 
     def write(self, model: str, version: str, files: dict[str, bytes]) -> None:
-        """Write the data files, then the manifest, then read each back and check its hash."""
+        """Write the data files, then the manifest, then read each back and check its hash.
+        Any failure -- a full disk, an upload broken off -- is a :class:`StageWriteError`."""
+        try:
+            self._write(model, version, files)
+        except StageWriteError:
+            raise
+        except (OSError, EngineError) as exc:
+            cause = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+            raise StageWriteError(self._redact(
+                f"cannot write version {version!r} of model {model!r} to the stage {self.url}: {cause}"
+            )) from None
+
+    def _write(self, model: str, version: str, files: dict[str, bytes]) -> None:
         folder = self.path(model, version)
         with self._io("write", folder):
             self.fs.invalidate_cache(folder)
@@ -240,6 +253,30 @@ class Stage:
             self.fs.invalidate_cache(folder)
             return bool(self.fs.exists(folder))
 
+    def files(self, model: str, version: str) -> list[str]:
+        """Names of the files in a version's folder (none when it is missing)."""
+        folder = self.path(model, version)
+        with self._io("list", folder):
+            self.fs.invalidate_cache(folder)
+            try:
+                entries = self.fs.ls(folder, detail=True)
+            except FileNotFoundError:
+                return []
+        return sorted(e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e["type"] != "directory")
+
+    def modified(self, model: str, version: str) -> datetime | None:
+        """When a version's folder last changed (naive UTC), or None when it is missing."""
+        folder = self.path(model, version)
+        with self._io("list", folder):
+            self.fs.invalidate_cache(folder)
+            try:
+                entries = [self.fs.info(folder), *self.fs.ls(folder, detail=True)]
+            except FileNotFoundError:
+                return None
+        times = [_when(e) for e in entries]
+        known = [t for t in times if t is not None]
+        return max(known) if known else datetime.now(UTC).replace(tzinfo=None)
+
     def folders(self) -> Iterator[tuple[str, str]]:
         """Every ``(model, version)`` folder present on the stage."""
         with self._io("list", self.root):
@@ -257,3 +294,14 @@ class Stage:
                     if version_dir["type"] == "directory":
                         found.append((model, version_dir["name"].rstrip("/").rsplit("/", 1)[-1]))
         yield from found
+
+
+def _when(entry: Mapping[str, Any]) -> datetime | None:
+    """An fsspec listing entry's modification time as naive UTC: local files give ``mtime``
+    (epoch seconds), object stores ``LastModified`` or ``mtime`` as a datetime."""
+    value = entry.get("mtime", entry.get("LastModified", entry.get("last_modified")))
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    return None

@@ -34,6 +34,7 @@ from neve.errors import EngineError
 from neve.registry._schema import (  # noqa: F401 - the kinds are read as _tables.COMMIT, ...
     ALIAS,
     ALIASES_VIEW,
+    CLAIM,
     COMMENT,
     COMMENTS_VIEW,
     COMMIT,
@@ -46,6 +47,7 @@ from neve.registry._schema import (  # noqa: F401 - the kinds are read as _table
     METRIC,
     METRICS_VIEW,
     MODELS,
+    RELEASE,
     SCHEMA_VERSION,
     TAG,
     TAGS_VIEW,
@@ -223,6 +225,9 @@ class Store:
                 else node
             )
             _COMPILED[key] = tree
+        # Spark sessions cache each table's file listing: without a refresh, a registry held
+        # open would not see what other processes (Spark Connect clients) appended since.
+        self.driver.refresh_tables(backend, list(TABLES), database=self.schema)
         return self.driver.query(backend, tree, params)
 
     def insert(self, backend: Any, name: str, columns: list[str], rows: list[tuple]) -> None:

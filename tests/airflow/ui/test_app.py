@@ -85,13 +85,24 @@ def test_docs_and_openapi_are_not_served(client, as_op):
         assert client.get(path, headers=as_op).status_code == 404
 
 
-def test_a_cross_site_form_post_is_refused(client, populated, as_op):
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "NULL"])
+def test_a_cross_site_form_post_is_refused(client, populated, as_op, origin):
+    # "null": a sandboxed iframe or a data: URL page posting the form.
     before = event_count(populated)
     response = client.post(
         "/models/taxi/tags", data={"key": "k", "value": "v"},
-        headers={**as_op, "Origin": "https://evil.example"},
+        headers={**as_op, "Origin": origin},
     )
     assert response.status_code == 403 and event_count(populated) == before
+
+
+def test_a_same_origin_form_post_is_accepted(client, populated, as_op):
+    before = event_count(populated)
+    response = client.post(
+        "/models/taxi/tags", data={"key": "k", "value": "v"},
+        headers={**as_op, "Origin": "http://testserver"}, follow_redirects=False,
+    )
+    assert response.status_code < 400 and event_count(populated) == before + 1
 
 
 # -- Models page ---------------------------------------------------------------------------------

@@ -277,9 +277,13 @@ def _exact(reg: Any, model: str, version: str) -> Any:
 
 
 def _check_origin(request: Request) -> None:
-    """Refuse cross-site form posts: browsers send Origin on POST, and it must be this host."""
+    """Refuse cross-site form posts: browsers send Origin on POST, and it must be this host.
+    ``Origin: null`` is what a sandboxed frame, a ``data:`` or ``file:`` page or a
+    cross-origin redirect sends: no host of ours, so refused like any other site."""
     origin = request.headers.get("origin")
-    if origin and origin != "null":
+    if origin is not None and origin.strip().lower() == "null":
+        raise HTTPException(status_code=403, detail="request from an opaque origin (Origin: null) refused")
+    if origin:
         allowed = {request.headers.get("host")}
         base = os.environ.get("AIRFLOW__API__BASE_URL")
         if base:

@@ -1,0 +1,274 @@
+"""``Registry.check``: does the registry hold what it claims to, down to every byte?
+
+For every live version it reads the manifest, checks it against the hash its COMMIT
+event recorded, and hashes every file the manifest lists. It also checks that
+
+- every version row belongs to a model, and every event to a version row (or to the
+  model, for model-level events); no version name is held by two rows or committed
+  twice; nothing but a deletion was written on a version that was never committed;
+- every alias points at a version that was committed (an alias whose version was
+  deleted is hidden by the registry and reported only as a note);
+- no stage folder outlives its version, and no reservation its writer, by more than
+  the gc grace (``older_than``, the age :meth:`Registry.gc` waits for).
+
+Other processes may be writing while it runs. A reading taken mid-write (a version
+reserved but not yet committed, a folder whose deletion is under way, a name being
+reclaimed) is not damage, so a problem is reported only if a second pass, run after
+the first, finds it again.
+
+``repair=True`` runs :meth:`Registry.gc` with the same grace and nothing else: it
+removes orphaned folders and marks abandoned reservations deleted. Damaged files,
+stray events and dangling aliases are left for a person to look at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from neve.errors import ArtifactError, NeveError
+from neve.registry import _tables
+from neve.registry._package import MANIFEST, check_file, check_manifest
+from neve.registry._tables import EVENTS, MODELS, VERSIONS
+
+if TYPE_CHECKING:
+    from neve.registry._registry import Registry
+
+__all__ = ["CheckReport", "Problem", "check"]
+
+# Kinds that may sit on a version that was never committed: the deletion gc or an
+# abandoned log_model writes, and nothing else.
+_ALLOWED_UNCOMMITTED = {_tables.DELETE, _tables.CLAIM, _tables.RELEASE}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing found wrong: ``kind`` is a short stable code, ``message`` says what and where."""
+
+    kind: str
+    model: str | None
+    version: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.kind}] {self.message}"
+
+
+@dataclass
+class CheckReport:
+    """What :meth:`Registry.check` found. ``ok`` when ``problems`` is empty."""
+
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    versions_checked: int = 0
+    files_checked: int = 0
+    folders_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.versions_checked} live version(s), {self.files_checked} file(s), "
+            f"{self.folders_checked} stage folder(s) checked: "
+            + ("no problems" if self.ok else f"{len(self.problems)} problem(s)")
+        ]
+        lines += [f"  {p}" for p in self.problems]
+        lines += [f"  note: {n}" for n in self.notes]
+        lines += [f"  repaired: {r}" for r in self.repaired]
+        return "\n".join(lines)
+
+
+def check(registry: Registry, *, older_than: float = 3600.0, repair: bool = False) -> CheckReport:
+    """See the module docstring; ``older_than`` is the gc grace in seconds."""
+    repaired = registry.gc(older_than=older_than) if repair else []
+    first = _Pass(registry, older_than).run()
+    if first.ok:
+        first.repaired = repaired
+        return first
+    second = _Pass(registry, older_than).run()
+    # Matched on what and where, not on the message: an orphan's age in it has grown
+    # between the passes (by seconds on a slow engine), and it is the same problem.
+    seen = {(p.kind, p.model, p.version) for p in first.problems}
+    second.problems = [p for p in second.problems if (p.kind, p.model, p.version) in seen]
+    second.repaired = repaired
+    return second
+
+
+def _age_seconds(when: Any, now: datetime) -> float:
+    when = when.to_pydatetime() if hasattr(when, "to_pydatetime") else when
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return (now - when).total_seconds()
+
+
+def _event_summary(s: Any, p: Any) -> Any:
+    e = s.table(EVENTS)
+    return e.group_by(["MODEL_NAME", "VERSION_NAME", "KIND"]).aggregate(
+        N=e.count(), LAST_AT=e.CREATED_AT.max(), FIRST_VALUE=e.VALUE_STR.min(), LAST_VALUE=e.VALUE_STR.max()
+    )
+
+
+def _version_rows(s: Any, p: Any) -> Any:
+    return s.table(VERSIONS).select("MODEL_NAME", "VERSION_NAME", "FLAVOR", "CREATED_AT")
+
+
+def _model_rows(s: Any, p: Any) -> Any:
+    return s.table(MODELS).select("MODEL_NAME")
+
+
+def _all_aliases(s: Any, p: Any) -> Any:
+    return s.current_aliases(live_only=False)
+
+
+class _Pass:
+    def __init__(self, registry: Registry, older_than: float) -> None:
+        self.registry = registry
+        self.stage = registry.stage
+        self.older_than = older_than
+        self.report = CheckReport()
+
+    def problem(self, kind: str, model: str | None, version: str | None, message: str) -> None:
+        self.report.problems.append(Problem(kind, model, version, message))
+
+    def run(self) -> CheckReport:
+        reg = self.registry
+        # Read in the order writers write, newest-first, so a concurrent writer can only make
+        # a later read show more than an earlier one implies, never less: aliases are set on
+        # committed versions, commits follow their rows, rows precede their folders. The
+        # folders are listed first of all: every folder seen then has its row already.
+        folders = set(self.stage.folders())
+        with reg._connection():
+            aliases = reg._query(_all_aliases)
+            events = reg._query(_event_summary)
+            rows = reg._query(_version_rows)
+            models = set(reg._query(_model_rows)["MODEL_NAME"])
+        now = datetime.now(UTC).replace(tzinfo=None)
+        kinds: dict[tuple[str, str | None], dict[str, Any]] = {}
+        for r in events.itertuples(index=False):
+            version = None if pd.isna(r.VERSION_NAME) else r.VERSION_NAME
+            kinds.setdefault((r.MODEL_NAME, version), {})[r.KIND] = r
+        row_of: dict[tuple[str, str], Any] = {}
+        for r in rows.itertuples(index=False):
+            key = (r.MODEL_NAME, r.VERSION_NAME)
+            if key in row_of:
+                self.problem("duplicate-row", *key, f"{_name(key)} is held by more than one version row")
+            row_of[key] = r
+            if r.MODEL_NAME not in models:
+                self.problem("orphan-row", *key, f"{_name(key)} has a version row but model {r.MODEL_NAME!r} has none")
+        for model in sorted({m for m, _ in kinds} - models):
+            self.problem("orphan-events", model, None, f"events name model {model!r}, which has no row")
+
+        live: list[tuple[str, str, str]] = []
+        for key, by_kind in sorted(kinds.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+            model, version = key
+            if version is None:
+                continue
+            unknown = set(by_kind) - set(_tables.KINDS)
+            if unknown:
+                self.problem("unknown-event", model, version,
+                             f"{_name(key)} has events of unknown kind {sorted(unknown)}")
+            if key not in row_of:
+                if set(by_kind) <= {_tables.CLAIM, _tables.RELEASE}:
+                    continue  # a claim that lost (engines without keys, see _claim)
+                self.problem("orphan-events", model, version,
+                             f"{_name(key)} has {', '.join(sorted(by_kind))} events but no version row")
+                continue
+            commit = by_kind.get(_tables.COMMIT)
+            if commit is None:
+                stray = set(by_kind) - _ALLOWED_UNCOMMITTED
+                if stray:
+                    self.problem("uncommitted-events", model, version,
+                                 f"{_name(key)} was never committed yet has {', '.join(sorted(stray))} events")
+                continue
+            if commit.N > 1:
+                self.problem("duplicate-commit", model, version,
+                             f"{_name(key)} was committed {commit.N} times: two writers claimed one name")
+            if _tables.DELETE not in by_kind:
+                live.append((model, version, commit.LAST_VALUE))
+
+        for (model, version), r in sorted(row_of.items()):
+            by_kind = kinds.get((model, version), {})
+            if _tables.COMMIT in by_kind or _tables.DELETE in by_kind:
+                continue
+            if _age_seconds(r.CREATED_AT, now) > self.older_than:
+                self.problem("abandoned-reservation", model, version,
+                             f"{_name((model, version))} was reserved at {r.CREATED_AT} and never committed "
+                             f"(its writer died; gc marks it deleted)")
+
+        live_keys = {(m, v) for m, v, _ in live}
+        for r in aliases.itertuples(index=False):
+            key = (r.MODEL_NAME, r.VERSION_NAME)
+            by_kind = kinds.get(key, {})
+            if _tables.COMMIT not in by_kind:
+                self.problem("dangling-alias", r.MODEL_NAME, r.VERSION_NAME,
+                             f"alias {r.ALIAS_NAME!r} of model {r.MODEL_NAME!r} points at {r.VERSION_NAME!r}, "
+                             f"which was never committed")
+            elif key not in live_keys:
+                self.report.notes.append(
+                    f"alias {r.ALIAS_NAME!r} of model {r.MODEL_NAME!r} points at deleted version "
+                    f"{r.VERSION_NAME!r} and is hidden"
+                )
+
+        for model, version, manifest_sha in live:
+            self._check_files(model, version, manifest_sha, row_of[(model, version)])
+        self.report.versions_checked = len(live)
+
+        self.report.folders_checked = len(folders)
+        for key in sorted(folders - live_keys):
+            self._check_orphan(key, row_of.get(key), kinds.get(key, {}), now)
+        return self.report
+
+    def _check_files(self, model: str, version: str, manifest_sha: str, row: Any) -> None:
+        where = self.stage.path(model, version)
+        try:
+            manifest = check_manifest(self.stage.read(model, version, MANIFEST), manifest_sha, where)
+        except (NeveError, OSError, ValueError) as exc:
+            self.problem("bad-manifest", model, version, f"{_name((model, version))}: {exc}")
+            return
+        if (manifest.get("model_name"), manifest.get("version_name")) != (model, version):
+            self.problem("bad-manifest", model, version,
+                         f"{where}/{MANIFEST} describes {manifest.get('model_name')!r} "
+                         f"{manifest.get('version_name')!r}, not this version")
+        if row.FLAVOR is not None and manifest.get("flavor") != row.FLAVOR:
+            self.problem("bad-manifest", model, version,
+                         f"{where}/{MANIFEST} says flavor {manifest.get('flavor')!r}, the version row {row.FLAVOR!r}")
+        for name in sorted(manifest.get("files", {})):
+            try:
+                check_file(name, self.stage.read(model, version, name), manifest, where)
+            except (ArtifactError, OSError) as exc:
+                self.problem("bad-file", model, version, str(exc))
+            self.report.files_checked += 1
+        extra = set(self.stage.files(model, version)) - set(manifest.get("files", {})) - {MANIFEST}
+        if extra:
+            self.problem("stray-file", model, version,
+                         f"{where} holds files its manifest does not list: {', '.join(sorted(extra))}")
+
+    def _check_orphan(self, key: tuple[str, str], row: Any, by_kind: dict[str, Any], now: datetime) -> None:
+        """A folder no live version owns is damage once it is older than the grace: counted
+        from the deletion for a deleted version, from the reservation for an uncommitted one,
+        and from the folder's own last change when no row claims it."""
+        if _tables.DELETE in by_kind:
+            since, why = by_kind[_tables.DELETE].LAST_AT, "its version was deleted"
+        elif row is not None and _tables.COMMIT not in by_kind:
+            since, why = row.CREATED_AT, "its version was reserved and never committed"
+        else:
+            changed = self.stage.modified(*key)
+            if changed is None:
+                return  # vanished while we looked
+            since, why = changed, "no version row claims it"
+        age = _age_seconds(since, now)
+        if age > self.older_than:
+            self.problem("orphan-folder", *key,
+                         f"stage folder {self.stage.path(*key)} is orphaned: {why} {age:.0f} s ago "
+                         f"(gc grace {self.older_than:g} s)")
+
+
+def _name(key: tuple[str, str | None]) -> str:
+    return f"version {key[1]!r} of model {key[0]!r}"
+
