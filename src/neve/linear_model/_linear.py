@@ -39,6 +39,13 @@ class _LeastSquares(LinearEstimator):
             extras={**extras, **self.null_checks(design, weight)},
         )
         names, a = features(design, stats)
+        self.fit_from_stats(design, stats, names, a, weighted=weight is not None)
+        return stats
+
+    def fit_from_stats(self, design: Design, stats: Stats, names: list[str], a: np.ndarray, *,
+                       weighted: bool = False) -> None:
+        """Set the fitted state from statistics already gathered (``a`` maps z to the features
+        ``names``): how a cross-validated search refits its best candidate without a scan."""
         self._check_stats(design, stats, a)
         self._set_features(names)
         gram_f, cross, mean_f, mean_y = _feature_system(design, stats, a, self.fit_intercept)
@@ -46,8 +53,7 @@ class _LeastSquares(LinearEstimator):
         self.coef_ = coef
         self.intercept_ = float(mean_y - mean_f @ coef) if self.fit_intercept else 0.0
         self.singular_ = np.sqrt(np.clip(spectrum[::-1], 0.0, None))
-        self.n_samples_seen_ = int(stats.gram[0][0, 0]) if weight is None else None
-        return stats
+        self.n_samples_seen_ = None if weighted else int(stats.gram[0][0, 0])
 
 
 def _feature_system(
