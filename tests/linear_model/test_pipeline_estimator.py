@@ -155,6 +155,25 @@ def test_logistic_pipeline_runs_iterations_plus_one_queries():
     assert_allclose(proba[["PREDICT_PROBA_0", "PREDICT_PROBA_1"]], sk.predict_proba(df.head(50)[features]), atol=1e-9)
 
 
+def test_logistic_pipeline_fits_its_standard_scaler_on_plain_row_sums():
+    # The Newton step's Gram carries IRLS weights; a fused StandardScaler fitted from it got
+    # a weighted mean (3.83 for 2.96 here) and every coefficient after it was off.
+    df = _taxi().head(3000).assign(LONG=lambda d: (d.DURATION > 15).astype("int64"))
+    pipe = Pipeline([
+        ("ohe", OneHotEncoder(input_cols=["HOUR_OF_DAY"], handle_unknown="ignore")),
+        ("scale", StandardScaler(input_cols=["TRIP_DISTANCE"])),
+        ("model", LogisticRegression(tol=1e-10, label_cols="LONG", passthrough_cols=[
+            "DURATION", "PICKUP_LOCATION_ID", "DROPOFF_LOCATION_ID"])),
+    ]).fit(df)
+    sk = make_pipeline(
+        make_column_transformer((skp.OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["HOUR_OF_DAY"]),
+                                (skp.StandardScaler(), ["TRIP_DISTANCE"])),
+        skl.LogisticRegression(solver="newton-cholesky", tol=1e-12, max_iter=200),
+    ).fit(df[["HOUR_OF_DAY", "TRIP_DISTANCE"]], df.LONG)
+    assert pipe.named_steps["scale"].mean_["TRIP_DISTANCE"] == pytest.approx(df.TRIP_DISTANCE.mean(), rel=1e-12)
+    assert_allclose(pipe.named_steps["model"].coef_, sk[-1].coef_, rtol=1e-6, atol=1e-8)
+
+
 def test_null_feature_without_imputer_names_the_column():
     df = _taxi().head(500)
     df.loc[5, "TRIP_DISTANCE"] = np.nan
