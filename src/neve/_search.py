@@ -31,7 +31,7 @@ from sklearn.model_selection import ParameterGrid
 
 from neve import metrics
 from neve._kfold import KFold, check_cv
-from neve.errors import InvalidParameterError, NotFittedError
+from neve.errors import InvalidParameterError, NeveInputError, NotFittedError
 from neve.linear_model import LinearEstimator
 from neve.linear_model._fused_cv import Candidate, fusable, refit_from_stats, search_from_stats
 from neve.pipeline import Pipeline
@@ -151,7 +151,12 @@ def _fold_by_fold(
         for k, (train, test) in enumerate(splits):
             fitted = clone(model)
             t0 = time.perf_counter()
-            fitted.fit(train)
+            try:
+                fitted.fit(train)
+            except NeveInputError as exc:
+                # Name the fold: the same estimator fits the whole table (one class in a
+                # training fold, an empty fold).
+                raise type(exc)(f"fold {k} of {n_folds} (training rows: every other fold): {exc}") from exc
             t1 = time.perf_counter()
             scores[c][k] = _score_rows(fitted, test, scorers)
             score_times[c, k] = time.perf_counter() - t1

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from neve.linear_model._base import LABEL
-from neve.linear_model._linear import RANK_TOLERANCE
+from neve.linear_model._linear import RANK_TOLERANCE, _feature_system
 from neve.linear_model._stats import Design, Stats
 
-__all__ = ["STATS_SCORERS", "HeldOut", "Eigen", "restrict", "sum_stats"]
+__all__ = ["STATS_SCORERS", "Eigen", "HeldOut", "fold_systems", "residual_map", "restrict", "sum_stats"]
 
 #: Scorers computed from a held-out fold's statistics (no rows needed).
 STATS_SCORERS = ("neg_mean_squared_error", "neg_root_mean_squared_error", "r2")
@@ -115,3 +115,29 @@ class Eigen:
             keep = self.values > RANK_TOLERANCE * max(self.values[-1], 0.0)
             return self.vectors[:, keep] @ (self.projected[keep] / self.values[keep])
         return self.vectors @ (self.projected / (self.values + alpha))
+
+
+def fold_systems(
+    design: Design, folds: Sequence[Stats], hows: Mapping[str, str], a: np.ndarray, fit_intercept: bool,
+) -> list[tuple[Eigen, np.ndarray, float, HeldOut]]:
+    """Per fold, the training folds' feature system (its spectrum, feature and label means)
+    and the held-out fold, for features ``a`` fixed across folds (a RidgeCV's inputs)."""
+    out = []
+    for k, held in enumerate(folds):
+        train = sum_stats([s for j, s in enumerate(folds) if j != k], hows)
+        gram_f, cross, mean_f, mean_y = _feature_system(design, train, a, fit_intercept)
+        out.append((Eigen(gram_f, cross), mean_f, mean_y, HeldOut.of(design, held)))
+    return out
+
+
+def residual_map(design: Design, a: np.ndarray, coef: np.ndarray, intercept: float,
+                 sel: np.ndarray | None = None) -> np.ndarray:
+    """``y - ŷ`` as a map of unshifted z (``a`` over the positions ``sel`` of z, all by default)."""
+    residual = np.zeros(design.size)
+    residual[design.numeric_index(LABEL)] = 1.0
+    residual[0] -= intercept
+    if sel is None:
+        residual -= a.T @ coef
+    else:
+        residual[sel] -= a.T @ coef
+    return residual

@@ -22,7 +22,7 @@ import ibis.expr.types as ir
 import numpy as np
 
 from neve.linear_model._base import LABEL, LinearEstimator, as_float, small_solves
-from neve.linear_model._cv import STATS_SCORERS, Eigen, HeldOut, restrict, sum_stats
+from neve.linear_model._cv import STATS_SCORERS, Eigen, HeldOut, residual_map, restrict, sum_stats
 from neve.linear_model._fused import FusedPlan, _summary, plan_fused
 from neve.linear_model._linear import LinearRegression, Ridge, _feature_system
 from neve.linear_model._stats import Design, Stats, gather_by
@@ -119,7 +119,7 @@ def search_from_stats(
                         f"scikit-learn's error_score=nan gives", UserWarning, stacklevel=4)
                     scores[c][k] = {s: float("nan") for s in scorers}
                 else:
-                    residual = _residual(group.design, sel, a_sub, coef, intercept)
+                    residual = residual_map(group.design, a_sub, coef, intercept, sel)
                     all_scores = held[id(group)][k].scores(residual)
                     scores[c][k] = {s: all_scores[s] for s in scorers}
                 score_times[c, k] = time.perf_counter() - t1
@@ -181,12 +181,3 @@ def _unseen(cand: Candidate, group: _Group, k: int, sel: np.ndarray) -> str | No
                 if held[at + j] > 0 and at + j not in kept:
                     return f"{col}={cat!r}"
     return None
-
-
-def _residual(design: Design, sel: np.ndarray, a_sub: np.ndarray, coef: np.ndarray, intercept: float) -> np.ndarray:
-    """``y - ŷ`` as a map of unshifted z over the full design (unseen categories weigh 0)."""
-    residual = np.zeros(design.size)
-    residual[design.numeric_index(LABEL)] = 1.0
-    residual[0] -= intercept
-    residual[sel] -= a_sub.T @ coef
-    return residual
