@@ -212,3 +212,18 @@ def test_registry_logs_the_pipeline_as_one_unit(session, tmp_path, engine):
     scored = mv.run(table).to_pandas().sort_values(ZONES + ["TRIP_DISTANCE", "DURATION"])
     direct = pipe.predict(table).to_pandas().sort_values(ZONES + ["TRIP_DISTANCE", "DURATION"])
     assert_allclose(scored["PREDICTION"].to_numpy(), direct["OUTPUT_DURATION"].to_numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_no_intercept_fit_keeps_its_digits_on_a_standardised_large_mean_column():
+    # StandardScaler of mean -1e4 and spread 0.1 makes the feature 1e5·x - 1e5·mean: mapped
+    # through the unshifted Gram (values ~1e8) the fit was off by 2e-6 relative here; mapped
+    # into the shifted coordinates it is within 3e-11 of the exact rational solution (scikit-learn
+    # itself is 8e-11 from it: the problem is ill-conditioned without an intercept).
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"X": rng.normal(-1e4, 0.1, 90), "W": rng.exponential(1, 90).round(1)})
+    df["Y"] = rng.normal(size=90) + 0.5 * df.X + 2
+    pipe = Pipeline([("std", StandardScaler(input_cols=["X"])),
+                     ("model", Ridge(alpha=1e-4, fit_intercept=False, label_cols="Y"))]).fit(df)
+    sk = make_pipeline(make_column_transformer((skp.StandardScaler(), ["X"]), ("passthrough", ["W"])),
+                       skl.Ridge(alpha=1e-4, fit_intercept=False, solver="cholesky")).fit(df[["X", "W"]], df.Y)
+    assert_allclose(pipe.named_steps["model"].coef_, sk[-1].coef_, rtol=1e-9)

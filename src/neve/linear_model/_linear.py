@@ -73,8 +73,11 @@ def _feature_system(
         centred = gram - total * np.outer(mean, mean)
         mean_z = unshift @ mean
         return a @ centred @ a.T, a @ centred[:, y_at], a @ mean_z, float(mean_z[y_at])
-    raw = unshift @ gram @ unshift.T
-    return a @ raw @ a.T, a @ raw[:, y_at], np.zeros(a.shape[0]), 0.0
+    # Without centring, map the features into shifted z (``a·S``) rather than unshifting the
+    # Gram: a standardised column of mean 1e4 and spread 0.1 is ``1e5·x - 1e5·mean``, and those
+    # two terms cancel once per feature here, not once per entry of a Gram of values ~1e8.
+    a_shifted = a @ unshift
+    return a_shifted @ gram @ a_shifted.T, a_shifted @ gram @ unshift[y_at], np.zeros(a.shape[0]), 0.0
 
 
 class LinearRegression(_LeastSquares):
