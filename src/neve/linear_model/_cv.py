@@ -95,7 +95,10 @@ class HeldOut:
         total = max(float(self.centred[self.label_at, self.label_at]), 0.0)
         mse = sse / self.rows
         # scikit-learn's r2_score (force_finite): a constant y scores 1 when predicted exactly.
-        r2 = (1.0 if sse == 0.0 else 0.0) if total == 0.0 else 1.0 - sse / total
+        if self.rows < 2:
+            r2 = math.nan  # scikit-learn: R² is not defined for fewer than two samples
+        else:
+            r2 = (1.0 if sse == 0.0 else 0.0) if total == 0.0 else 1.0 - sse / total
         return {"neg_mean_squared_error": -mse, "neg_root_mean_squared_error": -math.sqrt(mse), "r2": r2}
 
 
