@@ -55,7 +55,7 @@ DAG_ON_EMULATOR = "tests/airflow/test_taxi_on_snowflake.py"
 TRAINING_ON_EMULATOR = "tests/linear_model/test_snowflake_emulator.py"
 COLLECT = [
     "tests/preprocessing",
-    "tests/test_pipeline.py",
+    "tests/pipeline/test_pipeline.py",
     "tests/scoring",
     "tests/test_metrics.py",
     "tests/registry",
@@ -251,7 +251,7 @@ def render(tests: list[Test], suite: tuple[str, ...]) -> str:
     t_rows.append(
         (
             "`Pipeline` (fit, transform, `to_sql`)",
-            [t for t in tests if t.module == "tests/test_pipeline.py"]
+            [t for t in tests if t.module == "tests/pipeline/test_pipeline.py"]
             + _emulated_named(tests, "pipeline"),
         )
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import neve
-from neve.demo import (
+from tools.demo.runner import (
     _free_port,
     admin_password,
     api,

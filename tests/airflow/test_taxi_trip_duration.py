@@ -205,7 +205,7 @@ def test_the_run_emitted_an_asset_event_for_the_model(finished_run, taxi_db):
 def test_a_retry_of_train_returns_the_run_version_instead_of_logging_another(
     finished_run, taxi_dag, taxi_db, metadata_db
 ):
-    from neve.demo import read_xcom
+    from tools.demo.metadata import read_xcom
 
     # The very function the env runs, called here with the run's own XCom: it reaches the
     # DuckDB file through AIRFLOW_CONN_NEVE_DEFAULT, as it does in the env.
@@ -234,7 +234,7 @@ def test_a_retry_of_train_returns_the_run_version_instead_of_logging_another(
 
 @pytest.mark.slow
 def test_predict_reports_drift_against_the_training_baseline(finished_run, metadata_db):
-    from neve.demo import read_xcom
+    from tools.demo.metadata import read_xcom
 
     result = read_xcom(metadata_db, finished_run.run_id, "predict")
     assert result["predictions"]["name"] == "TAXI_PRED"

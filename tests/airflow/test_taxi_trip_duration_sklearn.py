@@ -48,7 +48,7 @@ def test_boosted_trees_train_on_the_sparse_path_and_score_in_sql(sklearn_run, ta
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MaxAbsScaler, OneHotEncoder
 
-    from neve.demo import read_xcom
+    from tools.demo.metadata import read_xcom
 
     run, db = sklearn_run
     predicted = read_xcom(metadata_db, run.run_id, "predict", dag_id="taxi_trip_duration_sklearn")

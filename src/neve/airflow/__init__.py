@@ -9,7 +9,7 @@ them; everything else here loads Airflow on first use.
 
 from __future__ import annotations
 
-from neve._lazy import lazy_exports
+from neve._lazy_exports import lazy_exports
 from neve.airflow._refs import (
     ModelVersionRef,
     TableRef,

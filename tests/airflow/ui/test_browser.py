@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from neve.demo import _free_port, stop
+from tools.demo.runner import _free_port, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
