@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 
 import neve
 from neve import Pipeline
-from neve._kfold import KFold
+from neve.model_selection import KFold
 from neve.errors import InvalidParameterError
 from neve.linear_model import RidgeCV
 from neve.preprocessing import OneHotEncoder, StandardScaler

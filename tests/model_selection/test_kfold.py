@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import neve
-from neve._kfold import KFold
+from neve.model_selection import KFold
 from neve.errors import ColumnNotFoundError, InvalidParameterError
 from neve.model_selection import train_test_split
 

@@ -23,8 +23,8 @@ from sklearn.pipeline import Pipeline as SkPipeline
 
 import neve
 from neve import Pipeline
-from neve._kfold import KFold
-from neve._search import GridSearchCV, cross_validate
+from neve.model_selection import KFold
+from neve.model_selection import GridSearchCV, cross_validate
 from neve.errors import EmptyInputError, InvalidParameterError, NeveInputError
 from neve.linear_model import LinearRegression, LogisticRegression, Ridge
 from neve.preprocessing import MaxAbsScaler, MinMaxScaler, OneHotEncoder, StandardScaler

@@ -19,8 +19,8 @@ from sklearn.pipeline import Pipeline as SkPipeline
 
 import neve
 from neve import Pipeline
-from neve._kfold import KFold
-from neve._search import GridSearchCV
+from neve.model_selection import KFold
+from neve.model_selection import GridSearchCV
 from neve.errors import EmptyInputError
 from neve.linear_model import Ridge
 from neve.preprocessing import MaxAbsScaler, OneHotEncoder, StandardScaler

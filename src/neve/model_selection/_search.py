@@ -3,7 +3,7 @@
 
 Two ways to a score, chosen before any query runs:
 
-- **from statistics** (a fusable Pipeline, see :mod:`neve.linear_model._fused`, ending in
+- **from statistics** (a fusable Pipeline, see :mod:`neve.pipeline._fused`, ending in
   LinearRegression or Ridge, or such an estimator alone, scored by ``neg_mean_squared_error``,
   ``neg_root_mean_squared_error`` or ``r2``): one aggregate query grouped by fold serves
   every fold and candidate, each fold's preprocessing refitted from its training folds'
@@ -30,12 +30,12 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import ParameterGrid
 
 from neve import metrics
-from neve._kfold import KFold, check_cv
 from neve.errors import InvalidParameterError, NeveInputError, NotFittedError
 from neve.linear_model import LinearEstimator
-from neve.linear_model._fused_cv import Candidate, fusable, refit_from_stats, search_from_stats
+from neve._table import as_table
+from neve.model_selection._split import KFold, check_cv
 from neve.pipeline import Pipeline
-from neve.preprocessing._base import as_table
+from neve.pipeline._fused_cv import Candidate, fusable, refit_from_stats, search_from_stats
 
 __all__ = ["GridSearchCV", "cross_validate"]
 

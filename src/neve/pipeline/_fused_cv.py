@@ -1,6 +1,6 @@
 """Every candidate of a search, on every fold, from one statistics query.
 
-A candidate is a fusable pipeline (see :mod:`._fused`) ending in LinearRegression or Ridge,
+A candidate is a fusable pipeline (see :mod:`neve.pipeline._fused`) ending in LinearRegression or Ridge,
 or such an estimator alone. Candidates whose statistics have the same shape (the same
 encoded, scaled and numeric columns) share one query grouped by fold as well; for each
 fold, the steps are refitted from the training folds' statistics exactly as scikit-learn's
@@ -23,7 +23,7 @@ import numpy as np
 
 from neve.linear_model._base import LABEL, LinearEstimator, as_float, small_solves
 from neve.linear_model._cv import STATS_SCORERS, Eigen, HeldOut, residual_map, restrict, sum_stats
-from neve.linear_model._fused import FusedPlan, _summary, plan_fused
+from neve.pipeline._fused import FusedPlan, _summary, plan_fused
 from neve.linear_model._linear import LinearRegression, Ridge, _feature_system
 from neve.linear_model._stats import Design, Stats, gather_by
 from neve.preprocessing import BaseTransformer, OneHotEncoder
