@@ -114,7 +114,9 @@ def _check_grid(estimator: Any, param_grid: Any, owner: str) -> list[dict[str, A
 
 def _candidate(estimator: Any, params: dict[str, Any]) -> Any:
     model = clone(estimator)
-    model.set_params(**params)
+    # The grid's values cloned, as scikit-learn does: a swapped-in step (``{"model": [Ridge()]}``)
+    # is one object shared by every candidate of its grid, and set_params mutates it.
+    model.set_params(**clone(params, safe=False))
     return model
 
 
