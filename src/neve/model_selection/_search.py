@@ -96,8 +96,12 @@ def _check_grid(estimator: Any, param_grid: Any, owner: str) -> list[dict[str, A
     for grid in grids:
         if not isinstance(grid, Mapping):
             raise InvalidParameterError(f"{owner}: param_grid must be a dict or a list of dicts, got {grid!r}")
+        # A step the grid swaps in brings its own parameters (``{"model": [Ridge()], "model__alpha": ...}``).
+        swapped = {f"{name}__{p}" for name, values in grid.items() if not isinstance(values, str)
+                   for v in (values if isinstance(values, Sequence | np.ndarray) else [])
+                   if hasattr(v, "get_params") and not isinstance(v, type) for p in v.get_params(deep=True)}
         for name, values in grid.items():
-            if name not in valid:
+            if name not in valid and name not in swapped:
                 hint = difflib.get_close_matches(name, list(valid), n=1)
                 raise InvalidParameterError(
                     f"{owner}: {type(estimator).__name__} has no parameter {name!r}"
