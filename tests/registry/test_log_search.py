@@ -82,7 +82,7 @@ def test_a_logged_search_keeps_every_candidate_and_its_best_estimator_scores_in_
     }, rel=1e-15)
     params = mv.lineage()["params"]
     chosen = search.best_params_
-    assert params["model"] == repr(chosen["model"])
+    assert params["model"] == " ".join(repr(chosen["model"]).split())
     assert params.get("model__alpha") == chosen.get("model__alpha")
 
     # The version is the best estimator: mv.run scores it in SQL as best_estimator_ predicts.

@@ -190,7 +190,7 @@ def _display(value: Any) -> Any:
     estimator (a swapped step) as its repr."""
     encoded = _encode_value(value)
     if isinstance(encoded, dict) and ("$estimator" in encoded or "$repr" in encoded):
-        return encoded.get("repr") or encoded["$repr"]
+        return " ".join((encoded.get("repr") or encoded["$repr"]).split())  # scikit-learn's repr wraps lines
     return encoded
 
 
