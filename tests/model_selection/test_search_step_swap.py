@@ -15,7 +15,13 @@ import neve
 from neve.linear_model import LinearRegression, Ridge
 from neve.model_selection import GridSearchCV, KFold
 from tests.model_selection.test_search import (
-    FEATURES, SEED, _assert_same_results, _frame, _neve_pipeline, _sk_pipeline, _split,
+    FEATURES,
+    SEED,
+    _assert_same_results,
+    _frame,
+    _neve_pipeline,
+    _sk_pipeline,
+    _split,
 )
 
 

@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-import neve
 from neve import Pipeline
 from neve.errors import ArtifactError, NeveInputError, NotFittedError
 from neve.linear_model import LinearRegression, Ridge, RidgeCV

@@ -15,7 +15,7 @@ def searched(tmp_path) -> tuple[str, object]:
     """A registry holding one GridSearchCV (Ridge over 7 alphas and LinearRegression, 5 folds,
     two scorers) and one plain version."""
     import neve
-    from tests.registry.test_log_search import _frame, _pipeline, _model, _search
+    from tests.registry.test_log_search import _frame, _model, _pipeline, _search
 
     url = f"duckdb://{tmp_path / 'cv.duckdb'}"
     with neve.connect(url) as session:
@@ -32,7 +32,8 @@ def test_version_page_shows_every_candidate_with_mean_and_std_and_marks_the_chos
     response = client_for(url).get("/models/cv/versions/v1", headers=as_viewer)
     assert response.status_code == 200
     page = text(response)
-    assert "Cross-validation" in page and "GridSearchCV: 8 candidates, 5 folds, chosen by neg_mean_squared_error" in page
+    assert "Cross-validation" in page
+    assert "GridSearchCV: 8 candidates, 5 folds, chosen by neg_mean_squared_error" in page
     header = re.search(r'<table id="candidates">\s*<thead>(.*?)</thead>', response.text, flags=re.S).group(1)
     assert "neg_mean_squared_error" in header and ">r2<" in header
     found = rows(response, "candidates")
