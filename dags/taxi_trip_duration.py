@@ -4,10 +4,13 @@ Runs unchanged on embedded DuckDB (the ``neve_default`` connection, as ``make de
 and ``make airflow`` set it up), on PostgreSQL, on Snowflake (point ``NEVE_CONN_ID`` at
 ``snowflake_default``) and on Spark through a Spark Connect server (an ``sc://`` URL or
 a ``spark_connect`` connection). Tasks pass table and model-version references through
-XCom, never data, and no row leaves the engine to train: the model is
-``neve.linear_model.LinearRegression`` at the end of the feature pipeline, fitted on
-every row of the training split from one aggregate query (its sufficient statistics),
-and evaluated on the test split in SQL.
+XCom, never data, and no row leaves the engine to train: ``train`` chooses the model at
+the end of the feature pipeline by 5-fold cross-validation on the training split
+(``GridSearchCV``: ``Ridge`` at seven alphas from 1e-3 to 1e3, and ``LinearRegression``),
+from one aggregate query grouped by fold (every fold's and candidate's sufficient
+statistics); the best candidate is refitted from the same statistics, evaluated on the
+test split in SQL, and logged with every candidate's scores (the registry UI's version
+page lists them).
 
 ``train`` and ``predict`` run in the ``taxi`` task environment (``[tool.neve.envs.taxi]``
 in pyproject.toml: its own pinned scikit-learn and neve, no Airflow) through
@@ -23,7 +26,8 @@ Every task is idempotent: tables are replaced, and a retry of ``train`` after
 ``log_model`` succeeded gets back the version that try logged (``log_model`` finds it
 by the DAG run and task it records with every version).
 
-When the new version's MSE beats production's, ``approve_promotion`` asks a person, under
+When the new version's MSE on the test split beats production's (the test split, not
+the CV score: every version, however chosen, is measured on it), ``approve_promotion`` asks a person, under
 Airflow's Required Actions, whether to promote it, showing both versions' metrics and a
 link to the version's page in neve's registry UI. Approve moves the ``production`` alias,
 attributed to the approver in the registry's event log, and records the alias's Asset
