@@ -8,7 +8,7 @@ BOOTSTRAP := .neve/bootstrap
 UV := $(or $(shell command -v uv 2>/dev/null),$(BOOTSTRAP)/bin/uv)
 export UV_LINK_MODE ?= copy
 
-.PHONY: demo airflow test bench bench-quick sync lint docs mutate clean
+.PHONY: demo airflow test test-long bench bench-quick sync lint docs mutate clean
 
 $(BOOTSTRAP)/bin/uv:
 	@echo "uv is not on PATH: installing it into $(BOOTSTRAP) (a throwaway venv)"
@@ -34,7 +34,11 @@ airflow: sync
 	@$(UV) run --no-sync python -m tools.demo airflow
 
 test: sync
-	$(UV) run --no-sync pytest -n auto --durations=15
+	$(UV) run --no-sync pytest -n auto --durations=15 -m "not long"
+
+# The runs that take minutes each (the whole make mutate, ...): CI runs them after make test.
+test-long: sync
+	$(UV) run --no-sync pytest -n auto --durations=15 -m long
 
 # Every benchmark in one process tree; rewrites BENCHMARKS.md and docs/img/*.png (about an hour).
 bench: sync

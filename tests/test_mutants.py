@@ -26,3 +26,13 @@ def test_mutant_applies_exactly_once_and_changes_the_code(mutant):
 def test_mutant_ids_are_unique():
     ids = [m.id for m in mutate.MUTANTS]
     assert len(ids) == len(set(ids))
+
+
+@pytest.mark.long
+def test_make_mutate_catches_every_mutant(capsys):
+    """The whole `make mutate` run: a planted bug that the suite lets through fails this test."""
+    status = mutate.main([])
+    report = capsys.readouterr().out
+    assert "SURVIVED" not in report, report
+    assert report.count(" caught ") == len(mutate.MUTANTS), report
+    assert status == 0

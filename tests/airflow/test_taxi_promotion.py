@@ -19,6 +19,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 MODEL = "trip_duration_estimator"
 HITL = "/api/v2/dags/taxi_trip_duration/dagRuns/{run}/taskInstances/approve_promotion/-1/hitlDetails"
 
+# Explicit, although it is the DAG's default: dag.test() runs the tasks in this process, and
+# Airflow's param processing resolves the run's conf into the DAG's own Param objects, so an
+# earlier auto-approved run in the same process leaves auto_approve on.
+ASK_A_PERSON = {"auto_approve": False}
+
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
@@ -70,7 +75,7 @@ def test_a_rejected_promotion_changes_nothing_and_says_so(
 ):
     seen: dict = {}
     responder = answer(airflow_api, auth_manager, "Reject", "bob", seen)
-    run = taxi_dag.test()  # auto_approve is off: the run waits for bob
+    run = taxi_dag.test(run_conf=ASK_A_PERSON)  # the run waits for bob
     responder.join(timeout=5)
     assert seen["status"] == 200
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
@@ -96,7 +101,7 @@ def test_an_approved_promotion_moves_production_as_the_approver_and_starts_scori
 
     seen: dict = {}
     responder = answer(airflow_api, auth_manager, "Approve", "alice", seen)
-    run = taxi_dag.test()
+    run = taxi_dag.test(run_conf=ASK_A_PERSON)
     responder.join(timeout=5)
     assert seen["status"] == 200
     assert str(run.state).endswith("success"), {ti.task_id: str(ti.state) for ti in run.get_task_instances()}

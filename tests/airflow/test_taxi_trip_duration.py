@@ -77,9 +77,14 @@ def test_train_and_predict_run_in_the_taxi_env_and_the_rest_on_the_neve_connecti
 
 
 def test_the_dag_trains_on_every_row_so_it_has_no_sample_param(taxi_dag):
+    from airflow.dag_processing.dagbag import BundleDagBag
+
     assert set(taxi_dag.params) == {"score_month", "auto_approve"}
-    assert taxi_dag.params["auto_approve"] is False  # a person approves unless a run says otherwise
     assert "sample_rows" not in taxi_dag.get_task("train").op_kwargs
+    # A person approves unless a run says otherwise. Read from a fresh parse: an in-process
+    # dag.test() with auto_approve on leaves it on in the session's DAG object.
+    fresh = BundleDagBag(str(REPO / "dags" / "taxi_trip_duration.py"), bundle_path=REPO / "dags")
+    assert fresh.dags["taxi_trip_duration"].params["auto_approve"] is False
 
 
 def test_feature_engineering_declares_the_pipeline_and_writes_nothing(taxi_dag, taxi_module, tmp_path):

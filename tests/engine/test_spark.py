@@ -10,6 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -290,23 +291,44 @@ def _taxi_pipeline():
     ])
 
 
-def test_spark_connect_fits_what_duckdb_fits(connect_url: str, taxi_files: list[Path]) -> None:
-    with neve.connect("duckdb://") as duck:
-        on_duckdb = _taxi_pipeline().fit(_taxi_features(duck, taxi_files[:1]))
+def _sklearn_twin(frame: pd.DataFrame):
+    """scikit-learn's own fit of the same pipeline on the same rows: dense one-hot and the
+    exact least-squares solver (``lstsq``), the oracle for the Connect fit."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    steps = ColumnTransformer([("ohe", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["ZONE"]),
+                               ("std", StandardScaler(), ["DISTANCE"])])
+    return Pipeline([("prep", steps), ("model", LinearRegression())]).fit(frame[["ZONE", "DISTANCE"]], frame.FARE)
+
+
+def _in_order(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["ZONE", "DISTANCE", "FARE", "PREDICTION"], ignore_index=True)
+
+
+def test_spark_connect_fits_what_scikit_learn_fits(connect_url: str, taxi_files: list[Path]) -> None:
     with neve.connect(connect_url) as session:
-        on_spark = _taxi_pipeline().fit(_taxi_features(session, taxi_files[:1]))
+        data = _taxi_features(session, taxi_files[:1])
+        on_spark = _taxi_pipeline().fit(data)
+        predicted = _in_order(session.execute(on_spark.predict(data)))
+    theirs = _sklearn_twin(predicted)
     ohe, std, model = (on_spark.named_steps[k] for k in ("ohe", "std", "model"))
-    assert ohe.categories_ == on_duckdb.named_steps["ohe"].categories_
-    assert std.mean_ == pytest.approx(on_duckdb.named_steps["std"].mean_, rel=1e-12)
-    assert std.scale_ == pytest.approx(on_duckdb.named_steps["std"].scale_, rel=1e-12)
-    assert list(model.feature_names_in_) == list(on_duckdb.named_steps["model"].feature_names_in_)
-    assert model.coef_ == pytest.approx(on_duckdb.named_steps["model"].coef_, rel=1e-6, abs=1e-9)
+    their_ohe, their_std = (theirs.named_steps["prep"].named_transformers_[k] for k in ("ohe", "std"))
+    assert ohe.categories_["ZONE"] == list(their_ohe.categories_[0])
+    assert list(std.mean_.values()) == pytest.approx(list(their_std.mean_), rel=1e-12)
+    assert list(std.scale_.values()) == pytest.approx(list(their_std.scale_), rel=1e-12)
+    # One-hot columns plus an intercept are collinear: the coefficients are the minimum-norm
+    # solution, which only an exact solver reproduces; the predictions are unique either way.
+    np.testing.assert_allclose(model.coef_, theirs.named_steps["model"].coef_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(predicted.PREDICTION, theirs.predict(predicted[["ZONE", "DISTANCE"]]), rtol=1e-9)
 
 
 def test_spark_connect_registry_logs_and_scores_in_the_engine(connect_url: str, taxi_files: list[Path],
                                                               tmp_path: Path) -> None:
     """log_model writes the registry's tables on the server and the files to a stage beside
-    the client; mv.run scores as one SELECT there, equal to the pipeline's own predictions."""
+    the client; mv.run scores as one SELECT there, equal to scikit-learn's predictions."""
     with neve.connect(connect_url) as session:
         data = _taxi_features(session, taxi_files[:1])
         pipe = _taxi_pipeline().fit(data)
@@ -318,8 +340,9 @@ def test_spark_connect_registry_logs_and_scores_in_the_engine(connect_url: str, 
         assert mv.metrics == {"rows": 10000}
         scored = mv.run(_features(session.table("TAXI_RAW")))
         assert scored.path == "sql"
-        got = session.execute(scored.order_by("ZONE", "DISTANCE", "FARE"))
-    pd.testing.assert_series_equal(got.PREDICTION, expected.PREDICTION, rtol=1e-9)
+        got = _in_order(session.execute(scored))
+    pd.testing.assert_series_equal(got.PREDICTION, _in_order(expected).PREDICTION, rtol=1e-9)
+    np.testing.assert_allclose(got.PREDICTION, _sklearn_twin(got).predict(got[["ZONE", "DISTANCE"]]), rtol=1e-9)
 
 
 def test_local_spark_still_works_after_a_spark_connect_session_in_the_process(

@@ -53,6 +53,17 @@ def test_tampering_any_file_fails_naming_it(reg, logged, name):
         logged.load()
 
 
+def test_an_edited_manifest_that_still_parses_fails(reg, logged):
+    """The manifest is trusted by its sha256 in the registry's row, not by whether it parses:
+    an edit that leaves valid JSON and every file's hash intact is refused too."""
+    path = Path(reg.stage.path("trip", "v1")) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["python"] = "0.0.0"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=r"manifest\.json was modified after the version was logged"):
+        logged.load()
+
+
 def test_missing_file_fails_naming_it(reg, logged):
     (Path(reg.stage.path("trip", "v1")) / "baseline.json").unlink()
     with pytest.raises(ArtifactMissingError, match="baseline.json"):

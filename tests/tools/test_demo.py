@@ -84,22 +84,31 @@ def test_a_month_without_a_sample_lists_the_months_there_are():
     assert "MONTH=1999-01" in problem and "2019-01" in problem and "2020-04" in problem
 
 
-def test_production_moves_only_to_a_version_with_a_lower_mse(tmp_path):
+def test_the_summary_tells_what_the_promotion_step_did(tmp_path):
+    import json
+    import sqlite3
+
     from sklearn.dummy import DummyRegressor
 
     import neve
-    from tools.demo.report import metric_lines, promote_if_better
+    from tools.demo.report import metric_lines, promotion
 
+    metadata = tmp_path / "airflow.db"
+    with sqlite3.connect(metadata) as con:
+        con.execute("CREATE TABLE xcom (dag_id TEXT, run_id TEXT, task_id TEXT, key TEXT, value TEXT)")
+        con.execute("INSERT INTO xcom VALUES ('taxi_trip_duration', 'r1', 'promote_to_production', "
+                    "'return_value', ?)", (json.dumps({"promoted": True, "message": "production is now m v1 "
+                                                       "(was unset): auto-approved (DAG param auto_approve)"}),))
     reg = neve.Registry(f"duckdb://{tmp_path / 'r.duckdb'}")
     model = DummyRegressor().fit([[0.0]], [1.0])
     v1 = reg.log_model(model, "m", metrics={"mse": 100.0})
-    assert "promoted v1 to production" in promote_if_better(reg.get_model("m"), v1)
+    assert promotion(metadata, "r1", reg.get_model("m"), v1).endswith("auto-approved (DAG param auto_approve)")
+    assert promotion(metadata, "r2", reg.get_model("m"), v1) == "production is unset: the promotion did not run"
+    reg.get_model("m").set_alias("production", "v1")
     v2 = reg.log_model(model, "m", metrics={"mse": 120.0})
-    assert promote_if_better(reg.get_model("m"), v2).startswith("production stays v1")
-    v3 = reg.log_model(model, "m", metrics={"mse": 81.0, "mae": 7.0, "r2": 0.5})
-    assert "promoted v3 to production (was v1" in promote_if_better(reg.get_model("m"), v3)
-    assert reg.get_model("m").aliases == {"production": "v3"}
-    assert metric_lines(v3.metrics) == "MSE 81 s²  RMSE 9 s  MAE 7 s  R² 0.5000"
+    # compare_to_production skipped the approval: no XCom, the summary says why.
+    assert promotion(metadata, "r3", reg.get_model("m"), v2) == "production stays v1 (MSE 100 s², v2 has 120 s²)"
+    assert metric_lines({"mse": 81.0, "mae": 7.0, "r2": 0.5}) == "MSE 81 s²  RMSE 9 s  MAE 7 s  R² 0.5000"
 
 
 def test_the_report_says_how_cross_validation_chose_the_model(tmp_path):

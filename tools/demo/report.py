@@ -16,7 +16,7 @@ from rich.table import Table
 
 from tools.demo.metadata import read_xcom, repo_root
 
-__all__ = ["chosen_by", "failure", "metric_lines", "month_problem", "promote_if_better", "summary"]
+__all__ = ["chosen_by", "failure", "metric_lines", "month_problem", "promotion", "summary"]
 
 MODEL = "trip_duration_estimator"
 TABLES = ("TAXI_RAW_2019_01", "TAXI_RAW_2019_02", "TAXI_DATA", "TAXI_SCORE", "TAXI_PRED")
@@ -72,20 +72,19 @@ def _param(key: str, value: Any) -> str:
     return f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
 
 
-def promote_if_better(model: Any, version: Any) -> str:
-    """Point ``production`` at ``version`` when its MSE beats the current production's (or
-    there is none); say what was decided."""
+def promotion(db_path: Path, run_id: str, model: Any, version: Any) -> str:
+    """What the run's promotion step did: its own words when it ran (``make demo`` approves
+    through the DAG param ``auto_approve``), else why ``compare_to_production`` skipped it."""
+    promoted = read_xcom(db_path, run_id, "promote_to_production")
+    if promoted:
+        return str(promoted["message"])
     current = model.aliases.get(ALIAS)
+    if current is None:
+        return f"{ALIAS} is unset: the promotion did not run"
     if current == version.version_name:
         return f"{version.version_name} is {ALIAS}"
-    new = version.metrics.get("mse", math.inf)
-    if current is not None:
-        old = model.version(current).metrics.get("mse", math.inf)
-        if not new < old:
-            return f"{ALIAS} stays {current} (MSE {old:,.0f} s², {version.version_name} has {new:,.0f} s²)"
-    model.set_alias(ALIAS, version.version_name)
-    was = f"was {current}, MSE {old:,.0f} s²" if current is not None else "the first production version"
-    return f"promoted {version.version_name} to {ALIAS} ({was})"
+    old, new = model.version(current).metrics.get("mse", math.inf), version.metrics.get("mse", math.inf)
+    return f"{ALIAS} stays {current} (MSE {old:,.0f} s², {version.version_name} has {new:,.0f} s²)"
 
 
 def _same_training_data(model: Any, version: Any) -> str | None:
@@ -144,7 +143,7 @@ def summary(console: Console, url: str, db_path: Path, run_id: str, elapsed: flo
             console.print(f"        {chosen}", highlight=False)
         if same := _same_training_data(model, mv):
             console.print(f"        same training data as {same} (lineage fingerprint)", highlight=False)
-        console.print(f"        {promote_if_better(model, mv)}", highlight=False)
+        console.print(f"        {promotion(db_path, run_id, model, mv)}", highlight=False)
         drift = predicted.get("drift") or {}
         verdict = "[green]no drift[/]" if drift.get("ok") else "[bold red]DRIFT[/]"
         console.print(f"[bold]scored[/]  {scored} with {mv.version_name}: {verdict} against the training "

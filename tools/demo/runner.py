@@ -174,8 +174,7 @@ def run_demo(url: str | None, month: str = HELD_OUT_MONTH) -> int:
     log_path = home / "demo.log"
     env = airflow_env(home, url, root / "dags")
     env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
-    # Unattended: the promotion approves itself (the event log names auto_approve), else
-    # approve_promotion waits for a person under Required Actions for up to a day.
+    # Unattended: the promotion is approved by the DAG param, and the summary says so.
     env["NEVE_DEMO_RUN_CONF"] = json.dumps({"score_month": month, "auto_approve": True})
     started = time.monotonic()
     with log_path.open("w") as log:
