@@ -21,8 +21,9 @@ HITL = "/api/v2/dags/taxi_trip_duration/dagRuns/{run}/taskInstances/approve_prom
 
 # Explicit, although it is the DAG's default: dag.test() runs the tasks in this process, and
 # Airflow's param processing resolves the run's conf into the DAG's own Param objects, so an
-# earlier auto-approved run in the same process leaves auto_approve on.
-ASK_A_PERSON = {"auto_approve": False}
+# earlier auto-approved run in the same process leaves auto_approve on (and an earlier run
+# of the lockdown month leaves score_month set, whose drift fails the run).
+ASK_A_PERSON = {"auto_approve": False, "score_month": None}
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from numpy.testing import assert_allclose
 
 import neve
 import neve.envs
@@ -170,10 +172,16 @@ def test_the_run_logged_a_version_with_metrics_lineage_and_run_ids(finished_run,
         assert len(versions) == 1
         mv = versions[0]
         metrics = mv.metrics
-        assert set(metrics) >= {"mse", "r2"}
+        assert set(metrics) >= {"mse", "r2", *(f"cv_{s}_test_neg_mean_squared_error" for s in ("mean", "std"))}
         assert metrics["mse"] > 0 and 0.3 < metrics["r2"] < 1
+        # Chosen by 5-fold CV among Ridge's seven alphas and LinearRegression; the held-out MSE
+        # of the folds is of the test split's order.
+        search = mv.search_results()
+        assert (search.n_splits_, len(search.cv_results_["params"])) == (5, 8)
+        assert -metrics["cv_mean_test_neg_mean_squared_error"] == pytest.approx(metrics["mse"], rel=0.5)
         tags = mv.tags
-        assert tags["stage"] == "dev" and tags["model_type"] == "LinearRegression"
+        chosen = type(search.best_params_["model"]).__name__
+        assert tags["stage"] == "dev" and tags["model_type"] == chosen
         # From the run context, not the DAG's code.
         assert (tags["airflow_dag_id"], tags["airflow_run_id"], tags["airflow_task_id"]) == (
             "taxi_trip_duration", finished_run.run_id, "train")
@@ -184,6 +192,8 @@ def test_the_run_logged_a_version_with_metrics_lineage_and_run_ids(finished_run,
         assert lineage["feature_pipeline"]["steps"][0]["class"] == "OneHotEncoder"
         features = lineage["params"]["features"]
         assert "TRIP_DISTANCE_SCALED" in features and "TRIP_DISTANCE" not in features and len(features) > 300
+        assert "TRIP_ID" not in features  # it only assigns the folds
+        assert lineage["params"].get("model__alpha") == search.best_params_.get("model__alpha")
         # Every row of the training split, not a sample: about 67% of the cleaned trips.
         assert lineage["params"]["train_rows"] == pytest.approx(0.67 * cleaned_trip_count("2019-01", "2019-02"),
                                                               rel=0.03)
@@ -301,30 +311,42 @@ def test_scoring_the_lockdown_month_fails_predict_on_drift(finished_run, taxi_da
 
 
 @pytest.mark.slow
-def test_the_model_equals_scikit_learns_fitted_on_the_same_split(finished_run, taxi_module, taxi_db):
-    # The oracle: scikit-learn's exact dense LinearRegression on the rows of the SQL split.
+def test_the_model_is_the_one_scikit_learns_grid_search_chooses_on_the_same_folds(finished_run, taxi_module, taxi_db):
+    # The oracle: scikit-learn's GridSearchCV over its exact dense solvers, on the rows of the
+    # SQL split and the folds neve assigned (a PredefinedSplit), each fold's encoder and
+    # scaler refitted as scikit-learn's pipeline does.
     from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LinearRegression
+    from sklearn.linear_model import LinearRegression, Ridge
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
-    from sklearn.pipeline import make_pipeline
+    from sklearn.model_selection import GridSearchCV, PredefinedSplit
+    from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import MaxAbsScaler, OneHotEncoder
 
-    from neve.model_selection import train_test_split
+    from neve.model_selection import KFold, train_test_split
 
     m = taxi_module
     with neve.connect(f"duckdb://{taxi_db}") as session:
         mv = Registry(session).get_model(MODEL).version("v1")
         split = {k: mv.lineage()["params"][k] for k in ("test_size", "random_state", "key")}
         assert split == {"test_size": 0.33, "random_state": 42, "key": m.ID}
-        train, test = (t.order_by(m.ID).to_pandas()
-                       for t in train_test_split(session.table("TAXI_DATA"), **split))
+        train, test = train_test_split(session.table("TAXI_DATA"), **split)
+        train = KFold(5, random_state=42, key=m.ID).assign(train).order_by(m.ID).to_pandas()
+        test = test.order_by(m.ID).to_pandas()
     assert len(test) == pytest.approx(0.33 * (len(train) + len(test)), rel=0.05)
     assert mv.lineage()["params"]["train_rows"] == len(train)
-    oracle = make_pipeline(
-        ColumnTransformer([("ohe", OneHotEncoder(handle_unknown="ignore", sparse_output=False), m.CATEGORICAL),
-                           ("mas", MaxAbsScaler(), m.NUMERIC)]),
-        LinearRegression(),
-    ).fit(train[m.RAW_FEATURES], train[m.TARGET])
+    features = ColumnTransformer([("ohe", OneHotEncoder(handle_unknown="ignore", sparse_output=False), m.CATEGORICAL),
+                                  ("mas", MaxAbsScaler(), m.NUMERIC)])
+    grid = [{"model": [Ridge(solver="cholesky")], "model__alpha": list(np.logspace(-3, 3, 7))},
+            {"model": [LinearRegression()]}]
+    oracle = GridSearchCV(Pipeline([("features", features), ("model", LinearRegression())]), grid,
+                          cv=PredefinedSplit(train["FOLD"]), scoring="neg_mean_squared_error",
+                          ).fit(train[m.RAW_FEATURES], train[m.TARGET])
+    search = mv.search_results()
+    assert_allclose(search.cv_results_["mean_test_neg_mean_squared_error"], oracle.cv_results_["mean_test_score"],
+                    rtol=1e-7)
+    assert search.best_index_ == oracle.best_index_
+    assert type(search.best_params_["model"]).__name__ == type(oracle.best_params_["model"]).__name__
+    assert search.best_params_.get("model__alpha") == oracle.best_params_.get("model__alpha")
     predicted = oracle.predict(test[m.RAW_FEATURES])
     expected = {
         "mse": mean_squared_error(test[m.TARGET], predicted),
@@ -332,7 +354,7 @@ def test_the_model_equals_scikit_learns_fitted_on_the_same_split(finished_run, t
         "r2": r2_score(test[m.TARGET], predicted),
     }
     expected["rmse"] = expected["mse"] ** 0.5
-    assert mv.metrics == pytest.approx(expected, rel=1e-6)
+    assert {k: mv.metrics[k] for k in expected} == pytest.approx(expected, rel=1e-6)
 
 
 @pytest.mark.slow

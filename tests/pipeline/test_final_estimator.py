@@ -161,6 +161,25 @@ def test_logistic_pipeline_runs_iterations_plus_one_queries(session):
     assert_allclose(proba[["PREDICT_PROBA_0", "PREDICT_PROBA_1"]], sk.predict_proba(df.head(50)[features]), atol=1e-9)
 
 
+def test_logistic_pipeline_fits_its_standard_scaler_on_plain_row_sums():
+    # The Newton step's Gram carries IRLS weights; a fused StandardScaler fitted from it got
+    # a weighted mean (3.83 for 2.96 here) and every coefficient after it was off.
+    df = _taxi().head(3000).assign(LONG=lambda d: (d.DURATION > 15).astype("int64"))
+    pipe = Pipeline([
+        ("ohe", OneHotEncoder(input_cols=["HOUR_OF_DAY"], handle_unknown="ignore")),
+        ("scale", StandardScaler(input_cols=["TRIP_DISTANCE"])),
+        ("model", LogisticRegression(tol=1e-10, label_cols="LONG", passthrough_cols=[
+            "DURATION", "PICKUP_LOCATION_ID", "DROPOFF_LOCATION_ID"])),
+    ]).fit(df)
+    sk = make_pipeline(
+        make_column_transformer((skp.OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["HOUR_OF_DAY"]),
+                                (skp.StandardScaler(), ["TRIP_DISTANCE"])),
+        skl.LogisticRegression(solver="newton-cholesky", tol=1e-12, max_iter=200),
+    ).fit(df[["HOUR_OF_DAY", "TRIP_DISTANCE"]], df.LONG)
+    assert pipe.named_steps["scale"].mean_["TRIP_DISTANCE"] == pytest.approx(df.TRIP_DISTANCE.mean(), rel=1e-12)
+    assert_allclose(pipe.named_steps["model"].coef_, sk[-1].coef_, rtol=1e-6, atol=1e-8)
+
+
 def test_null_feature_without_imputer_names_the_column():
     df = _taxi().head(500)
     df.loc[5, "TRIP_DISTANCE"] = np.nan
@@ -199,3 +218,18 @@ def test_registry_logs_the_pipeline_as_one_unit(session, tmp_path, engine):
     scored = mv.run(table).to_pandas().sort_values(ZONES + ["TRIP_DISTANCE", "DURATION"])
     direct = pipe.predict(table).to_pandas().sort_values(ZONES + ["TRIP_DISTANCE", "DURATION"])
     assert_allclose(scored["PREDICTION"].to_numpy(), direct["OUTPUT_DURATION"].to_numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_no_intercept_fit_keeps_its_digits_on_a_standardised_large_mean_column():
+    # StandardScaler of mean -1e4 and spread 0.1 makes the feature 1e5·x - 1e5·mean: mapped
+    # through the unshifted Gram (values ~1e8) the fit was off by 2e-6 relative here; mapped
+    # into the shifted coordinates it is within 3e-11 of the exact rational solution (scikit-learn
+    # itself is 8e-11 from it: the problem is ill-conditioned without an intercept).
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"X": rng.normal(-1e4, 0.1, 90), "W": rng.exponential(1, 90).round(1)})
+    df["Y"] = rng.normal(size=90) + 0.5 * df.X + 2
+    pipe = Pipeline([("std", StandardScaler(input_cols=["X"])),
+                     ("model", Ridge(alpha=1e-4, fit_intercept=False, label_cols="Y"))]).fit(df)
+    sk = make_pipeline(make_column_transformer((skp.StandardScaler(), ["X"]), ("passthrough", ["W"])),
+                       skl.Ridge(alpha=1e-4, fit_intercept=False, solver="cholesky")).fit(df[["X", "W"]], df.Y)
+    assert_allclose(pipe.named_steps["model"].coef_, sk[-1].coef_, rtol=1e-9)

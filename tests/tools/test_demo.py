@@ -109,3 +109,34 @@ def test_the_summary_tells_what_the_promotion_step_did(tmp_path):
     # compare_to_production skipped the approval: no XCom, the summary says why.
     assert promotion(metadata, "r3", reg.get_model("m"), v2) == "production stays v1 (MSE 100 s², v2 has 120 s²)"
     assert metric_lines({"mse": 81.0, "mae": 7.0, "r2": 0.5}) == "MSE 81 s²  RMSE 9 s  MAE 7 s  R² 0.5000"
+
+
+def test_the_report_says_how_cross_validation_chose_the_model(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    import neve
+    from neve import Pipeline
+    from neve.linear_model import LinearRegression, Ridge
+    from neve.model_selection import GridSearchCV, KFold
+    from tools.demo.report import chosen_by, metric_lines
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"ID": np.arange(200), "X": rng.normal(size=200)})
+    df["Y"] = 2 * df.X + rng.normal(size=200)
+    with neve.connect(f"duckdb://{tmp_path / 'r.duckdb'}") as session:
+        cols = {"label_cols": ["Y"], "passthrough_cols": ["ID"]}
+        search = GridSearchCV(Pipeline([("model", LinearRegression(**cols))]),
+                              [{"model": [Ridge(**cols)], "model__alpha": [0.5, 1e3]},
+                               {"model": [LinearRegression(**cols)]}],
+                              cv=KFold(5, key="ID"), scoring="neg_mean_squared_error")
+        reg = neve.Registry(session)
+        mv = reg.log_model(search.fit(session.create_table("T", df)), "m", metrics={"mse": 81.0})
+        line = chosen_by(mv)
+        best = search.cv_results_["mean_test_score"][search.best_index_]
+        assert line.startswith("chosen by 5-fold cross-validation among 3 candidates: ")
+        assert f"CV MSE {-best:,.0f} ± " in line
+        assert ("Ridge, alpha=0.5" in line) == (search.best_index_ == 0)
+        assert metric_lines(mv.metrics) == "MSE 81 s²  RMSE 9 s"  # the CV scores are not the test split's
+        plain = reg.log_model(search.best_estimator_, "m")
+        assert chosen_by(plain) is None

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from tools.demo.metadata import read_xcom, repo_root
 
-__all__ = ["failure", "metric_lines", "month_problem", "promotion", "summary"]
+__all__ = ["chosen_by", "failure", "metric_lines", "month_problem", "promotion", "summary"]
 
 MODEL = "trip_duration_estimator"
 TABLES = ("TAXI_RAW_2019_01", "TAXI_RAW_2019_02", "TAXI_DATA", "TAXI_SCORE", "TAXI_PRED")
@@ -43,8 +43,33 @@ def metric_lines(metrics: dict[str, float]) -> str:
         parts.append(f"MAE {metrics['mae']:,.0f} s")
     if "r2" in metrics:
         parts.append(f"R² {metrics['r2']:.4f}")
-    parts.extend(f"{k} {v:.6g}" for k, v in sorted(metrics.items()) if k not in ("mse", "rmse", "mae", "r2"))
+    # The cross-validation scores are the search's, said by chosen_by, not the test split's.
+    parts.extend(f"{k} {v:.6g}" for k, v in sorted(metrics.items())
+                 if k not in ("mse", "rmse", "mae", "r2") and not k.startswith("cv_"))
     return "  ".join(parts)
+
+
+def chosen_by(version: Any) -> str | None:
+    """How cross-validation chose the version's model, in a line; None when no search did."""
+    search = version.search_results()
+    if search is None:
+        return None
+    params = ", ".join(_param(k, v) for k, v in search.best_params_.items())
+    if search.refit == "neg_mean_squared_error":
+        std = search.cv_results_[f"std_test_{search.refit}"][search.best_index_]
+        score = f"CV MSE {-search.best_score_:,.0f} ± {std:,.0f} s²"
+    else:
+        score = f"CV {search.refit} {search.best_score_:.6g}"
+    return (f"chosen by {search.n_splits_}-fold cross-validation among {len(search.cv_results_['params'])} "
+            f"candidates: {params} ({score})")
+
+
+def _param(key: str, value: Any) -> str:
+    """A chosen param: a swapped-in step by its class, else ``name=value``."""
+    if hasattr(value, "get_params"):
+        return type(value).__name__
+    name = key.rsplit("__", 1)[-1]
+    return f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
 
 
 def promotion(db_path: Path, run_id: str, model: Any, version: Any) -> str:
@@ -114,6 +139,8 @@ def summary(console: Console, url: str, db_path: Path, run_id: str, elapsed: flo
         mv = model.version(version_ref["version"])
         console.print(f"[bold]model[/]   {MODEL} [bold]{mv.version_name}[/] (a new version each run)  "
                       f"{metric_lines(mv.metrics)}  [dim]on the 33% test split[/]", highlight=False)
+        if chosen := chosen_by(mv):
+            console.print(f"        {chosen}", highlight=False)
         if same := _same_training_data(model, mv):
             console.print(f"        same training data as {same} (lineage fingerprint)", highlight=False)
         console.print(f"        {promotion(db_path, run_id, model, mv)}", highlight=False)

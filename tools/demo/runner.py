@@ -103,11 +103,14 @@ def airflow_env(home: Path, url: str, dags_folder: Path, base: Mapping[str, str]
 
 def _run_dag_child() -> int:
     """Runs inside the child: set up the metadata DB, then one ``dag.test()``."""
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.dag_processing.dagbag import BundleDagBag
     from airflow.utils import db
 
     db.initdb()
-    bag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    # As Airflow's DAG processor parses a bundle: its folder on sys.path, where the taxi DAGs
+    # import their shared tasks from (taxi_tasks.py); a plain DagBag leaves it off.
+    folder = os.environ["AIRFLOW__CORE__DAGS_FOLDER"]
+    bag = BundleDagBag(folder, bundle_path=Path(folder))
     if DAG_ID not in bag.dags:
         print(f"DAG {DAG_ID} did not load: {bag.import_errors}", file=sys.stderr)
         return 2

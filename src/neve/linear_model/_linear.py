@@ -39,6 +39,13 @@ class _LeastSquares(LinearEstimator):
             extras={**extras, **self.null_checks(design, weight)},
         )
         names, a = features(design, stats)
+        self.fit_from_stats(design, stats, names, a, weighted=weight is not None)
+        return stats
+
+    def fit_from_stats(self, design: Design, stats: Stats, names: list[str], a: np.ndarray, *,
+                       weighted: bool = False) -> None:
+        """Set the fitted state from statistics already gathered (``a`` maps z to the features
+        ``names``): how a cross-validated search refits its best candidate without a scan."""
         self._check_stats(design, stats, a)
         self._set_features(names)
         gram_f, cross, mean_f, mean_y = _feature_system(design, stats, a, self.fit_intercept)
@@ -46,8 +53,7 @@ class _LeastSquares(LinearEstimator):
         self.coef_ = coef
         self.intercept_ = float(mean_y - mean_f @ coef) if self.fit_intercept else 0.0
         self.singular_ = np.sqrt(np.clip(spectrum[::-1], 0.0, None))
-        self.n_samples_seen_ = int(stats.gram[0][0, 0]) if weight is None else None
-        return stats
+        self.n_samples_seen_ = None if weighted else int(stats.gram[0][0, 0])
 
 
 def _feature_system(
@@ -67,8 +73,11 @@ def _feature_system(
         centred = gram - total * np.outer(mean, mean)
         mean_z = unshift @ mean
         return a @ centred @ a.T, a @ centred[:, y_at], a @ mean_z, float(mean_z[y_at])
-    raw = unshift @ gram @ unshift.T
-    return a @ raw @ a.T, a @ raw[:, y_at], np.zeros(a.shape[0]), 0.0
+    # Without centring, map the features into shifted z (``a·S``) rather than unshifting the
+    # Gram: a standardised column of mean 1e4 and spread 0.1 is ``1e5·x - 1e5·mean``, and those
+    # two terms cancel once per feature here, not once per entry of a Gram of values ~1e8.
+    a_shifted = a @ unshift
+    return a_shifted @ gram @ a_shifted.T, a_shifted @ gram @ unshift[y_at], np.zeros(a.shape[0]), 0.0
 
 
 class LinearRegression(_LeastSquares):

@@ -157,6 +157,10 @@ class LogisticRegression(LinearEstimator):
                 checks = self.null_checks(design, weight)
                 query_extras.update({k: (_rebind(e, design.table, staged), how)
                                      for k, (e, how) in {**extras, **checks}.items()})
+                if extras:
+                    # Steps fitted from these statistics (a fused Pipeline's scalers) read the last
+                    # Gram as plain row sums; the Hessian blocks carry the IRLS weights.
+                    weights = [*weights, None]
             stats = gather(step_design, weights=weights, targets=targets, extras=query_extras, owner=owner)
             design.categories, design.pilot = step_design.categories, step_design.pilot
             design.observed_groups, design.frequency = step_design.observed_groups, step_design.frequency

@@ -41,7 +41,7 @@ from neve.engine import _queries
 from neve.errors import EmptyInputError, NeveInputError
 from neve.preprocessing._categories import MISSING, is_missing
 
-__all__ = ["MAX_FEATURES", "MAX_NUMERIC", "Design", "Stats", "gather"]
+__all__ = ["MAX_FEATURES", "MAX_NUMERIC", "Design", "Stats", "gather", "gather_by"]
 
 #: Widest design solved densely in the client (a 5000x5000 float64 matrix is 200 MB).
 MAX_FEATURES = 5000
@@ -174,6 +174,23 @@ def gather(
     ``extras`` are further aggregates (any ibis reduction over ``design.table``).
     The first call learns ``design.categories`` and ``design.pilot``.
     """
+    return gather_by(design, None, 0, weights=weights, targets=targets, extras=extras, owner=owner)[0]
+
+
+def gather_by(
+    design: Design,
+    part: ir.IntegerValue | None,
+    n_parts: int,
+    *,
+    weights: Sequence[ir.FloatingValue | None],
+    targets: Sequence[ir.FloatingValue],
+    extras: Mapping[str, tuple[ir.Scalar | Callable[[], ir.Scalar], Combine]] = {},
+    owner: str,
+) -> list[Stats]:
+    """:func:`gather`, with the rows also grouped by ``part`` (an integer expression over
+    ``design.table`` in ``0 .. n_parts - 1``, such as a cross-validation fold): one query,
+    one :class:`Stats` per part, all over the same z-space (the categories of every part).
+    With ``part`` None, one :class:`Stats` for the whole table."""
     table = design.table
     numeric_names = list(design.numeric)
     first = design.pilot is None
@@ -191,6 +208,8 @@ def gather(
     )
     z = [rebind(design.numeric[n]) - pilots[i] for i, n in enumerate(numeric_names)]
     keys = {f"k{a}": missing_to_null(source[col]) for a, col in enumerate(design.categorical)}
+    if part is not None:
+        keys[_PART] = rebind(part)
     n = len(z)
     metrics: dict[str, ir.Scalar] = {"n_rows": source.count()}
     for m, weight in enumerate(weights):
@@ -217,7 +236,7 @@ def gather(
     if first and numeric_names:
         for i in range(n):
             metrics[f"p{i}"] = source[f"p{i}"].max()
-    pairs = _use_pairs(design)
+    pairs = part is None and _use_pairs(design)  # a part is one more key of every set
     if not keys:
         result = _queries.to_pyarrow(source.aggregate(**metrics))
     elif pairs:
@@ -229,10 +248,32 @@ def gather(
     counts = _column(whole, "n_rows")
     if whole.num_rows == 0 or counts.sum() == 0:
         raise EmptyInputError(f"{owner}.fit got a table with no rows (after dropping rows with a NULL label)")
+    _learn(design, blocks, first, n, owner)
+    if not pairs:
+        design.observed_groups = (whole.num_rows, int(counts.sum()))
+    if part is None:
+        return [_combine(design, blocks, len(weights), len(targets), extras, result.num_rows)]
+    which = np.asarray(result.column(_PART).to_numpy(zero_copy_only=False))
+    out = []
+    for k in range(n_parts):
+        mask = which == k
+        if not mask.any():
+            raise EmptyInputError(
+                f"{owner}: fold {k} of {n_parts} has no rows (the table has {int(counts.sum())} rows with a "
+                f"label); use fewer folds or more rows"
+            )
+        own = [_Block(b.rows.filter(pa.array(mask)), b.columns, {a: i[mask] for a, i in b.index.items()})
+               for b in blocks]
+        out.append(_combine(design, own, len(weights), len(targets), extras, int(mask.sum())))
+    return out
+
+
+def _learn(design: Design, blocks: list[_Block], first: bool, n: int, owner: str) -> None:
+    """Learn the pilot, categories and frequencies from the first query's result, and each
+    group's indicator positions in z-space."""
+    whole = blocks[0].rows
     if first:
-        design.pilot = np.array(
-            [np.nanmax(_column(whole, f"p{i}", fill=np.nan)) if n else 0.0 for i in range(n)]
-        ) if numeric_names else np.zeros(0)
+        design.pilot = np.array([np.nanmax(_column(whole, f"p{i}", fill=np.nan)) for i in range(n)])
         design.pilot = np.nan_to_num(design.pilot)
     owner_of = {a: next(b for b in blocks if a in b.columns) for a in range(len(design.categorical))}
     if design.categories is None:
@@ -246,10 +287,20 @@ def gather(
                                              weights=_column(owner_of[a].rows, "n_rows"),
                                              minlength=len(design.categories[col]))
                             for a, col in enumerate(design.categorical)}
+
+
+def _combine(
+    design: Design, blocks: list[_Block], n_weights: int, n_targets: int,
+    extras: Mapping[str, tuple[Any, Combine]], n_groups: int,
+) -> Stats:
+    """The Gram matrices, cross products and extras of ``blocks``' rows, in z-space."""
+    whole = blocks[0].rows
+    n = len(design.numeric)
+    owner_of = {a: next(b for b in blocks if a in b.columns) for a in range(len(design.categorical))}
     size = design.size
     num_at = np.arange(size - n, size)
     grams = []
-    for m in range(len(weights)):
+    for m in range(n_weights):
         gram = np.zeros((size, size))
         # The constant and each indicator block against itself, the constant and the numeric
         # columns come from a set holding that column; two indicator blocks from their pair's set.
@@ -276,7 +327,7 @@ def gather(
                 gram[num_at[i], num_at[j]] = gram[num_at[j], num_at[i]] = total
         grams.append(gram)
     crosses = []
-    for r in range(len(targets)):
+    for r in range(n_targets):
         vec = np.zeros(size)
         vec[0] = _column(whole, f"t{r}").sum()
         for a, block in owner_of.items():
@@ -293,9 +344,7 @@ def gather(
         values = _column(whole, f"e_{name}", fill=np.nan)
         reduce = {"sum": np.nansum, "min": np.nanmin, "max": np.nanmax}[how]
         combined[name] = float(reduce(values)) if not np.all(np.isnan(values)) else math.nan
-    if not pairs:
-        design.observed_groups = (whole.num_rows, int(counts.sum()))
-    return Stats(gram=grams, cross=crosses, extras=combined, n_groups=result.num_rows)
+    return Stats(gram=grams, cross=crosses, extras=combined, n_groups=n_groups)
 
 
 def _use_pairs(design: Design) -> bool:
@@ -340,6 +389,7 @@ def _blocks(result: Any, n_keys: int, pairs: bool) -> list[_Block]:
 
 
 _GROUPING_ID = "__neve_grouping"
+_PART = "__neve_part"
 
 
 def _grouping_sets(query: ir.Table, n_keys: int) -> Any:

@@ -30,7 +30,7 @@ from neve.preprocessing import MaxAbsScaler, MinMaxScaler, OneHotEncoder, Standa
 from neve.preprocessing._base import BaseTransformer
 from neve.preprocessing._categories import is_missing
 
-__all__ = ["FitSummary", "fit_fused"]
+__all__ = ["FitSummary", "FusedPlan", "fit_fused", "plan_fused"]
 
 SCALERS = (MaxAbsScaler, MinMaxScaler, StandardScaler)
 
@@ -74,15 +74,52 @@ def _given_stats(step: BaseTransformer, stats: dict[str, Any]):
         del step._stats
 
 
+@dataclass
+class FusedPlan:
+    """What a fused fit gathers and how it turns statistics into fitted steps: the design
+    (untransformed table, encoded and numeric columns), label, weight, the scalers' extra
+    aggregates, and ``features(design, stats) -> (names, A)``, which fits every step from
+    the statistics and returns the estimator's features as linear maps of z."""
+
+    design: Design
+    label: Any
+    weight: Any
+    extras: dict[str, Any]
+    features: Any
+    encoded: list[str]
+    scaled: list[str]
+    fingerprinted: list[str]  # the training columns the lineage fingerprint covers
+
+
 def fit_fused(
     steps: Sequence[BaseTransformer], estimator: LinearEstimator, table: ir.Table
 ) -> bool:
     """Fit ``steps`` and ``estimator`` from the statistics of ``table``; ``False`` (nothing
     fitted, no query run) when the steps do not have the fusable shape."""
+    plan = plan_fused(steps, estimator, table)
+    if plan is None:
+        return False
+    extras = dict(plan.extras)
+    if estimator._gram_counts_rows:
+        fingerprint = _fingerprint(plan.design.table, plan.fingerprinted)
+        if fingerprint is not None:
+            extras["fingerprint"] = (fingerprint, "exact")
+    with small_solves():
+        stats = estimator._fit_design(plan.design, plan.label, plan.weight, plan.features, extras)
+    if estimator._gram_counts_rows:
+        estimator.fit_summary_ = _summary(table, plan.design, stats, plan.fingerprinted)
+    return True
+
+
+def plan_fused(
+    steps: Sequence[BaseTransformer], estimator: LinearEstimator, table: ir.Table
+) -> FusedPlan | None:
+    """The fused fit's plan for ``steps`` and ``estimator`` over ``table`` (no query runs;
+    the steps' column state is set), or ``None`` when the steps are not fusable."""
     label_col = estimator._label_col(table)
     reserved = {label_col, estimator._weight_col(list(table.columns))} - {None}
     if not _fusable(steps, table, reserved):
-        return False
+        return None
     design, label, weight = estimator.prepare(table, label_col)
     base = design.table
     encoded, scaled = [], []
@@ -116,15 +153,7 @@ def fit_fused(
         return names, np.stack([affine[n] for n in names]) if names else np.zeros((0, design.size))
 
     fingerprinted = [c for c in columns if c not in reserved]
-    if estimator._gram_counts_rows:
-        fingerprint = _fingerprint(base, fingerprinted)
-        if fingerprint is not None:
-            weights_extra["fingerprint"] = (fingerprint, "exact")
-    with small_solves():
-        stats = estimator._fit_design(design, label, weight, features, weights_extra)
-    if estimator._gram_counts_rows:
-        estimator.fit_summary_ = _summary(table, design, stats, fingerprinted)
-    return True
+    return FusedPlan(design, label, weight, weights_extra, features, encoded, scaled, fingerprinted)
 
 
 @dataclass(frozen=True)

@@ -358,6 +358,17 @@ class ModelVersion:
         raw = self._file("baseline.json")
         return None if raw is None else json.loads(raw)
 
+    def search_results(self) -> Any:
+        """How the version was chosen, when it was logged from a fitted search (``GridSearchCV``,
+        ``RidgeCV``): a :class:`~neve.registry._cv_results.SearchResults` with scikit-learn's
+        ``cv_results_``, ``best_index_``, ``best_params_``, ``best_score_`` and ``n_splits_``,
+        plus ``scorers`` and ``refit``; ``None`` otherwise. Read from the verified JSON file."""
+        from neve.registry import _cv_results
+
+        raw = self._file(_cv_results.FILE)
+        where = self._registry.stage.path(self.model_name, self.version_name)
+        return None if raw is None else _cv_results.load(raw, where)
+
     def sample_input(self) -> pd.DataFrame | None:
         raw = self._file("sample_input.parquet")
         return None if raw is None else pq.read_table(io.BytesIO(raw)).to_pandas()

@@ -162,6 +162,7 @@ def build(
     pipeline: dict[str, Any] | None = None,
     baseline: dict[str, Any] | None = None,
     params: Mapping[str, Any] | None = None,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> Package:
     flavor = flavor_of(model)
     model_file, model_bytes, extra_types = _serialize(model, flavor)
@@ -181,6 +182,7 @@ def build(
         files["pipeline.json"] = json.dumps(pipeline, indent=2, allow_nan=False).encode()
     if baseline is not None:
         files["baseline.json"] = json.dumps(baseline, indent=2, allow_nan=False).encode()
+    files.update(extra_files or {})
     manifest = {
         "format": FORMAT,
         "model_name": model_name,

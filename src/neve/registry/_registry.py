@@ -35,7 +35,7 @@ from neve import _json
 from neve._table import as_table
 from neve.engine import Session, _airflow_conn, _queries, driver_for
 from neve.errors import DuplicateVersionError, EngineError, InvalidNameError, NeveInputError
-from neve.registry import _claim, _lineage, _log_defaults, _reclaim, _tables
+from neve.registry import _claim, _cv_results, _lineage, _log_defaults, _reclaim, _tables
 from neve.registry._browse import model_not_found, no_database, no_registry
 from neve.registry._model import Model, ModelVersion
 from neve.registry._names import case_collision, check_key, check_metric, check_name, tag_value
@@ -336,6 +336,12 @@ class Registry:
         sample is the first rows of ``training_data`` as the model reads them (through the
         feature pipeline, the model's ``feature_names_in_``).
 
+        A fitted search (``GridSearchCV``, neve's or scikit-learn's, or a ``RidgeCV``, alone or
+        ending a Pipeline) logs its chosen model (``best_estimator_``) with every candidate's
+        scores in ``cv_results.json`` (read back with ``mv.search_results()``), the chosen
+        candidate's ``cv_mean_test_<scorer>`` and ``cv_std_test_<scorer>`` as metrics and its
+        params as params (``metrics`` and ``params`` given here win on a clash).
+
         Inside an Airflow task, the version gets ``airflow_dag_id``, ``airflow_run_id`` and
         ``airflow_task_id`` tags, and a retry of the task returns the version an earlier try
         of it logged in the same DAG run instead of logging a second one.
@@ -344,6 +350,10 @@ class Registry:
             if sample_input is not None:
                 raise NeveInputError("pass sample_input or SnowML's sample_input_data, not both")
             sample_input = sample_input_data
+        chosen = _cv_results.from_model(model)  # refuses an unfitted search before anything is written
+        model = chosen.model
+        metrics = {**chosen.metrics, **dict(metrics or {})}
+        params = {**chosen.params, **dict(params or {})}
         # A fused fit's statistics (categories with their counts) spare the baseline a scan.
         fit_summary = getattr(getattr(model, "_estimator", None), "fit_summary_", None)
         model, feature_pipeline = _split_pipeline(model, feature_pipeline)
@@ -391,6 +401,7 @@ class Registry:
         package = build(
             model, model_name=model_name, version_name=version_name or "",
             sample_input=sample_input, pipeline=pipeline_state, baseline=baseline, params=params_json,
+            extra_files={_cv_results.FILE: chosen.record} if chosen.record is not None else None,
         )
         # One connection for reserve, write and commit: on a DuckDB file the lock is taken
         # once per log, for the few milliseconds the files take to write.

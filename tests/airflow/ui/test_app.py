@@ -30,7 +30,7 @@ def rows(response, table_id: str) -> list[str]:
     body = re.search(rf'<table[^>]*id="{table_id}".*?<tbody>(.*?)</tbody>', response.text, flags=re.S)
     assert body, f"no table {table_id!r} on the page"
     return [re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", r))).strip()
-            for r in re.findall(r"<tr>(.*?)</tr>", body.group(1), flags=re.S)]
+            for r in re.findall(r"<tr[^>]*>(.*?)</tr>", body.group(1), flags=re.S)]
 
 
 def event_count(url: str) -> int:

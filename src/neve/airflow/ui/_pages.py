@@ -199,6 +199,7 @@ def version_page(reg: Any, name: str, version: str, *, compare: str, dialect: st
         "sql": _compiled_sql(reg, name, mv.version_name, dialect),
         "baseline": _baseline_rows(mv.baseline()),
         "drift": [_drift_view(r) for r in mv.drift_reports(limit=3)],
+        "search": _search_view(mv.search_results()),
         "compare": None,
     }
     if compare:
@@ -216,6 +217,25 @@ def version_page(reg: Any, name: str, version: str, *, compare: str, dialect: st
             ),
         }
     return data
+
+
+def _search_view(search: Any) -> dict[str, Any] | None:
+    """The candidates of the search that chose the version, best rank first: each one's
+    params and mean ± std per scorer, the chosen one marked."""
+    if search is None:
+        return None
+    rows = sorted(search.candidates(), key=lambda r: (r["rank"], r["index"]))
+    for row in rows:
+        row["params"] = {k: _param_text(v) for k, v in row["params"].items()}
+    return {"search": search.search, "n_splits": search.n_splits_, "refit": search.refit,
+            "scorers": search.scorers, "candidates": rows}
+
+
+def _param_text(value: Any) -> str:
+    """A swapped-in step by its class name (its own grid params show beside it), else the value."""
+    if hasattr(value, "get_params") and not isinstance(value, type):
+        return type(value).__name__
+    return _short(value)
 
 
 def _side_by_side(left: Mapping[str, Any], right: Mapping[str, Any]) -> list[dict[str, Any]]:
