@@ -12,15 +12,15 @@ applied to a whole column and a nested CASE costs tens of nanoseconds per level:
    reach it. The leaves that a bin ``b`` of feature ``f`` allows form a bitmask, and
    ANDing the masks of a row's bins over all features leaves exactly one bit: the
    leaf the row reaches (boxes partition the space). Masks of several trees are
-   packed side by side into one BIGINT (63 bits, so values stay non-negative), so a
-   row needs one list lookup per (word, feature) and one AND per word and feature.
+   packed side by side into one 64-bit UBIGINT word, so a row needs one list lookup
+   per (word, feature) and one AND per word and feature.
 3. **Leaf values.** The leaf's position is the number of trailing zeros of its bit,
    ``bit_count(bit - 1)``; it indexes a constant list of the tree's leaf values.
 
 Routing is decided entirely by the bins, with the same comparisons as the CASE form
 (``x <= t``, ``IS NULL``, equality with a category), so predictions are the same bit
 for bit; the ensemble still adds the trees' columns in scikit-learn's order. Trees
-with more than 63 leaves keep their nested CASE.
+with more than 64 leaves keep their nested CASE.
 
 Only DuckDB renders it (list literals indexed by an expression, ``bit_count``);
 other dialects get the CASE form from the same relation.
@@ -40,7 +40,7 @@ from neve.scoring._trees import FORMS, Tree, literal_renderer, tree_sql, value_r
 __all__ = ["DIALECTS", "render"]
 
 DIALECTS = frozenset({"duckdb"})
-WORD_BITS = 63
+WORD_BITS = 64
 
 
 @dataclass
@@ -209,10 +209,10 @@ def render(compiler: Any, op: Any, parent: sge.Expression) -> sge.Expression:
     word_exprs = []
     for w, word in enumerate(masks):
         lookups = [
-            f"(CAST([{', '.join(map(str, word[f]))}] AS BIGINT[]))[{_ident(f'__neve_bin{f}', dialect)} + 1]"
+            f"(CAST([{', '.join(map(str, word[f]))}] AS UBIGINT[]))[{_ident(f'__neve_bin{f}', dialect)} + 1]"
             for f in sorted(word)
         ]
-        word_exprs.append(sge.Alias(this=sge.Var(this=" & ".join(lookups) or str((1 << WORD_BITS) - 1)),
+        word_exprs.append(sge.Alias(this=sge.Var(this=" & ".join(lookups)),
                                     alias=sg.to_identifier(f"__neve_word{w}", quoted=True)))
     leaf_exprs = []
     for s, pack in enumerate(packed):
@@ -221,7 +221,10 @@ def render(compiler: Any, op: Any, parent: sge.Expression) -> sge.Expression:
         span = ((1 << len(pack.leaves)) - 1) << pack.offset
         word = _ident(f"__neve_word{pack.word}", dialect)
         leaf_exprs.append(sge.Alias(
-            this=sge.Var(this=f"bit_count(({word} & {span}) - 1) + {1 - pack.offset}"),
+            # One bit is left: its position is the count of ones below it. (A word is
+            # UBIGINT so that bit 63 is an ordinary bit; the subtraction cannot wrap.)
+            this=sge.Var(this=f"bit_count(({word} & CAST({span} AS UBIGINT)) - CAST(1 AS UBIGINT))"
+                              f" + {1 - pack.offset}"),
             alias=sg.to_identifier(f"__neve_leaf{s}", quoted=True)))
 
     outputs = []
