@@ -27,11 +27,11 @@ sync: .venv/.synced
 # The taxi DAG once, through Airflow's dag.test(), on $$NEVE_URL (default: duckdb:///./neve.duckdb);
 # it scores the held-out 2019-03, or MONTH=YYYY-MM (make demo MONTH=2020-04: the lockdown drifts).
 demo: sync
-	@$(UV) run --no-sync python -m neve.demo $(if $(MONTH),--month $(MONTH))
+	@$(UV) run --no-sync python -m tools.demo $(if $(MONTH),--month $(MONTH))
 
 # airflow standalone with dags/ and the neve_default connection; prints URL and login.
 airflow: sync
-	@$(UV) run --no-sync python -m neve.demo airflow
+	@$(UV) run --no-sync python -m tools.demo airflow
 
 test: sync
 	$(UV) run --no-sync pytest -n auto --durations=15

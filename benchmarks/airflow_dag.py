@@ -108,7 +108,7 @@ def write_csvs(rows: int, folder: Path) -> None:
 
 
 def measure(rows: int | None, args: argparse.Namespace, tmp: Path) -> dict:
-    from neve.demo import airflow_env
+    from tools.demo.runner import airflow_env
 
     home = tmp / f"airflow-{rows or 'demo'}"
     home.mkdir()

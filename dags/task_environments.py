@@ -3,14 +3,15 @@
 Three tasks show what ``[tool.neve.envs.*]`` in pyproject.toml is for:
 
 - ``trips_by_hour`` runs in the ``taxi`` env (neve and its own scikit-learn, no
-  Airflow). It reaches the warehouse with ``neve.connect(airflow_conn_id=...)``, which
-  reads the ``AIRFLOW_CONN_<ID>`` variable the task inherits, aggregates one month of
-  trips in SQL and returns a ``TableRef``: JSON, so it crosses the process boundary.
+  Airflow) through ``@task.neve(env="taxi")``. It gets a session, which neve opens in
+  the env from the ``AIRFLOW_CONN_<ID>`` variable the task passes down, aggregates one
+  month of trips in SQL and returns a ``TableRef``: JSON, so it crosses the process boundary.
 - ``busiest_hours`` is an ordinary ``@task.neve`` task: it gets that ref back as a
   ``TableRef`` and reads the table.
 - ``hours_report`` runs in the ``legacy`` env on Python 3.10, a different minor
   version than Airflow's: the case of a library that needs another interpreter
-  (Snowpark once needed 3.8). Its env has no neve and no Airflow, only ``tabulate``.
+  (Snowpark once needed 3.8). Its env has no neve and no Airflow, only ``tabulate``,
+  so it runs through Airflow's plain ``@task.external_python``.
 
 Build the envs first: ``neve env build taxi legacy`` (``make airflow`` does). Airflow
 runs only each env task's source, so those functions import what they use, and
@@ -47,17 +48,15 @@ MONTH_CSV = DATA_DIR / "yellow_tripdata_sample_2019-01.csv"
     doc_md=__doc__,
 )
 def task_environments() -> None:
-    @task.external_python(python=neve.envs.python("taxi"), expect_airflow=False)
-    def trips_by_hour(csv: str, conn_id: str) -> dict:
+    @task.neve(conn_id=CONN_ID, env="taxi")
+    def trips_by_hour(session: Session, csv: str) -> TableRef:
         """Load one month and count its trips per pickup hour, in SQL: TRIPS_BY_HOUR."""
-        import neve
         from neve.airflow import TableRef
 
-        with neve.connect(airflow_conn_id=conn_id) as session:
-            raw = session.load_files([csv], "ENV_EXAMPLE_TRIPS", overwrite=True)
-            hourly = raw.group_by(HOUR=raw.pickup_datetime.hour()).aggregate(TRIPS=raw.count())
-            session.create_table("TRIPS_BY_HOUR", hourly, overwrite=True)
-            return TableRef.of(session, "TRIPS_BY_HOUR")
+        raw = session.load_files([csv], "ENV_EXAMPLE_TRIPS", overwrite=True)
+        hourly = raw.group_by(HOUR=raw.pickup_datetime.hour()).aggregate(TRIPS=raw.count())
+        session.create_table("TRIPS_BY_HOUR", hourly, overwrite=True)
+        return TableRef.of(session, "TRIPS_BY_HOUR")
 
     @task.neve(conn_id=CONN_ID)
     def busiest_hours(session: Session, hourly: TableRef, top: int = 3) -> dict[str, Any]:
@@ -81,7 +80,7 @@ def task_environments() -> None:
         print(text)
         return {"python": platform.python_version(), "report": text}
 
-    hourly = trips_by_hour(csv=str(MONTH_CSV), conn_id=CONN_ID)
+    hourly = trips_by_hour(csv=str(MONTH_CSV))
     hours_report(busiest_hours(hourly))
 
 

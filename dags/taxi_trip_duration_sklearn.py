@@ -1,5 +1,5 @@
 """NYC taxi trip duration with a scikit-learn model: the flagship DAG's graph and tasks
-(:mod:`taxi_trip_duration`), with a ``train`` that fits scikit-learn's
+(``taxi_tasks.py``) around a ``train`` that fits scikit-learn's
 ``GradientBoostingRegressor`` on the sparse path.
 
 Trees cannot be fitted from sufficient statistics, so rows do leave the engine here, in
@@ -18,84 +18,82 @@ and the flagship can share one warehouse.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
+import pendulum
 from airflow.sdk import dag, task
+from taxi_tasks import (
+    CONN_ID,
+    SCORE_MONTH,
+    drift_gate,
+    feature_engineering,
+    load,
+    predict,
+    score_data,
+    setup_registry,
+    transform,
+)
 
-import neve.envs
+from neve.airflow import ModelVersionRef, TableRef
 
-# Airflow's DAG processor puts the DAGs folder on sys.path; a plain import of this file
-# (a test's DagBag, a script) may not, and the flagship module sits beside it.
-if (_DAGS := str(Path(__file__).resolve().parent)) not in sys.path:
-    sys.path.append(_DAGS)
-
-from taxi_trip_duration import DAG_ARGS, TRAIN_SPEC, taxi_flow
-
-MODEL_NAME = "trip_duration_gbr"
-#: Few, shallow trees: the demo's point is the path, not the last percent of R².
-GBR_PARAMS = {"n_estimators": 60, "max_depth": 4, "learning_rate": 0.1, "random_state": 0}
-SPEC = {**TRAIN_SPEC, "model_name": MODEL_NAME, "predictions": "TAXI_PRED_GBR", "model_params": GBR_PARAMS}
+if TYPE_CHECKING:
+    from neve import Session
 
 
-@task.external_python(python=neve.envs.python("taxi"), expect_airflow=False)
-def train(
-    data: dict, engineered: dict, conn_id: str, spec: dict, run_id: str | None = None, dag_id: str | None = None
-) -> dict:
+@task.neve(conn_id=CONN_ID, env="taxi")
+def train(session: Session, data: TableRef, engineered: dict) -> ModelVersionRef:
     """GradientBoostingRegressor on the CSR matrix of the SQL train split (the feature
     pipeline fitted in the engine, one aggregate query per step); scored on the test split
-    in SQL and logged with its pipeline. Runs in the taxi env: self-contained, JSON in and out."""
+    in SQL and logged with its pipeline."""
     from sklearn.ensemble import GradientBoostingRegressor
 
-    import neve
     from neve import Pipeline, Registry
-    from neve.airflow import TableRef, logged_by_run, model_version_ref
     from neve.metrics import regression_metrics
     from neve.model_selection import train_test_split
     from neve.scoring import score
 
-    model_name, key, target, columns = spec["model_name"], spec["id"], spec["target"], engineered["columns"]
-    with neve.connect(airflow_conn_id=conn_id) as session:
-        registry = Registry(session)
-        if run_id and (done := logged_by_run(registry, model_name, run_id)) is not None:
-            return model_version_ref(done, session)
-
-        table = TableRef.from_dict(engineered["data"]).table(session)
-        train_rows, test_rows = train_test_split(table, **spec["split"])
-        features = Pipeline.from_dict(engineered["pipeline"]).fit(train_rows.select(*columns))
-        inputs = [str(c) for c in features.get_feature_names_out(columns) if c not in spec["not_features"]]
-        # Integer codes streamed as Arrow, one-hot built as CSR in the client: never dense.
-        X, y, names = features.transform_sparse(
-            train_rows.select(*columns, target), label_col=target, feature_cols=inputs
-        )
-        model = GradientBoostingRegressor(**spec["model_params"]).fit(X, y)
-        # Fitted on a matrix, the model knows no column names; scoring compiles it against these.
-        model.feature_names_in_ = names
-        scored = score(test_rows, model, pipeline=features)
-        metrics = regression_metrics(scored, y_true=target, y_pred="PREDICTION")
-        tags = {"stage": "dev", "model_type": type(model).__name__}
-        if run_id:
-            tags.update(airflow_dag_id=dag_id or "", airflow_run_id=run_id)
-        mv = registry.log_model(
-            model,
-            model_name=model_name,
-            feature_pipeline=features,
-            training_data=train_rows.select(*columns),
-            sample_input=session.execute(features.transform(test_rows.order_by(key).limit(5)).select(*names)),
-            metrics=metrics,
-            params={
-                **spec["split"], **spec["model_params"],
-                "train_rows": X.shape[0], "features": [str(n) for n in names],
-            },
-            tags=tags,
-            comment="trip duration from pickup/dropoff zone, hour and distance (boosted trees, sparse path)",
-        )
-        return model_version_ref(mv, session)
+    split = {"test_size": 0.33, "random_state": 42, "key": "TRIP_ID"}
+    # Few, shallow trees: the demo's point is the path, not the last percent of R².
+    trees = {"n_estimators": 60, "max_depth": 4, "learning_rate": 0.1, "random_state": 0}
+    columns = engineered["columns"]
+    train_rows, test_rows = train_test_split(data.table(session), **split)
+    features = Pipeline.from_dict(engineered["pipeline"]).fit(train_rows.select(*columns))
+    inputs = [str(c) for c in features.get_feature_names_out(columns) if c != "TRIP_DISTANCE"]
+    # Integer codes streamed as Arrow, one-hot built as CSR in the client: never dense.
+    X, y, names = features.transform_sparse(
+        train_rows.select(*columns, "TRIP_DURATION_SEC"), label_col="TRIP_DURATION_SEC", feature_cols=inputs
+    )
+    model = GradientBoostingRegressor(**trees).fit(X, y)
+    model.feature_names_in_ = names  # fitted on a matrix; scoring compiles against these names
+    scored = score(test_rows, model, pipeline=features)
+    return Registry(session).log_model(
+        model,
+        model_name="trip_duration_gbr",
+        feature_pipeline=features,
+        training_data=train_rows.select(*columns),
+        metrics=regression_metrics(scored, y_true="TRIP_DURATION_SEC", y_pred="PREDICTION"),
+        params={**trees, "split": split, "train_rows": X.shape[0], "features": list(map(str, names))},
+        tags={"stage": "dev", "model_type": "GradientBoostingRegressor"},
+        comment="trip duration from pickup/dropoff zone, hour and distance (boosted trees, sparse path)",
+    )
 
 
-@dag(dag_id="taxi_trip_duration_sklearn", doc_md=__doc__, **DAG_ARGS)
+@dag(
+    schedule=None,
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=5)},
+    tags=["neve", "example"],
+    params={"score_month": SCORE_MONTH},
+    doc_md=__doc__,
+)
 def taxi_trip_duration_sklearn() -> None:
-    taxi_flow(train, SPEC)
+    raw = load()
+    setup_registry() >> raw
+    data = transform(raw)
+    version = train(data, feature_engineering(data))
+    drift_gate(predict(version, score_data(data), output="TAXI_PRED_GBR"))
 
 
 taxi_trip_duration_sklearn()

@@ -16,7 +16,8 @@ the engines it runs on:
 
 Engines come from the markers, not from which servers this machine has, so
 the output is the same everywhere. A test covers a transformer or a model when
-it names the class (in its source or its parameters); registry and monitoring
+it names the class (in its source or its parameters), a linear model likewise under
+``tests/linear_model``; registry and monitoring
 features are the test modules of ``tests/registry`` and ``tests/monitoring``.
 
     python docs/gen_support_matrix.py          # rewrite docs/support-matrix.md
@@ -55,7 +56,8 @@ DAG_ON_EMULATOR = "tests/airflow/test_taxi_on_snowflake.py"
 TRAINING_ON_EMULATOR = "tests/linear_model/test_snowflake_emulator.py"
 COLLECT = [
     "tests/preprocessing",
-    "tests/test_pipeline.py",
+    "tests/pipeline/test_pipeline.py",
+    "tests/linear_model",
     "tests/scoring",
     "tests/test_metrics.py",
     "tests/registry",
@@ -251,10 +253,15 @@ def render(tests: list[Test], suite: tuple[str, ...]) -> str:
     t_rows.append(
         (
             "`Pipeline` (fit, transform, `to_sql`)",
-            [t for t in tests if t.module == "tests/test_pipeline.py"]
+            [t for t in tests if t.module == "tests/pipeline/test_pipeline.py"]
             + _emulated_named(tests, "pipeline"),
         )
     )
+
+    import neve.linear_model
+
+    models = sorted(n for n in neve.linear_model.__all__ if n[0].isupper() and not n.endswith(("Estimator", "Warning")))
+    l_rows = [(f"`{n}`", _mentions(tests, [n], ("tests/linear_model/",))) for n in models]
 
     by_compiler: dict[str, list[str]] = defaultdict(list)
     for estimator, compiler in COMPILERS.items():
@@ -321,6 +328,13 @@ def render(tests: list[Test], suite: tuple[str, ...]) -> str:
         "## Transformers",
         "",
         *_table(t_rows, suite, "Transformer"),
+        "",
+        "## Models fitted in the engine (`neve.linear_model`)",
+        "",
+        "Fitted from sufficient statistics in one aggregate query (logistic: one per Newton step), "
+        "checked against scikit-learn's exact solvers.",
+        "",
+        *_table(l_rows, suite, "Model"),
         "",
         "## Models compiled to SQL (`neve.scoring`)",
         "",

@@ -5,7 +5,9 @@ backend fixture is: every test that takes it runs once per engine available in
 the run (DuckDB always; PostgreSQL when its binaries are installed, local Spark when
 Java and pyspark are, as ``.ci/run`` ensures). ``$NEVE_TEST_ENGINES=duckdb`` narrows a
 local run. An engine left out because this machine lacks it is named in the header of
-the run; in CI its absence is an error.
+the run; in CI (``$CI`` set, as ``.ci/run`` sets it) its absence is an error, and so is
+any skip CI did not expect (tests/_skips.py: every skip for want of a service or an
+extra goes through ``require``).
 
 A test that cannot run on some engine says so with a marker, which also feeds
 the support matrix in docs/support-matrix.md::
@@ -27,6 +29,9 @@ import pytest
 import neve
 from tests._servers import postgres as pg
 from tests._servers import spark_connect
+
+# The skip policy's hooks (imported, pytest finds them here): in CI an unexpected skip fails.
+from tests._skips import in_ci, pytest_make_collect_report, pytest_runtest_makereport, require  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 TAXI_DIR = REPO / "data" / "nyc_taxi"
@@ -70,8 +75,10 @@ def available_engines() -> tuple[str, ...]:
     engines = tuple(e.strip() for e in wanted.split(",")) if wanted else DEFAULT_ENGINES
     for engine in engines:
         reason = _missing(engine)
-        if reason is not None and os.environ.get("CI"):
+        if reason is not None and in_ci():
             raise RuntimeError(f"CI must test {engine}: {reason} (see .ci/run)")
+    if in_ci() and set(engines) != set(ALL_ENGINES):
+        raise RuntimeError(f"CI must test every engine ({', '.join(ALL_ENGINES)}): unset NEVE_TEST_ENGINES={wanted}")
     return tuple(e for e in engines if _missing(e) is None)
 
 
@@ -114,6 +121,8 @@ def engine(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> str:
     """A throwaway PostgreSQL server on loopback for this test process."""
+    why = _missing("postgres") or "NEVE_TEST_ENGINES leaves it out"
+    require("postgres" in available_engines(), f"PostgreSQL is not tested in this run: {why}")
     with pg.running_server() as url:
         yield url
 
@@ -128,9 +137,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory):
     try:
         emu = Emulator(tmp_path_factory.mktemp("fakesnow") / "server.log")
     except EmulatorUnavailable as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(exc))
+        require(False, f"the Snowflake emulator cannot start: {exc}")
     yield emu
     emu.close()
 
@@ -148,10 +155,7 @@ def spark_connect_url() -> str:
     """``sc://127.0.0.1:PORT``: a local Spark Connect server for this test process, one JVM and
     one catalog that every client shares (tests/_servers/spark_connect.py)."""
     reason = _missing("spark")
-    if reason is not None:
-        if os.environ.get("CI"):
-            raise RuntimeError(f"CI must test Spark Connect: {reason} (see .ci/run)")
-        pytest.skip(reason)
+    require(reason is None, f"Spark Connect cannot start: {reason}")
     with spark_connect.running_server(SPARK_SETTINGS, SPARK_MASTER) as url:
         yield url
 
@@ -209,3 +213,4 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         "the tests start their own throwaway server.",
         red=True,
     )
+

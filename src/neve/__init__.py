@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from neve import errors
-from neve._lazy import lazy_exports
+from neve._lazy_exports import lazy_exports
 from neve.errors import NeveError
 
 if TYPE_CHECKING:

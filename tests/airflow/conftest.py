@@ -18,10 +18,12 @@ from typing import Any
 
 import pytest
 
+from tests._skips import require
+
 # Checked without importing Airflow: importing it now would freeze its configuration
 # before the environment below is set.
-if importlib.util.find_spec("airflow") is None:
-    pytest.skip("the airflow extra is not installed", allow_module_level=True)
+require(importlib.util.find_spec("airflow") is not None,
+        "the airflow extra is not installed (uv sync --all-extras)", allow_module_level=True)
 
 REPO = Path(__file__).resolve().parents[2]
 #: The tables a run of the taxi DAG leaves, and the model it logs.
@@ -48,6 +50,16 @@ def _airflow_home():
     shutil.rmtree(HOME, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _no_airflow_context_left_behind():
+    """dag.test() runs tasks in this process, and Airflow's task runner exports each task's
+    AIRFLOW_CTX_* to os.environ and leaves them there: later tests must not look like a
+    task of that run (log_model tags versions and answers retries from them)."""
+    yield
+    for var in [v for v in os.environ if v.startswith("AIRFLOW_CTX_")]:
+        del os.environ[var]
+
+
 @pytest.fixture(scope="session")
 def taxi_db() -> Path:
     """The DuckDB file behind ``neve_default`` in these tests."""
@@ -64,10 +76,38 @@ def metadata_db(_airflow_home):
 
 
 @pytest.fixture(scope="session")
-def dagbag(metadata_db):
-    from airflow.dag_processing.dagbag import DagBag
+def auth_manager(metadata_db):
+    from airflow.api_fastapi.app import create_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
 
-    return DagBag(str(REPO / "dags"))
+    manager = create_auth_manager()
+    assert isinstance(manager, SimpleAuthManager), "these tests sign tokens with Airflow's simple auth manager"
+    manager.init()
+    return manager
+
+
+@pytest.fixture(scope="session")
+def dagbag(metadata_db):
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    # As Airflow's DAG processor parses them: the DAGs folder on sys.path (taxi_tasks.py).
+    return BundleDagBag(str(REPO / "dags"), bundle_path=REPO / "dags")
+
+
+@pytest.fixture(scope="session")
+def dags_in_db(dagbag):
+    """Every DAG of the folder stored in the metadata DB, as Airflow's DAG processor stores
+    them (so Asset events queue the DAGs scheduled on them), with taxi_scoring unpaused."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import sync_bag_to_db
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    DagBundlesManager().sync_bundles_to_db()
+    sync_bag_to_db(dagbag, "dags-folder", None)
+    with create_session() as session:
+        session.query(DagModel).filter(DagModel.dag_id == "taxi_scoring").update({"is_paused": False})
+    return dagbag
 
 
 @pytest.fixture(scope="session")
@@ -77,13 +117,10 @@ def taxi_dag(dagbag):
 
 @pytest.fixture(scope="session")
 def taxi_module(taxi_dag):
-    """The DAG file as a module, for its cleaning rules and helpers."""
+    """``dags/taxi_tasks.py``, the taxi DAGs' shared module: cleaning rules and helpers."""
     import sys
 
-    module = sys.modules.get(taxi_dag.fileloc) or next(
-        m for m in sys.modules.values() if getattr(m, "__file__", None) == taxi_dag.fileloc
-    )
-    return module
+    return sys.modules["taxi_tasks"]
 
 
 @pytest.fixture(scope="session")
@@ -102,8 +139,9 @@ def task_envs() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def taxi_run(taxi_dag, task_envs):
-    """One full ``dag.test()`` run of the taxi DAG on a fresh DuckDB file."""
-    run = taxi_dag.test()
+    """One full ``dag.test()`` run of the taxi DAG on a fresh DuckDB file, promotion
+    auto-approved (as ``make demo`` runs it)."""
+    run = taxi_dag.test(run_conf={"auto_approve": True})
     return run
 
 

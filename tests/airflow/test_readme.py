@@ -93,7 +93,7 @@ def demo_checkout(taxi_run, taxi_db, taxi_module, tmp_path, monkeypatch) -> Path
     shutil.copy(taxi_db, checkout / "neve.duckdb")
     shutil.copytree(taxi_db.with_name(f"{taxi_db.stem}.stage"), checkout / "neve.stage")  # the model files
     url = f"duckdb://{checkout / 'neve.duckdb'}"
-    from neve._demo_report import promote_if_better
+    from tools.demo.report import promote_if_better
 
     with neve.connect(url) as session:
         model = Registry(session).get_model("trip_duration_estimator")

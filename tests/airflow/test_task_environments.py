@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import neve
-from neve.demo import read_xcom
+from tools.demo.metadata import read_xcom
 
 CSV = Path(__file__).resolve().parents[2] / "data" / "nyc_taxi" / "yellow_tripdata_sample_2019-01.csv"
 

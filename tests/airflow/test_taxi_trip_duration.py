@@ -47,7 +47,8 @@ def test_dag_imports_without_errors(dagbag):
 def test_expected_tasks_and_dependencies(taxi_dag):
     assert set(taxi_dag.task_ids) == {
         "setup_registry", "load.load_2019_01", "load.load_2019_02", "transform",
-        "feature_engineering", "train", "register_model", "score_data", "predict", "drift_gate",
+        "feature_engineering", "train", "score_data", "predict", "drift_gate",
+        "compare_to_production", "approve_promotion", "promote_to_production",
     }
     taxi_dag.check_cycle()  # raises on a cycle
     up = {t: taxi_dag.get_task(t).upstream_task_ids for t in taxi_dag.task_ids}
@@ -55,10 +56,12 @@ def test_expected_tasks_and_dependencies(taxi_dag):
     assert up["transform"] == {"load.load_2019_01", "load.load_2019_02"}
     assert up["feature_engineering"] == {"transform"}
     assert up["train"] == {"transform", "feature_engineering"}
-    assert up["register_model"] == {"train"}
     assert up["score_data"] == {"transform"}
-    assert up["predict"] == {"register_model", "score_data"}
+    assert up["predict"] == {"train", "score_data"}
     assert up["drift_gate"] == {"predict"}
+    assert up["compare_to_production"] == {"train"}
+    assert up["approve_promotion"] == {"compare_to_production"}
+    assert up["promote_to_production"] == {"compare_to_production", "approve_promotion"}
 
 
 def test_train_and_predict_run_in_the_taxi_env_and_the_rest_on_the_neve_connection(taxi_dag):
@@ -66,14 +69,14 @@ def test_train_and_predict_run_in_the_taxi_env_and_the_rest_on_the_neve_connecti
     for task in taxi_dag.tasks:
         assert task.retries >= 1, task.task_id
         if task.task_id in ("train", "predict"):
-            assert task.python == taxi_python, task.task_id
-            assert task.op_kwargs["conn_id"] == "neve_default", task.task_id
-        elif task.task_id != "drift_gate":
+            assert (task.env, task.python) == ("taxi", taxi_python), task.task_id
+        if task.task_id not in ("drift_gate", "approve_promotion"):
             assert task.conn_id == "neve_default", task.task_id
 
 
 def test_the_dag_trains_on_every_row_so_it_has_no_sample_param(taxi_dag):
-    assert set(taxi_dag.params) == {"score_month"}
+    assert set(taxi_dag.params) == {"score_month", "auto_approve"}
+    assert taxi_dag.params["auto_approve"] is False  # a person approves unless a run says otherwise
     assert "sample_rows" not in taxi_dag.get_task("train").op_kwargs
 
 
@@ -166,7 +169,9 @@ def test_the_run_logged_a_version_with_metrics_lineage_and_run_ids(finished_run,
         assert metrics["mse"] > 0 and 0.3 < metrics["r2"] < 1
         tags = mv.tags
         assert tags["stage"] == "dev" and tags["model_type"] == "LinearRegression"
-        assert tags["airflow_run_id"] == finished_run.run_id
+        # From the run context, not the DAG's code.
+        assert (tags["airflow_dag_id"], tags["airflow_run_id"], tags["airflow_task_id"]) == (
+            "taxi_trip_duration", finished_run.run_id, "train")
         lineage = mv.lineage()
         assert lineage["airflow"]["dag_run_id"] == finished_run.run_id
         assert lineage["airflow"]["task_id"] == "train"
@@ -193,34 +198,42 @@ def test_the_run_emitted_an_asset_event_for_the_model(finished_run, taxi_db):
             .all()
         )
         events = [(asset.uri, event.source_task_id, dict(event.extra)) for event, asset in rows]
-    assert len(events) == 1, events
-    uri, task_id, extra = events[0]
-    assert uri == f"neve://{taxi_db.stem}/{MODEL}"
-    assert task_id == "register_model"  # train runs in the env, which has no Airflow
-    assert extra["version"] == "v1" and extra["action"] == "logged"
+    model_uri = f"neve://{taxi_db.stem}/{MODEL}"
+    assert sorted((uri, task_id, extra["action"]) for uri, task_id, extra in events) == [
+        (model_uri, "promote_to_production", "promoted"),
+        (model_uri, "train", "logged"),  # recorded on the Airflow side of the env task
+        (f"{model_uri}/aliases/production", "promote_to_production", "promoted"),  # auto-approved
+    ], events
+    extra = next(extra for uri, task_id, extra in events if task_id == "train")
+    assert extra["version"] == "v1"
     assert set(extra["metrics"]) >= {"mse", "r2"}
 
 
 @pytest.mark.slow
 def test_a_retry_of_train_returns_the_run_version_instead_of_logging_another(
-    finished_run, taxi_dag, taxi_db, metadata_db
+    finished_run, taxi_dag, taxi_db, metadata_db, monkeypatch
 ):
-    from neve.demo import read_xcom
+    from neve.airflow._env_call import in_env
+    from tools.demo.metadata import read_xcom
 
-    # The very function the env runs, called here with the run's own XCom: it reaches the
-    # DuckDB file through AIRFLOW_CONN_NEVE_DEFAULT, as it does in the env.
-    task = taxi_dag.get_task("train")
-    kwargs = {**task.op_kwargs, "dag_id": finished_run.dag_id}
+    # The very function the env runs, wrapped as in the env and called here with the run's
+    # own XCom and Airflow's run context: a second try of the run's train task.
+    train = in_env(taxi_dag.get_task("train").python_callable.__wrapped__, "neve_default")
     engineered = read_xcom(metadata_db, finished_run.run_id, "feature_engineering")
     data = read_xcom(metadata_db, finished_run.run_id, "transform")
-    again = task.python_callable(data, engineered, **{**kwargs, "run_id": finished_run.run_id})
+    for var, value in (("DAG_ID", finished_run.dag_id), ("DAG_RUN_ID", finished_run.run_id),
+                       ("TASK_ID", "train"), ("TRY_NUMBER", "2")):
+        monkeypatch.setenv(f"AIRFLOW_CTX_{var}", value)
+    again = train(data, engineered)
     assert again["version"] == "v1"
-    # A different run does log a new version: the lookup is by run id, not "any version".
+    # Another run's first try does log a new version: the lookup is by run and task.
+    monkeypatch.setenv("AIRFLOW_CTX_DAG_RUN_ID", "manual__other")
+    monkeypatch.setenv("AIRFLOW_CTX_TRY_NUMBER", "1")
     with neve.capture_queries() as log:
-        other = task.python_callable(data, engineered, **{**kwargs, "run_id": "manual__other"})
-    assert other["version"] == "v2"
+        other = train(data, engineered)
+    assert other["version"] == "v2" and other["tags"]["airflow_run_id"] == "manual__other"
     # No training row left the engine: the one query that reads rows without aggregating
-    # them is the five-row sample input (and the fit is one GROUP BY).
+    # them is the five-row default sample input (and the fit is one GROUP BY).
     reading = [q for q in log if '"TAXI_DATA"' in q]
     row_level = [q for q in reading if "GROUP BY" not in q.upper() and "SUM(" not in q.upper()
                  and "COUNT(" not in q.upper()]
@@ -229,12 +242,13 @@ def test_a_retry_of_train_returns_the_run_version_instead_of_logging_another(
         model = Registry(session).get_model(MODEL)
         assert [v.version_name for v in model.versions()] == ["v1", "v2"]
         assert model.version("v2").metrics == pytest.approx(model.version("v1").metrics, rel=1e-12)
+        assert len(model.version("v1").sample_input()) == 5
         model.version("v2").delete()
 
 
 @pytest.mark.slow
 def test_predict_reports_drift_against_the_training_baseline(finished_run, metadata_db):
-    from neve.demo import read_xcom
+    from tools.demo.metadata import read_xcom
 
     result = read_xcom(metadata_db, finished_run.run_id, "predict")
     assert result["predictions"]["name"] == "TAXI_PRED"
@@ -267,7 +281,7 @@ def test_a_month_the_model_never_saw_passes_the_drift_check(finished_run, taxi_m
 @pytest.mark.slow
 def test_scoring_the_lockdown_month_fails_predict_on_drift(finished_run, taxi_dag, metadata_db, taxi_db):
     # Runs after the full run: the model exists; this run scores 2020-04 instead.
-    run = taxi_dag.test(run_conf={"score_month": "2020-04"})
+    run = taxi_dag.test(run_conf={"score_month": "2020-04", "auto_approve": True})
     assert str(run.state).endswith("failed"), run.state
     tis = {ti.task_id: ti for ti in run.get_task_instances()}
     states = {task_id: str(ti.state) for task_id, ti in tis.items()}
@@ -295,8 +309,10 @@ def test_the_model_equals_scikit_learns_fitted_on_the_same_split(finished_run, t
     m = taxi_module
     with neve.connect(f"duckdb://{taxi_db}") as session:
         mv = Registry(session).get_model(MODEL).version("v1")
+        split = {k: mv.lineage()["params"][k] for k in ("test_size", "random_state", "key")}
+        assert split == {"test_size": 0.33, "random_state": 42, "key": m.ID}
         train, test = (t.order_by(m.ID).to_pandas()
-                       for t in train_test_split(session.table("TAXI_DATA"), **m.SPLIT))
+                       for t in train_test_split(session.table("TAXI_DATA"), **split))
     assert len(test) == pytest.approx(0.33 * (len(train) + len(test)), rel=0.05)
     assert mv.lineage()["params"]["train_rows"] == len(train)
     oracle = make_pipeline(

@@ -31,12 +31,13 @@ def sklearn_run(sklearn_dag, task_envs, tmp_path_factory):
 
 
 def test_the_variant_runs_the_flagship_graph_around_its_own_train(sklearn_dag, taxi_dag):
-    assert set(sklearn_dag.task_ids) == set(taxi_dag.task_ids)
+    promotion = {"compare_to_production", "approve_promotion", "promote_to_production"}  # the flagship's only
+    assert set(sklearn_dag.task_ids) == set(taxi_dag.task_ids) - promotion
     for task_id in sklearn_dag.task_ids:
         assert sklearn_dag.get_task(task_id).upstream_task_ids == taxi_dag.get_task(task_id).upstream_task_ids
     train = sklearn_dag.get_task("train")
     assert train.python_callable is not taxi_dag.get_task("train").python_callable
-    assert train.op_kwargs["spec"]["model_name"] == MODEL
+    assert f"model_name={MODEL!r}".replace("'", '"') in train.get_python_source()
     assert sklearn_dag.get_task("predict").op_kwargs["output"] == "TAXI_PRED_GBR"
 
 
@@ -48,7 +49,7 @@ def test_boosted_trees_train_on_the_sparse_path_and_score_in_sql(sklearn_run, ta
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MaxAbsScaler, OneHotEncoder
 
-    from neve.demo import read_xcom
+    from tools.demo.metadata import read_xcom
 
     run, db = sklearn_run
     predicted = read_xcom(metadata_db, run.run_id, "predict", dag_id="taxi_trip_duration_sklearn")
@@ -60,7 +61,9 @@ def test_boosted_trees_train_on_the_sparse_path_and_score_in_sql(sklearn_run, ta
         assert mv.tags["model_type"] == "GradientBoostingRegressor"
         assert mv.tags["airflow_run_id"] == run.run_id
         assert mv.lineage()["feature_pipeline"]["steps"][0]["class"] == "OneHotEncoder"
-        train, test = (t.order_by(m.ID).to_pandas() for t in train_test_split(session.table("TAXI_DATA"), **m.SPLIT))
+        split = mv.lineage()["params"]["split"]  # the trees' random_state is another one
+        assert split == {"test_size": 0.33, "random_state": 42, "key": m.ID}
+        train, test = (t.order_by(m.ID).to_pandas() for t in train_test_split(session.table("TAXI_DATA"), **split))
         scored = mv.run(session.table("TAXI_DATA")).order_by(m.ID).to_pandas()
         assert {"TAXI_FEATURE", "TAXI_TEST_SPLIT"}.isdisjoint(session.list_tables())
     # The oracle: the same trees fitted by scikit-learn on its own one-hot of the same split.

@@ -14,6 +14,7 @@ from neve.errors import (
     NeveInputError,
     TableNotFoundError,
 )
+from tests._skips import require_module
 
 
 def test_connect_opens_a_real_duckdb_file(tmp_path):
@@ -103,7 +104,7 @@ def test_unreachable_postgres_names_host_and_port_and_hides_password():
 
 
 def test_unreachable_snowflake_names_host_and_port_and_hides_password():
-    pytest.importorskip("snowflake.connector")
+    require_module("snowflake.connector", "the dev group: uv sync --group dev", allow_module_level=False)
     with pytest.raises(EngineError) as info:  # a loopback port nobody listens on
         neve.connect("snowflake://neve:hunter2@acct/DB/SCH?host=127.0.0.1&port=1&protocol=http"
                      "&login_timeout=2")

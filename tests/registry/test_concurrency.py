@@ -53,10 +53,17 @@ def test_alias_moved_concurrently_ends_consistent(tmp_path: Path, pool_context) 
         reg.log_model(model, "shared")
     with pool_context.Pool(4) as pool:
         pool.starmap(_workers.move_alias, [(url, w, 10) for w in range(4)])
+    # No move lost: each of the 4 x 10 set_alias calls appended its own event.
+    with neve.connect(url) as s:
+        events = s.execute(s.table("NEVE_EVENTS"))
+    alias_events = events[events.KIND == "alias"].sort_values("EVENT_ID")
+    assert len(alias_events) == 40
     m = neve.Registry(url).get_model("shared")
     aliases = m.aliases
     assert list(aliases) == ["production"]
     target = aliases["production"]
+    # The alias names the target of the newest event, not of some earlier move.
+    assert target == alias_events.VALUE_STR.iloc[-1]
     assert m.version("production").version_name == target
     shown = m.show_versions()
     assert [a for a in shown.aliases if a] == [["production"]]

@@ -21,7 +21,6 @@ import neve
 from neve.engine import driver_for
 from neve.engine.postgres import PostgresDriver
 from tests._servers.postgres import throwaway_database
-from tests.conftest import available_engines
 from tests.registry._workers import small_model
 
 pytestmark = [
@@ -30,7 +29,6 @@ pytestmark = [
         "postgres",
         reason="PostgreSQL locking and SQLSTATEs; DuckDB's multi-process test: test_concurrency.py",
     ),
-    pytest.mark.skipif("postgres" not in available_engines(), reason="PostgreSQL is not installed"),
 ]
 
 WORKERS, VERSIONS = 16, 25

@@ -21,10 +21,11 @@ from neve.errors import (
 )
 from neve.registry import _registry
 from neve.registry._package import sha256
+from tests._skips import require_module
 
-pytest.importorskip("s3fs")
-boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
+require_module("s3fs", "the s3 extra: uv sync --all-extras")
+boto3 = require_module("boto3", "the dev group's moto[server]: uv sync --group dev")
+moto_server = require_module("moto.server", "the dev group's moto[server]: uv sync --group dev")
 
 FILES = ["manifest.json", "model.skops", "model.json", "pipeline.json", "baseline.json", "sample_input.parquet"]
 KEY_ID = "AKIANEVETESTKEYID"

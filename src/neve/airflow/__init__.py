@@ -9,7 +9,7 @@ them; everything else here loads Airflow on first use.
 
 from __future__ import annotations
 
-from neve._lazy import lazy_exports
+from neve._lazy_exports import lazy_exports
 from neve.airflow._refs import (
     ModelVersionRef,
     TableRef,
@@ -21,6 +21,8 @@ from neve.airflow._refs import (
 
 __all__ = [
     "MODEL_ALIAS",
+    "alias_asset",
+    "connection_registry",
     "ModelVersionRef",
     "NeveHook",
     "TableRef",
@@ -37,6 +39,8 @@ _LAZY = {
     "NeveHook": "neve.airflow.hooks.neve",
     "neve_task": "neve.airflow.decorators.neve",
     "MODEL_ALIAS": "neve.airflow.assets",
+    "alias_asset": "neve.airflow.assets",
+    "connection_registry": "neve.airflow.assets",
     "model_asset": "neve.airflow.assets",
     "record_model_event": "neve.airflow.assets",
 }

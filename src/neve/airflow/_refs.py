@@ -159,17 +159,21 @@ def from_json_ref(value: Any) -> Any:
     return value
 
 
-def registry_name(session: Session) -> str:
-    """A stable name for the registry a session writes to: the DuckDB file's stem, else the
-    database (and schema) of the URL."""
-    location = session.driver.location
+def registry_name(session: Session | str) -> str:
+    """A stable name for the registry a session (or an engine URL) writes to: the DuckDB
+    file's stem, else the database (and schema) of the URL. From a URL nothing is opened,
+    so a DAG file can name a model's Asset when Airflow parses it."""
+    from neve.engine import driver_for
+
+    driver = driver_for(session) if isinstance(session, str) else session.driver
+    location = driver.location
     if location is not None:
         return Path(location).stem.lower()
-    url = session.driver.url
+    url = driver.url
     parts = [p for p in url.path.strip("/").split("/") if p]
     if not parts and url.query.get("database"):
         parts = [url.query["database"]]
-    return ".".join(parts).lower() or (url.host or session.dialect).lower()
+    return ".".join(parts).lower() or (url.host or driver.name).lower()
 
 
 def model_version_ref(

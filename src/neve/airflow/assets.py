@@ -9,6 +9,7 @@ known at run time; ``@task.neve`` tasks declare the alias as an outlet.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from airflow.sdk import Asset, AssetAlias
@@ -18,6 +19,8 @@ from neve.errors import NeveInputError
 
 __all__ = [
     "MODEL_ALIAS",
+    "alias_asset",
+    "connection_registry",
     "model_asset",
     "model_version_ref",
     "record_model_event",
@@ -34,13 +37,36 @@ def model_asset(registry: str, model: str) -> Asset:
     return Asset(uri=uri, name=uri, group="neve-model")
 
 
+def alias_asset(registry: str, model: str, alias: str = "production") -> Asset:
+    """The Asset an alias of a model publishes to, ``neve://<registry>/<model>/aliases/<alias>``:
+    an event is recorded on it whenever the alias moves (from a task, or from the registry's
+    page in Airflow's UI). Schedule a scoring DAG on it to follow the production model."""
+    uri = f"neve://{registry}/{model}/aliases/{alias}"
+    return Asset(uri=uri, name=uri, group="neve-model")
+
+
+def connection_registry(conn_id: str) -> str:
+    """The registry name (see :func:`registry_name`) of an Airflow connection, without opening
+    it: for a DAG file to name a model's Asset at parse time. Read from ``AIRFLOW_CONN_<ID>``
+    when set, else from the connection Airflow resolves."""
+    from neve.engine._airflow_conn import env_var_name, url_from_env
+
+    if os.environ.get(env_var_name(conn_id)):
+        return registry_name(url_from_env(conn_id))
+    from neve.airflow.hooks.neve import NeveHook
+
+    return registry_name(NeveHook(conn_id).get_url())
+
+
 def record_model_event(
     ref: ModelVersionRef,
     action: str = "logged",
     *,
     context: Any = None,
+    alias: str | None = None,
 ) -> Asset:
     """Record an Asset event for ``ref`` on the running task (``action``: logged, promoted).
+    With ``alias`` (the version was just given it), also one on :func:`alias_asset`.
 
     The task must declare :data:`MODEL_ALIAS` among its outlets; ``@task.neve`` does.
     """
@@ -67,4 +93,8 @@ def record_model_event(
         "aliases": list(ref.get("aliases") or []),
     }
     context["outlet_events"][MODEL_ALIAS].add(asset, extra=extra)
+    if alias is not None:
+        context["outlet_events"][MODEL_ALIAS].add(
+            alias_asset(ref["registry"], ref["model"], alias), extra={**extra, "alias": alias}
+        )
     return asset

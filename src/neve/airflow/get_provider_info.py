@@ -14,7 +14,8 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "neve",
         "name": "neve",
         "description": "ML where the data lives: pushdown preprocessing, a warehouse-native "
-        "model registry and the @task.neve decorator.",
+        "model registry and the @task.neve decorator (in-process, or in a neve task "
+        "environment with env=...).",
         "connection-types": [
             {
                 "connection-type": "neve",

@@ -55,6 +55,8 @@ def values_insert(
     flattened values to bind: one atomic statement, no value ever spliced into SQL."""
     target = sge.table_(table, db=database, quoted=True).sql(dialect)
     names = ", ".join(sge.to_identifier(c, quoted=True).sql(dialect) for c in columns)
+    if mark == "%s":  # pyformat reads every % as a placeholder: one in an identifier is doubled
+        target, names = target.replace("%", "%%"), names.replace("%", "%%")
     row = "(" + ", ".join([mark] * len(columns)) + ")"
     sql = f"INSERT INTO {target} ({names}) VALUES " + ", ".join([row] * len(rows))
     return sql, [value for r in rows for value in r]
@@ -150,14 +152,32 @@ class Driver:
     ) -> None:
         """Append ``rows`` to ``table`` in ONE statement, values bound as data, never spliced
         into SQL text. One statement is atomic on every engine, so a batch of rows is all
-        visible or none is."""
+        visible or none is.
+
+        A driver whose engine binds parameters names its mark (:meth:`param_mark`) and runs
+        one multi-row ``INSERT ... VALUES`` (:meth:`execute_bound`): one round trip, where
+        Ibis's generic insert stages the rows in a temporary table or file first."""
         if not rows:
             return
-        schema = backend.get_schema(table, database=database)
-        data = pa.table(
-            {c: pa.array([r[i] for r in rows], type=schema[c].to_pyarrow()) for i, c in enumerate(columns)}
-        )
-        backend.insert(table, ibis.memtable(data), database=database)
+        mark = self.param_mark(backend)
+        if mark is None:
+            schema = backend.get_schema(table, database=database)
+            data = pa.table(
+                {c: pa.array([r[i] for r in rows], type=schema[c].to_pyarrow()) for i, c in enumerate(columns)}
+            )
+            backend.insert(table, ibis.memtable(data), database=database)
+            return
+        sql, params = values_insert(self.name, table, columns, rows, mark=mark, database=database)
+        self.execute_bound(backend, sql, params)
+
+    def param_mark(self, backend: Any) -> str | None:
+        """The DB-API placeholder the engine's connection takes (``?`` or ``%s``), or None to
+        insert through Ibis."""
+        return None
+
+    def execute_bound(self, backend: Any, sql: str, params: Sequence[Any]) -> None:
+        """Run one statement with ``params`` bound (drivers that have a :meth:`param_mark`)."""
+        raise NotImplementedError
 
     def query(self, backend: Any, tree: sge.Expression, params: dict[str, Any]) -> pd.DataFrame:
         """Run a compiled SELECT whose ``sge.Placeholder(name)`` nodes take ``params``.

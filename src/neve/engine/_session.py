@@ -13,10 +13,12 @@ import pandas as pd
 import pyarrow as pa
 
 from neve.engine import _queries
+from neve.engine._airflow_conn import url_from_env
 from neve.engine._driver import Driver, check_files
-from neve.errors import NeveInputError, TableNotFoundError
+from neve.engine._drivers import driver_for, driver_for_backend
+from neve.errors import InvalidURLError, NeveInputError, TableNotFoundError
 
-__all__ = ["Session"]
+__all__ = ["Session", "connect"]
 
 
 class Session:
@@ -34,8 +36,6 @@ class Session:
     def from_backend(cls, backend: Any) -> Session:
         """A session over an Ibis backend the caller opened (``ibis.snowflake.from_connection``,
         ``ibis.postgres.connect`` ...). Closing the session closes the backend."""
-        from neve.engine import driver_for_backend
-
         if isinstance(backend, Session) or not hasattr(backend, "compile"):
             raise NeveInputError(
                 f"Session.from_backend takes an ibis backend, got {type(backend).__name__}"
@@ -119,3 +119,32 @@ class Session:
 
     def to_sql(self, expr: ir.Expr) -> str:
         return str(ibis.to_sql(expr, dialect=self.dialect))
+
+
+def connect(
+    url: str | None = None, *, connection: Any = None, airflow_conn_id: str | None = None
+) -> Session:
+    """Open a :class:`Session`.
+
+    ``url`` follows Ibis's forms: ``duckdb://`` (in memory), ``duckdb:///./file.duckdb``,
+    ``postgres://user:pw@host:5432/db``,
+    ``snowflake://user:pw@account/DB/SCHEMA?warehouse=WH&role=R``,
+    ``spark://local[2]/path/to/warehouse?database=DB`` (Spark in this process, or a
+    ``spark://host:7077`` master), ``sc://host:15002`` (Spark Connect). Without one,
+    ``$NEVE_URL`` is used, else ``duckdb:///./neve.duckdb``.
+
+    ``connection`` adopts one the caller already holds instead: a Snowflake connector
+    connection, a Snowpark ``Session`` or an Ibis backend (see :meth:`Session.from_connection`).
+
+    ``airflow_conn_id`` takes the engine from an Airflow connection, read from
+    ``AIRFLOW_CONN_<ID>`` (URI or JSON form) without importing Airflow, as in a task
+    environment that Airflow launched.
+    """
+    if sum(x is not None for x in (url, connection, airflow_conn_id)) > 1:
+        raise InvalidURLError("pass connect() a url, a connection or an airflow_conn_id, not both")
+    if connection is not None:
+        return Session.from_connection(connection)
+    if airflow_conn_id is not None:
+        url = url_from_env(airflow_conn_id)
+    driver = driver_for(url)
+    return Session(driver, driver.connect())

@@ -21,7 +21,7 @@ import ibis.expr.types as ir
 import pandas as pd
 import sqlglot.expressions as sge
 
-from neve.engine._driver import Driver, values_insert
+from neve.engine._driver import Driver
 from neve.errors import EngineError
 
 __all__ = ["PostgresDriver"]
@@ -98,26 +98,13 @@ class PostgresDriver(Driver):
     def is_conflict(self, exc: BaseException) -> bool:
         return _sqlstate(exc) in CONFLICT_SQLSTATES
 
-    def insert_rows(
-        self,
-        backend: Any,
-        table: str,
-        columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-        *,
-        database: str | None = None,
-    ) -> None:
-        # One multi-row VALUES with bound parameters: one round trip and one short
-        # transaction, where Ibis's generic insert creates, fills and drops a temporary
-        # table (catalog writes that concurrent writers would contend on).
-        if not rows:
-            return
-        # psycopg reads every % as a placeholder, so one in an identifier is doubled.
-        escaped = [c.replace("%", "%%") for c in columns]
-        sql, params = values_insert(
-            "postgres", table.replace("%", "%%"), escaped, rows, mark="%s",
-            database=None if database is None else database.replace("%", "%%"),
-        )
+    # One multi-row VALUES with bound parameters: one round trip and one short transaction,
+    # where Ibis's generic insert creates, fills and drops a temporary table (catalog writes
+    # that concurrent writers would contend on).
+    def param_mark(self, backend: Any) -> str:
+        return "%s"
+
+    def execute_bound(self, backend: Any, sql: str, params: Sequence[Any]) -> None:
         _run(backend.con, sql, params).close()
 
     @contextlib.contextmanager

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from neve.engine._driver import Driver, values_insert
+from neve.engine._driver import Driver
 from neve.engine._snowflake_stage import InternalStage
 from neve.engine._url import EngineURL
 from neve.errors import EngineError, InvalidURLError, NeveInputError
@@ -135,25 +135,13 @@ class SnowflakeDriver(Driver):
             query=query,
         )
 
-    def insert_rows(
-        self,
-        backend: Any,
-        table: str,
-        columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-        *,
-        database: str | None = None,
-    ) -> None:
-        """One ``INSERT ... VALUES`` with the values bound by the connector.
-
-        Ibis's ``insert`` of in-memory data uploads a Parquet file to a temporary stage and
-        runs ``COPY INTO``: three round trips and a stage for each registry event.
-        """
-        if not rows:
-            return
+    # The values bound by the connector: Ibis's insert of in-memory data uploads a Parquet
+    # file to a temporary stage and runs COPY INTO, three round trips and a stage per event.
+    def param_mark(self, backend: Any) -> str:
         style = getattr(backend.con, "_paramstyle", None) or "pyformat"
-        mark = "?" if style in ("qmark", "numeric") else "%s"
-        sql, params = values_insert("snowflake", table, columns, rows, mark=mark, database=database)
+        return "?" if style in ("qmark", "numeric") else "%s"
+
+    def execute_bound(self, backend: Any, sql: str, params: Sequence[Any]) -> None:
         with backend.con.cursor() as cursor:
             cursor.execute(sql, params)
 

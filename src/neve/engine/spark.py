@@ -44,7 +44,7 @@ import pandas as pd
 import sqlglot as sg
 import sqlglot.expressions as sge
 
-from neve.engine._driver import Driver, is_parquet, values_insert
+from neve.engine._driver import Driver, is_parquet
 from neve.errors import DataFileError, EngineError, InvalidURLError
 
 __all__ = ["SparkDriver"]
@@ -355,20 +355,12 @@ class SparkDriver(Driver):
         target = sge.table_(name, db=database, quoted=True).sql("spark")
         backend.raw_sql(f"CREATE OR REPLACE VIEW {target} AS {backend.compile(expr)}")
 
-    def insert_rows(
-        self,
-        backend: Any,
-        table: str,
-        columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-        *,
-        database: str | None = None,
-    ) -> None:
-        # One INSERT ... VALUES with positional parameters (Spark >= 3.5): one job, one
-        # set of new files, values bound rather than spliced into the text.
-        if not rows:
-            return
-        sql, params = values_insert("spark", table, columns, rows, mark="?", database=database)
+    # Positional parameters (Spark >= 3.5): one job, one set of new files, values bound
+    # rather than spliced into the text.
+    def param_mark(self, backend: Any) -> str:
+        return "?"
+
+    def execute_bound(self, backend: Any, sql: str, params: Sequence[Any]) -> None:
         with _insert_lock:
             backend._session.sql(sql, args=params)
 

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import ibis.expr.types as ir
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import InvalidParameterError as _SkParamError
-from sklearn.utils._param_validation import validate_parameter_constraints
 
-from neve._literals import double
+from neve._columns import ColumnParams, as_list
+from neve._sql_literals import double
+from neve._table import as_table, missing_to_null
 from neve.errors import ColumnNotFoundError, ColumnTypeError, InvalidParameterError, NeveInputError, NotFittedError
 from neve.linear_model._stats import MAX_FEATURES, Design, Stats
-from neve.preprocessing._base import as_table, missing_to_null
 
 __all__ = ["ConditioningWarning", "FeatureMap", "LinearEstimator", "as_float", "small_solves"]
 
@@ -36,24 +35,8 @@ FeatureMap = Callable[[Design, Stats], tuple[list[str], np.ndarray]]
 #: Condition number (of the retained spectrum) above which the fit warns.
 ILL_CONDITIONED = 1e10
 
-_SNOWML_CONSTRAINTS: dict[str, list[Any]] = {
-    "input_cols": [str, list, tuple, None],
-    "label_cols": [str, list, tuple, None],
-    "output_cols": [str, list, tuple, None],
-    "sample_weight_col": [str, None],
-    "passthrough_cols": [str, list, tuple, None],
-    "drop_input_cols": ["boolean"],
-}
-
-
 class ConditioningWarning(UserWarning):
     """The design is ill-conditioned: coefficients may carry few exact digits."""
-
-
-def _as_list(value: str | Sequence[str] | None) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
 
 
 def identity_map(design: Design, stats: Stats) -> tuple[list[str], np.ndarray]:
@@ -68,7 +51,7 @@ def identity_map(design: Design, stats: Stats) -> tuple[list[str], np.ndarray]:
 LABEL = "__neve_label"
 
 
-class LinearEstimator(BaseEstimator):
+class LinearEstimator(ColumnParams, BaseEstimator):
     """Base class: not for direct use."""
 
     _sklearn_class: ClassVar[type]
@@ -127,19 +110,8 @@ class LinearEstimator(BaseEstimator):
         self.label_cols_ = [label_col]
         return Design(table=table), label, weight
 
-    def _validate_params(self) -> None:
-        constraints = dict(_SNOWML_CONSTRAINTS)
-        constraints.update(getattr(self._sklearn_class, "_parameter_constraints", {}))
-        params = self.get_params(deep=False)
-        try:
-            validate_parameter_constraints(
-                {k: v for k, v in constraints.items() if k in params}, params, caller_name=type(self).__name__
-            )
-        except _SkParamError as exc:
-            raise InvalidParameterError(str(exc)) from None
-
     def _label_col(self) -> str:
-        labels = _as_list(self.label_cols)
+        labels = as_list(self.label_cols)
         if len(labels) != 1:
             raise InvalidParameterError(
                 f"{type(self).__name__}: label_cols must name exactly one column, got {self.label_cols!r}"
@@ -151,9 +123,9 @@ class LinearEstimator(BaseEstimator):
 
     def _input_cols_from(self, columns: list[str]) -> list[str]:
         """``input_cols``, or every column but the label, weight and passthrough columns."""
-        cols = _as_list(self.input_cols)
+        cols = as_list(self.input_cols)
         if not cols:
-            skip = {*_as_list(self.label_cols), *_as_list(self.passthrough_cols), self.sample_weight_col}
+            skip = {*as_list(self.label_cols), *as_list(self.passthrough_cols), self.sample_weight_col}
             cols = [c for c in columns if c not in skip]
         missing = [c for c in cols if c not in columns]
         if missing:
@@ -236,7 +208,7 @@ class LinearEstimator(BaseEstimator):
 
     def _default_outputs(self, function_name: str, n: int) -> list[str]:
         if function_name == "predict":
-            return _as_list(self.output_cols) or [f"OUTPUT_{self.label_cols_[0]}"]
+            return as_list(self.output_cols) or [f"OUTPUT_{self.label_cols_[0]}"]
         prefix = {"predict_proba": "PREDICT_PROBA", "decision_function": "DECISION_FUNCTION",
                   "predict_log_proba": "PREDICT_LOG_PROBA"}[function_name]
         if n == 1:
@@ -246,7 +218,7 @@ class LinearEstimator(BaseEstimator):
     def _run(self, X: Any, function_name: str) -> Any:
         """``X`` with the output column(s) of ``function_name`` appended, lazily."""
         # Scoring compiles the scikit-learn twin (one code path for SQL prediction); imported
-        # here because scoring sits above the estimators.
+        # on first use, as scoring loads every model family's compiler.
         from neve.scoring._compile import _label_type, compile_model
 
         self._check_is_fitted()
@@ -304,7 +276,7 @@ def as_float(column: ir.Value) -> ir.FloatingValue:
 
 def score_predictions(estimator: LinearEstimator, predicted: ir.Table) -> float:
     """scikit-learn's ``score`` over a table holding the label and the prediction column."""
-    from neve import metrics  # metrics sits above the estimators
+    from neve import metrics  # on first use: metrics is only needed to score
 
     metric = metrics.accuracy_score if estimator._is_classifier else metrics.r2_score
     return metric(predicted, estimator.label_cols_[0], estimator._default_outputs("predict", 1)[0])

@@ -13,7 +13,7 @@ import scipy.linalg
 from sklearn import linear_model as skl
 from sklearn.exceptions import ConvergenceWarning
 
-from neve._literals import double
+from neve._sql_literals import double
 from neve.engine import _queries
 from neve.errors import EmptyInputError, InvalidParameterError
 from neve.linear_model._base import FeatureMap, LinearEstimator

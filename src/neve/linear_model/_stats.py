@@ -34,11 +34,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlglot.expressions as sge
 
-from neve import _sqltext as T
-from neve._literals import double, typed
+from neve import _sql_templates as T
+from neve._sql_literals import double, typed
+from neve._table import missing_to_null
 from neve.engine import _queries
 from neve.errors import EmptyInputError, NeveInputError
-from neve.preprocessing._base import missing_to_null
 from neve.preprocessing._categories import MISSING, is_missing
 
 __all__ = ["MAX_FEATURES", "MAX_NUMERIC", "Design", "Stats", "gather"]

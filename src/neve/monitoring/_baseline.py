@@ -33,9 +33,9 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from neve._table import as_table, missing_to_null
 from neve.engine import _queries
 from neve.errors import ColumnNotFoundError, EmptyInputError, InvalidParameterError
-from neve.preprocessing._base import as_table, missing_to_null
 
 __all__ = ["BASELINE_FORMAT", "MAX_DISTINCT", "baseline", "baseline_with", "describe"]
 

@@ -28,10 +28,10 @@ from typing import Any
 import ibis.expr.types as ir
 import pandas as pd
 
+from neve._table import as_table, missing_to_null
 from neve.engine import _queries
 from neve.errors import ColumnNotFoundError, ColumnTypeError, DriftError, EmptyInputError, InvalidParameterError
 from neve.monitoring._baseline import BASELINE_FORMAT, describe
-from neve.preprocessing._base import as_table, missing_to_null
 
 __all__ = ["DriftReport", "DriftThresholds", "drift"]
 

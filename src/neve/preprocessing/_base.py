@@ -7,7 +7,7 @@ Subclasses implement three hooks:
 ``_fit(table, cols)``
     compute the fitted ``*_`` attributes from at most one query, run through
     :meth:`BaseTransformer._fetch_one` (the scalers' and encoders' queries are SQL text,
-    see :mod:`neve._sqltext`);
+    see :mod:`neve._sql_templates`);
 ``_transform_columns(table)``
     return ``{input_col: [(output_name, expression), ...]}``;
 ``_output_names(col, output_col)``
@@ -35,21 +35,18 @@ refused at ``transform`` until ``fit`` runs again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
-import pandas as pd
-import pyarrow as pa
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import InvalidParameterError as _SkParamError
-from sklearn.utils._param_validation import validate_parameter_constraints
 
 from neve import _json
-from neve._sqltext import select_text
+from neve._columns import ColumnParams, as_list
+from neve._sql_templates import select_text
+from neve._table import ROW_COUNT, as_table, missing_to_null, run_translating
 from neve.engine import _queries, identifier_rules
 from neve.engine._driver import Driver
 from neve.errors import (
@@ -58,84 +55,13 @@ from neve.errors import (
     EmptyInputError,
     InvalidParameterError,
     NeveError,
-    NeveInputError,
     NotFittedError,
 )
+from neve.preprocessing._sklearn_twin import copy_fitted_state
 
-__all__ = ["BaseTransformer", "as_table", "missing_to_null", "raise_in_query", "run_translating"]
+__all__ = ["BaseTransformer", "handle_zeros_in_scale"]
 
-ROW_COUNT = "__neve_n_rows"
 FLOAT_EPS = float(np.finfo(np.float64).eps)
-
-_SNOWML_CONSTRAINTS: dict[str, list[Any]] = {
-    "input_cols": [str, list, tuple, None],
-    "output_cols": [str, list, tuple, None],
-    "passthrough_cols": [str, list, tuple, None],
-    "drop_input_cols": ["boolean"],
-}
-
-
-def as_table(X: Any) -> tuple[ir.Table, Callable[[ir.Table], Any]]:
-    """Wrap ``X`` as an Ibis table and return a function that converts results back.
-
-    Ibis tables stay lazy; pandas and pyarrow inputs run on an in-memory
-    DuckDB and come back as the same type (pandas keeps its index).
-    """
-    if isinstance(X, ir.Table):
-        return X, lambda result: result
-    if isinstance(X, pd.DataFrame):
-        index = X.index
-        # Non-string labels (e.g. ints) would not survive as SQL column names.
-        renamed = X.rename(columns=str) if not all(isinstance(c, str) for c in X.columns) else X
-        table = ibis.memtable(renamed.reset_index(drop=True))
-
-        def to_pandas(result: ir.Table) -> pd.DataFrame:
-            frame = _queries.execute(result)
-            frame.index = index
-            return frame
-
-        return table, to_pandas
-    if isinstance(X, pa.Table):
-        return ibis.memtable(X), _queries.to_pyarrow
-    raise NeveInputError(
-        f"expected an ibis Table, a pandas DataFrame or a pyarrow Table, got {type(X).__name__}"
-    )
-
-
-def run_translating(
-    convert: Callable[[ir.Table], Any], result: ir.Table, steps: list[BaseTransformer]
-) -> Any:
-    """``convert(result)``, re-raising an engine error that a step raised from inside the
-    query (see :func:`raise_in_query`) as that step's neve error."""
-    try:
-        return convert(result)
-    except NeveError:
-        raise
-    except Exception as exc:
-        for step in steps:
-            error = step._translate_error(exc)
-            if error is not None:
-                raise error from exc
-        raise
-
-
-def missing_to_null(column: ir.Column) -> ir.Column:
-    """Treat NaN as missing, as scikit-learn does: NaN becomes NULL so aggregates skip it."""
-    if column.type().is_floating():
-        return column.isnan().ifelse(ibis.null(column.type()), column)
-    return column
-
-
-def raise_in_query(message: ir.StringValue) -> ir.Value:
-    """An int64 expression that aborts the query with ``message`` when it is evaluated.
-
-    Casting a non-numeric string to an integer fails on every SQL engine and
-    the engine's error quotes the string, so the user sees ``message``; used
-    inside a CASE branch it fires only for the rows that reach it. Dialect
-    neutral, so the transformers need no engine-specific code (the same idea
-    as ``Driver.raise_error_sql``).
-    """
-    return message.cast("int64")
 
 
 def handle_zeros_in_scale(scale: float, constant: bool | None = None) -> float:
@@ -150,48 +76,19 @@ def handle_zeros_in_scale(scale: float, constant: bool | None = None) -> float:
     return scale
 
 
-def _as_list(value: str | list[str] | tuple[str, ...] | None) -> list[str] | None:
-    if value is None:
-        return None
-    return [value] if isinstance(value, str) else list(value)
-
-
-def _cols_param(value: Any, name: str) -> list[str] | None:
-    """A column parameter as SnowML's setters take it: one name, an iterable of names or None."""
-    if value is None or isinstance(value, str):
-        return _as_list(value)
-    try:
-        cols = list(value)
-    except TypeError:
-        raise InvalidParameterError(
-            f"{name} must be a column name or a list of column names, got {type(value).__name__}"
-        ) from None
-    bad = [c for c in cols if not isinstance(c, str)]
-    if bad:
-        raise InvalidParameterError(f"{name} must hold column names (str), got {bad[:5]}")
-    return cols
-
-
-class BaseTransformer(BaseEstimator):
+class BaseTransformer(ColumnParams, BaseEstimator):
     """Base class for pushdown transformers. Not for direct use."""
 
-    #: scikit-learn class whose parameter constraints this step shares.
-    _sklearn_class: ClassVar[type | None] = None
     #: Whether inputs must be numeric (bool counts as numeric).
     _numeric_only: ClassVar[bool] = True
     #: Fitted attributes that make up the state written by ``to_dict``.
     _fitted_attrs: ClassVar[tuple[str, ...]] = ()
-    #: Parameter constraints that replace scikit-learn's (SnowML's extra forms).
-    _constraints_override: ClassVar[dict[str, list[Any]]] = {}
     #: State keys written by older versions -> their current names, for ``from_dict``.
     _renamed_state: ClassVar[dict[str, str]] = {}
     #: Identifier rules of the engine fit ran on (a driver class; see ``Driver.resolve_column``).
     _identifiers: type[Driver] = Driver
 
     # --- hooks -------------------------------------------------------------
-
-    def _validate_extra(self) -> None:
-        """Checks beyond scikit-learn's constraints; raise InvalidParameterError."""
 
     def _fit(self, table: ir.Table, cols: list[str]) -> None:
         raise NotImplementedError
@@ -262,25 +159,9 @@ class BaseTransformer(BaseEstimator):
 
     # --- SnowML's column API -----------------------------------------------
 
-    def set_input_cols(self, input_cols: str | list[str] | None) -> BaseTransformer:
-        """Set ``input_cols`` (a name or a list); returns ``self`` so calls chain."""
-        return self.set_params(input_cols=_cols_param(input_cols, "input_cols"))
-
-    def set_output_cols(self, output_cols: str | list[str] | None) -> BaseTransformer:
-        """Set ``output_cols`` (a name or a list, one per input); returns ``self``."""
-        return self.set_params(output_cols=_cols_param(output_cols, "output_cols"))
-
-    def set_passthrough_cols(self, passthrough_cols: str | list[str] | None) -> BaseTransformer:
-        """Set ``passthrough_cols``: columns left out of ``input_cols`` inference; returns ``self``."""
-        return self.set_params(passthrough_cols=_cols_param(passthrough_cols, "passthrough_cols"))
-
-    def set_drop_input_cols(self, drop_input_cols: bool = False) -> BaseTransformer:
-        """Set ``drop_input_cols``; returns ``self``."""
-        return self.set_params(drop_input_cols=drop_input_cols)
-
     def get_input_cols(self) -> list[str]:
         """The input columns: as set, else those ``fit`` inferred, else ``[]``."""
-        cols = _as_list(self.input_cols)
+        cols = as_list(self.input_cols)
         if not cols and self._is_fitted():
             cols = list(self.input_cols_)
         return cols or []
@@ -290,30 +171,27 @@ class BaseTransformer(BaseEstimator):
         expands to one name per category, as SnowML's dense output does); before, as set."""
         if self._is_fitted() and not self._stale_input_cols():
             return [str(c) for c in self.get_feature_names_out()]
-        return _as_list(self.output_cols) or []
-
-    def get_passthrough_cols(self) -> list[str]:
-        return _as_list(self.passthrough_cols) or []
-
-    def get_drop_input_cols(self) -> bool:
-        return bool(self.drop_input_cols)
+        return as_list(self.output_cols)
 
     def _remember_column_params(self) -> None:
         """Note the column parameters the fitted state was made with, to see later changes."""
-        self._input_cols_seen = _as_list(self.input_cols) or []
-        self._output_cols_seen = _as_list(self.output_cols) or []
+        self._input_cols_seen = as_list(self.input_cols)
+        self._output_cols_seen = as_list(self.output_cols)
 
     def _stale_input_cols(self) -> bool:
-        cols = _as_list(self.input_cols) or []
+        cols = as_list(self.input_cols)
         return bool(cols) and cols != getattr(self, "_input_cols_seen", cols)
 
     def to_sklearn(self) -> Any:
         """The fitted scikit-learn transformer of this class over ``input_cols``, as SnowML's
         ``to_sklearn``: ``to_sklearn().transform(df[step.get_input_cols()])`` gives this
         step's output columns for pandas input."""
-        from neve.preprocessing._export import step_to_sklearn
+        self._check_is_fitted()
+        return self._sklearn_twin()
 
-        return step_to_sklearn(self)
+    def _sklearn_twin(self) -> Any:
+        """Hook: the fitted scikit-learn transformer (see :mod:`neve.preprocessing._sklearn_twin`)."""
+        return copy_fitted_state(self)
 
     # --- serialisation -----------------------------------------------------
 
@@ -373,42 +251,27 @@ class BaseTransformer(BaseEstimator):
             )
         if self._stale_input_cols():
             raise NotFittedError(
-                f"{type(self).__name__}: input_cols is now {_as_list(self.input_cols)} but the "
+                f"{type(self).__name__}: input_cols is now {as_list(self.input_cols)} but the "
                 f"step was fitted on {list(self.input_cols_)}; call fit again"
             )
-        current = _as_list(self.output_cols) or []
+        current = as_list(self.output_cols)
         if current != getattr(self, "_output_cols_seen", current):
             self.output_cols_ = self._resolve_output_cols(self.input_cols_)
             self._output_cols_seen = current
 
-    def _validate_params(self) -> None:
-        constraints = dict(_SNOWML_CONSTRAINTS)
-        if self._sklearn_class is not None:
-            constraints.update(getattr(self._sklearn_class, "_parameter_constraints", {}))
-        constraints.update(self._constraints_override)
-        params = self.get_params(deep=False)
-        try:
-            validate_parameter_constraints(
-                {k: v for k, v in constraints.items() if k in params},
-                params,
-                caller_name=type(self).__name__,
+    def _validate_columns(self) -> None:
+        n_in, n_out = len(as_list(self.input_cols)), len(as_list(self.output_cols))
+        if n_in and n_out and n_in != n_out:
+            raise InvalidParameterError(
+                f"{type(self).__name__}: output_cols has {n_out} names for {n_in} input_cols"
             )
-        except _SkParamError as exc:
-            raise InvalidParameterError(str(exc)) from None
-        if _as_list(self.output_cols) and _as_list(self.input_cols):
-            n_in, n_out = len(_as_list(self.input_cols)), len(_as_list(self.output_cols))
-            if n_in != n_out:
-                raise InvalidParameterError(
-                    f"{type(self).__name__}: output_cols has {n_out} names for {n_in} input_cols"
-                )
-        self._validate_extra()
 
     def _resolve_input_cols(self, table: ir.Table) -> list[str]:
         rules = self._identifiers
-        cols = _as_list(self.input_cols)
+        cols = as_list(self.input_cols)
         if not cols:  # None, or SnowML's unset []
             passthrough = {
-                rules.resolve_column(c, table.columns) for c in _as_list(self.passthrough_cols) or []
+                rules.resolve_column(c, table.columns) for c in as_list(self.passthrough_cols)
             }
             cols = [c for c in table.columns if c not in passthrough]
         else:
@@ -423,9 +286,9 @@ class BaseTransformer(BaseEstimator):
         return cols
 
     def _resolve_output_cols(self, cols: list[str]) -> list[str]:
-        out = _as_list(self.output_cols)
-        if out is None or (not out and cols):
-            return list(cols)  # unset (None or SnowML's []): replace the inputs in place
+        out = as_list(self.output_cols)
+        if not out:  # unset (None or SnowML's []): replace the inputs in place
+            return list(cols)
         out = [self._identifiers.new_column_name(name) for name in out]
         if len(out) != len(cols):
             raise InvalidParameterError(

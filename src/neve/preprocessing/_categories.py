@@ -21,10 +21,10 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 
-from neve import _sqltext as T
+from neve import _sql_templates as T
+from neve._table import ROW_COUNT, missing_to_null, raise_in_query
 from neve.engine import _queries
 from neve.errors import ColumnTypeError, InvalidParameterError, NeveInputError, UnknownCategoryError
-from neve.preprocessing._base import ROW_COUNT, missing_to_null, raise_in_query
 
 __all__ = [
     "MISSING",
@@ -69,7 +69,7 @@ def count_query(table: ir.Table, cols: Sequence[str]) -> ir.Table:
     Each column is grouped on its own and collapsed into lists; the one-row
     results are cross-joined, so all columns come back together. Values and
     counts are collected in the same order so they line up. Written as SQL text
-    (:mod:`neve._sqltext`): through Ibis's expression API it cost more Python than
+    (:mod:`neve._sql_templates`): through Ibis's expression API it cost more Python than
     the engine spends counting 2M rows. Ibis writes the NaN test and the ordered
     ARRAY_AGGs, whose spelling differs per dialect.
     """
@@ -246,7 +246,7 @@ def identify_infrequent(
 
 @dataclass
 class OneHotPlan:
-    """One input column's one-hot block as :mod:`neve._sqltext` templates.
+    """One input column's one-hot block as :mod:`neve._sql_templates` templates.
 
     ``outputs`` are ``(name, condition)``: the column is 1 where the condition holds and 0
     elsewhere, and at most one condition holds in a row. ``guard`` is ``(condition, value)``

@@ -12,9 +12,11 @@ import ibis.expr.types as ir
 import numpy as np
 from sklearn import preprocessing as skp
 
-from neve._literals import double
+from neve._sql_literals import double
+from neve._table import ROW_COUNT
 from neve.errors import InvalidParameterError, NeveInputError
-from neve.preprocessing._base import ROW_COUNT, BaseTransformer
+from neve.preprocessing._base import BaseTransformer
+from neve.preprocessing._sklearn_twin import sklearn_params, with_names_in
 
 __all__ = ["KBinsDiscretizer"]
 
@@ -330,3 +332,15 @@ class KBinsDiscretizer(BaseTransformer):
         if self.encode == "ordinal":
             return [output_col]
         return [f"{output_col}_{float(b)}" for b in range(self.n_bins_by_col_[col])]
+
+    def _sklearn_twin(self) -> Any:
+        encode = "onehot-dense" if self.encode == "onehot" else self.encode  # neve writes dense columns
+        est = self._sklearn_class(**sklearn_params(self, encode=encode))
+        est.bin_edges_, est.n_bins_ = self.bin_edges_, self.n_bins_
+        if encode != "ordinal":
+            est._encoder = skp.OneHotEncoder(
+                categories=[np.arange(i) for i in est.n_bins_],
+                sparse_output=False,
+                dtype=self.dtype or np.float64,
+            ).fit(np.zeros((1, len(est.n_bins_))))
+        return with_names_in(est, self)

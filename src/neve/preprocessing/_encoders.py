@@ -11,13 +11,16 @@ import ibis.expr.datatypes as dt
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import numpy as np
+import pandas as pd
 from sklearn import preprocessing as skp
 from sklearn.utils._param_validation import StrOptions
 
-from neve._literals import typed
+from neve._sql_literals import typed
+from neve._table import missing_to_null
 from neve.errors import InvalidParameterError, NeveError, UnknownCategoryError
 from neve.preprocessing import _categories as C
-from neve.preprocessing._base import BaseTransformer, missing_to_null
+from neve.preprocessing._base import BaseTransformer
+from neve.preprocessing._sklearn_twin import sklearn_params
 
 __all__ = ["LabelEncoder", "OneHotEncoder", "OrdinalEncoder"]
 
@@ -133,6 +136,21 @@ class _Encoder(BaseTransformer):
         if infrequent:
             groups.append(("infrequent_sklearn", list(infrequent)))
         return groups
+
+    def _sklearn_twin(self) -> Any:
+        categories = _sklearn_categories(self)
+        plain = sklearn_params(self, categories=categories, min_frequency=None, max_categories=None)
+        if isinstance(self._sklearn_class(), skp.OneHotEncoder):
+            plain["sparse_output"] = False  # neve writes dense columns
+        est = self._sklearn_class(**plain).fit(_category_rows(self, categories))
+        est.set_params(min_frequency=self.min_frequency, max_categories=self.max_categories)
+        if isinstance(est, skp.OneHotEncoder):
+            _group_infrequent(est, self, skip_missing=False)
+            est._set_drop_idx()
+            est._n_features_outs = est._compute_n_features_outs()
+        else:
+            _group_infrequent(est, self, skip_missing=True)
+        return est
 
 
 class OneHotEncoder(_Encoder):
@@ -508,3 +526,50 @@ class LabelEncoder(_Encoder):
         otherwise = C.fail_unknown(x, col)
         missing_code = ibis.literal(len(classes) - 1, type=dt.int64)
         return {col: [(out, _codes(x, present, dt.int64, otherwise, classes, missing_code))]}
+
+    def _sklearn_twin(self) -> Any:
+        est = skp.LabelEncoder()
+        est.classes_ = self.classes_
+        return est
+
+
+def _sklearn_categories(step: _Encoder) -> list[np.ndarray]:
+    """``categories_`` as scikit-learn holds them: numbers in a numeric array, anything
+    else (strings, booleans) in an object array, missing as NaN, last."""
+    out = []
+    for col in step.input_cols_:
+        cats = [np.nan if C.is_missing(c) else c for c in step.categories_[col]]
+        textual = any(isinstance(c, (str, bool, np.bool_)) for c in cats)
+        out.append(np.asarray(cats, dtype=object if textual else None))
+    return out
+
+
+def _category_rows(step: _Encoder, categories: list[np.ndarray]) -> pd.DataFrame:
+    """Rows holding every category of every column (columns cycle through theirs)."""
+    n = max(len(c) for c in categories)
+    return pd.DataFrame(
+        {
+            col: pd.Series([cats[i % len(cats)] for i in range(n)], dtype=cats.dtype)
+            for col, cats in zip(step.input_cols_, categories, strict=True)
+        }
+    )
+
+
+def _group_infrequent(est: Any, step: _Encoder, skip_missing: bool) -> None:
+    """Give a scikit-learn encoder neve's infrequent grouping (scikit-learn's own mapping rule)."""
+    est._infrequent_enabled = C.infrequent_enabled(step.min_frequency, step.max_categories)
+    if not est._infrequent_enabled:
+        return
+    est._infrequent_indices, est._default_to_infrequent_mappings = [], []
+    for col, cats in zip(step.input_cols_, est.categories_, strict=True):
+        idx = step.infrequent_indices_.get(col)
+        est._infrequent_indices.append(None if idx is None else np.asarray(idx, dtype=np.int64))
+        if idx is None:
+            est._default_to_infrequent_mappings.append(None)
+            continue
+        n_cats = len(cats) - (1 if skip_missing and len(cats) and C.is_missing(cats[-1]) else 0)
+        mapping = np.empty(n_cats, dtype=np.int64)
+        frequent = np.setdiff1d(np.arange(n_cats), idx)
+        mapping[idx] = len(frequent)
+        mapping[frequent] = np.arange(len(frequent))
+        est._default_to_infrequent_mappings.append(mapping)

@@ -14,9 +14,12 @@ import numpy as np
 import pandas as pd
 from sklearn import impute as ski
 
-from neve._literals import typed
+from neve._sql_literals import typed
+from neve._table import ROW_COUNT
 from neve.errors import ColumnTypeError, InvalidParameterError, NeveInputError
-from neve.preprocessing._base import ROW_COUNT, BaseTransformer, _assemble_names
+from neve.preprocessing._base import BaseTransformer, _assemble_names
+from neve.preprocessing._categories import is_missing
+from neve.preprocessing._sklearn_twin import sklearn_params
 
 __all__ = ["SimpleImputer"]
 
@@ -306,3 +309,22 @@ class SimpleImputer(BaseTransformer):
         if self.indicator_:
             produced[_INDICATORS] = list(self.indicator_.values())
         return _assemble_names(columns, produced, self._in_place(), self.drop_input_cols)
+
+    def _sklearn_twin(self) -> Any:
+        """Fitted on two rows per column, ``[stat, stat]`` (``[stat, missing]`` where fit saw
+        missing values, so the indicator marks the same columns): every strategy gives back
+        ``stat`` exactly."""
+        rows = {}
+        for col in self.input_cols_:
+            stat = self.statistics_[col]
+            missing = np.nan if col in self.indicator_ or is_missing(stat) else stat
+            rows[col] = [np.nan if is_missing(stat) else stat, missing]
+        frame = pd.DataFrame(rows)
+        for col in self.input_cols_:
+            if not any(isinstance(v, str) for v in frame[col]):
+                frame[col] = frame[col].astype(np.float64)
+            else:
+                frame[col] = frame[col].astype(object)
+        strategy = "most_frequent" if self.strategy in ("mean", "median") and frame.dtypes.eq(object).any() else None
+        est = self._sklearn_class(**sklearn_params(self, **({"strategy": strategy} if strategy else {})))
+        return est.fit(frame)

@@ -11,8 +11,8 @@ import ibis.expr.types as ir
 from scipy import stats
 from sklearn import preprocessing as skp
 
-from neve import _sqltext as T
-from neve._literals import double
+from neve import _sql_templates as T
+from neve._sql_literals import double
 from neve.errors import InvalidParameterError, NeveError, NeveInputError
 from neve.preprocessing._base import (
     FLOAT_EPS,
@@ -81,7 +81,7 @@ class _NumericTransformer(BaseTransformer):
     ) -> dict[str, Any]:
         """One query computing ``per_column[name](x, column)`` for every input column.
 
-        ``x`` is the column as a :mod:`neve._sqltext` template and ``column`` the same as an
+        ``x`` is the column as a :mod:`neve._sql_templates` template and ``column`` the same as an
         Ibis value (``None`` when centred); a function returns a ``T.Call`` aggregate, or an
         Ibis aggregate for what only Ibis can write in every dialect (a quantile).
 
@@ -124,7 +124,7 @@ class _NumericTransformer(BaseTransformer):
         *,
         clean: bool,
     ) -> dict[str, Any]:
-        # Written as SQL text (neve._sqltext): through Ibis's expression API this query
+        # Written as SQL text (neve._sql_templates): through Ibis's expression API this query
         # cost more Python than the engine spends on 2M rows. Ibis compiles only what is
         # dialect specific: NaN/infinity tests, boolean casts, quantiles.
         schema = table.schema()

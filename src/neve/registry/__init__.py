@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from neve._lazy import lazy_exports
+from neve._lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from neve.registry._model import Model, ModelVersion

@@ -6,7 +6,6 @@ import contextlib
 import getpass
 import json
 import os
-import re
 import socket
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -15,65 +14,17 @@ from typing import Any
 import ibis
 import ibis.expr.operations as ops
 
+from neve._table import as_table
 from neve.engine import Driver
 from neve.errors import InvalidNameError
 
-__all__ = ["acting_as", "check_key", "check_name", "run_context", "training_lineage", "user"]
+__all__ = ["acting_as", "run_context", "training_lineage", "user"]
 
 AIRFLOW_VARS = {
     "dag_id": "AIRFLOW_CTX_DAG_ID",
     "dag_run_id": "AIRFLOW_CTX_DAG_RUN_ID",
     "task_id": "AIRFLOW_CTX_TASK_ID",
 }
-
-# Names become folder names on the stage and values in SQL: letters, digits, '_', '-', '.'.
-# Quotes, semicolons, slashes and whitespace are refused outright; values are also bound.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
-_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/:@]{0,127}")
-
-
-# Names Windows reserves for devices, with or without an extension: a folder called "CON"
-# or "nul.v1" cannot be created there, so a stage on such a filesystem could not hold them.
-_DEVICES = frozenset(
-    {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
-)
-
-
-def check_name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not _NAME.fullmatch(value) or ".." in value:
-        raise InvalidNameError(
-            f"invalid {what} {value!r}: use 1-128 letters, digits, '_', '-' or '.', starting "
-            f"with a letter or digit (no quotes, spaces, slashes or SQL)"
-        )
-    if value.split(".", 1)[0].upper() in _DEVICES:
-        raise InvalidNameError(
-            f"invalid {what} {value!r}: {value.split('.', 1)[0]!r} is a device name on Windows, "
-            f"where a stage folder of that name cannot exist; pick another"
-        )
-    if value.endswith("."):
-        raise InvalidNameError(f"invalid {what} {value!r}: Windows drops a trailing '.', so it would collide")
-    return value
-
-
-def case_collision(name: str, existing: Any, what: str) -> None:
-    """Refuse ``name`` when one of ``existing`` differs from it only by case: on a
-    case-insensitive filesystem (macOS, Windows) both would share one stage folder."""
-    clash = sorted({e for e in existing if e != name and e.lower() == name.lower()})
-    if clash:
-        raise InvalidNameError(
-            f"{what} {name!r} differs from the existing {clash[0]!r} only by case; on a "
-            f"case-insensitive filesystem they would share one stage folder. Use {clash[0]!r} or another name"
-        )
-
-
-def check_key(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not _KEY.fullmatch(value):
-        raise InvalidNameError(
-            f"invalid {what} {value!r}: use 1-128 letters, digits or '_ . - / : @' "
-            f"(no quotes, spaces or SQL)"
-        )
-    return value
-
 
 #: Who a server (the Airflow UI) writes on behalf of: (user name, extra run context).
 _ACTOR: ContextVar[tuple[str, dict[str, Any]] | None] = ContextVar("neve_registry_actor", default=None)
@@ -127,13 +78,12 @@ def training_lineage(
     Row count, fingerprint and the baseline's moments come from one aggregate scan in the
     engine, and the baseline's value counts from one more: the cost of logging a model
     does not grow with the number of statistics kept. ``fit_summary`` (a fused fit's
-    :class:`~neve.linear_model._fused.FitSummary`) already holds the value counts of the
+    :class:`~neve.pipeline._fused.FitSummary`) already holds the value counts of the
     encoded columns; when ``data`` is (a projection of) the table it was fitted on, those
     columns are not counted again.
     """
     # Here, not at the top: reading the registry must not import scikit-learn.
     from neve.monitoring._baseline import baseline_with
-    from neve.preprocessing._base import as_table
 
     table, _ = as_table(data)
     sources = sorted(

@@ -12,7 +12,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from neve.errors import InvalidNameError, ModelNotFoundError, NeveInputError
-from neve.registry import _lineage, _tables
+from neve.registry import _tables
+from neve.registry._names import check_key, check_metric, check_name, suggest, tag_value
 from neve.registry._package import MANIFEST, check_manifest, load_model
 
 if TYPE_CHECKING:
@@ -71,8 +72,6 @@ class Model:
             if target is not None:
                 return ModelVersion(reg, self.name, target)
             names = list(self._live()["VERSION_NAME"])
-        from neve.registry._registry import suggest
-
         known = names + list(aliases["ALIAS_NAME"])
         raise ModelNotFoundError(
             f"model {self.name!r} has no version or alias {name_or_alias!r}{suggest(name_or_alias, known)}"
@@ -117,7 +116,7 @@ class Model:
     def set_alias(self, alias: str, version: str | ModelVersion) -> None:
         """Point ``alias`` at ``version``. One appended event: the move is atomic and the
         alias never names two versions."""
-        _lineage.check_name(alias, "alias")
+        check_name(alias, "alias")
         if _AUTO_NAME.fullmatch(alias):
             raise InvalidNameError(f"alias {alias!r} looks like a version name (v<N>); pick another")
         name = version.version_name if isinstance(version, ModelVersion) else version
@@ -129,9 +128,7 @@ class Model:
     def unset_alias(self, alias: str) -> None:
         aliases = self.aliases
         if alias not in aliases:
-            from neve.registry._registry import suggest
-
-            raise ModelNotFoundError(
+                raise ModelNotFoundError(
                 f"model {self.name!r} has no alias {alias!r}{suggest(alias, list(aliases))}"
             )
         self._registry._append([(self.name, aliases[alias], _tables.UNALIAS, alias, None, None)])
@@ -170,13 +167,11 @@ class Model:
         return dict(sorted(zip(frame["KEY"], frame["VALUE_STR"], strict=True)))
 
     def set_tag(self, key: str, value: Any) -> None:
-        from neve.registry._registry import _tag_value
-
-        _lineage.check_key(key, "tag name")
-        self._registry._append([(self.name, None, _tables.TAG, key, None, _tag_value(key, value))])
+        check_key(key, "tag name")
+        self._registry._append([(self.name, None, _tables.TAG, key, None, tag_value(key, value))])
 
     def unset_tag(self, key: str) -> None:
-        _lineage.check_key(key, "tag name")
+        check_key(key, "tag name")
         self._registry._append([(self.name, None, _tables.UNTAG, key, None, None)])
 
     # -- browsing ------------------------------------------------------------------------------
@@ -242,8 +237,6 @@ class ModelVersion:
 
     def set_metric(self, key: str, value: float) -> None:
         """Record ``value`` for ``key``; history is kept and the latest value is current."""
-        from neve.registry._registry import check_metric
-
         self._event(_tables.METRIC, key, check_metric(key, value), None)
 
     @property
@@ -274,13 +267,11 @@ class ModelVersion:
         return self.model._registry_tags(self.version_name)
 
     def set_tag(self, key: str, value: Any) -> None:
-        from neve.registry._registry import _tag_value
-
-        _lineage.check_key(key, "tag name")
-        self._event(_tables.TAG, key, None, _tag_value(key, value))
+        check_key(key, "tag name")
+        self._event(_tables.TAG, key, None, tag_value(key, value))
 
     def unset_tag(self, key: str) -> None:
-        _lineage.check_key(key, "tag name")
+        check_key(key, "tag name")
         self._event(_tables.UNTAG, key, None, None)
 
     @property

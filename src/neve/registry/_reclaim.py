@@ -37,7 +37,8 @@ from neve.registry import _tables
 from neve.registry._tables import EVENTS, VERSIONS, event_id
 
 if TYPE_CHECKING:
-    from neve.registry._registry import Registry
+    from neve.engine import Driver
+    from neve.registry._tables import Store
 
 __all__ = ["STALE_AFTER", "Holder", "holder", "reclaim"]
 
@@ -78,7 +79,7 @@ class Holder:
         return self.deleted or (not self.committed and self.writer_is_gone())
 
 
-def holder(registry: Registry, model: str, version: str) -> Holder | None:
+def holder(store: Store, backend: Any, model: str, version: str) -> Holder | None:
     """The row holding ``version`` of ``model`` and whether it was committed or deleted."""
 
     def row(s: Any, p: Any) -> Any:
@@ -94,9 +95,9 @@ def holder(registry: Registry, model: str, version: str) -> Holder | None:
             & e.KIND.isin([_tables.COMMIT, _tables.DELETE])
         ).select("KIND").distinct()
 
-    with registry._connection():
-        rows = registry._query(row, model=model, version=version)
-        found = set(registry._query(kinds, model=model, version=version)["KIND"])
+    params = {"model": model, "version": version}
+    rows = store.run(backend, row, params)
+    found = set(store.run(backend, kinds, params)["KIND"])
     if rows.empty:
         return None
     first = rows.iloc[0]
@@ -117,10 +118,11 @@ def refuse(model: str, version: str, held: Holder) -> DuplicateVersionError:
     )
 
 
-def reclaim(registry: Registry, backend: Any, model: str, version: str, held: Holder) -> bool:
-    """Archive the earlier attempt holding ``version`` so the name can be inserted again.
-    False when another writer changed the row first (the caller then looks again)."""
-    store, driver = registry._store, registry._driver
+def reclaim(store: Store, driver: Driver, backend: Any, model: str, version: str, held: Holder) -> str | None:
+    """Archive the earlier attempt holding ``version`` so the name can be inserted again; the
+    name it now has (``<version>~<id>``), or None when another writer changed the row first
+    (the caller then looks again). An attempt not yet deleted needs a DELETE event under the
+    archived name, which the caller appends."""
     archived = f"{version}~{event_id()}"
 
     def col(name: str) -> sge.Column:
@@ -152,10 +154,8 @@ def reclaim(registry: Registry, backend: Any, model: str, version: str, held: Ho
             driver.execute(backend, update(EVENTS, "VERSION_NAME", [same_model, named]))
             driver.execute(backend, update(EVENTS, "VALUE_STR", aliases))
     except _Lost:
-        return False
-    if not held.deleted:
-        registry._append([(model, archived, _tables.DELETE, None, None, f"superseded: {version} logged again")])
-    return True
+        return None
+    return archived
 
 
 class _Lost(Exception):

@@ -21,9 +21,7 @@ version; ``gc`` later removes what such crashes leave behind.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import math
-import numbers
 import random
 import time
 from collections.abc import Iterator, Mapping
@@ -34,10 +32,12 @@ import ibis
 import pandas as pd
 
 from neve import _json
+from neve._table import as_table
 from neve.engine import Session, _airflow_conn, driver_for
 from neve.errors import EngineError, InvalidNameError, ModelNotFoundError, NeveInputError, TableNotFoundError
-from neve.registry import _lineage, _reclaim, _tables
+from neve.registry import _lineage, _log_defaults, _reclaim, _tables
 from neve.registry._model import Model, ModelVersion
+from neve.registry._names import case_collision, check_key, check_metric, check_name, suggest, tag_value
 from neve.registry._package import MANIFEST, build, sha256
 from neve.registry._stage import Stage, default_stage_url
 from neve.registry._tables import EVENTS, MODELS, VERSIONS, Store, event_id
@@ -60,18 +60,6 @@ _MAX_NUMBERING_RETRIES = 100
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def suggest(name: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
-    return f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-
-
-def check_metric(key: str, value: Any) -> float:
-    _lineage.check_key(key, "metric name")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise NeveInputError(f"metric {key!r} must be a finite number, got {value!r}")
-    return float(value)
 
 
 class Registry:
@@ -105,7 +93,7 @@ class Registry:
             conn = _airflow_conn.connection_from_env(aws_conn_id)
             storage_options = {**_airflow_conn.storage_options(conn), **(storage_options or {})}
         if schema is not None:
-            _lineage.check_name(schema, "schema name")
+            check_name(schema, "schema name")
         if isinstance(session, Session):
             self._session: Session | None = session
             self._driver = session.driver
@@ -212,7 +200,7 @@ class Registry:
 
     def get_model(self, model_name: str) -> Model:
         """The model called ``model_name``; unknown names raise with close suggestions."""
-        _lineage.check_name(model_name, "model name")
+        check_name(model_name, "model name")
         names = self._model_names()
         if model_name not in names:
             raise ModelNotFoundError(
@@ -319,9 +307,9 @@ class Registry:
             raise NeveInputError(f"limit must be a positive integer, got {limit!r}")
         params = {}
         if model_name is not None:
-            params["model"] = _lineage.check_name(model_name, "model name")
+            params["model"] = check_name(model_name, "model name")
         if version_name is not None:
-            params["version"] = _lineage.check_name(version_name, "version name")
+            params["version"] = check_name(version_name, "version name")
         # RUN_CONTEXT is JSON written with sorted keys (see _lineage.run_context): a run
         # matches on the exact '"key": "value"' text, with the value JSON-quoted as written.
         if dag_id is not None:
@@ -354,7 +342,13 @@ class Registry:
 
         Everything is validated before anything is written, so bad input leaves the
         registry untouched. Versions are named v1, v2, ... unless ``version_name`` is given.
-        ``sample_input_data`` is SnowML's name for ``sample_input``.
+        ``sample_input_data`` is SnowML's name for ``sample_input``; without either, the
+        sample is the first rows of ``training_data`` as the model reads them (through the
+        feature pipeline, the model's ``feature_names_in_``).
+
+        Inside an Airflow task, the version gets ``airflow_dag_id``, ``airflow_run_id`` and
+        ``airflow_task_id`` tags, and a retry of the task returns the version an earlier try
+        of it logged in the same DAG run instead of logging a second one.
         """
         if sample_input_data is not None:
             if sample_input is not None:
@@ -363,16 +357,19 @@ class Registry:
         # A fused fit's statistics (categories with their counts) spare the baseline a scan.
         fit_summary = getattr(getattr(model, "_estimator", None), "fit_summary_", None)
         model, feature_pipeline = _split_pipeline(model, feature_pipeline)
-        _lineage.check_name(model_name, "model name")
+        check_name(model_name, "model name")
+        if (logged := _log_defaults.earlier_try_version(self, model_name)) is not None:
+            return logged
+        tags = {**_log_defaults.airflow_tags(), **dict(tags or {})}
         if version_name is not None:
-            _lineage.check_name(version_name, "version name")
+            check_name(version_name, "version name")
             if _number_of(version_name.lower()) is not None and version_name != version_name.lower():
                 raise InvalidNameError(
                     f"version name {version_name!r} would collide with the automatic "
                     f"{version_name.lower()!r} on a case-insensitive stage; write it in lower case"
                 )
         metric_rows = [(k, check_metric(k, v)) for k, v in (metrics or {}).items()]
-        tag_rows = [(_lineage.check_key(k, "tag name"), _tag_value(k, v)) for k, v in (tags or {}).items()]
+        tag_rows = [(check_key(k, "tag name"), tag_value(k, v)) for k, v in (tags or {}).items()]
         if comment is not None and not isinstance(comment, str):
             raise NeveInputError(f"comment must be a string, got {type(comment).__name__}")
         params_json = _json.encode(dict(params or {}))
@@ -387,8 +384,6 @@ class Registry:
         lineage: dict[str, Any] = {"airflow": _lineage.airflow_context() or None}
         baseline = None
         if training_data is not None:
-            from neve.preprocessing._base import as_table  # scikit-learn: only when logging
-
             columns = list(as_table(training_data)[0].columns)
             if sample_input is not None and hasattr(sample_input, "columns"):
                 columns = [c for c in sample_input.columns if c in columns] or columns
@@ -397,6 +392,10 @@ class Registry:
             )
         if pipeline_state is not None:
             lineage["feature_pipeline"] = pipeline_state
+        if sample_input is None and training_data is not None:
+            sample_input = _log_defaults.sample_rows(model, feature_pipeline, training_data)
+            if sample_input is not None and self._session is not None:
+                sample_input = self._session.execute(sample_input)  # the session's retries and query log
         package = build(
             model, model_name=model_name, version_name=version_name or "",
             sample_input=sample_input, pipeline=pipeline_state, baseline=baseline, params=params_json,
@@ -425,9 +424,9 @@ class Registry:
         with self._connection() as backend:
             # Checked before anything is inserted, so a refused name leaves the registry as it was.
             if version is not None:
-                _lineage.case_collision(version, self._query(_held_names, model=model)["VERSION_NAME"], "version name")
+                case_collision(version, self._query(_held_names, model=model)["VERSION_NAME"], "version name")
             if model not in self._known_models:  # models are never dropped, so this cache stays true
-                _lineage.case_collision(model, self._model_names(), "model name")
+                case_collision(model, self._model_names(), "model name")
                 self._ensure_model(backend, model, (model, now, who, context))
                 self._known_models.add(model)
             for attempt in range(_MAX_NUMBERING_RETRIES):
@@ -450,11 +449,15 @@ class Registry:
                     # failure or deadlock (rolled back, so retrying is safe); only the row
                     # itself tells a named version which one it met. A name no live version
                     # holds is reclaimed (see _reclaim), then inserted again.
-                    held = None if version is None else _reclaim.holder(self, model, version)
+                    held = None if version is None else _reclaim.holder(self._store, backend, model, version)
                     if held is not None:
                         if not held.reclaimable():
                             raise _reclaim.refuse(model, version, held) from None
-                        if _reclaim.reclaim(self, backend, model, version, held):
+                        archived = _reclaim.reclaim(self._store, self._driver, backend, model, version, held)
+                        if archived is not None:
+                            if not held.deleted:
+                                superseded = f"superseded: {version} logged again"
+                                self._append([(model, archived, _tables.DELETE, None, None, superseded)])
                             continue
                     _backoff(attempt)
         raise NeveInputError(f"could not allocate a version number for {model!r}: too much contention")
@@ -565,12 +568,6 @@ def _max_number(s: Store, p: Any) -> Any:
 
 def _number_of(name: str) -> int | None:
     return int(name[1:]) if name[:1] == "v" and name[1:].isdigit() else None
-
-
-def _tag_value(key: str, value: Any) -> str:
-    if not isinstance(value, (str, int, float, bool)):
-        raise NeveInputError(f"tag {key!r} must be a string or number, got {type(value).__name__}")
-    return str(value)
 
 
 def _group_dict(frame: pd.DataFrame, key: str, value: str) -> dict[str, dict[str, Any]]:

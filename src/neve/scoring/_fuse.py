@@ -32,7 +32,7 @@ class OneHotBlock:
     row, and the feature is 1 where it holds and 0 elsewhere. ``guards`` are
     ``(condition, value, feature index)`` checked first: where the condition holds,
     the feature takes ``value`` (the encoder's unknown-category error). Conditions and
-    values are :mod:`neve._sqltext` templates over the Ibis ``inputs``.
+    values are :mod:`neve._sql_templates` templates over the Ibis ``inputs``.
     """
 
     inputs: dict[Any, ir.Value] = field(default_factory=dict)

@@ -9,7 +9,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 
-from neve import _sqltext as T
+from neve import _sql_templates as T
 from neve.scoring._base import CompiledModel, NotCompilable
 from neve.scoring._fuse import OneHotBlock
 from neve.scoring._sql import argmax_label, double, expit, label, softmax, total

@@ -11,7 +11,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 
-from neve._literals import double
+from neve._sql_literals import double
 
 __all__ = ["argmax_label", "double", "expit", "label", "softmax", "total"]
 

@@ -13,6 +13,7 @@ import pytest
 from neve.airflow import NeveHook
 from neve.engine import parse_url
 from neve.errors import ConnectionNotFoundError, EngineError, NeveError
+from tests._skips import require_module
 from tests.engine import test_secrets as url_secrets
 
 SECRET = "pa55-w0rd!"
@@ -90,7 +91,7 @@ def test_unsupported_connection_type_names_the_supported_ones(monkeypatch):
 
 
 def test_get_registry_takes_s3_credentials_from_an_aws_connection(monkeypatch, tmp_path):
-    pytest.importorskip("s3fs")
+    require_module("s3fs", "the s3 extra: uv sync --all-extras", allow_module_level=False)
     monkeypatch.setenv("AIRFLOW_CONN_NEVE_DEFAULT", json.dumps(
         {"conn_type": "neve", "extra": {"url": f"duckdb:///{tmp_path / 'r.duckdb'}"}}))
     monkeypatch.setenv("AIRFLOW_CONN_ARTIFACTS", json.dumps(

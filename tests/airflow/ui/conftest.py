@@ -14,17 +14,6 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def auth_manager(metadata_db):
-    from airflow.api_fastapi.app import create_auth_manager
-    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
-
-    manager = create_auth_manager()
-    assert isinstance(manager, SimpleAuthManager), "these tests sign tokens with Airflow's simple auth manager"
-    manager.init()
-    return manager
-
-
-@pytest.fixture(scope="session")
 def tokens(auth_manager) -> dict[str, str]:
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 

@@ -14,12 +14,14 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from neve.demo import _free_port, stop
+from tests._skips import require
+from tools.demo.runner import _free_port, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -70,8 +72,7 @@ def api_server(taxi_run, _airflow_home, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def browser():
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    require(CHROMIUM is not None, "Debian's chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import expect, sync_playwright
 
     # Generous waits: a busy CI machine, not the UI, decides how long a page takes here.
@@ -176,3 +177,95 @@ def test_without_signing_in_the_plugin_shows_no_data(api_server):
         urllib.request.urlopen(f"{api_server}/neve/models/{MODEL}", timeout=30)
     assert refused.value.code == 401
     assert MODEL not in refused.value.read().decode()
+
+
+def test_a_promotion_waits_under_required_actions_and_a_person_approves_it(
+    api_server, browser, taxi_dag, task_envs, shots, tmp_path, monkeypatch
+):
+    """A run without auto_approve, on a warehouse with no production version yet: its request
+    shows in the real UI's Required Actions, and approving it there lets the run finish with
+    production moved, attributed to the person. dag.test() must run in the main thread (it
+    sets signal handlers), so the person is a thread with a Chromium of its own."""
+    import threading
+
+    import neve
+    from tests.airflow.conftest import DUCKDB
+
+    db = tmp_path / DUCKDB.name  # the session's registry name, in a folder of its own
+    monkeypatch.setenv("AIRFLOW_CONN_NEVE_DEFAULT", json.dumps({"conn_type": "neve", "extra": {"url": f"duckdb://{db}"}}))
+    outcome: dict = {}
+
+    def person() -> None:
+        try:
+            _approve_in_the_ui(api_server, shots)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            outcome["error"] = exc
+            _answer_through_the_api(api_server, "Reject")  # so dag.test() ends, and the test fails
+
+    approver = threading.Thread(target=person, daemon=True)
+    approver.start()
+    run = taxi_dag.test()
+    approver.join(timeout=120)
+    if "error" in outcome:
+        raise outcome["error"]
+    assert str(run.state).endswith("success"), {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    with neve.connect(f"duckdb://{db}") as session:
+        model = neve.Registry(session).get_model(MODEL)
+        assert model.aliases["production"] == "v1"
+        assert model.alias_history("production").iloc[0]["created_by"] == "admin"
+
+
+def _approve_in_the_ui(base: str, shots) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    token = _token(base, "admin")
+    run_id = _wait_for_request(base, token)["task_instance"]["dag_run_id"]
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = sign_in(chromium, base, "admin")
+        page.goto(f"{base}/required_actions?response_received=false")
+        expect(page.get_by_text("approve_promotion").first).to_be_visible(timeout=90_000)
+        shots(page, "ui-required-actions")
+        page.goto(f"{base}/dags/taxi_trip_duration/runs/{urllib.parse.quote(run_id, safe='')}"
+                  f"/tasks/approve_promotion/required_actions")
+        expect(page.get_by_text(f"Promote {MODEL} v1 to production?").first).to_be_visible(timeout=90_000)
+        expect(page.get_by_text("mse").first).to_be_visible()
+        expect(page.get_by_role("link", name=f"Open {MODEL} v1 in neve's registry")).to_be_visible()
+        shots(page, "ui-approval", full_page=True)
+        page.get_by_role("button", name="Approve").click()
+        expect(page.get_by_text("Approve").first).to_be_visible()
+        time.sleep(3)
+        shots(page, "ui-approved", full_page=True)
+        chromium.close()
+
+
+def _token(base: str, user: str) -> str:
+    request = urllib.request.Request(f"{base}/auth/token", method="POST",
+                                     data=json.dumps({"username": user, "password": PASSWORD}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)["access_token"]
+
+
+def _answer_through_the_api(base: str, choice: str) -> None:
+    token = _token(base, "admin")
+    run_id = _wait_for_request(base, token)["task_instance"]["dag_run_id"]
+    url = (f"{base}/api/v2/dags/taxi_trip_duration/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+           f"/taskInstances/approve_promotion/-1/hitlDetails")
+    request = urllib.request.Request(url, method="PATCH", data=json.dumps(
+        {"chosen_options": [choice], "params_input": {}}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    urllib.request.urlopen(request, timeout=30).close()
+
+
+def _wait_for_request(base: str, token: str) -> dict:
+    url = f"{base}/api/v2/dags/taxi_trip_duration/dagRuns/~/hitlDetails"
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            waiting = [d for d in json.load(response)["hitl_details"] if not d["response_received"]]
+        if waiting:
+            return waiting[0]
+        time.sleep(2)
+    raise AssertionError("the run never asked for an approval")

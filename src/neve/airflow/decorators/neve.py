@@ -11,13 +11,15 @@ when it ends (on DuckDB that releases the file lock for the next task). Refs
 come back from XCom as plain dicts and are turned back into ``TableRef`` and
 ``ModelVersionRef`` on the way in. A returned registry ``ModelVersion`` is
 stored as a ``ModelVersionRef`` and records an Asset event on its model.
+
+With ``env="taxi"`` the function runs in that neve task environment instead, with the
+same session, refs and events (:mod:`neve.airflow.decorators.neve_env`).
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -29,7 +31,7 @@ from airflow.providers.common.compat.sdk import DecoratedOperator, task_decorato
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import AssetAlias
 
-from neve.airflow._refs import from_json_ref
+from neve.airflow._env_call import call_with_session, public_signature
 from neve.airflow.assets import MODEL_ALIAS, model_version_ref, record_model_event
 from neve.airflow.hooks.neve import NeveHook
 from neve.errors import ConnectionNotFoundError, InvalidURLError, NeveInputError
@@ -44,23 +46,13 @@ _NOT_RETRIED = (NeveInputError, InvalidURLError, ConnectionNotFoundError)
 def _inject_session(func: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap ``func`` so Airflow sees its signature without ``session`` and the running task's
     session is passed in by name, wherever ``session`` sits in the parameter list."""
-    signature = inspect.signature(func)
-    takes_session = "session" in signature.parameters
-    public = signature.replace(
-        parameters=[p for p in signature.parameters.values() if p.name != "session"]
-    )
+    takes_session = "session" in inspect.signature(func).parameters
 
     @functools.wraps(func)
     def call(*args: Any, **kwargs: Any) -> Any:
-        bound = public.bind(*args, **kwargs)
-        arguments = {name: from_json_ref(value) for name, value in bound.arguments.items()}
-        if takes_session:
-            arguments["session"] = _SESSION.get()
-        ordered = OrderedDict((n, arguments[n]) for n in signature.parameters if n in arguments)
-        full = inspect.BoundArguments(signature, ordered)
-        return func(*full.args, **full.kwargs)
+        return call_with_session(func, _SESSION.get() if takes_session else None, args, kwargs)
 
-    call.__signature__ = public  # type: ignore[attr-defined]
+    call.__signature__ = public_signature(func)  # type: ignore[attr-defined]
     return call
 
 
@@ -131,11 +123,21 @@ def neve_task(
     multiple_outputs: bool | None = None,
     **kwargs: Any,
 ) -> Any:
-    """``@task.neve(conn_id="neve_default", ...)``: takes every ``@task`` argument plus
-    ``conn_id``, the Airflow connection (neve, postgres or snowflake type) to open."""
+    """``@task.neve(conn_id="neve_default", env=None, ...)``: takes every ``@task`` argument
+    plus ``conn_id``, the Airflow connection (neve, postgres, snowflake or spark type) to
+    open, and ``env``, a neve task environment to run the function in (see
+    :mod:`neve.airflow.decorators.neve_env`; ``project=`` names the project declaring it
+    when it is not above the DAG file)."""
+    if kwargs.get("env") is not None:
+        from neve.airflow.decorators.neve_env import NeveEnvDecoratedOperator
+
+        operator: type = NeveEnvDecoratedOperator
+    else:
+        kwargs.pop("env", None)
+        operator = _NeveDecoratedOperator
     return task_decorator_factory(
         python_callable=python_callable,
         multiple_outputs=multiple_outputs,
-        decorated_operator_class=_NeveDecoratedOperator,
+        decorated_operator_class=operator,
         **kwargs,
     )

@@ -73,6 +73,26 @@ def _run_outputs(dag_id: str, run_id: str) -> list[tuple[str, Any]] | None:
         return [(row.task_id, XComModel.deserialize_value(row)) for row in rows]
 
 
+def _record_alias_moved(model: str, alias: str, version: str, user: str) -> None:
+    """Record the Asset event of an alias moved from this UI, as a task's move records it, so
+    a DAG scheduled on :func:`~neve.airflow.assets.alias_asset` runs. Nothing when no DAG
+    declares that Asset (Airflow knows only the Assets DAGs name)."""
+    from airflow.assets.manager import asset_manager
+    from airflow.models.asset import AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from neve.airflow.assets import alias_asset, connection_registry
+
+    asset = alias_asset(connection_registry(conn_id()), model, alias)
+    with create_session() as session:
+        found = session.scalar(select(AssetModel).where(AssetModel.uri == asset.uri, AssetModel.name == asset.name))
+        if found is not None:
+            extra = {"action": "promoted", "model": model, "version": version, "alias": alias, "by": user,
+                     "via": "airflow-ui"}
+            asset_manager.register_asset_change(asset=found, extra=extra, source_is_api=True, session=session)
+
+
 class _Registry:
     """One registry per process, opened on first use; calls are serialised (a server
     connection is not shared between threads)."""
@@ -90,15 +110,19 @@ class _Registry:
 def create_app(
     registry: Callable[[], Any] | None = None,
     run_outputs: Callable[[str, str], list[tuple[str, Any]] | None] | None = None,
+    alias_moved: Callable[[str, str, str, str], None] | None = None,
 ) -> FastAPI:
     """The app; ``registry`` makes the Registry shown (default: from the Airflow connection,
-    see :func:`conn_id`), ``run_outputs`` reads a DAG run's XComs (default: Airflow's DB)."""
+    see :func:`conn_id`), ``run_outputs`` reads a DAG run's XComs (default: Airflow's DB),
+    ``alias_moved(model, alias, version, user)`` follows an alias set here (default: the
+    alias's Asset event)."""
     app = FastAPI(
         title="neve registry", docs_url=None, redoc_url=None, openapi_url=None,
         dependencies=[Depends(_attach_auth_manager)],
     )
     source = _Registry(registry or _registry_from_connection)
     outputs = run_outputs or _run_outputs
+    moved = alias_moved or (_record_alias_moved if registry is None else (lambda *args: None))
 
     def render(request: Request, template: str, code: int = 200, **context: Any) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
@@ -195,8 +219,11 @@ def create_app(
         request: Request, user: GetUserDep, model: str, alias: Annotated[str, Form()],
         version: Annotated[str, Form()],
     ) -> Response:
-        return act(request, user, f"/models/{_q(model)}",
-                   lambda reg: reg.get_model(model).set_alias(alias, version))
+        def change(reg: Any) -> None:
+            reg.get_model(model).set_alias(alias, version)
+            moved(model, alias, version, user.get_name())
+
+        return act(request, user, f"/models/{_q(model)}", change)
 
     @app.post("/models/{model}/aliases/{alias}/unset", dependencies=Edit)
     def unset_alias(request: Request, user: GetUserDep, model: str, alias: str) -> Response:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import socket
 
-from neve.demo import _free_port, airflow_env, engine_url, repo_root, standalone_env
 from neve.engine._airflow_conn import url_from_env
+from tools.demo.metadata import repo_root
+from tools.demo.runner import _free_port, airflow_env, engine_url, standalone_env
 
 
 def test_relative_duckdb_path_becomes_absolute(tmp_path, monkeypatch):
@@ -55,7 +56,7 @@ def test_repo_root_finds_the_dag():
 
 
 def test_make_airflow_sizes_the_executor_to_the_machine(tmp_path, monkeypatch):
-    from neve.demo import executor_parallelism
+    from tools.demo.runner import executor_parallelism
 
     assert executor_parallelism(cpus=2) == 4  # not Airflow's 32 workers on a 2-core machine
     assert executor_parallelism(cpus=1) == 2
@@ -66,7 +67,7 @@ def test_make_airflow_sizes_the_executor_to_the_machine(tmp_path, monkeypatch):
 
 
 def test_the_pre_flight_check_names_a_bad_or_unwritable_url_in_one_line():
-    from neve._demo_checks import check_engine
+    from tools.demo.checks import check_engine
 
     assert check_engine("duckdb://") is None
     unknown = check_engine("mysql://u@h/db")
@@ -76,7 +77,7 @@ def test_the_pre_flight_check_names_a_bad_or_unwritable_url_in_one_line():
 
 
 def test_a_month_without_a_sample_lists_the_months_there_are():
-    from neve._demo_report import month_problem
+    from tools.demo.report import month_problem
 
     assert month_problem(repo_root(), "2019-03") is None
     problem = month_problem(repo_root(), "1999-01")
@@ -87,7 +88,7 @@ def test_production_moves_only_to_a_version_with_a_lower_mse(tmp_path):
     from sklearn.dummy import DummyRegressor
 
     import neve
-    from neve._demo_report import metric_lines, promote_if_better
+    from tools.demo.report import metric_lines, promote_if_better
 
     reg = neve.Registry(f"duckdb://{tmp_path / 'r.duckdb'}")
     model = DummyRegressor().fit([[0.0]], [1.0])

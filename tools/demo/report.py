@@ -14,6 +14,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from tools.demo.metadata import read_xcom, repo_root
+
 __all__ = ["failure", "metric_lines", "month_problem", "promote_if_better", "summary"]
 
 MODEL = "trip_duration_estimator"
@@ -95,7 +97,6 @@ def next_steps(console: Console, url: str, default_url: bool) -> None:
 def summary(console: Console, url: str, db_path: Path, run_id: str, elapsed: float) -> None:
     import neve
     from neve import Registry
-    from neve.demo import read_xcom
 
     version_ref = read_xcom(db_path, run_id, "train") or {}
     predicted = read_xcom(db_path, run_id, "predict") or {}
@@ -138,7 +139,6 @@ def summary(console: Console, url: str, db_path: Path, run_id: str, elapsed: flo
 
 
 def _is_default(url: str) -> str:
-    from neve.demo import repo_root
 
     return url == f"duckdb://{repo_root() / 'neve.duckdb'}"
 
@@ -159,7 +159,6 @@ def task_error(log_path: Path, task_id: str) -> str | None:
 
 def failure(console: Console, url: str, db_path: Path, run_id: str | None,
             states: dict[str, tuple[str, int]], log_path: Path) -> None:
-    from neve.demo import read_xcom
 
     failed = [t for t, (s, _) in states.items() if s == "failed"]
     skipped = [t for t, (s, _) in states.items() if s == "upstream_failed"]
@@ -185,7 +184,6 @@ def _show_drift(console: Console, url: str, predicted: dict[str, Any]) -> None:
     removed by ``make clean``)."""
     import neve
     from neve import Registry
-    from neve.demo import repo_root
 
     model, table = predicted["model"], predicted["scored"]["name"]
     target = repo_root() / ".neve" / f"drift-{table}.png"

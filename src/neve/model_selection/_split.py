@@ -11,9 +11,9 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from neve._table import as_table
 from neve.engine import _queries, driver_for_backend
 from neve.errors import ColumnNotFoundError, InvalidParameterError
-from neve.preprocessing._base import as_table
 
 __all__ = ["train_test_split"]
 

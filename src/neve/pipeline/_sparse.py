@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from neve._table import as_table, missing_to_null, run_translating
 from neve.engine import _queries
 from neve.errors import ColumnNotFoundError, ColumnTypeError, NeveInputError
 from neve.preprocessing import _categories as C
-from neve.preprocessing._base import as_table, missing_to_null, run_translating
 from neve.preprocessing._encoders import OneHotEncoder
 
 if TYPE_CHECKING:

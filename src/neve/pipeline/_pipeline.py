@@ -1,5 +1,5 @@
 """Pipeline: a chain of pushdown transformers that compiles to one SELECT, optionally
-ending in an estimator (fitted and scored as described in :mod:`neve._final_step`)."""
+ending in an estimator (fitted and scored as described in :mod:`neve.pipeline._final_estimator`)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import ibis.expr.types as ir
 import numpy as np
 from sklearn.utils.metaestimators import _BaseComposition
 
-from neve import _final_step
+from neve._table import as_table, run_translating
 from neve.errors import InvalidParameterError, NotFittedError, SerializationError
+from neve.pipeline import _final_estimator
 from neve.preprocessing import TRANSFORMERS, BaseTransformer
-from neve.preprocessing._base import as_table, run_translating
 
 __all__ = ["Pipeline"]
 
@@ -61,7 +61,7 @@ class Pipeline(_BaseComposition):
             raise InvalidParameterError(f"Pipeline step names must be unique, got {names}")
         for i, (name, step) in enumerate(steps):
             last = i == len(steps) - 1
-            if not isinstance(step, BaseTransformer) and not (last and _final_step.is_estimator(step)):
+            if not isinstance(step, BaseTransformer) and not (last and _final_estimator.is_estimator(step)):
                 raise InvalidParameterError(
                     f"Pipeline step {name!r} is a {type(step).__name__}; steps must be "
                     f"neve.preprocessing transformers, and only the last may be an estimator"
@@ -82,7 +82,7 @@ class Pipeline(_BaseComposition):
     def _estimator(self) -> Any:
         """The final estimator, or ``None`` for a pipeline of transformers."""
         step = self.steps[-1][1] if self.steps else None
-        return step if step is not None and _final_step.is_estimator(step) else None
+        return step if step is not None and _final_estimator.is_estimator(step) else None
 
     @property
     def _transformer_steps(self) -> list[tuple[str, BaseTransformer]]:
@@ -109,7 +109,7 @@ class Pipeline(_BaseComposition):
         self._validate_steps()
         if self._estimator is not None:
             steps = [step for _, step in self._transformer_steps]
-            _final_step.fit_final(steps, self._estimator, table, y)
+            _final_estimator.fit_final(steps, self._estimator, table, y)
         else:
             steps = [step for _, step in self.steps]
             for i, step in enumerate(steps):
@@ -132,7 +132,7 @@ class Pipeline(_BaseComposition):
         self._check_is_fitted()
         if self._estimator is None:
             raise InvalidParameterError(f"Pipeline.{function_name} needs a final estimator step")
-        return _final_step.predict_final(self.feature_pipeline(), self._estimator, X, function_name, as_table)
+        return _final_estimator.predict_final(self.feature_pipeline(), self._estimator, X, function_name, as_table)
 
     def predict(self, X: Any) -> Any:
         """``X`` with the estimator's predictions: transformers and model in one SELECT."""
@@ -147,7 +147,7 @@ class Pipeline(_BaseComposition):
     def score(self, X: Any, y: Any = None) -> float:
         """The final neve estimator's ``score`` (R² or accuracy) on ``X``, in SQL."""
         table, _ = as_table(X)
-        return _final_step.score_final(self._estimator, self._final(table, "predict"))
+        return _final_estimator.score_final(self._estimator, self._final(table, "predict"))
 
     def _check_is_fitted(self) -> None:
         if not hasattr(self, "columns_in_"):
@@ -186,7 +186,7 @@ class Pipeline(_BaseComposition):
         either side. Features are every transformed column but ``label_col`` (or
         ``feature_cols``), in :meth:`get_feature_names_out` order.
         """
-        from neve._sparse import transform_sparse
+        from neve.pipeline._sparse import transform_sparse
 
         return transform_sparse(self, X, label_col=label_col, feature_cols=feature_cols, batch_rows=batch_rows)
 
@@ -245,7 +245,7 @@ class Pipeline(_BaseComposition):
     def to_sklearn(self) -> Any:
         """The fitted scikit-learn equivalent: a scikit-learn Pipeline of ColumnTransformers,
         pandas in and out, with the columns ``transform`` gives (possibly in another order)."""
-        from neve.preprocessing._export import pipeline_to_sklearn
+        from neve.pipeline._sklearn_export import pipeline_to_sklearn
 
         return pipeline_to_sklearn(self)
 

@@ -1,7 +1,7 @@
 """A Pipeline's final estimator: how it is fitted after the transformers, and scored.
 
 - a neve linear estimator: the whole pipeline in one statistics query where the steps
-  allow it (:func:`neve.linear_model._fused.fit_fused`), else the transformers step by
+  allow it (:func:`neve.pipeline._fused.fit_fused`), else the transformers step by
   step and the estimator from one aggregate over the transformed (lazy) table;
 - any scikit-learn estimator: the transformers in the engine, then the transformed
   training rows extracted (:func:`extract_training_data`) and handed to ``fit``.
@@ -20,13 +20,14 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from neve._table import missing_to_null
 from neve.engine import _queries
 from neve.errors import InvalidParameterError
 from neve.linear_model import LinearEstimator
 from neve.linear_model._base import score_predictions
-from neve.linear_model._fused import fit_fused
+from neve.pipeline._fused import fit_fused
 from neve.preprocessing import BaseTransformer
-from neve.preprocessing._base import missing_to_null
+from neve.scoring import score
 
 __all__ = ["extract_training_data", "fit_final", "is_estimator", "predict_final", "score_final"]
 
@@ -90,9 +91,6 @@ def predict_final(
 
     ``transformers`` is the fitted Pipeline of the steps before the estimator (or None).
     """
-    # Scoring sits above the pipeline; imported here, at call time, for that reason.
-    from neve.scoring import score
-
     table, convert = as_table(X)
     if isinstance(estimator, LinearEstimator):
         estimator._check_is_fitted()

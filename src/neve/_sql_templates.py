@@ -59,7 +59,7 @@ class Input:
 
 @dataclass(frozen=True)
 class Const:
-    """A constant: string, bool, int, or float (written exactly, as ``neve._literals``)."""
+    """A constant: string, bool, int, or float (written exactly, as ``neve._sql_literals``)."""
 
     value: Any
 
@@ -294,7 +294,7 @@ def _dialect_rules(dialect: Any) -> tuple[Any, Any, Any, Any]:
             return f"'{value}'"
 
     # A bare decimal is DECIMAL/NUMERIC on some engines; a cast from the shortest
-    # round-trip string is exact (see neve._literals).
+    # round-trip string is exact (see neve._sql_literals).
     head, tail = sge.cast(sge.Literal.string("0"), "double").sql(dialect=dialect).split("'0'", 1)
 
     def double(value: float) -> str:

@@ -23,10 +23,11 @@ from typing import Any
 import ibis.expr.types as ir
 import numpy as np
 
+from neve._table import missing_to_null
 from neve.linear_model._base import LABEL, LinearEstimator, as_float, small_solves
 from neve.linear_model._stats import Design, Stats
 from neve.preprocessing import MaxAbsScaler, MinMaxScaler, OneHotEncoder, StandardScaler
-from neve.preprocessing._base import BaseTransformer, missing_to_null
+from neve.preprocessing._base import BaseTransformer
 from neve.preprocessing._categories import is_missing
 from neve.preprocessing._categories import label as category_label
 

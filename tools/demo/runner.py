@@ -1,8 +1,8 @@
 """``make demo`` and ``make airflow``: the taxi DAG on embedded DuckDB, no account, no Docker.
 
-``python -m neve.demo``          runs the whole DAG once through Airflow's ``dag.test()``
+``python -m tools.demo``          runs the whole DAG once through Airflow's ``dag.test()``
                                  and prints what it made.
-``python -m neve.demo airflow``  starts ``airflow standalone`` with the project's DAGs and
+``python -m tools.demo airflow``  starts ``airflow standalone`` with the project's DAGs and
                                  the ``neve_default`` connection, and prints URL and login.
 
 The engine is ``$NEVE_URL`` (default ``duckdb:///./neve.duckdb``). Airflow's home, its
@@ -26,7 +26,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -39,9 +38,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from tools.demo.metadata import DAG_ID, repo_root, task_states
+
 __all__ = ["airflow_env", "main", "repo_root"]
 
-DAG_ID = "taxi_trip_duration"
 CONN_ID = "neve_default"
 #: The envs the taxi DAG's train and predict run in; ``make airflow`` also shows the
 #: task-environments example, which needs ``legacy`` (Python 3.10) too.
@@ -61,15 +61,6 @@ STATE_STYLE = {
 }
 
 console = Console()
-
-
-def repo_root() -> Path:
-    """The checkout holding ``dags/``: the working directory or one of its parents, else
-    the one this (editable) package was installed from."""
-    for base in (Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[2]):
-        if (base / "dags" / f"{DAG_ID}.py").is_file():
-            return base
-    raise SystemExit("cannot find dags/taxi_trip_duration.py: run this from the neve checkout")
 
 
 def engine_url(url: str | None) -> str:
@@ -124,25 +115,6 @@ def _run_dag_child() -> int:
     return 0 if str(run.state) in ("success", "DagRunState.SUCCESS") else 1
 
 
-def _task_states(db_path: Path, started: float) -> tuple[str | None, dict[str, tuple[str, int]]]:
-    if not db_path.exists():
-        return None, {}
-    try:
-        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1) as con:
-            row = con.execute(
-                "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (DAG_ID,)
-            ).fetchone()
-            if row is None:
-                return None, {}
-            rows = con.execute(
-                "SELECT task_id, state, try_number FROM task_instance WHERE dag_id = ? AND run_id = ?",
-                (DAG_ID, row[0]),
-            ).fetchall()
-    except sqlite3.Error:  # the child may be migrating the schema; try again next tick
-        return None, {}
-    return row[0], {task: (state or "scheduled", tries or 0) for task, state, tries in rows}
-
-
 def _progress(states: dict[str, tuple[str, int]], phase: str, elapsed: float) -> Table:
     table = Table(title=f"{DAG_ID}: {phase} ({elapsed:.0f}s)", title_justify="left", expand=False)
     table.add_column("task")
@@ -162,18 +134,6 @@ _ORDER = {
 }
 
 
-def read_xcom(db_path: Path, run_id: str, task_id: str, dag_id: str = DAG_ID) -> Any:
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as con:
-        row = con.execute(
-            "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? AND key = 'return_value'",
-            (dag_id, run_id, task_id),
-        ).fetchone()
-    if row is None or row[0] is None:
-        return None
-    value = json.loads(row[0]) if isinstance(row[0], (str, bytes)) else row[0]
-    return json.loads(value) if isinstance(value, str) else value
-
-
 def build_envs(root: Path, names: Sequence[str]) -> bool:
     """``neve env build NAMES`` with its progress display: the DAGs' env tasks need them.
     A no-op in well under a second when nothing changed; minutes only on a cold uv cache."""
@@ -191,8 +151,8 @@ def run_demo(url: str | None, month: str = HELD_OUT_MONTH) -> int:
     home = root / ".neve" / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     url = engine_url(url)
-    from neve._demo_checks import check_engine, check_env_reaches_engine
-    from neve._demo_report import month_problem
+    from tools.demo.checks import check_engine, check_env_reaches_engine
+    from tools.demo.report import month_problem
 
     console.rule("[bold]neve demo: NYC taxi trip duration on Airflow")
     problem = month_problem(root, month) or check_engine(url)
@@ -216,18 +176,18 @@ def run_demo(url: str | None, month: str = HELD_OUT_MONTH) -> int:
     with log_path.open("w") as log:
         # Its own session: Ctrl-C reaches this process only, which then stops the run cleanly.
         child = subprocess.Popen(
-            [sys.executable, "-m", "neve.demo", "_run"], env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "tools.demo", "_run"], env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         run_id, states = None, {}
         try:
             with Live(_progress({}, "starting Airflow", 0), console=console, refresh_per_second=4) as live:
                 while child.poll() is None:
-                    run_id, states = _task_states(home / "airflow.db", started) or (None, {})
+                    run_id, states = task_states(home / "airflow.db", started) or (None, {})
                     phase = "running" if states else "starting Airflow (first run sets up its metadata DB)"
                     live.update(_progress(states, phase, time.monotonic() - started))
                     time.sleep(0.5)
-                run_id, states = _task_states(home / "airflow.db", started)
+                run_id, states = task_states(home / "airflow.db", started)
                 live.update(_progress(states, "finished", time.monotonic() - started))
         except KeyboardInterrupt:
             console.print("[yellow]Ctrl-C: stopping the DAG run ...[/]")
@@ -236,7 +196,7 @@ def run_demo(url: str | None, month: str = HELD_OUT_MONTH) -> int:
                           f"Airflow log: {log_path}", highlight=False)
             return 130
     console.print()
-    from neve._demo_report import failure, summary
+    from tools.demo.report import failure, summary
 
     if child.returncode != 0 or run_id is None:
         failure(console, url, home / "airflow.db", run_id, states, log_path)
@@ -418,7 +378,7 @@ def _redacted(url: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m neve.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.splitlines()[0])
     parser.add_argument("command", nargs="?", default="demo", choices=["demo", "airflow", "_run"])
     parser.add_argument("--url", default=None, help="engine URL (default: $NEVE_URL, else duckdb:///./neve.duckdb)")
     parser.add_argument("--month", default=os.environ.get("MONTH") or HELD_OUT_MONTH,

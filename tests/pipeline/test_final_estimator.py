@@ -106,8 +106,9 @@ def test_fused_scalers_match_their_own_fit(scaler, sk_scaler):
     assert_allclose(pipe.named_steps["model"].intercept_, sk[-1].intercept_, rtol=1e-9)
 
 
-def test_weighted_fused_fit_matches_stepwise():
+def test_weighted_fused_fit_matches_stepwise(session):
     df = _taxi().head(3000)[["HOUR_OF_DAY", "TRIP_DISTANCE", "DURATION"]].assign(W=lambda d: 1 + (d.HOUR_OF_DAY % 3))
+    table = session.create_table("TAXI_W", df)
 
     def steps():
         return [("ohe", OneHotEncoder(input_cols=["HOUR_OF_DAY"], handle_unknown="ignore")),
@@ -115,31 +116,35 @@ def test_weighted_fused_fit_matches_stepwise():
                 ("model", Ridge(alpha=1.0, label_cols="DURATION", sample_weight_col="W"))]
 
     with neve.capture_queries() as log:
-        fused = Pipeline(steps()).fit(df)
+        fused = Pipeline(steps()).fit(table)
     assert len(list(log)) == 1
     # An imputer first takes the stepwise path (steps fitted one by one, then one aggregate).
     stepwise = Pipeline([("imp", SimpleImputer(input_cols=["TRIP_DISTANCE"])), *steps()])
     with neve.capture_queries() as log:
-        stepwise.fit(df)
+        stepwise.fit(table)
     assert len(list(log)) == 4
-    assert_allclose(stepwise.named_steps["model"].coef_, fused.named_steps["model"].coef_, rtol=1e-8, atol=1e-10)
+    fused_model, stepwise_model = fused.named_steps["model"], stepwise.named_steps["model"]
+    assert_allclose(stepwise_model.coef_, fused_model.coef_, rtol=1e-8, atol=1e-10)
+    assert_allclose(stepwise_model.intercept_, fused_model.intercept_, rtol=1e-9)
     sk = make_pipeline(make_column_transformer(
         (skp.OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["HOUR_OF_DAY"]),
         (skp.StandardScaler(), ["TRIP_DISTANCE"])), skl.Ridge(alpha=1.0, solver="cholesky"))
     sk.fit(df[["HOUR_OF_DAY", "TRIP_DISTANCE"]], df.DURATION, ridge__sample_weight=df.W)
-    assert_allclose(fused.named_steps["model"].coef_, sk[-1].coef_, rtol=1e-8, atol=1e-10)
+    assert_allclose(fused_model.coef_, sk[-1].coef_, rtol=1e-8, atol=1e-10)
+    assert_allclose(fused_model.intercept_, sk[-1].intercept_, rtol=1e-9)
 
 
-def test_logistic_pipeline_runs_iterations_plus_one_queries():
-    df = _taxi().head(4000).assign(LONG=lambda d: (d.DURATION > 15).astype("int64"))
+def test_logistic_pipeline_runs_iterations_plus_one_queries(session):
+    df = _taxi().head(4000).assign(LONG=lambda d: (d.DURATION > 15).astype("int64"), ID=lambda d: d.index)
+    table = session.create_table("TAXI_LONG", df)
     pipe = Pipeline([
         ("ohe", OneHotEncoder(input_cols=["HOUR_OF_DAY"], handle_unknown="ignore")),
         ("scale", MaxAbsScaler(input_cols=["TRIP_DISTANCE"])),
         ("model", LogisticRegression(C=0.5, tol=1e-8, input_cols=None, label_cols="LONG",
-                                     passthrough_cols=["DURATION", "PICKUP_LOCATION_ID", "DROPOFF_LOCATION_ID"])),
+                                     passthrough_cols=["ID", "DURATION", "PICKUP_LOCATION_ID", "DROPOFF_LOCATION_ID"])),
     ])
     with neve.capture_queries() as log:
-        pipe.fit(df)
+        pipe.fit(table)
     model = pipe.named_steps["model"]
     assert len(log) == model.n_iter_[0] + 1
     features = ["HOUR_OF_DAY", "TRIP_DISTANCE"]
@@ -151,7 +156,8 @@ def test_logistic_pipeline_runs_iterations_plus_one_queries():
             skl.LogisticRegression(C=0.5, solver="newton-cholesky", tol=1e-12, max_iter=200),
         ).fit(df[features], df.LONG)
     assert_allclose(model.coef_, sk[-1].coef_, rtol=1e-6, atol=1e-8)
-    proba = pipe.predict_proba(df.head(50))
+    assert_allclose(model.intercept_, sk[-1].intercept_, rtol=1e-6, atol=1e-8)
+    proba = pipe.predict_proba(table.filter(table.ID < 50)).to_pandas().sort_values("ID")
     assert_allclose(proba[["PREDICT_PROBA_0", "PREDICT_PROBA_1"]], sk.predict_proba(df.head(50)[features]), atol=1e-9)
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from tools.demo.runner import main
+
+sys.exit(main())
