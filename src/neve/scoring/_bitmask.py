@@ -35,7 +35,14 @@ import numpy as np
 import sqlglot as sg
 import sqlglot.expressions as sge
 
-from neve.scoring._trees import FORMS, Tree, literal_renderer, tree_sql, value_renderer
+from neve.scoring._trees import (
+    FORMS,
+    Tree,
+    literal_renderer,
+    membership_renderer,
+    tree_sql,
+    value_renderer,
+)
 
 __all__ = ["DIALECTS", "render"]
 
@@ -156,6 +163,7 @@ def render(compiler: Any, op: Any, parent: sge.Expression) -> sge.Expression:
     dialect = compiler.dialect
     literal = literal_renderer(dialect)
     render_value = value_renderer(dialect)
+    member = membership_renderer(dialect)
     trees = list(op.trees)
     columns = [_ident(name, dialect) for name in op.features]
     features = _features(trees, len(columns))
@@ -173,7 +181,7 @@ def render(compiler: Any, op: Any, parent: sge.Expression) -> sge.Expression:
             shapes[key] = len(packed)
             leaves = _leaf_boxes(tree, features) if tree.n_nodes > 1 else []
             if len(leaves) > WORD_BITS:
-                cased[i] = tree_sql(tree, columns, literal, render_value)
+                cased[i] = tree_sql(tree, columns, literal, render_value, member)
                 packed.append(_Packed(-1, 0, leaves))
             else:
                 if used + len(leaves) > WORD_BITS:
@@ -231,7 +239,7 @@ def render(compiler: Any, op: Any, parent: sge.Expression) -> sge.Expression:
     for i, (name, tree) in enumerate(zip(op.names, trees, strict=True)):
         pack = packed[shape_of[i]]
         if i in cased or (pack.word < 0 and pack.leaves):
-            text = cased.get(i) or tree_sql(tree, columns, literal, render_value)
+            text = cased.get(i) or tree_sql(tree, columns, literal, render_value, member)
         elif not pack.leaves:
             text = literal(tree.value[0])
         else:
