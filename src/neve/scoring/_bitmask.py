@@ -38,6 +38,7 @@ import sqlglot.expressions as sge
 from neve.scoring._trees import (
     FORMS,
     Tree,
+    case_form,
     literal_renderer,
     membership_renderer,
     tree_sql,
@@ -48,6 +49,10 @@ __all__ = ["DIALECTS", "render"]
 
 DIALECTS = frozenset({"duckdb"})
 WORD_BITS = 64
+#: Above this many mask constants the nested CASE is faster on DuckDB: exact-threshold
+#: ensembles (random forests) have thousands of bins per feature, and the lists cost more
+#: to parse and hold than the CASE costs to run (BENCHMARKS.md, "Tree scoring").
+MAX_MASK_ENTRIES = 200_000
 
 
 @dataclass
@@ -154,6 +159,14 @@ class _Packed:
     leaves: list[tuple[int, dict[int, int]]]
 
 
+def _mask_entries(trees: list[Tree], features: list[_Feature]) -> int:
+    """About how many constants the mask lists hold: words times bins of the features
+    split on (an upper bound: a word lists only the features its trees split on)."""
+    leaves = sum(tree.left.count(-1) for tree in {tree.shape: tree for tree in trees}.values())
+    bins = sum(f.n_bins for f in features if f.thresholds or f.categories)
+    return -(-leaves // WORD_BITS) * bins
+
+
 def _ident(name: str, dialect: str) -> str:
     return sg.to_identifier(name, quoted=True).sql(dialect=dialect)
 
@@ -167,6 +180,8 @@ def render(compiler: Any, op: Any, parent: sge.Expression) -> sge.Expression:
     trees = list(op.trees)
     columns = [_ident(name, dialect) for name in op.features]
     features = _features(trees, len(columns))
+    if _mask_entries(trees, features) > MAX_MASK_ENTRIES:
+        return case_form(compiler, op, parent)
 
     # Trees of one shape (a classifier's per-class trees) share their leaf index.
     shapes: dict[Any, int] = {}

@@ -40,7 +40,7 @@ from ibis.common.collections import FrozenOrderedDict
 from ibis.expr.schema import Schema
 
 __all__ = [
-    "FORMS", "Tree", "TreeColumns", "membership_renderer", "tree_from_hgb", "tree_from_sklearn",
+    "FORMS", "Tree", "TreeColumns", "case_form", "membership_renderer", "tree_from_hgb", "tree_from_sklearn",
     "tree_sql",
 ]
 
@@ -273,6 +273,11 @@ def _visit_tree_columns(self: SQLGlotCompiler, op: TreeColumns, *, parent: Any, 
     dialects, renderer = FORMS.get(op.form, (frozenset(), None))
     if self.dialect in dialects:
         return renderer(self, op, parent)
+    return case_form(self, op, parent)
+
+
+def case_form(self: SQLGlotCompiler, op: TreeColumns, parent: Any) -> Any:
+    """The SELECT for ``op`` over ``parent`` with a nested CASE column per tree."""
     literal = literal_renderer(self.dialect)
     render = value_renderer(self.dialect)
     member = membership_renderer(self.dialect)
