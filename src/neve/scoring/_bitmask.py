@@ -4,8 +4,8 @@ QuickScorer's idea, reshaped for a vectorised SQL engine, where every operation 
 applied to a whole column and a nested CASE costs tens of nanoseconds per level:
 
 1. **Bins.** Per feature, every threshold the ensemble tests, sorted; a row's bin is
-   how many of them its value exceeds (a binary-search CASE, ~8 levels for 255
-   thresholds), with one more bin for NULL. A categorical feature's bin is the
+   how many of them its value exceeds (a branchless binary search, ~8 levels of
+   vector arithmetic for 255 thresholds), with one more bin for NULL. A categorical feature's bin is the
    position of its value among the categories the ensemble splits on, with one
    more bin for NULL and unseen values. Every split is then a question about bins.
 2. **Leaf sets.** Each leaf of a tree is a box: per feature, the set of bins that
@@ -49,10 +49,10 @@ __all__ = ["DIALECTS", "render"]
 
 DIALECTS = frozenset({"duckdb"})
 WORD_BITS = 64
-#: Above this many mask constants the nested CASE is faster on DuckDB: exact-threshold
-#: ensembles (random forests) have thousands of bins per feature, and the lists cost more
-#: to parse and hold than the CASE costs to run (BENCHMARKS.md, "Tree scoring").
-MAX_MASK_ENTRIES = 200_000
+#: A guard on the SQL's size (~20 bytes a constant): above this many mask constants the
+#: nested CASE is rendered instead. Measured at 1M rows (BENCHMARKS.md, "Tree scoring"),
+#: even a 100-tree exact-threshold forest (~10^6 constants) ran faster as bitmasks.
+MAX_MASK_ENTRIES = 4_000_000
 
 
 @dataclass
@@ -134,20 +134,33 @@ def _leaf_boxes(tree: Tree, features: list[_Feature]) -> list[tuple[int, dict[in
     return leaves
 
 
-def _bin_sql(col: str, spec: _Feature, literal: Any, render: Any) -> str:
+def _bin_levels(f: int, col: str, spec: _Feature, render: Any, dialect: str) -> list[str]:
+    """SQL for feature ``f``'s bin, one expression per projection level; the last is the bin.
+
+    Numeric: a branchless binary search over the sorted thresholds (padded with +inf to
+    ``2**k - 1``), one level per halving: ``pos += step * (x > T[pos + step])``. It counts
+    the thresholds below ``x``, exactly what ``x <= t`` decides; DuckDB runs it as plain
+    vector arithmetic, where a nested CASE costs a selection pass per level. NULL
+    propagates through the arithmetic and lands in the last bin. Categorical: the
+    position among the categories; NULL and unseen values in the last bin.
+    """
     last = spec.n_bins - 1
     if spec.categorical:
-        whens = " ".join(f"WHEN {render(v)} THEN {i}" for i, v in enumerate(spec.categories))
-        return f"CASE {col} {whens} ELSE {last} END"
-
-    def search(lo: int, hi: int) -> str:
-        if lo == hi:
-            return str(lo)
-        mid = (lo + hi) // 2
-        return (f"CASE WHEN {col} <= {literal(spec.thresholds[mid])} "
-                f"THEN {search(lo, mid)} ELSE {search(mid + 1, hi)} END")
-
-    return f"CASE WHEN {col} IS NULL THEN {last} ELSE {search(0, len(spec.thresholds))} END"
+        values = ", ".join(render(v) for v in spec.categories)
+        return [f"coalesce(list_position([{values}], {col}) - 1, {last})"]
+    n = len(spec.thresholds)
+    if n == 0:  # only "everything but missing goes left" splits
+        return [f"CASE WHEN {col} IS NULL THEN {last} ELSE 0 END"]
+    k = n.bit_length()
+    padded = [repr(float(t)) for t in spec.thresholds] + ["inf"] * ((1 << k) - 1 - n)
+    table = f"(CAST([{', '.join(repr(t) for t in padded)}] AS DOUBLE[]))"
+    levels, pos = [], "0"
+    for j in range(k):
+        step = 1 << (k - 1 - j)
+        expr = f"{pos} + {step} * CAST({col} > {table}[{pos} + {step}] AS INTEGER)"
+        levels.append(expr if j < k - 1 else f"coalesce({expr}, {last})")
+        pos = _ident(f"__neve_b{f}_{j}", dialect)
+    return levels
 
 
 @dataclass
@@ -224,11 +237,15 @@ def render(compiler: Any, op: Any, parent: sge.Expression) -> sge.Expression:
                         word[f][b] |= bit
 
     binned = sorted({f for word in masks for f in word})
-    bins = [
-        sge.Alias(this=sge.Var(this=_bin_sql(columns[f], features[f], literal, render_value)),
-                  alias=sg.to_identifier(f"__neve_bin{f}", quoted=True))
-        for f in binned
-    ]
+    bin_levels: list[list[sge.Expression]] = []
+    for f in binned:
+        exprs = _bin_levels(f, columns[f], features[f], render_value, dialect)
+        for j, expr in enumerate(exprs):
+            if j == len(bin_levels):
+                bin_levels.append([])
+            name = f"__neve_bin{f}" if j == len(exprs) - 1 else f"__neve_b{f}_{j}"
+            bin_levels[j].append(sge.Alias(this=sge.Var(this=expr),
+                                           alias=sg.to_identifier(name, quoted=True)))
     word_exprs = []
     for w, word in enumerate(masks):
         lookups = [
@@ -263,11 +280,10 @@ def render(compiler: Any, op: Any, parent: sge.Expression) -> sge.Expression:
         outputs.append(sge.Alias(this=sge.Var(this=text), alias=sg.to_identifier(name, quoted=True)))
 
     query: sge.Expression = parent
-    for level, fields in enumerate([bins, word_exprs, leaf_exprs]):
+    for level, fields in enumerate([*bin_levels, word_exprs, leaf_exprs]):
         if fields:
             query = sg.select(sge.Star(), *fields, copy=False).from_(
-                query if level == 0 and query is parent else query.subquery(f"__neve_m{level}"),
-                copy=False,
+                query if query is parent else query.subquery(f"__neve_m{level}"), copy=False,
             )
     kept = [sg.column(name, quoted=True) for name in op.parent.schema.names]
     source = parent if query is parent else query.subquery("__neve_m")
