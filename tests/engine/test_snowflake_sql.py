@@ -331,7 +331,7 @@ def _models() -> dict[str, Any]:
         "HistGradientBoostingRegressor": (HistGradientBoostingRegressor(max_iter=10,
                                                                         random_state=0),
                                           "y", "predict", True),
-        "HistGradientBoostingClassifier": (HistGradientBoostingClassifier(max_iter=8,
+        "HistGradientBoostingClassifier": (HistGradientBoostingClassifier(max_iter=4,
                                                                           random_state=0),
                                            "y_multi", "predict_proba", True),
     }
