@@ -41,7 +41,8 @@ _SQL_TEXT: dict[int, tuple[sge.Expression, str]] = {}
 class DuckDBDriver(Driver):
     name: ClassVar[str] = "duckdb"
     schemes: ClassVar[tuple[str, ...]] = ("duckdb",)
-    #: 1.6-2.5x faster than nested CASE at 1M rows (BENCHMARKS.md, "Tree scoring").
+    #: 1.1-2.0x faster than nested CASE at 1M rows for the four models of BENCHMARKS.md,
+    #: "Tree scoring".
     tree_scoring: ClassVar[str] = "bitmask"
 
     @property
