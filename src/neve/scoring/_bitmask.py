@@ -51,7 +51,8 @@ DIALECTS = frozenset({"duckdb"})
 WORD_BITS = 64
 #: A guard on the SQL's size (~20 bytes a constant): above this many mask constants the
 #: nested CASE is rendered instead. Measured at 1M rows (BENCHMARKS.md, "Tree scoring"),
-#: even a 100-tree exact-threshold forest (~10^6 constants) ran faster as bitmasks.
+#: even a 100-tree exact-threshold forest (thousands of bins per feature) ran faster as
+#: bitmasks than as CASE; the limit itself was not tuned by measurement.
 MAX_MASK_ENTRIES = 4_000_000
 
 
