@@ -36,6 +36,8 @@ BENCHMARKS = {
     "registry": ["--quick"],
     # The 100-tree forest alone takes ~2 minutes at 1M rows: full runs only.
     "scoring": ["--quick", "--forest-rows", "0"],
+    # 100k rows, the bitmask form only, models fitted on 5k rows.
+    "tree_scoring": ["--quick"],
     "envs": ["--quick"],
     "scale": ["--quick"],
     "fit_taxi": ["--quick"],

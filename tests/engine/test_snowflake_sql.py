@@ -304,6 +304,8 @@ def scored(snow: neve.Session, duck: neve.Session) -> tuple[Any, Any, pd.DataFra
 def _models() -> dict[str, Any]:
     from sklearn.ensemble import (
         GradientBoostingRegressor,
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
         RandomForestClassifier,
         RandomForestRegressor,
     )
@@ -326,7 +328,45 @@ def _models() -> dict[str, Any]:
         "GradientBoostingRegressor": (GradientBoostingRegressor(n_estimators=10, max_depth=3,
                                                                 random_state=0), "y", "predict",
                                       False),
+        "HistGradientBoostingRegressor": (HistGradientBoostingRegressor(max_iter=10,
+                                                                        random_state=0),
+                                          "y", "predict", True),
+        "HistGradientBoostingClassifier": (HistGradientBoostingClassifier(max_iter=4,
+                                                                          random_state=0),
+                                           "y_multi", "predict_proba", True),
     }
+
+
+def test_hist_gradient_boosting_categorical_on_the_emulator(snow: neve.Session) -> None:
+    """Categorical splits (IN-lists of raw values) run on the emulator and equal scikit-learn,
+    NULL and unseen categories included: predict to 1e-9, predict_proba to 1e-12."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    from neve.scoring import score
+
+    rng = np.random.default_rng(3)
+    n = 300
+    X = pd.DataFrame({"A": np.round(rng.normal(size=n), 1),
+                      "S": rng.choice(["a", "b", "c", "d", "e"], n).astype(object),
+                      "K": rng.choice([3, 5, 7, 11], n).astype("int64")})
+    y = X["A"] + X["S"].map({"a": 2.0, "b": -1.0, "c": 0.5, "d": 3.0, "e": 0.0}) + (X["K"] == 7)
+    X.loc[::13, "A"] = np.nan
+    X.loc[::7, "S"] = None
+    probe = pd.concat([X.head(60), pd.DataFrame({"A": [0.1, np.nan, 0.1], "S": ["zzz", None, "a"],
+                                                 "K": [3, 4, 99]})], ignore_index=True)
+    table = load(snow, "CATS", probe.assign(ID=np.arange(len(probe), dtype="int64")))
+    for model, function, tol in [
+        (HistGradientBoostingRegressor(max_iter=10, categorical_features=["S", "K"],
+                                       random_state=0).fit(X, y), "predict", 1e-9),
+        (HistGradientBoostingClassifier(max_iter=8, categorical_features=["S", "K"],
+                                        random_state=0).fit(X, y > 1), "predict_proba", 1e-12),
+    ]:
+        result = score(table, model, function_name=function)
+        assert result.path == "sql"
+        got = result.execute().rename(columns=str.upper).sort_values("ID")
+        outputs = [c for c in got.columns if c not in ("A", "S", "K", "ID")]
+        expected = getattr(model, function)(probe).reshape(len(probe), -1)
+        np.testing.assert_allclose(got[outputs].to_numpy(dtype=float), expected, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("name", list(_models()))

@@ -101,6 +101,10 @@ class Driver:
     #: Whether the engine enforces PRIMARY KEY constraints (and accepts them in DDL). Where
     #: it does not, concurrent writers can claim the same key: see the registry's notes.
     enforces_keys: ClassVar[bool] = True
+    #: How compiled tree ensembles are rendered for this engine (``neve.scoring``):
+    #: ``"case"``, a nested CASE per tree, which every SQL engine runs; or
+    #: ``"bitmask"``, per-feature bins and packed leaf bitmasks, where measured faster.
+    tree_scoring: ClassVar[str] = "case"
 
     def __init__(self, url: EngineURL) -> None:
         self.url = url

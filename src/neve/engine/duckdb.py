@@ -35,6 +35,9 @@ class DuckDBDriver(Driver):
     #: ``SELECT age`` finds ``AGE``, quoted or not.
     case_insensitive_names: ClassVar[bool] = True
     fingerprint_sums_exact: ClassVar[bool] = True  # SUM of BIGINT is a HUGEINT
+    #: 1.1-2.0x faster than nested CASE at 1M rows for the four models of BENCHMARKS.md,
+    #: "Tree scoring".
+    tree_scoring: ClassVar[str] = "bitmask"
 
     @property
     def database(self) -> str:

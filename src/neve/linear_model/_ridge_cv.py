@@ -9,12 +9,12 @@ import ibis.expr.types as ir
 import numpy as np
 from sklearn import linear_model as skl
 
-from neve.model_selection._split import check_cv
 from neve.errors import InvalidParameterError
 from neve.linear_model._base import LABEL, FeatureMap, as_float
 from neve.linear_model._cv import STATS_SCORERS, fold_systems, residual_map, sum_stats
 from neve.linear_model._linear import Ridge, _LeastSquares
 from neve.linear_model._stats import Design, Stats, gather_by
+from neve.model_selection._split import check_cv
 
 __all__ = ["RidgeCV"]
 

@@ -30,9 +30,9 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import ParameterGrid
 
 from neve import metrics
+from neve._table import as_table
 from neve.errors import InvalidParameterError, NeveInputError, NotFittedError
 from neve.linear_model import LinearEstimator
-from neve._table import as_table
 from neve.model_selection._split import KFold, check_cv
 from neve.pipeline import Pipeline
 from neve.pipeline._fused_cv import Candidate, fusable, refit_from_stats, search_from_stats

@@ -23,9 +23,9 @@ import numpy as np
 
 from neve.linear_model._base import LABEL, LinearEstimator, as_float, small_solves
 from neve.linear_model._cv import STATS_SCORERS, Eigen, HeldOut, residual_map, restrict, sum_stats
-from neve.pipeline._fused import FusedPlan, _summary, plan_fused
 from neve.linear_model._linear import LinearRegression, Ridge, _feature_system
 from neve.linear_model._stats import Design, Stats, gather_by
+from neve.pipeline._fused import FusedPlan, _summary, plan_fused
 from neve.preprocessing import BaseTransformer, OneHotEncoder
 
 __all__ = ["Candidate", "FoldScores", "search_from_stats"]

@@ -40,6 +40,11 @@ class CompiledModel:
     def classes(self) -> np.ndarray | None:
         return getattr(self.model, "classes_", None)
 
+    def categorical_features(self) -> set[int]:
+        """Indices of features the model reads as categories: passed to it as they
+        are (strings included), not cast to ``precision``."""
+        return set()
+
     def functions(self) -> tuple[str, ...]:
         """The ``function_name`` values this model supports."""
         return ("predict",)

@@ -113,14 +113,25 @@ def _n_outputs(model: Any, function_name: str) -> int:
 
 
 def _prepare(
-    table: ir.Table, features: list[str], precision: str, nan_as_null: bool = True
+    table: ir.Table,
+    features: list[str],
+    precision: str,
+    nan_as_null: bool = True,
+    categorical: Sequence[bool] | None = None,
 ) -> tuple[ir.Table, list[str]]:
-    """Feature columns as the model sees them: NaN -> NULL, then cast to ``precision``."""
+    """Feature columns as the model sees them: NaN -> NULL, then cast to ``precision``
+    (categorical features keep their type: their splits list raw values)."""
     names = [f"__neve_f{i}" for i in range(len(features))]
+    categorical = categorical or [False] * len(features)
     prepared = {}
-    for name, col in zip(names, features, strict=True):
+    for name, col, is_category in zip(names, features, categorical, strict=True):
         column = table[col]
         kind = column.type()
+        if is_category:
+            if kind.is_floating():
+                column = column.isnan().ifelse(ibis.null(kind), column)
+            prepared[name] = column
+            continue
         if not (kind.is_numeric() or kind.is_boolean()):
             raise ColumnTypeError(
                 f"feature column {col!r} is {kind}; compiled models take numeric features "
@@ -234,7 +245,11 @@ def score(
         return result
 
     plain = [c for j, c in enumerate(features) if j not in fused_features]
-    prepared, prepared_names = _prepare(work, plain, compiled.precision, compiled.nan_as_null)
+    categorical = compiled.categorical_features()
+    prepared, prepared_names = _prepare(
+        work, plain, compiled.precision, compiled.nan_as_null,
+        [j in categorical for j in range(len(features)) if j not in fused_features],
+    )
     named = iter(prepared_names)
     columns = [None if j in fused_features else next(named) for j in range(len(features))]
     if blocks:

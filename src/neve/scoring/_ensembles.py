@@ -21,6 +21,8 @@ from typing import Any
 import ibis.expr.types as ir
 import numpy as np
 
+from neve.engine import driver_for_backend
+from neve.scoring import _bitmask  # noqa: F401  (registers the "bitmask" form)
 from neve.scoring._base import CompiledModel, NotCompilable
 from neve.scoring._sql import argmax_label, double, expit, label, softmax, total
 from neve.scoring._trees import Tree, TreeColumns, tree_from_hgb, tree_from_sklearn
@@ -28,11 +30,24 @@ from neve.scoring._trees import Tree, TreeColumns, tree_from_hgb, tree_from_skle
 __all__ = ["BoostingModel", "ForestModel", "HistBoostingModel", "TreeModel"]
 
 
+def tree_form(table: ir.Table) -> str:
+    """The form the engine holding ``table`` scores trees fastest in (its driver says);
+    ``"case"``, which every dialect renders, for a table bound to no engine."""
+    from ibis.common.exceptions import IbisError
+
+    try:
+        backend = table._find_backend(use_default=False)
+    except IbisError:
+        return "case"
+    return driver_for_backend(backend).tree_scoring
+
+
 def _with_trees(
     table: ir.Table, features: list[str], trees: list[Tree], prefix: str = "__neve_t"
 ) -> tuple[ir.Table, list[ir.Value]]:
     names = tuple(f"{prefix}{i}" for i in range(len(trees)))
-    op = TreeColumns(parent=table.op(), features=tuple(features), names=names, trees=tuple(trees))
+    op = TreeColumns(parent=table.op(), features=tuple(features), names=names,
+                     trees=tuple(trees), form=tree_form(table))
     out = op.to_expr()
     return out, [out[n] for n in names]
 
@@ -110,6 +125,25 @@ def _constant_init(model: Any) -> np.ndarray:
     return np.asarray(model._raw_predict_init(probe), dtype=np.float64)[0]
 
 
+def _hgb_categories(model: Any) -> tuple[np.ndarray | None, dict, dict]:
+    """``(feature_map, categories, known)`` for :func:`tree_from_hgb`: where scikit-learn's
+    preprocessor moved each input column (categorical ones first), the raw values behind
+    each categorical feature's codes, and its known-categories bitset."""
+    categorical = getattr(model, "is_categorical_", None)
+    if categorical is None or not np.any(categorical):
+        return None, {}, {}
+    categorical = np.asarray(categorical, dtype=bool)
+    order = np.r_[np.flatnonzero(categorical), np.flatnonzero(~categorical)]
+    encoder = model._preprocessor.named_transformers_["encoder"]
+    known_bitsets, f_idx_map = model._bin_mapper.make_known_categories_bitsets()
+    categories, known = {}, {}
+    for j, values in enumerate(encoder.categories_):
+        values = [v for v in values if not (isinstance(v, float) and np.isnan(v))]
+        categories[j] = values
+        known[j] = known_bitsets[f_idx_map[j]]
+    return order, categories, known
+
+
 class BoostingModel(CompiledModel):
     """GradientBoostingRegressor / GradientBoostingClassifier (finite features only)."""
 
@@ -160,28 +194,38 @@ class BoostingModel(CompiledModel):
 
 
 class HistBoostingModel(BoostingModel):
-    """HistGradientBoostingRegressor / Classifier on numeric features.
+    """HistGradientBoostingRegressor / Classifier, numeric and categorical features.
 
-    Splits compare float64 features (no float32 cast) and route missing values
-    by each node's ``missing_go_to_left``, as scikit-learn's predictor does.
+    Numeric splits compare float64 features (no float32 cast) and route missing
+    values by each node's ``missing_go_to_left``, as scikit-learn's predictor does.
+    A categorical split is an ``IN`` list of the raw category values (scikit-learn
+    encodes them with an internal OrdinalEncoder, whose categories give the values);
+    NULL, NaN and categories unseen in training follow the missing side, as
+    scikit-learn routes them.
     """
 
     precision = "float64"
 
     def __init__(self, model: Any) -> None:
         super().__init__(model)
-        categorical = getattr(model, "is_categorical_", None)
-        if categorical is not None and np.any(categorical):
-            raise NotCompilable("HistGradientBoosting with categorical features")
+        self.feature_map, self.categories, self.known = _hgb_categories(model)
         link = type(model._loss.link).__name__
         if self.classes is None and link not in {"IdentityLink", "LogLink"}:
             raise NotCompilable(f"HistGradientBoostingRegressor with {link}")
         self.log_link = link == "LogLink"
 
+    def categorical_features(self) -> set[int]:
+        if self.feature_map is None:
+            return set()
+        return {int(self.feature_map[j]) for j in self.categories}
+
     def raw(self, table, features):
         model = self.model
         k = model.n_trees_per_iteration_
-        trees = [tree_from_hgb(it[j]) for j in range(k) for it in model._predictors]
+        trees = [
+            tree_from_hgb(it[j], self.feature_map, self.categories, self.known)
+            for j in range(k) for it in model._predictors
+        ]
         n_iter = len(model._predictors)
         table, cols = _with_trees(table, features, trees)
         baseline = np.ravel(model._baseline_prediction)

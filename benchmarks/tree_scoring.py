@@ -1,0 +1,232 @@
+"""Tree scoring benchmark: tree ensembles compiled to SQL vs extract + scikit-learn predict.
+
+Four models on one synthetic table in a DuckDB file (4 numeric columns, a string and an
+integer category column):
+
+* HistGradientBoostingRegressor, 100 iterations x 31 leaves, numeric features;
+* the same with the 2 category columns as native categorical features;
+* RandomForestRegressor, 100 trees of depth 6;
+* GradientBoostingRegressor, 100 trees of depth 3.
+
+Contenders, each measured on the same table in one run:
+
+* compiled SQL in each tree form neve renders (``Driver.tree_scoring``): ``bitmask``
+  (every feature binned once per row against all the ensemble's thresholds, packed leaf
+  bitmasks ANDed, QuickScorer-style) and ``case`` (each tree as its own nested-CASE
+  column, summed), timed as ``CREATE TABLE AS`` of the PREDICTION column;
+* extract + predict: ``to_pandas()`` of the feature columns, then ``model.predict``
+  (writing back is not counted).
+
+Models are fitted on the first ``--train-rows`` rows (not timed). The first SQL form's
+predictions are checked against scikit-learn's on the whole table (max |difference|).
+
+    uv run --group bench python benchmarks/tree_scoring.py --quick     # 100k rows
+    uv run --group bench python benchmarks/tree_scoring.py             # 1M and 10M rows
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+import neve
+from benchmarks import _common as C
+from neve.engine.duckdb import DuckDBDriver
+from neve.scoring import _bitmask, score
+
+NUM = ["A", "B", "C", "D"]
+CAT = ["CAT_S", "CAT_K"]
+FORMS = ("bitmask", "case")
+TITLE = "Tree scoring"
+
+
+def make_table(session: neve.Session, rows: int) -> None:
+    session.engine.raw_sql(f"""
+        SELECT setseed(0.28);
+        CREATE OR REPLACE TABLE T AS
+        SELECT
+            round(random() * 20, 2)                   AS A,
+            round(random() * 10 - 5, 3)               AS B,
+            round(random() * 100, 1)                  AS C,
+            random()                                  AS D,
+            'c' || floor(random() * 30)::INT          AS CAT_S,
+            floor(random() * 50)::BIGINT              AS CAT_K
+        FROM range({rows});
+        CREATE OR REPLACE TABLE T AS
+        SELECT *, 3 * A + B * B + (C > 50)::INT * 10 + sin(D * 6) * 5
+                  + (CAT_S IN ('c1', 'c7', 'c13', 'c22'))::INT * 8 + (CAT_K % 7) * 2
+                  + random() AS Y
+        FROM T;
+    """)
+
+
+def fit_models(
+    session: neve.Session, train_rows: int, trees: int = 100
+) -> dict[str, tuple[Any, list[str]]]:
+    from sklearn.ensemble import (
+        GradientBoostingRegressor,
+        HistGradientBoostingRegressor,
+        RandomForestRegressor,
+    )
+
+    train = session.table("T").limit(train_rows).to_pandas()
+    y = train["Y"]
+    hgb = dict(max_iter=trees, max_leaf_nodes=31, early_stopping=False, random_state=0)
+    return {
+        "HistGradientBoosting, 100 x 31 leaves": (
+            HistGradientBoostingRegressor(**hgb).fit(train[NUM], y), NUM),
+        "HistGradientBoosting, 100 x 31 leaves, 2 categorical": (
+            HistGradientBoostingRegressor(**hgb, categorical_features=CAT).fit(train[NUM + CAT], y),
+            NUM + CAT),
+        "RandomForest, 100 x depth 6": (
+            RandomForestRegressor(n_estimators=trees, max_depth=6, random_state=0, n_jobs=-1)
+            .fit(train[NUM], y), NUM),
+        "GradientBoosting, 100 x depth 3": (
+            GradientBoostingRegressor(n_estimators=trees, max_depth=3, random_state=0)
+            .fit(train[NUM], y), NUM),
+    }
+
+
+def compiled_sql(
+    session: neve.Session, model: Any, cols: list[str], form: str | None
+) -> tuple[str, float]:
+    """The SELECT of PREDICTION in ``form`` (forced: the bitmask form's size limit lifted),
+    or as neve renders it by default (``None``), and the seconds neve took to build it."""
+    saved = DuckDBDriver.tree_scoring, _bitmask.MAX_MASK_ENTRIES
+    if form is not None:
+        DuckDBDriver.tree_scoring, _bitmask.MAX_MASK_ENTRIES = form, sys.maxsize
+    try:
+        start = time.perf_counter()
+        expr = score(session.table("T"), model, feature_cols=cols).select("PREDICTION")
+        sql = neve.Session.to_sql(session, expr)
+        return sql, time.perf_counter() - start
+    finally:
+        DuckDBDriver.tree_scoring, _bitmask.MAX_MASK_ENTRIES = saved
+
+
+def ctas(session: neve.Session, sql: str) -> None:
+    session.engine.raw_sql(f"CREATE OR REPLACE TABLE PRED AS {sql}")
+
+
+def bench(rows: int, args: argparse.Namespace, tmp: Path) -> list[list[str]]:
+    out = []
+    with neve.connect(f"duckdb:///{tmp / f'trees_{rows}.duckdb'}") as session:
+        make_table(session, rows)
+        models = fit_models(session, min(args.train_rows, rows), args.trees)
+        table = session.table("T")
+        forms = FORMS if rows <= args.case_rows else FORMS[:1]
+        for label, (model, cols) in models.items():
+            times, build, max_diff, sqls = {}, {}, None, {}
+            sk = C.measure(lambda m=model, c=cols: m.predict(table.select(c).to_pandas()), args.repeat)
+            for form in forms:
+                sql, build[form] = compiled_sql(session, model, cols, form)
+                sqls[form] = sql
+                times[form] = C.measure(lambda q=sql: ctas(session, q), args.repeat).seconds
+                if max_diff is None:  # DuckDB keeps insertion order for a plain scan
+                    got = session.table("PRED").to_pandas()["PREDICTION"].to_numpy()
+                    max_diff = float(np.max(np.abs(got - sk.result)))
+            default = compiled_sql(session, model, cols, None)[0]
+            picked = next((f for f in FORMS if sqls.get(f) == default), None)
+            if picked is None:  # a form skipped at this size: time neve's choice too
+                picked = next(f for f in FORMS if compiled_sql(session, model, cols, f)[0] == default)
+                times[picked] = C.measure(lambda q=default: ctas(session, q), args.repeat).seconds
+                build[picked] = 0.0
+            out.append([
+                f"{rows:,}", label,
+                *(f"{C.fmt_seconds(times[f])} (+{build[f]:.2f} s build)" if f in times
+                  else "not run" for f in FORMS),
+                C.fmt_seconds(sk.seconds),
+                f"{sk.seconds / times[picked]:.2f}x ({picked})" if picked else "n/a",
+                f"{max_diff:.1e}",
+            ])
+            print(" | ".join(out[-1]), flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100k rows only, one repeat")
+    parser.add_argument("--rows", type=int, nargs="+")
+    parser.add_argument("--train-rows", type=int, default=100_000)
+    parser.add_argument("--case-rows", type=int, default=1_000_000,
+                        help="largest table the case form runs on (it is the slow one)")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--trees", type=int, default=100,
+                        help="trees per model (the labels say 100; smaller for smoke tests)")
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--output", type=Path, default=C.BENCHMARKS_MD,
+                        help="the BENCHMARKS.md whose section to rewrite")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rows = args.rows or [100_000]
+        # A smoke test kept well under a minute on a loaded machine: the slow case form
+        # only at full size.
+        args.train_rows, args.repeat, args.case_rows = 5_000, 1, 0
+    rows_list = args.rows or [1_000_000, 10_000_000]
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for rows in rows_list:
+            results += bench(rows, args, Path(tmp))
+    load_after = os.getloadavg()
+    shown = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--no-write",)]
+    command = " ".join(["python benchmarks/tree_scoring.py", *shown])
+    md = C.run_header(["duckdb", "ibis-framework", "scikit-learn"], command)
+    md += (f"\nLoad average (1/5/15 min) {load_before[0]:.2f}/{load_before[1]:.2f}/"
+           f"{load_before[2]:.2f} at the start, {load_after[0]:.2f}/{load_after[1]:.2f}/"
+           f"{load_after[2]:.2f} at the end; {time.perf_counter() - started:.0f} s in all.\n\n")
+    md += C.markdown_table(
+        ["rows", "model", "SQL, bitmask form", "SQL, case form", "extract + predict",
+         "neve's form vs extract + predict", "max abs diff"],
+        results,
+    )
+    md += NOTES
+    C.publish(TITLE, md, dry_run=args.no_write, path=args.output)
+
+
+NOTES = """
+Best of the repeats, wall-clock, one DuckDB file, DuckDB's default threads (2) and
+scikit-learn's defaults (HistGradientBoosting predicts on all cores; RandomForest with
+`n_jobs=-1`). "SQL" is `CREATE TABLE AS` of the compiled PREDICTION; "build" is neve
+turning the fitted model into SQL text (done once per model, not per query).
+"extract + predict" is `to_pandas()` of the feature columns plus `predict`, no write-back.
+The ratio is extract + predict's time over the time of the form neve renders by default
+(the driver's `tree_scoring`, "bitmask" on DuckDB, falling back to "case" when the masks
+would hold more than `MAX_MASK_ENTRIES` constants); above 1, SQL is faster.
+"max abs diff" is between the bitmask form's predictions and scikit-learn's on every row
+(RandomForest with `n_jobs=-1` adds its trees in thread order, hence ulps).
+
+Forms explored. "case" is each tree as its own nested-CASE column, summed in
+scikit-learn's order. "bitmask" is QuickScorer's idea for a vectorised engine: every
+feature binned once per row against all of the ensemble's thresholds (a branchless
+binary search, `pos += step * (x > T[pos + step])`, one projection per halving; categories
+by `list_position`), per (word, feature) a constant list of 64-bit leaf masks indexed by the
+bin, ANDed; a tree's leaf is `bit_count((word & span) - 1)`, which indexes a constant list of
+its leaf values. Leaf tables joined were not tried: a join per tree costs more than a list
+lookup per tree. DuckDB rewrites an `IN` list of constants into a join per `IN`; categorical
+splits in the CASE form are `list_contains` on DuckDB for that reason (31 s -> 0.65 s at 10k
+rows, 50 categorical trees).
+
+Profile (DuckDB's JSON profiler, HGB 100 x 31 leaves, 300k rows, operator seconds summed
+over threads, load average ~22): bins 1.6 s (7.5 s with the nested-CASE binary search it
+replaced), words (49 words x 4 masks) 2.9 s, leaf positions (100 `bit_count`) 5.6 s, leaf
+values (100 list lookups) 1.2 s, the sum 0.6 s. What is left is per-tree scalar work: about
+four vector operations per tree per row, each a full pass over a 2048-row vector, where
+scikit-learn's predictor walks each row through 100 trees of ~5 levels in compiled code on
+both cores. Spark was not measured in this run.
+"""
+
+
+if __name__ == "__main__":
+    main()
