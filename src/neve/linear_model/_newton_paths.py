@@ -1,0 +1,160 @@
+"""Many binary logistic regressions (every fold x every C) fitted by Newton's method together:
+one aggregate query per Newton pass serves them all.
+
+A model here is a training fold (or every row), a penalty and a feature map. Each row's
+fold is computed once per pass in a subquery; model ``m`` trained without fold ``k`` weighs
+a row by ``p_m(1 - p_m)`` when its fold is not ``k`` and by 0 otherwise, so the pass's one
+query (grouped by the categorical columns, as a single fit's is) yields every model's
+training Hessian and gradient directly, and, as sums over fold ``k`` alone, its held-out
+log loss and correct predictions. The first pass is shared outright: at zero coefficients
+every model's weights are the constant 1/4, so the plain per-fold sums of the first query
+(which also fit each fold's preprocessing) give every model's first step.
+
+A model that has converged leaves the Hessian sums; its held-out scores are read in the next
+pass (at its final coefficients), so the scores cost one pass after the slowest model.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from neve._sql_literals import double
+from neve.linear_model._logistic import LogisticRegression, _rebase, _rebind, _softplus
+from neve.linear_model._stats import Design, Stats, gather
+
+__all__ = ["PathModel", "fit_paths"]
+
+_FOLD = "__neve_fold"
+
+
+@dataclass(eq=False)
+class PathModel:
+    """One logistic regression of a path: trained on every fold but ``fold`` (``None``: every
+    row), penalised by ``strength`` (``1/C``; 0 for none), over the features ``a_full``
+    (the intercept row, then each feature as a linear map of unshifted z)."""
+
+    fold: int | None
+    strength: float
+    fit_intercept: bool
+    a_full: np.ndarray
+    theta: np.ndarray | None = None
+    n_iter: int = 0
+    converged: bool = False
+    held_out: dict[str, float] = field(default_factory=dict)
+    _loss: float = math.inf
+    _step: np.ndarray | None = None
+    _scored: bool = False
+
+
+def fit_paths(
+    design: Design, fold_of: Callable[[ir.Table], ir.Value] | None, positive: ir.FloatingValue,
+    models: Sequence[PathModel], unit: Sequence[Stats], positives: Sequence[float], *,
+    tol: float, max_iter: int, owner: str,
+) -> int:
+    """Fit every model of ``models`` to convergence and score it on its held-out fold;
+    return the number of queries run.
+
+    ``unit`` are the first query's plain statistics per fold (``unit[k].gram[-1]`` the
+    rows' Σzzᵀ, ``positives[k]`` the positive labels' Σz as a vector): the shared first
+    pass. ``positive`` is the label as 0/1 over ``design.table``."""
+    unshift = unit[0].unshift(design)
+    solver = {fi: LogisticRegression(fit_intercept=fi) for fi in (True, False)}
+    for model in models:
+        if model.theta is None:
+            model.theta = np.zeros((1, model.a_full.shape[0]))
+            rows = [s for k, s in enumerate(unit) if k != model.fold]
+            gram = sum(s.gram[-1] for s in rows)
+            pos = sum(p for k, p in enumerate(positives) if k != model.fold)
+            # At zero every probability is 1/2: Hessian weights 1/4, gradient targets y - 1/2.
+            first = Stats(gram=[0.25 * gram], cross=[pos - 0.5 * gram[0]], extras={}, n_groups=0)
+            model._loss = float(gram[0, 0]) * math.log(2.0)
+            model._step = solver[model.fit_intercept]._newton_step(
+                first, unshift, model.a_full, model.theta, model.strength, 1)
+            model.theta = model.theta - model._step
+            model.n_iter = 1
+            model.converged = _small(model, tol)
+    queries = 0
+    table = design.table
+    staged_base = table if fold_of is None else table.mutate(**{_FOLD: fold_of(table)})
+    y_base = _rebind(positive, table, staged_base)
+    while True:
+        active = [m for m in models if not m.converged and m.n_iter <= max_iter]
+        scoring = [m for m in models if m.converged and not m._scored and m.fold is not None]
+        if not active and not scoring:
+            break
+        evaluated = active + scoring
+        names = [f"__neve_eta{i}" for i in range(len(evaluated))]
+        staged = staged_base.mutate(**{
+            n: design.linear_predictor(m.a_full.T @ m.theta[0])
+            for n, m in zip(names, evaluated, strict=True)})
+        staged = staged.mutate(**{f"__neve_p{i}": double(1.0) / (double(1.0) + (-staged[n]).exp())
+                                  for i, n in enumerate(names)})
+        y = _rebind(y_base, staged_base, staged)
+        fold = staged[_FOLD] if fold_of is not None else None
+        weights, targets, extras = [], [], {}
+        for i, model in enumerate(evaluated):
+            eta, p = staged[names[i]], staged[f"__neve_p{i}"]
+            loss = _softplus(eta) - y * eta
+            trains = None if model.fold is None else fold != ibis.literal(model.fold, "int64")
+            if model in active:
+                h, g = p * (double(1.0) - p), y - p
+                if trains is not None:
+                    h, g, lt = (trains.ifelse(e, double(0.0)) for e in (h, g, loss))
+                else:
+                    lt = loss
+                weights.append(h)
+                targets.append(g)
+                extras[f"loss{i}"] = (lt.sum(), "sum")
+            if model.fold is not None:
+                held = ~trains
+                extras[f"held_loss{i}"] = (held.ifelse(loss, double(0.0)).sum(), "sum")
+                right = (eta > double(0.0)) == (y > double(0.5))
+                extras[f"held_right{i}"] = ((held & right).ifelse(1, 0).sum(), "sum")
+                extras[f"held_rows{i}"] = (held.ifelse(1, 0).sum(), "sum")
+        stats = gather(_rebase(design, staged), weights=weights, targets=targets, extras=extras, owner=owner)
+        queries += 1
+        for i, model in enumerate(evaluated):
+            if model.fold is not None:
+                rows = stats.extras[f"held_rows{i}"]
+                model.held_out = {"neg_log_loss": -stats.extras[f"held_loss{i}"] / rows,
+                                  "accuracy": stats.extras[f"held_right{i}"] / rows}
+            if model not in active:
+                model._scored = True
+                continue
+            at = active.index(model)
+            theta = model.theta
+            loss = stats.extras[f"loss{i}"] + 0.5 * model.strength * float(np.sum(theta[:, 1:] ** 2))
+            if loss > model._loss * (1 + 1e-12) + 1e-300:
+                # Overshoot (near-separable data): back half way, evaluate there next pass.
+                model._step = model._step / 2
+                model.theta = theta + model._step
+                continue
+            model._loss = loss
+            if model.n_iter == max_iter:
+                model.n_iter += 1  # leaves the active set; scored at these coefficients
+                model.converged = True
+                warnings.warn(f"{owner}: Newton's method did not converge in max_iter={max_iter} "
+                              f"iterations", ConvergenceWarning, stacklevel=3)
+                model._scored = model.fold is not None
+                continue
+            own = Stats(gram=[stats.gram[at]], cross=[stats.cross[at]], extras={}, n_groups=0)
+            model._step = solver[model.fit_intercept]._newton_step(
+                own, unshift, model.a_full, theta, model.strength, 1)
+            model.theta = theta - model._step
+            model.n_iter += 1
+            model.converged = _small(model, tol)
+    for model in models:
+        model.n_iter = min(model.n_iter, max_iter)
+    return queries
+
+
+def _small(model: PathModel, tol: float) -> bool:
+    return bool(np.max(np.abs(model._step), initial=0.0) <= tol * max(1.0, np.max(np.abs(model.theta))))
