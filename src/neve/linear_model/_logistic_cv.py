@@ -60,7 +60,7 @@ def first_pass(
         train_rows, train_pos = rows.sum() - rows[k], pos.sum() - pos[k]
         if train_pos == 0 or train_pos == train_rows:
             raise NeveInputError(
-                f"{owner}: fold {k} of {n_folds}: its training rows (every other fold) have one class "
+                f"{owner}: fold {k} of {n_folds}: the training rows (every other fold) hold one class "
                 f"in {label_col!r}; logistic regression needs two (use fewer folds or another KFold key)"
             )
     return folds, positives

@@ -27,12 +27,13 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from neve._sql_literals import double
-from neve.linear_model._logistic import LogisticRegression, _rebase, _rebind, _softplus
+from neve.linear_model._logistic import LogisticRegression, _rebase, _softplus
 from neve.linear_model._stats import Design, Stats, gather
 
 __all__ = ["PathModel", "fit_paths"]
 
 _FOLD = "__neve_fold"
+_Y = "__neve_y"
 
 
 @dataclass(eq=False)
@@ -49,6 +50,9 @@ class PathModel:
     n_iter: int = 0
     converged: bool = False
     held_out: dict[str, float] = field(default_factory=dict)
+    #: The model's own stopping rule (``None``: ``fit_paths``'s).
+    tol: float | None = None
+    max_iter: int | None = None
     _loss: float = math.inf
     _step: np.ndarray | None = None
     _scored: bool = False
@@ -68,6 +72,8 @@ def fit_paths(
     unshift = unit[0].unshift(design)
     solver = {fi: LogisticRegression(fit_intercept=fi) for fi in (True, False)}
     for model in models:
+        model.tol = tol if model.tol is None else model.tol
+        model.max_iter = max_iter if model.max_iter is None else model.max_iter
         if model.theta is None:
             model.theta = np.zeros((1, model.a_full.shape[0]))
             rows = [s for k, s in enumerate(unit) if k != model.fold]
@@ -80,50 +86,55 @@ def fit_paths(
                 first, unshift, model.a_full, model.theta, model.strength, 1)
             model.theta = model.theta - model._step
             model.n_iter = 1
-            model.converged = _small(model, tol)
+            model.converged = _small(model)
     queries = 0
-    table = design.table
-    staged_base = table if fold_of is None else table.mutate(**{_FOLD: fold_of(table)})
-    y_base = _rebind(positive, table, staged_base)
+    work, keep = _working_design(design, fold_of, positive, models)
+    unshift = unit[0].unshift(work)  # the map depends on the design alone
+    a_work = {id(m): m.a_full[:, keep] for m in models}
+    base = work.table
     while True:
-        active = [m for m in models if not m.converged and m.n_iter <= max_iter]
+        active = [m for m in models if not m.converged and m.n_iter <= m.max_iter]
         scoring = [m for m in models if m.converged and not m._scored and m.fold is not None]
         if not active and not scoring:
             break
         evaluated = active + scoring
-        names = [f"__neve_eta{i}" for i in range(len(evaluated))]
-        staged = staged_base.mutate(**{
-            n: design.linear_predictor(m.a_full.T @ m.theta[0])
-            for n, m in zip(names, evaluated, strict=True)})
-        staged = staged.mutate(**{f"__neve_p{i}": double(1.0) / (double(1.0) + (-staged[n]).exp())
-                                  for i, n in enumerate(names)})
-        y = _rebind(y_base, staged_base, staged)
+        # Three projections, so that every aggregate names a column instead of repeating
+        # the expressions it depends on (the SQL, and its compilation, stay linear in models).
+        staged = base.mutate(**{f"__neve_eta{i}": work.linear_predictor(a_work[id(m)].T @ m.theta[0])
+                                for i, m in enumerate(evaluated)})
+        staged = staged.mutate(**{f"__neve_p{i}": double(1.0) / (double(1.0) + (-staged[f"__neve_eta{i}"]).exp())
+                                  for i in range(len(evaluated))})
+        y = staged[_Y]
         fold = staged[_FOLD] if fold_of is not None else None
-        weights, targets, extras = [], [], {}
+        columns: dict[str, ir.Value] = {}
         for i, model in enumerate(evaluated):
-            eta, p = staged[names[i]], staged[f"__neve_p{i}"]
+            eta, p = staged[f"__neve_eta{i}"], staged[f"__neve_p{i}"]
             loss = _softplus(eta) - y * eta
             trains = None if model.fold is None else fold != ibis.literal(model.fold, "int64")
             if model in active:
-                h, g = p * (double(1.0) - p), y - p
-                if trains is not None:
-                    h, g, lt = (trains.ifelse(e, double(0.0)) for e in (h, g, loss))
-                else:
-                    lt = loss
-                weights.append(h)
-                targets.append(g)
-                extras[f"loss{i}"] = (lt.sum(), "sum")
+                terms = {"h": p * (double(1.0) - p), "g": y - p, "l": loss}
+                columns.update({f"__neve_{t}{i}": e if trains is None else trains.ifelse(e, double(0.0))
+                                for t, e in terms.items()})
             if model.fold is not None:
                 held = ~trains
-                extras[f"held_loss{i}"] = (held.ifelse(loss, double(0.0)).sum(), "sum")
+                columns[f"__neve_hl{i}"] = held.ifelse(loss, double(0.0))
                 right = (eta > double(0.0)) == (y > double(0.5))
-                extras[f"held_right{i}"] = ((held & right).ifelse(1, 0).sum(), "sum")
-                extras[f"held_rows{i}"] = (held.ifelse(1, 0).sum(), "sum")
-        stats = gather(_rebase(design, staged), weights=weights, targets=targets, extras=extras, owner=owner)
+                columns[f"__neve_hr{i}"] = (held & right).ifelse(double(1.0), double(0.0))
+        staged = staged.mutate(**columns)
+        weights = [staged[f"__neve_h{i}"] for i, m in enumerate(evaluated) if m in active]
+        targets = [staged[f"__neve_g{i}"] for i, m in enumerate(evaluated) if m in active]
+        extras = {f"loss{i}": (staged[f"__neve_l{i}"].sum(), "sum") for i, m in enumerate(evaluated) if m in active}
+        for i, model in enumerate(evaluated):
+            if model.fold is not None:
+                extras[f"held_loss{i}"] = (staged[f"__neve_hl{i}"].sum(), "sum")
+                extras[f"held_right{i}"] = (staged[f"__neve_hr{i}"].sum(), "sum")
+        for k in sorted({m.fold for m in evaluated if m.fold is not None}):
+            extras[f"held_rows{k}"] = ((fold == ibis.literal(k, "int64")).ifelse(1, 0).sum(), "sum")
+        stats = gather(_rebase(work, staged), weights=weights, targets=targets, extras=extras, owner=owner)
         queries += 1
         for i, model in enumerate(evaluated):
             if model.fold is not None:
-                rows = stats.extras[f"held_rows{i}"]
+                rows = stats.extras[f"held_rows{model.fold}"]
                 model.held_out = {"neg_log_loss": -stats.extras[f"held_loss{i}"] / rows,
                                   "accuracy": stats.extras[f"held_right{i}"] / rows}
             if model not in active:
@@ -138,23 +149,47 @@ def fit_paths(
                 model.theta = theta + model._step
                 continue
             model._loss = loss
-            if model.n_iter == max_iter:
+            if model.n_iter == model.max_iter:
                 model.n_iter += 1  # leaves the active set; scored at these coefficients
                 model.converged = True
-                warnings.warn(f"{owner}: Newton's method did not converge in max_iter={max_iter} "
+                warnings.warn(f"{owner}: Newton's method did not converge in max_iter={model.max_iter} "
                               f"iterations", ConvergenceWarning, stacklevel=3)
                 model._scored = model.fold is not None
                 continue
             own = Stats(gram=[stats.gram[at]], cross=[stats.cross[at]], extras={}, n_groups=0)
             model._step = solver[model.fit_intercept]._newton_step(
-                own, unshift, model.a_full, theta, model.strength, 1)
+                own, unshift, a_work[id(model)], theta, model.strength, 1)
             model.theta = theta - model._step
             model.n_iter += 1
-            model.converged = _small(model, tol)
+            model.converged = _small(model)
     for model in models:
-        model.n_iter = min(model.n_iter, max_iter)
+        model.n_iter = min(model.n_iter, model.max_iter)
     return queries
 
 
-def _small(model: PathModel, tol: float) -> bool:
-    return bool(np.max(np.abs(model._step), initial=0.0) <= tol * max(1.0, np.max(np.abs(model.theta))))
+def _working_design(
+    design: Design, fold_of: Callable[[ir.Table], ir.Value] | None, positive: ir.FloatingValue,
+    models: Sequence[PathModel],
+) -> tuple[Design, np.ndarray]:
+    """The design the passes read: only the numeric columns some model uses (a Pipeline's
+    design holds every numeric column of the table), each computed once, with the fold and
+    the 0/1 label, in a projection of the table; and the kept positions of z."""
+    n_num = len(design.numeric)
+    used = np.any(np.stack([np.any(m.a_full[:, design.size - n_num:] != 0, axis=0) for m in models]), axis=0)
+    names = [n for n, u in zip(design.numeric, used, strict=True) if u]
+    table = design.table
+    columns = {f"__neve_x{j}": design.numeric[n] for j, n in enumerate(names)}
+    columns[_Y] = positive
+    if fold_of is not None:
+        columns[_FOLD] = fold_of(table)
+    base = table.mutate(**columns)
+    work = Design(table=base, categorical=list(design.categorical),
+                  numeric={n: base[f"__neve_x{j}"] for j, n in enumerate(names)},
+                  categories=design.categories, pilot=np.asarray(design.pilot)[used],
+                  observed_groups=design.observed_groups, frequency=design.frequency)
+    keep = np.concatenate([np.arange(design.size - n_num), design.size - n_num + np.flatnonzero(used)])
+    return work, keep.astype(np.int64)
+
+
+def _small(model: PathModel) -> bool:
+    return bool(np.max(np.abs(model._step), initial=0.0) <= model.tol * max(1.0, np.max(np.abs(model.theta))))

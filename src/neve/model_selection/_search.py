@@ -35,7 +35,9 @@ from neve.linear_model import LinearEstimator
 from neve._table import as_table
 from neve.model_selection._split import KFold, check_cv
 from neve.pipeline import Pipeline
-from neve.pipeline._fused_cv import Candidate, fusable, refit_from_stats, search_from_stats
+from neve.pipeline._fused_cv import (
+    Candidate, fusable, fusable_paths, refit_from_stats, search_from_stats, search_paths,
+)
 
 __all__ = ["GridSearchCV", "cross_validate"]
 
@@ -127,8 +129,9 @@ def _as_candidate(model: Any) -> Candidate:
 
 def _evaluate(
     models: list[Any], table: Any, cv: KFold, scorers: list[str]
-) -> tuple[list[list[dict[str, float]]], np.ndarray, np.ndarray, bool]:
-    """Scores per model and fold, fit and score times, and whether statistics served them."""
+) -> tuple[list[list[dict[str, float]]], np.ndarray, np.ndarray, int | None]:
+    """Scores per model and fold, fit and score times, and the number of queries when
+    shared statistics or shared Newton passes served them (``None``: fold by fold)."""
     n_folds = cv.get_n_splits()
     candidates = [_as_candidate(m) for m in models]
     if all(fusable(c.steps, c.estimator, scorers) for c in candidates):
@@ -136,8 +139,12 @@ def _evaluate(
         if result is not None:
             for model, cand in zip(models, candidates, strict=True):
                 model._neve_candidate = cand
-            return result.scores, result.fit_times, result.score_times, True
-    return (*_fold_by_fold(models, table, cv, scorers), False)
+            return result.scores, result.fit_times, result.score_times, result.queries
+    elif all(fusable_paths(c.steps, c.estimator, scorers) for c in candidates):
+        result = search_paths(candidates, table, cv.fold_of, n_folds, scorers)
+        if result is not None:
+            return result.scores, result.fit_times, result.score_times, result.queries
+    return (*_fold_by_fold(models, table, cv, scorers), None)
 
 
 def _fold_by_fold(
@@ -229,9 +236,9 @@ def _results(
     return results
 
 
-def _refit_best(model: Any, table: Any, from_stats: bool) -> Any:
+def _refit_best(model: Any, table: Any) -> Any:
     cand = getattr(model, "_neve_candidate", None)
-    if from_stats and cand is not None:
+    if cand is not None:
         del model._neve_candidate
         refit_from_stats(cand, table)
         if isinstance(model, Pipeline):
@@ -256,7 +263,8 @@ class GridSearchCV(BaseEstimator):
     ``best_estimator_`` (fitted on the whole table), ``scorer_``, ``n_splits_``,
     ``refit_time_``, and ``multimetric_``. How scores are computed, and which candidates
     share one query, is said in :mod:`neve.model_selection`'s notes; ``n_queries_``
-    counts the statistics queries of a search computed from statistics (``None`` otherwise).
+    counts the queries of a search served by shared statistics or shared Newton passes
+    (``None`` when it ran fold by fold).
 
     Differences from scikit-learn: ``n_jobs``, ``pre_dispatch`` and ``verbose`` are accepted
     and ignored (the engine parallelises); ``return_train_score=True`` is not supported; the
@@ -306,19 +314,19 @@ class GridSearchCV(BaseEstimator):
         cv = check_cv(self.cv, owner)
         table, _ = as_table(X)
         models = [_candidate(self.estimator, p) for p in params]
-        scores, fit_times, score_times, from_stats = _evaluate(models, table, cv, scorers)
+        scores, fit_times, score_times, queries = _evaluate(models, table, cv, scorers)
         self.cv_results_ = _results(params, scores, fit_times, score_times, scorers, multimetric)
         self.n_splits_ = cv.get_n_splits()
         self.multimetric_ = multimetric
         self.scorer_ = scorers if multimetric else scorers[0]
-        self.n_queries_ = (len({id(m._neve_candidate.group) for m in models}) if from_stats else None)
+        self.n_queries_ = queries
         if refit_metric is not None:
             suffix = refit_metric if multimetric else "score"
             self.best_index_ = int(self.cv_results_[f"rank_test_{suffix}"].argmin())
             self.best_score_ = float(self.cv_results_[f"mean_test_{suffix}"][self.best_index_])
             self.best_params_ = params[self.best_index_]
             t0 = time.perf_counter()
-            self.best_estimator_ = _refit_best(models[self.best_index_], table, from_stats)
+            self.best_estimator_ = _refit_best(models[self.best_index_], table)
             self.refit_time_ = time.perf_counter() - t0
         for model in models:
             model.__dict__.pop("_neve_candidate", None)
