@@ -193,6 +193,32 @@ def test_logistic_search_fold_by_fold_matches_scikit_learn(session: neve.Session
     assert_allclose(proba["PREDICT_PROBA_1"], theirs.predict_proba(df[FEATURES])[:, 1], atol=1e-6)
 
 
+def test_logistic_search_shares_each_newton_pass_and_matches_scikit_learn(session: neve.Session) -> None:
+    df = _frame(400, seed=5)
+    table = session.create_table("T", df)
+    pipe = _neve_pipeline(LogisticRegression(tol=1e-10, label_cols="C", passthrough_cols=["ID", "Y"]))
+    grid = {"model__C": [0.01, 1.0, 100.0], "ohe__drop": [None, "first"]}
+    scoring = ["neg_log_loss", "accuracy"]
+    search = GridSearchCV(pipe, grid, cv=KFold(5, random_state=SEED, key="ID"), scoring=scoring,
+                          refit="neg_log_loss")
+    with neve.capture_queries() as log:
+        search.fit(table)
+    refit = search.best_estimator_.named_steps["model"].n_iter_[0] + 1
+    # 30 models (6 candidates x 5 folds) share every pass: the search's queries are the
+    # slowest model's passes, not their sum.
+    assert len(log) == search.n_queries_ + refit and search.n_queries_ <= 15
+    theirs = SkGridSearchCV(
+        _sk_pipeline(skl.LogisticRegression(solver="newton-cholesky", tol=1e-10, max_iter=200)),
+        {"model__C": [0.01, 1.0, 100.0], "ohe__ohe__drop": [None, "first"]}, cv=_split(df), scoring=scoring,
+        refit="neg_log_loss",
+    ).fit(df[FEATURES], df.C)
+    _assert_same_results(search.cv_results_, theirs.cv_results_, scoring, 5, rtol=1e-6)
+    assert search.best_index_ == theirs.best_index_
+    assert search.best_params_["model__C"] == theirs.best_params_["model__C"]
+    proba = session.execute(search.predict_proba(table)).sort_values("ID")
+    assert_allclose(proba["PREDICT_PROBA_1"], theirs.predict_proba(df[FEATURES])[:, 1], atol=1e-6)
+
+
 def test_bad_search_input_is_refused_before_any_query() -> None:
     table = neve.connect("duckdb://").create_table("T", _frame(50))
     pipe = _neve_pipeline(_ridge())
