@@ -34,6 +34,7 @@ __all__ = ["PathModel", "fit_paths"]
 
 _FOLD = "__neve_fold"
 _Y = "__neve_y"
+_CODE = "__neve_code"
 
 
 @dataclass(eq=False)
@@ -100,7 +101,7 @@ def fit_paths(
         evaluated = active + scoring
         # Three projections, so that every aggregate names a column instead of repeating
         # the expressions it depends on (the SQL, and its compilation, stay linear in models).
-        staged = base.mutate(**{f"__neve_eta{i}": work.linear_predictor(a_work[id(m)].T @ m.theta[0])
+        staged = base.mutate(**{f"__neve_eta{i}": _predictor(work, a_work[id(m)].T @ m.theta[0])
                                 for i, m in enumerate(evaluated)})
         staged = staged.mutate(**{f"__neve_p{i}": double(1.0) / (double(1.0) + (-staged[f"__neve_eta{i}"]).exp())
                                   for i in range(len(evaluated))})
@@ -180,6 +181,8 @@ def _working_design(
     table = design.table
     columns = {f"__neve_x{j}": design.numeric[n] for j, n in enumerate(names)}
     columns[_Y] = positive
+    for a, col in enumerate(design.categorical):
+        columns[f"{_CODE}{a}"] = _code(design, col)
     if fold_of is not None:
         columns[_FOLD] = fold_of(table)
     base = table.mutate(**columns)
@@ -189,6 +192,31 @@ def _working_design(
                   observed_groups=design.observed_groups, frequency=design.frequency)
     keep = np.concatenate([np.arange(design.size - n_num), design.size - n_num + np.flatnonzero(used)])
     return work, keep.astype(np.int64)
+
+
+def _code(design: Design, col: str) -> ir.IntegerValue:
+    """Each row's position among ``col``'s categories (one CASE, most frequent first)."""
+    gamma = np.zeros(design.size)
+    at = design.offsets[col]
+    gamma[at:at + len(design.categories[col])] = np.arange(1, len(design.categories[col]) + 1)
+    return (design.linear_predictor(gamma) - double(1.0)).cast("int64")
+
+
+def _predictor(work: Design, gamma: np.ndarray) -> ir.FloatingValue:
+    """``gamma · z`` per row over the working table: each categorical column's coefficients
+    an array indexed by the row's category code (one CASE per column serves every model,
+    where a CASE per model and column made the SQL, and its compilation, grow with models)."""
+    out: ir.FloatingValue = double(float(gamma[0]))
+    for a, col in enumerate(work.categorical):
+        at = work.offsets[col]
+        values = [float(v) for v in gamma[at:at + len(work.categories[col])]]
+        if any(values):
+            out = out + ibis.literal(values, type="array<float64>")[work.table[f"{_CODE}{a}"]]
+    for name, expr in work.numeric.items():
+        g = float(gamma[work.numeric_index(name)])
+        if g != 0.0:
+            out = out + expr * double(g)
+    return out
 
 
 def _small(model: PathModel) -> bool:
