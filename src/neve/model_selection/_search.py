@@ -1,7 +1,7 @@
 """Cross-validation and grid search in the engine: scikit-learn's ``cross_validate`` and
 ``GridSearchCV`` over a table, with folds assigned in SQL (:class:`KFold`).
 
-Two ways to a score, chosen before any query runs:
+Three ways to a score, chosen before any query runs:
 
 - **from statistics** (a fusable Pipeline, see :mod:`neve.pipeline._fused`, ending in
   LinearRegression or Ridge, or such an estimator alone, scored by ``neg_mean_squared_error``,
@@ -10,11 +10,22 @@ Two ways to a score, chosen before any query runs:
   statistics; the best candidate is refitted from the totals with no further scan.
   Candidates whose statistics differ in shape (other encoded or scaled columns) cost one
   query per shape.
-- **fold by fold** (anything else: LogisticRegression, steps whose statistics do not
-  decompose by fold such as RobustScaler, KBinsDiscretizer(strategy="quantile"),
-  SimpleImputer(strategy="median"), and the scorers that need rows: ``neg_mean_absolute_error``,
-  ``accuracy``, ``neg_log_loss``, ``roc_auc``): each candidate is fitted on each training fold
-  (its own queries) and scored on the held-out fold in SQL (one query per scorer).
+- **shared Newton passes** (a fusable Pipeline ending in a binary LogisticRegression, scored
+  by ``accuracy`` and/or ``neg_log_loss``): a classes query, then one query per Newton pass
+  for every candidate and fold together (:mod:`neve.linear_model._newton_paths`), each
+  fold's preprocessing refitted from the first pass's per-fold statistics; the best is
+  refitted by an ordinary fit.
+- **fold by fold** (anything else): each candidate is fitted on each training fold (its own
+  queries) and scored on the held-out fold in SQL (one query per scorer). This is where
+  steps whose statistics do not decompose by fold run (quantiles: RobustScaler,
+  KBinsDiscretizer(strategy="quantile"), SimpleImputer(strategy="median"); and, not yet
+  fused, SimpleImputer(mean/constant), OneHotEncoder(min_frequency/max_categories), clipping
+  scalers), and the scorers that need rows (``neg_mean_absolute_error``, ``roc_auc``), and
+  multiclass or weighted LogisticRegression.
+
+Which preprocessing decomposes per fold (fitted from the one query's per-fold statistics,
+exactly as on the training rows): OneHotEncoder (categories seen in the training folds),
+MaxAbsScaler, MinMaxScaler, StandardScaler.
 """
 
 from __future__ import annotations
