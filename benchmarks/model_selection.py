@@ -1,7 +1,7 @@
 """Model selection in the engine against scikit-learn's GridSearchCV on an extract.
 
     uv run --no-sync python benchmarks/model_selection.py              # 1M rows (10M with --rows)
-    uv run --no-sync python benchmarks/model_selection.py --quick      # 20k rows (make bench-quick)
+    uv run --no-sync python benchmarks/model_selection.py --quick      # 10k rows, 3 Cs (make bench-quick)
     uv run --no-sync python benchmarks/model_selection.py --rows 300000 --no-write
 
 The taxi pipeline of benchmarks/fit_taxi.py (one-hot on pickup zone, dropoff zone and hour,
@@ -119,7 +119,8 @@ def ridge(db: str, memory: str, folds: np.ndarray, with_sklearn: bool, log=print
     return out
 
 
-def logistic(db: str, memory: str, folds: np.ndarray, with_sklearn: bool, log=print) -> dict[str, Any]:
+def logistic(db: str, memory: str, folds: np.ndarray, with_sklearn: bool, cs: list[float] = CS,
+             log=print) -> dict[str, Any]:
     import ibis
     from sklearn.linear_model import LogisticRegression as SkLogistic
 
@@ -128,13 +129,13 @@ def logistic(db: str, memory: str, folds: np.ndarray, with_sklearn: bool, log=pr
     def fit(table: Any) -> Any:
         labelled = table.mutate(**{LABEL: (table[TARGET] > LONG_TRIP_SEC).ifelse(ibis.literal(1), ibis.literal(0))})
         labelled = labelled.drop(TARGET)
-        return neve_pipeline(LogisticRegressionCV(Cs=CS, cv=_kfold(), tol=1e-8, label_cols=LABEL)).fit(labelled)
+        return neve_pipeline(LogisticRegressionCV(Cs=cs, cv=_kfold(), tol=1e-8, label_cols=LABEL)).fit(labelled)
 
     out: dict[str, Any] = {"cv": _neve(db, memory, fit)}
     log(f"[model_selection]   neve LogisticRegressionCV {out['cv']['seconds']:.2f} s")
     if with_sklearn:
         out["sklearn"] = _sklearn_search(
-            db, SkLogistic(solver="newton-cholesky", tol=1e-8), {"model__C": CS}, folds,
+            db, SkLogistic(solver="newton-cholesky", tol=1e-8), {"model__C": cs}, folds,
             lambda y: (y > LONG_TRIP_SEC).astype(int), "accuracy")
         log(f"[model_selection]   scikit-learn GridSearchCV {out['sklearn']['seconds']:.2f} s")
         ours, theirs = out["cv"]["fitted"].steps[-1][1], out["sklearn"]["search"]
@@ -158,7 +159,7 @@ def run(sizes: list[int], args: argparse.Namespace, log=print) -> list[dict[str,
             folds = _folds(db)
             with_sklearn = rows <= args.sklearn_max_rows
             row = {"rows": rows, "load": load, "ridge": ridge(db, args.duckdb_memory, folds, with_sklearn, log),
-                   "logistic": logistic(db, args.duckdb_memory, folds, with_sklearn, log)}
+                   "logistic": logistic(db, args.duckdb_memory, folds, with_sklearn, args.cs, log)}
             row["load_after"] = os.getloadavg()[0]
             results.append(row)
             Path(db).unlink(missing_ok=True)
@@ -210,8 +211,8 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, command: str
         "`Ridge()` (its sparse solver). *best, Δscore*: same best alpha, max |Δ mean_test_score|.\n",
         C.markdown_table(["rows", "plain neve fit", "neve GridSearchCV", "neve RidgeCV", "search / plain fit",
                           "scikit-learn GridSearchCV", "speed-up", "best, Δscore", "load"], ridge_rows),
-        f"\nLogistic regression (trip longer than {LONG_TRIP_SEC // 60} minutes), {len(CS)} Cs from 1e-2 to "
-        "1e2 (accuracy), tol 1e-8: neve's `LogisticRegressionCV` (every fold and C in each Newton pass's one "
+        f"\nLogistic regression (trip longer than {LONG_TRIP_SEC // 60} minutes), {len(args.cs)} Cs from 1e-2 "
+        "to 1e2 (accuracy), tol 1e-8: neve's `LogisticRegressionCV` (every fold and C in each Newton pass's one "
         "query; refit warm-started) against scikit-learn `GridSearchCV(LogisticRegression(solver="
         "\"newton-cholesky\"))`. *passes*: the slowest model's Newton iterations.\n",
         C.markdown_table(["rows", "neve LogisticRegressionCV", "passes", "scikit-learn GridSearchCV", "speed-up",
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
-    parser.add_argument("--quick", action="store_true", help="20k rows (make bench-quick)")
+    parser.add_argument("--quick", action="store_true", help="10k rows, 3 Cs (make bench-quick)")
     parser.add_argument("--sklearn-max-rows", type=int, default=10**12, help="skip scikit-learn above this size")
     parser.add_argument("--duckdb-memory", default="4GB")
     parser.add_argument("--tmp", help="folder for the DuckDB files (default: the system temp)")
@@ -235,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     args.argv = " ".join(argv) or "defaults"
-    sizes = [20_000] if args.quick else sorted(args.rows)
+    sizes = [10_000] if args.quick else sorted(args.rows)
+    args.cs = CS[::2] if args.quick else CS
     results = run(sizes, args)
     if args.json:
         strip = lambda d: {k: (strip(v) if isinstance(v, dict) else v) for k, v in d.items()  # noqa: E731

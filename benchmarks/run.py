@@ -40,6 +40,7 @@ BENCHMARKS = {
     "scale": ["--quick"],
     "fit_taxi": ["--quick"],
     "fit_solvers": ["--quick"],
+    "model_selection": ["--quick"],
     "airflow_dag": ["--quick"],
     "fixed_costs": ["--quick"],
     # 200k rows on DuckDB and local Spark (about a minute, most of it Spark's JVM and per-job costs).
