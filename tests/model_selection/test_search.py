@@ -219,6 +219,39 @@ def test_logistic_search_shares_each_newton_pass_and_matches_scikit_learn(sessio
     assert_allclose(proba["PREDICT_PROBA_1"], theirs.predict_proba(df[FEATURES])[:, 1], atol=1e-6)
 
 
+def test_three_encoded_columns_group_by_fold_and_pairs_and_match_scikit_learn(session: neve.Session) -> None:
+    """With three encoded columns the fold query groups by each pair of them and the fold
+    (GROUPING SETS), a missing category included; ridge and logistic searches still match."""
+    df = _frame(500, seed=7)
+    df["H"] = np.random.default_rng(1).choice(np.array(["x", "y", "z", None], dtype=object), len(df))
+    df["Y"] = df.Y + df.H.map({"x": 1.0, "y": -1.0, "z": 0.5}).fillna(2.0).astype(float)
+    table = session.create_table("T", df)
+    cols = ["A", "B", "H"]
+
+    def ours(model) -> Pipeline:
+        return Pipeline([("ohe", OneHotEncoder(input_cols=cols, handle_unknown="ignore")),
+                         ("sc", StandardScaler(input_cols=["X", "V"])), ("model", model)])
+
+    def theirs(model) -> SkPipeline:
+        return SkPipeline([("ct", ColumnTransformer([
+            ("ohe", skp.OneHotEncoder(handle_unknown="ignore", sparse_output=False), cols),
+            ("sc", skp.StandardScaler(), ["X", "V"])])), ("model", model)])
+
+    X = df[[*cols, "X", "V"]]
+    cv = KFold(5, random_state=SEED, key="ID")
+    with neve.capture_queries() as log:
+        ridge = GridSearchCV(ours(Ridge(label_cols="Y", passthrough_cols=["ID", "C", "W"])),
+                             {"model__alpha": [0.1, 10.0]}, cv=cv).fit(table)
+    assert len(log) == 1 and "GROUPING SETS" in log.queries[0].upper()
+    sk = SkGridSearchCV(theirs(skl.Ridge(solver="cholesky")), {"model__alpha": [0.1, 10.0]}, cv=_split(df)).fit(X, df.Y)
+    _assert_same_results(ridge.cv_results_, sk.cv_results_, ["score"], 5, rtol=1e-8)
+    logistic = GridSearchCV(ours(LogisticRegression(tol=1e-10, label_cols="C", passthrough_cols=["ID", "Y", "W"])),
+                            {"model__C": [0.1, 10.0]}, cv=cv, scoring="neg_log_loss").fit(table)
+    sk = SkGridSearchCV(theirs(skl.LogisticRegression(solver="newton-cholesky", tol=1e-10, max_iter=200)),
+                        {"model__C": [0.1, 10.0]}, cv=_split(df), scoring="neg_log_loss").fit(X, df.C)
+    _assert_same_results(logistic.cv_results_, sk.cv_results_, ["score"], 5, rtol=1e-6)
+
+
 def test_bad_search_input_is_refused_before_any_query() -> None:
     table = neve.connect("duckdb://").create_table("T", _frame(50))
     pipe = _neve_pipeline(_ridge())
