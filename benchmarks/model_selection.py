@@ -46,10 +46,16 @@ LONG_TRIP_SEC = 900
 LABEL = "LONG_TRIP"
 
 
+#: Folds are keyed on the trip id, as the taxi DAG keys its split: hashing every column instead
+#: prints the two float columns as decimal(38, 9) text per row, which alone costs about twice
+#: a plain fit's query on DuckDB (see BENCHMARKS.md).
+KEY = "TRIP_ID"
+
+
 def _kfold() -> Any:
     from neve.model_selection import KFold
 
-    return KFold(N_SPLITS, random_state=SEED)
+    return KFold(N_SPLITS, random_state=SEED, key=KEY)
 
 
 def _neve(db: str, memory: str, make: Any) -> dict[str, Any]:
@@ -101,13 +107,13 @@ def ridge(db: str, memory: str, folds: np.ndarray, with_sklearn: bool, log=print
     from neve.model_selection import GridSearchCV
 
     out: dict[str, Any] = {}
-    out["plain"] = _neve(db, memory, lambda t: neve_pipeline(Ridge(alpha=1.0, label_cols=TARGET)).fit(t))
+    out["plain"] = _neve(db, memory, lambda t: neve_pipeline(Ridge(alpha=1.0, label_cols=TARGET, passthrough_cols=KEY)).fit(t))
     log(f"[model_selection]   plain Ridge fit {out['plain']['seconds']:.2f} s")
     out["grid"] = _neve(db, memory, lambda t: GridSearchCV(
-        neve_pipeline(Ridge(label_cols=TARGET)), {"model__alpha": ALPHAS}, cv=_kfold(), scoring="r2").fit(t))
+        neve_pipeline(Ridge(label_cols=TARGET, passthrough_cols=KEY)), {"model__alpha": ALPHAS}, cv=_kfold(), scoring="r2").fit(t))
     log(f"[model_selection]   neve GridSearchCV {out['grid']['seconds']:.2f} s")
     out["ridge_cv"] = _neve(db, memory, lambda t: neve_pipeline(
-        RidgeCV(alphas=ALPHAS, cv=_kfold(), label_cols=TARGET)).fit(t))
+        RidgeCV(alphas=ALPHAS, cv=_kfold(), label_cols=TARGET, passthrough_cols=KEY)).fit(t))
     log(f"[model_selection]   neve RidgeCV {out['ridge_cv']['seconds']:.2f} s")
     if with_sklearn:
         out["sklearn"] = _sklearn_search(db, SkRidge(), {"model__alpha": ALPHAS}, folds, lambda y: y, "r2")
@@ -129,7 +135,8 @@ def logistic(db: str, memory: str, folds: np.ndarray, with_sklearn: bool, cs: li
     def fit(table: Any) -> Any:
         labelled = table.mutate(**{LABEL: (table[TARGET] > LONG_TRIP_SEC).ifelse(ibis.literal(1), ibis.literal(0))})
         labelled = labelled.drop(TARGET)
-        return neve_pipeline(LogisticRegressionCV(Cs=cs, cv=_kfold(), tol=1e-8, label_cols=LABEL)).fit(labelled)
+        return neve_pipeline(LogisticRegressionCV(Cs=cs, cv=_kfold(), tol=1e-8, label_cols=LABEL,
+                                                                passthrough_cols=KEY)).fit(labelled)
 
     out: dict[str, Any] = {"cv": _neve(db, memory, fit)}
     log(f"[model_selection]   neve LogisticRegressionCV {out['cv']['seconds']:.2f} s")
@@ -154,6 +161,7 @@ def run(sizes: list[int], args: argparse.Namespace, log=print) -> list[dict[str,
             db = str(Path(tmp) / f"taxi_{rows}.duckdb")
             with duckdb.connect(db) as con:
                 generate(con, rows)
+                con.execute(f"CREATE OR REPLACE TABLE TRIPS AS SELECT row_number() OVER () AS {KEY}, * FROM TRIPS")
             load = os.getloadavg()[0]
             log(f"[model_selection] {rows:,} rows (load {load:.1f})")
             folds = _folds(db)
@@ -201,7 +209,7 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, command: str
         C.run_header(["neve", "duckdb", "ibis-framework", "scikit-learn", "pandas"], command), "",
         "**Headline**: " + "; ".join(head) + ".\n",
         f"Taxi pipeline (one-hot pickup zone, dropoff zone, hour; MaxAbs distance), {N_SPLITS} folds from "
-        "`neve.model_selection.KFold` (scikit-learn gets the same folds as a `PredefinedSplit`). Cells: time "
+        "`neve.model_selection.KFold(key=\"TRIP_ID\")` (scikit-learn gets the same folds as a `PredefinedSplit`). Cells: time "
         "(queries, bytes fetched, from `neve.capture_queries`). scikit-learn: Arrow extract and `to_pandas()` "
         "(included), `GridSearchCV(n_jobs=2)` over `ColumnTransformer(OneHotEncoder (sparse), MaxAbsScaler)` "
         "and the model, refit included. *Load*: 1-minute load average at the start / end of the size's "
