@@ -131,7 +131,10 @@ def fit_paths(
                 extras[f"held_right{i}"] = (staged[f"__neve_hr{i}"].sum(), "sum")
         for k in sorted({m.fold for m in evaluated if m.fold is not None}):
             extras[f"held_rows{k}"] = ((fold == ibis.literal(k, "int64")).ifelse(1, 0).sum(), "sum")
-        stats = gather(_rebase(work, staged), weights=weights, targets=targets, extras=extras, owner=owner)
+        # Grouped by column pairs as the fold query was (grouping by every encoded column would
+        # return about one group per row, each with every model's sums).
+        stats = gather(_rebase(work, staged), weights=weights, targets=targets, extras=extras, owner=owner,
+                       pairs=len(work.categorical) >= 3)
         queries += 1
         for i, model in enumerate(evaluated):
             if model.fold is not None:
@@ -209,14 +212,23 @@ def _predictor(work: Design, gamma: np.ndarray) -> ir.FloatingValue:
     out: ir.FloatingValue = double(float(gamma[0]))
     for a, col in enumerate(work.categorical):
         at = work.offsets[col]
-        values = [float(v) for v in gamma[at:at + len(work.categories[col])]]
-        if any(values):
-            out = out + ibis.literal(values, type="array<float64>")[work.table[f"{_CODE}{a}"]]
+        values = gamma[at:at + len(work.categories[col])]
+        if np.any(values):
+            out = out + _array(values)[work.table[f"{_CODE}{a}"]]
     for name, expr in work.numeric.items():
         g = float(gamma[work.numeric_index(name)])
         if g != 0.0:
             out = out + expr * double(g)
     return out
+
+
+def _array(values: np.ndarray) -> ir.ArrayValue:
+    """``values`` as an SQL array of doubles, written as one text literal split and cast in
+    the engine (a constant, folded once per query): an array literal of numbers costs an
+    Ibis node and a compiled expression per element, which dominated each pass's cost.
+    ``repr`` round-trips a float64 exactly, and every engine parses it to the same double."""
+    text = ",".join(repr(float(v)) for v in values)
+    return ibis.literal(text).split(",").cast("array<float64>")
 
 
 def _small(model: PathModel) -> bool:

@@ -167,14 +167,17 @@ def gather(
     targets: Sequence[ir.FloatingValue],
     extras: Mapping[str, tuple[ir.Scalar | Callable[[], ir.Scalar], Combine]] = {},
     owner: str,
+    pairs: bool | None = None,
 ) -> Stats:
     """Run the one statistics query over ``design.table`` and combine its groups.
 
     ``weights`` are row weights ``ω`` (``None``: 1), ``targets`` row values ``t``;
     ``extras`` are further aggregates (any ibis reduction over ``design.table``).
-    The first call learns ``design.categories`` and ``design.pilot``.
+    The first call learns ``design.categories`` and ``design.pilot``. ``pairs`` forces
+    grouping by column pairs (or not); by default ``_use_pairs`` decides.
     """
-    return gather_by(design, None, 0, weights=weights, targets=targets, extras=extras, owner=owner)[0]
+    return gather_by(design, None, 0, weights=weights, targets=targets, extras=extras, owner=owner,
+                     pairs=pairs)[0]
 
 
 def gather_by(
@@ -186,6 +189,7 @@ def gather_by(
     targets: Sequence[ir.FloatingValue],
     extras: Mapping[str, tuple[ir.Scalar | Callable[[], ir.Scalar], Combine]] = {},
     owner: str,
+    pairs: bool | None = None,
 ) -> list[Stats]:
     """:func:`gather`, with the rows also grouped by ``part`` (an integer expression over
     ``design.table`` in ``0 .. n_parts - 1``, such as a cross-validation fold): one query,
@@ -241,7 +245,9 @@ def gather_by(
     if first and numeric_names:
         for i in range(n):
             metrics[f"p{i}"] = source[f"p{i}"].max()
-    pairs = len(design.categorical) >= 3 if part is not None else _use_pairs(design)
+    if pairs is None:
+        pairs = len(design.categorical) >= 3 if part is not None else _use_pairs(design)
+    pairs = pairs and len(design.categorical) >= 3
     if not keys:
         result = _queries.to_pyarrow(source.aggregate(**metrics))
     elif pairs:
