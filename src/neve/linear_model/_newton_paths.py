@@ -214,7 +214,7 @@ def _predictor(work: Design, gamma: np.ndarray) -> ir.FloatingValue:
         at = work.offsets[col]
         values = gamma[at:at + len(work.categories[col])]
         if np.any(values):
-            out = out + _array(values)[work.table[f"{_CODE}{a}"]]
+            out = out + _array(values)[work.table[f"{_CODE}{a}"]].cast("float64")
     for name, expr in work.numeric.items():
         g = float(gamma[work.numeric_index(name)])
         if g != 0.0:
@@ -223,12 +223,12 @@ def _predictor(work: Design, gamma: np.ndarray) -> ir.FloatingValue:
 
 
 def _array(values: np.ndarray) -> ir.ArrayValue:
-    """``values`` as an SQL array of doubles, written as one text literal split and cast in
-    the engine (a constant, folded once per query): an array literal of numbers costs an
-    Ibis node and a compiled expression per element, which dominated each pass's cost.
-    ``repr`` round-trips a float64 exactly, and every engine parses it to the same double."""
-    text = ",".join(repr(float(v)) for v in values)
-    return ibis.literal(text).split(",").cast("array<float64>")
+    """``values`` as an SQL array of their text, one literal split in the engine (a constant,
+    folded once per query): an array literal of numbers costs an Ibis node and a compiled
+    expression per element, which dominated each pass's cost. The caller casts the element
+    it picks to double (Spark drops a cast of the whole array); ``repr`` round-trips a float64
+    exactly, and every engine parses it to the same double."""
+    return ibis.literal(",".join(repr(float(v)) for v in values)).split(",")
 
 
 def _small(model: PathModel) -> bool:
