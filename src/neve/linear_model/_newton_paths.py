@@ -202,7 +202,7 @@ def _code(design: Design, col: str) -> ir.IntegerValue:
     gamma = np.zeros(design.size)
     at = design.offsets[col]
     gamma[at:at + len(design.categories[col])] = np.arange(1, len(design.categories[col]) + 1)
-    return (design.linear_predictor(gamma) - double(1.0)).cast("int64")
+    return (design.linear_predictor(gamma) - double(1.0)).cast("int32")  # Spark indexes arrays by INT
 
 
 def _predictor(work: Design, gamma: np.ndarray) -> ir.FloatingValue:
