@@ -42,6 +42,7 @@ BENCHMARKS = {
     "scale": ["--quick"],
     "fit_taxi": ["--quick"],
     "fit_solvers": ["--quick"],
+    "model_selection": ["--quick"],
     "airflow_dag": ["--quick"],
     "fixed_costs": ["--quick"],
     "log_model": ["--quick"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 from neve.linear_model._base import ConditioningWarning, LinearEstimator
 from neve.linear_model._linear import LinearRegression, Ridge
 from neve.linear_model._logistic import LogisticRegression
+from neve.linear_model._logistic_cv import LogisticRegressionCV
 from neve.linear_model._ridge_cv import RidgeCV
 
-__all__ = ["ConditioningWarning", "LinearEstimator", "LinearRegression", "LogisticRegression", "Ridge", "RidgeCV"]
+__all__ = ["ConditioningWarning", "LinearEstimator", "LinearRegression", "LogisticRegression", "LogisticRegressionCV", "Ridge", "RidgeCV"]

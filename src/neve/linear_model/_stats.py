@@ -167,14 +167,17 @@ def gather(
     targets: Sequence[ir.FloatingValue],
     extras: Mapping[str, tuple[ir.Scalar | Callable[[], ir.Scalar], Combine]] = {},
     owner: str,
+    pairs: bool | None = None,
 ) -> Stats:
     """Run the one statistics query over ``design.table`` and combine its groups.
 
     ``weights`` are row weights ``ω`` (``None``: 1), ``targets`` row values ``t``;
     ``extras`` are further aggregates (any ibis reduction over ``design.table``).
-    The first call learns ``design.categories`` and ``design.pilot``.
+    The first call learns ``design.categories`` and ``design.pilot``. ``pairs`` forces
+    grouping by column pairs (or not); by default ``_use_pairs`` decides.
     """
-    return gather_by(design, None, 0, weights=weights, targets=targets, extras=extras, owner=owner)[0]
+    return gather_by(design, None, 0, weights=weights, targets=targets, extras=extras, owner=owner,
+                     pairs=pairs)[0]
 
 
 def gather_by(
@@ -186,11 +189,17 @@ def gather_by(
     targets: Sequence[ir.FloatingValue],
     extras: Mapping[str, tuple[ir.Scalar | Callable[[], ir.Scalar], Combine]] = {},
     owner: str,
+    pairs: bool | None = None,
 ) -> list[Stats]:
     """:func:`gather`, with the rows also grouped by ``part`` (an integer expression over
     ``design.table`` in ``0 .. n_parts - 1``, such as a cross-validation fold): one query,
     one :class:`Stats` per part, all over the same z-space (the categories of every part).
-    With ``part`` None, one :class:`Stats` for the whole table."""
+    With ``part`` None, one :class:`Stats` for the whole table.
+
+    With a part and three or more categorical columns, the query groups by every pair of
+    them and the part (GROUPING SETS): grouping by all of them and the part would have
+    about as many groups as rows (each full group split across the parts), and its result
+    would be the table again; the pairs stay O(parts x cardinality²)."""
     table = design.table
     numeric_names = list(design.numeric)
     first = design.pilot is None
@@ -236,11 +245,14 @@ def gather_by(
     if first and numeric_names:
         for i in range(n):
             metrics[f"p{i}"] = source[f"p{i}"].max()
-    pairs = part is None and _use_pairs(design)  # a part is one more key of every set
+    if pairs is None:
+        pairs = len(design.categorical) >= 3 if part is not None else _use_pairs(design)
+    pairs = pairs and len(design.categorical) >= 3
     if not keys:
         result = _queries.to_pyarrow(source.aggregate(**metrics))
     elif pairs:
-        result = _grouping_sets(source.group_by(**keys).aggregate(**metrics), len(keys))
+        result = _grouping_sets(source.group_by(**keys).aggregate(**metrics), len(design.categorical),
+                                always=int(part is not None))
     else:
         result = _queries.to_pyarrow(source.group_by(**keys).aggregate(**metrics))
     blocks = _blocks(result, len(design.categorical), pairs)
@@ -253,17 +265,18 @@ def gather_by(
         design.observed_groups = (whole.num_rows, int(counts.sum()))
     if part is None:
         return [_combine(design, blocks, len(weights), len(targets), extras, result.num_rows)]
-    which = np.asarray(result.column(_PART).to_numpy(zero_copy_only=False))
+    which = [np.asarray(b.rows.column(_PART).to_numpy(zero_copy_only=False)) for b in blocks]
     out = []
     for k in range(n_parts):
-        mask = which == k
+        masks = [w == k for w in which]
+        mask = masks[0]
         if not mask.any():
             raise EmptyInputError(
                 f"{owner}: fold {k} of {n_parts} has no rows (the table has {int(counts.sum())} rows with a "
                 f"label); use fewer folds or more rows"
             )
-        own = [_Block(b.rows.filter(pa.array(mask)), b.columns, {a: i[mask] for a, i in b.index.items()})
-               for b in blocks]
+        own = [_Block(b.rows.filter(pa.array(m)), b.columns, {a: i[m] for a, i in b.index.items()})
+               for b, m in zip(blocks, masks, strict=True)]
         out.append(_combine(design, own, len(weights), len(targets), extras, int(mask.sum())))
     return out
 
@@ -392,19 +405,20 @@ _GROUPING_ID = "__neve_grouping"
 _PART = "__neve_part"
 
 
-def _grouping_sets(query: ir.Table, n_keys: int) -> Any:
-    """Run ``query`` (a GROUP BY over its first ``n_keys`` columns) grouped by every pair of
-    those columns instead, one GROUPING SETS query; rows tagged with their set's GROUPING()."""
+def _grouping_sets(query: ir.Table, n_keys: int, always: int = 0) -> Any:
+    """Run ``query`` (a GROUP BY over its first ``n_keys + always`` columns) grouped by every
+    pair of the first ``n_keys`` columns, each with the ``always`` columns after them, instead:
+    one GROUPING SETS query; rows tagged with their set's GROUPING() of the pair columns."""
     backend = _queries.backend_of(query)
     tree = backend.compiler.to_sqlglot(query)
-    keys = [e.this if isinstance(e, sge.Alias) else e for e in tree.expressions[:n_keys]]
-    sets = [sge.Tuple(expressions=[keys[a].copy(), keys[b].copy()])
+    keys = [e.this if isinstance(e, sge.Alias) else e for e in tree.expressions[:n_keys + always]]
+    sets = [sge.Tuple(expressions=[keys[a].copy(), keys[b].copy(), *(k.copy() for k in keys[n_keys:])])
             for a, b in itertools.combinations(range(n_keys), 2)]
     tree.set("group", sge.Group(grouping_sets=[sge.GroupingSets(expressions=sets)]))
     # GROUPING(k0, ..., kn) as a sum of one-column GROUPING()s: Spark's GROUPING takes one
     # column (its many-column form is grouping_id), and the sum means the same everywhere.
     bits = [sge.Mul(this=sge.Anonymous(this="GROUPING", expressions=[k.copy()]),
-                    expression=sge.convert(1 << (n_keys - 1 - i))) for i, k in enumerate(keys)]
+                    expression=sge.convert(1 << (n_keys - 1 - i))) for i, k in enumerate(keys[:n_keys])]
     grouping = functools.reduce(lambda a, b: sge.Add(this=a, expression=b), bits)
     tree.append("expressions", sge.Cast(this=grouping, to=sge.DataType.build("BIGINT")).as_(_GROUPING_ID))
     schema = ibis.schema({**query.schema(), _GROUPING_ID: "int64"})

@@ -1,7 +1,7 @@
 """Cross-validation and grid search in the engine: scikit-learn's ``cross_validate`` and
 ``GridSearchCV`` over a table, with folds assigned in SQL (:class:`KFold`).
 
-Two ways to a score, chosen before any query runs:
+Three ways to a score, chosen before any query runs:
 
 - **from statistics** (a fusable Pipeline, see :mod:`neve.pipeline._fused`, ending in
   LinearRegression or Ridge, or such an estimator alone, scored by ``neg_mean_squared_error``,
@@ -10,11 +10,22 @@ Two ways to a score, chosen before any query runs:
   statistics; the best candidate is refitted from the totals with no further scan.
   Candidates whose statistics differ in shape (other encoded or scaled columns) cost one
   query per shape.
-- **fold by fold** (anything else: LogisticRegression, steps whose statistics do not
-  decompose by fold such as RobustScaler, KBinsDiscretizer(strategy="quantile"),
-  SimpleImputer(strategy="median"), and the scorers that need rows: ``neg_mean_absolute_error``,
-  ``accuracy``, ``neg_log_loss``, ``roc_auc``): each candidate is fitted on each training fold
-  (its own queries) and scored on the held-out fold in SQL (one query per scorer).
+- **shared Newton passes** (a fusable Pipeline ending in a binary LogisticRegression, scored
+  by ``accuracy`` and/or ``neg_log_loss``): a classes query, then one query per Newton pass
+  for every candidate and fold together (:mod:`neve.linear_model._newton_paths`), each
+  fold's preprocessing refitted from the first pass's per-fold statistics; the best is
+  refitted by an ordinary fit.
+- **fold by fold** (anything else): each candidate is fitted on each training fold (its own
+  queries) and scored on the held-out fold in SQL (one query per scorer). This is where
+  steps whose statistics do not decompose by fold run (quantiles: RobustScaler,
+  KBinsDiscretizer(strategy="quantile"), SimpleImputer(strategy="median"); and, not yet
+  fused, SimpleImputer(mean/constant), OneHotEncoder(min_frequency/max_categories), clipping
+  scalers), and the scorers that need rows (``neg_mean_absolute_error``, ``roc_auc``), and
+  multiclass or weighted LogisticRegression.
+
+Which preprocessing decomposes per fold (fitted from the one query's per-fold statistics,
+exactly as on the training rows): OneHotEncoder (categories seen in the training folds),
+MaxAbsScaler, MinMaxScaler, StandardScaler.
 """
 
 from __future__ import annotations
@@ -35,7 +46,9 @@ from neve.errors import InvalidParameterError, NeveInputError, NotFittedError
 from neve.linear_model import LinearEstimator
 from neve.model_selection._split import KFold, check_cv
 from neve.pipeline import Pipeline
-from neve.pipeline._fused_cv import Candidate, fusable, refit_from_stats, search_from_stats
+from neve.pipeline._fused_cv import (
+    Candidate, fusable, fusable_paths, refit_from_stats, search_from_stats, search_paths,
+)
 
 __all__ = ["GridSearchCV", "cross_validate"]
 
@@ -133,8 +146,9 @@ def _as_candidate(model: Any) -> Candidate:
 
 def _evaluate(
     models: list[Any], table: Any, cv: KFold, scorers: list[str]
-) -> tuple[list[list[dict[str, float]]], np.ndarray, np.ndarray, bool]:
-    """Scores per model and fold, fit and score times, and whether statistics served them."""
+) -> tuple[list[list[dict[str, float]]], np.ndarray, np.ndarray, int | None]:
+    """Scores per model and fold, fit and score times, and the number of queries when
+    shared statistics or shared Newton passes served them (``None``: fold by fold)."""
     n_folds = cv.get_n_splits()
     candidates = [_as_candidate(m) for m in models]
     if all(fusable(c.steps, c.estimator, scorers) for c in candidates):
@@ -142,8 +156,12 @@ def _evaluate(
         if result is not None:
             for model, cand in zip(models, candidates, strict=True):
                 model._neve_candidate = cand
-            return result.scores, result.fit_times, result.score_times, True
-    return (*_fold_by_fold(models, table, cv, scorers), False)
+            return result.scores, result.fit_times, result.score_times, result.queries
+    elif all(fusable_paths(c.steps, c.estimator, scorers) for c in candidates):
+        result = search_paths(candidates, table, cv.fold_of, n_folds, scorers)
+        if result is not None:
+            return result.scores, result.fit_times, result.score_times, result.queries
+    return (*_fold_by_fold(models, table, cv, scorers), None)
 
 
 def _fold_by_fold(
@@ -235,9 +253,9 @@ def _results(
     return results
 
 
-def _refit_best(model: Any, table: Any, from_stats: bool) -> Any:
+def _refit_best(model: Any, table: Any) -> Any:
     cand = getattr(model, "_neve_candidate", None)
-    if from_stats and cand is not None:
+    if cand is not None:
         del model._neve_candidate
         refit_from_stats(cand, table)
         if isinstance(model, Pipeline):
@@ -262,7 +280,8 @@ class GridSearchCV(BaseEstimator):
     ``best_estimator_`` (fitted on the whole table), ``scorer_``, ``n_splits_``,
     ``refit_time_``, and ``multimetric_``. How scores are computed, and which candidates
     share one query, is said in :mod:`neve.model_selection`'s notes; ``n_queries_``
-    counts the statistics queries of a search computed from statistics (``None`` otherwise).
+    counts the queries of a search served by shared statistics or shared Newton passes
+    (``None`` when it ran fold by fold).
 
     Differences from scikit-learn: ``n_jobs``, ``pre_dispatch`` and ``verbose`` are accepted
     and ignored (the engine parallelises); ``return_train_score=True`` is not supported; the
@@ -312,19 +331,19 @@ class GridSearchCV(BaseEstimator):
         cv = check_cv(self.cv, owner)
         table, _ = as_table(X)
         models = [_candidate(self.estimator, p) for p in params]
-        scores, fit_times, score_times, from_stats = _evaluate(models, table, cv, scorers)
+        scores, fit_times, score_times, queries = _evaluate(models, table, cv, scorers)
         self.cv_results_ = _results(params, scores, fit_times, score_times, scorers, multimetric)
         self.n_splits_ = cv.get_n_splits()
         self.multimetric_ = multimetric
         self.scorer_ = scorers if multimetric else scorers[0]
-        self.n_queries_ = (len({id(m._neve_candidate.group) for m in models}) if from_stats else None)
+        self.n_queries_ = queries
         if refit_metric is not None:
             suffix = refit_metric if multimetric else "score"
             self.best_index_ = int(self.cv_results_[f"rank_test_{suffix}"].argmin())
             self.best_score_ = float(self.cv_results_[f"mean_test_{suffix}"][self.best_index_])
             self.best_params_ = params[self.best_index_]
             t0 = time.perf_counter()
-            self.best_estimator_ = _refit_best(models[self.best_index_], table, from_stats)
+            self.best_estimator_ = _refit_best(models[self.best_index_], table)
             self.refit_time_ = time.perf_counter() - t0
         for model in models:
             model.__dict__.pop("_neve_candidate", None)

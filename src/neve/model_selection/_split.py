@@ -251,12 +251,13 @@ class KFold:
             *(ibis.literal(_SEPARATOR).concat(_canonical_text(table[c])) for c in columns)
         )
         bucket = driver.hash32(text)
-        # A CASE over the fold boundaries: exact integer comparisons on every engine (integer
-        # division's rounding and types differ between dialects).
+        # fold = floor(h·n / 2³²), in double precision where it is exact on every engine
+        # (h·n < 2⁵³, and dividing by a power of two is exact), so h < ceil(k·2³²/n) ⟺ fold < k.
+        # One evaluation of the hash per row: a CASE over the boundaries repeated it in each
+        # branch (up to n - 1 MD5s per row).
         n = int(self.n_splits)
-        bounds = [-(-k * _BUCKETS // n) for k in range(1, n)]  # h < ceil(k·2³²/n) ⟺ fold < k
-        return ibis.cases(*((bucket < b, ibis.literal(k, "int64")) for k, b in enumerate(bounds)),
-                          else_=ibis.literal(n - 1, "int64"))
+        scaled = bucket.cast("float64") * ibis.literal(float(n), "float64") / ibis.literal(float(_BUCKETS), "float64")
+        return scaled.floor().cast("int64")
 
     def assign(self, table: Any, name: str = FOLD) -> Any:
         """``table`` with a ``name`` column holding each row's fold (lazy for Ibis input;

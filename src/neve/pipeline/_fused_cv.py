@@ -24,11 +24,14 @@ import numpy as np
 from neve.linear_model._base import LABEL, LinearEstimator, as_float, small_solves
 from neve.linear_model._cv import STATS_SCORERS, Eigen, HeldOut, residual_map, restrict, sum_stats
 from neve.linear_model._linear import LinearRegression, Ridge, _feature_system
+from neve.linear_model._logistic import LogisticRegression
+from neve.linear_model._logistic_cv import PATH_SCORERS, binary_classes, first_pass, positive_of
+from neve.linear_model._newton_paths import PathModel, fit_paths
 from neve.linear_model._stats import Design, Stats, gather_by
 from neve.pipeline._fused import FusedPlan, _summary, plan_fused
 from neve.preprocessing import BaseTransformer, OneHotEncoder
 
-__all__ = ["Candidate", "FoldScores", "search_from_stats"]
+__all__ = ["Candidate", "FoldScores", "fusable", "fusable_paths", "search_from_stats", "search_paths"]
 
 
 @dataclass
@@ -69,6 +72,102 @@ def fusable(steps: Sequence[BaseTransformer], estimator: Any, scorers: Sequence[
     """Whether a candidate can be cross-validated from statistics (before any query)."""
     return (type(estimator) in (LinearRegression, Ridge) and estimator.sample_weight_col is None
             and all(s in STATS_SCORERS for s in scorers))
+
+
+def fusable_paths(steps: Sequence[BaseTransformer], estimator: Any, scorers: Sequence[str]) -> bool:
+    """Whether a candidate can be cross-validated by shared Newton passes (before any query)."""
+    return (type(estimator) is LogisticRegression and estimator.sample_weight_col is None
+            and estimator.penalty in ("l2", None) and not estimator.dual and estimator.class_weight is None
+            and all(s in PATH_SCORERS for s in scorers))
+
+
+def search_paths(
+    candidates: Sequence[Candidate], table: ir.Table, fold_of: Callable[[ir.Table], ir.Value], n_folds: int,
+    scorers: Sequence[str],
+) -> FoldScores | None:
+    """Scores of every LogisticRegression candidate on every fold, all fitted together by
+    shared Newton passes (one query per pass for every candidate and fold; see
+    :mod:`neve.linear_model._newton_paths`), each fold's steps refitted from the first
+    pass's training statistics. ``None`` (no query run) when some candidate's steps are
+    not fusable, or (after the classes query) when the label is not binary."""
+    for cand in candidates:
+        cand.plan = plan_fused(cand.steps, cand.estimator, table)
+        if cand.plan is None:
+            return None
+    started = time.perf_counter()
+    groups: dict[Any, list[Candidate]] = {}
+    for cand in candidates:
+        key = (tuple(cand.plan.encoded), tuple(cand.plan.scaled), tuple(cand.plan.design.numeric),
+               cand.estimator._label_col())
+        groups.setdefault(key, []).append(cand)
+    queries = 0
+    n = len(candidates)
+    scores: list[list[dict[str, float]]] = [[{} for _ in range(n_folds)] for _ in range(n)]
+    with small_solves():
+        for members in groups.values():
+            lead = members[0]
+            design, est = lead.plan.design, lead.estimator
+            owner = type(est).__name__
+            design.check_width(owner)
+            classes = binary_classes(design, lead.plan.label, est.label_cols_[0], owner)
+            queries += 1
+            if len(classes) != 2:
+                return None
+            positive = positive_of(lead.plan.label, classes)
+            extras = {**lead.plan.extras, **est.null_checks(design, None)}
+            hows = {name: how for name, (_, how) in extras.items()}
+            folds, positives = first_pass(design, fold_of(design.table), n_folds, positive, extras,
+                                          est.label_cols_[0], owner)
+            queries += 1
+            group = _Group(design, folds, hows)
+            models: list[tuple[int, int, PathModel]] = []
+            fitted: dict[Any, tuple[np.ndarray, str | None]] = {}
+            for cand in members:
+                c = candidates.index(cand)
+                cand.group = group
+                cand.estimator.classes_ = classes
+                for k in range(n_folds):
+                    key = (k, _preprocessing_key(cand))
+                    if key not in fitted:
+                        fitted[key] = _fold_features(cand, group, k)
+                    a_full, unseen = fitted[key]
+                    if unseen:
+                        _warn_unseen(c, k, unseen)
+                        scores[c][k] = {s: float("nan") for s in scorers}
+                        continue
+                    est = cand.estimator
+                    strength = 0.0 if est.penalty is None else 1.0 / est.C
+                    models.append((c, k, PathModel(fold=k, strength=strength, fit_intercept=est.fit_intercept,
+                                                   a_full=a_full, tol=est.tol, max_iter=est.max_iter)))
+            queries += fit_paths(design, fold_of, positive, [m for *_, m in models], folds, positives,
+                                 tol=1e-4, max_iter=100, owner=owner)
+            for c, k, model in models:
+                scores[c][k] = {s: model.held_out[s] for s in scorers}
+    share = (time.perf_counter() - started) / (n * n_folds)
+    fit_times = np.full((n, n_folds), share)
+    return FoldScores(scores, fit_times, np.zeros((n, n_folds)), queries)
+
+
+def _fold_features(cand: Candidate, group: _Group, k: int) -> tuple[np.ndarray, str | None]:
+    """The candidate's steps fitted on fold ``k``'s training statistics: its features (with
+    the intercept row) as maps of the whole z-space, and any held-out category its encoder
+    would refuse."""
+    train = group.training(k)
+    sub, part, sel = restrict(group.design, train)
+    names, a_sub = cand.plan.features(sub, part)
+    cand.estimator._check_stats(sub, part, a_sub)
+    cand.estimator._set_features(names)
+    a_full = np.zeros((1 + len(names), group.design.size))
+    a_full[0, 0] = 1.0
+    a_full[1:, sel] = a_sub
+    return a_full, _unseen(cand, group, k, sel)
+
+
+def _warn_unseen(c: int, k: int, unseen: str) -> None:
+    warnings.warn(
+        f"GridSearchCV: candidate {c} fold {k}: {unseen} in the held-out fold is a category "
+        f"the training folds lack and handle_unknown='error'; its score is NaN, as "
+        f"scikit-learn's error_score=nan gives", UserWarning, stacklevel=5)
 
 
 def search_from_stats(
@@ -113,10 +212,7 @@ def search_from_stats(
                 t1 = time.perf_counter()
                 fit_times[c, k] = query_time + t1 - t0
                 if unseen:
-                    warnings.warn(
-                        f"GridSearchCV: candidate {c} fold {k}: {unseen} in the held-out fold is a category "
-                        f"the training folds lack and handle_unknown='error'; its score is NaN, as "
-                        f"scikit-learn's error_score=nan gives", UserWarning, stacklevel=4)
+                    _warn_unseen(c, k, unseen)
                     scores[c][k] = {s: float("nan") for s in scorers}
                 else:
                     residual = residual_map(group.design, a_sub, coef, intercept, sel)

@@ -1,0 +1,235 @@
+"""Many binary logistic regressions (every fold x every C) fitted by Newton's method together:
+one aggregate query per Newton pass serves them all.
+
+A model here is a training fold (or every row), a penalty and a feature map. Each row's
+fold is computed once per pass in a subquery; model ``m`` trained without fold ``k`` weighs
+a row by ``p_m(1 - p_m)`` when its fold is not ``k`` and by 0 otherwise, so the pass's one
+query (grouped by the categorical columns, as a single fit's is) yields every model's
+training Hessian and gradient directly, and, as sums over fold ``k`` alone, its held-out
+log loss and correct predictions. The first pass is shared outright: at zero coefficients
+every model's weights are the constant 1/4, so the plain per-fold sums of the first query
+(which also fit each fold's preprocessing) give every model's first step.
+
+A model that has converged leaves the Hessian sums; its held-out scores are read in the next
+pass (at its final coefficients), so the scores cost one pass after the slowest model.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from neve._sql_literals import double
+from neve.linear_model._logistic import LogisticRegression, _rebase, _softplus
+from neve.linear_model._stats import Design, Stats, gather
+
+__all__ = ["PathModel", "fit_paths"]
+
+_FOLD = "__neve_fold"
+_Y = "__neve_y"
+_CODE = "__neve_code"
+
+
+@dataclass(eq=False)
+class PathModel:
+    """One logistic regression of a path: trained on every fold but ``fold`` (``None``: every
+    row), penalised by ``strength`` (``1/C``; 0 for none), over the features ``a_full``
+    (the intercept row, then each feature as a linear map of unshifted z)."""
+
+    fold: int | None
+    strength: float
+    fit_intercept: bool
+    a_full: np.ndarray
+    theta: np.ndarray | None = None
+    n_iter: int = 0
+    converged: bool = False
+    held_out: dict[str, float] = field(default_factory=dict)
+    #: The model's own stopping rule (``None``: ``fit_paths``'s).
+    tol: float | None = None
+    max_iter: int | None = None
+    _loss: float = math.inf
+    _step: np.ndarray | None = None
+    _scored: bool = False
+
+
+def fit_paths(
+    design: Design, fold_of: Callable[[ir.Table], ir.Value] | None, positive: ir.FloatingValue,
+    models: Sequence[PathModel], unit: Sequence[Stats], positives: Sequence[float], *,
+    tol: float, max_iter: int, owner: str,
+) -> int:
+    """Fit every model of ``models`` to convergence and score it on its held-out fold;
+    return the number of queries run.
+
+    ``unit`` are the first query's plain statistics per fold (``unit[k].gram[-1]`` the
+    rows' Σzzᵀ, ``positives[k]`` the positive labels' Σz as a vector): the shared first
+    pass. ``positive`` is the label as 0/1 over ``design.table``."""
+    unshift = unit[0].unshift(design)
+    solver = {fi: LogisticRegression(fit_intercept=fi) for fi in (True, False)}
+    for model in models:
+        model.tol = tol if model.tol is None else model.tol
+        model.max_iter = max_iter if model.max_iter is None else model.max_iter
+        if model.theta is None:
+            model.theta = np.zeros((1, model.a_full.shape[0]))
+            rows = [s for k, s in enumerate(unit) if k != model.fold]
+            gram = sum(s.gram[-1] for s in rows)
+            pos = sum(p for k, p in enumerate(positives) if k != model.fold)
+            # At zero every probability is 1/2: Hessian weights 1/4, gradient targets y - 1/2.
+            first = Stats(gram=[0.25 * gram], cross=[pos - 0.5 * gram[0]], extras={}, n_groups=0)
+            model._loss = float(gram[0, 0]) * math.log(2.0)
+            model._step = solver[model.fit_intercept]._newton_step(
+                first, unshift, model.a_full, model.theta, model.strength, 1)
+            model.theta = model.theta - model._step
+            model.n_iter = 1
+            model.converged = _small(model)
+    queries = 0
+    work, keep = _working_design(design, fold_of, positive, models)
+    unshift = unit[0].unshift(work)  # the map depends on the design alone
+    a_work = {id(m): m.a_full[:, keep] for m in models}
+    base = work.table
+    while True:
+        active = [m for m in models if not m.converged and m.n_iter <= m.max_iter]
+        scoring = [m for m in models if m.converged and not m._scored and m.fold is not None]
+        if not active and not scoring:
+            break
+        evaluated = active + scoring
+        # Three projections, so that every aggregate names a column instead of repeating
+        # the expressions it depends on (the SQL, and its compilation, stay linear in models).
+        staged = base.mutate(**{f"__neve_eta{i}": _predictor(work, a_work[id(m)].T @ m.theta[0])
+                                for i, m in enumerate(evaluated)})
+        staged = staged.mutate(**{f"__neve_p{i}": double(1.0) / (double(1.0) + (-staged[f"__neve_eta{i}"]).exp())
+                                  for i in range(len(evaluated))})
+        y = staged[_Y]
+        fold = staged[_FOLD] if fold_of is not None else None
+        columns: dict[str, ir.Value] = {}
+        for i, model in enumerate(evaluated):
+            eta, p = staged[f"__neve_eta{i}"], staged[f"__neve_p{i}"]
+            loss = _softplus(eta) - y * eta
+            trains = None if model.fold is None else fold != ibis.literal(model.fold, "int64")
+            if model in active:
+                terms = {"h": p * (double(1.0) - p), "g": y - p, "l": loss}
+                columns.update({f"__neve_{t}{i}": e if trains is None else trains.ifelse(e, double(0.0))
+                                for t, e in terms.items()})
+            if model.fold is not None:
+                held = ~trains
+                columns[f"__neve_hl{i}"] = held.ifelse(loss, double(0.0))
+                right = (eta > double(0.0)) == (y > double(0.5))
+                columns[f"__neve_hr{i}"] = (held & right).ifelse(double(1.0), double(0.0))
+        staged = staged.mutate(**columns)
+        weights = [staged[f"__neve_h{i}"] for i, m in enumerate(evaluated) if m in active]
+        targets = [staged[f"__neve_g{i}"] for i, m in enumerate(evaluated) if m in active]
+        extras = {f"loss{i}": (staged[f"__neve_l{i}"].sum(), "sum") for i, m in enumerate(evaluated) if m in active}
+        for i, model in enumerate(evaluated):
+            if model.fold is not None:
+                extras[f"held_loss{i}"] = (staged[f"__neve_hl{i}"].sum(), "sum")
+                extras[f"held_right{i}"] = (staged[f"__neve_hr{i}"].sum(), "sum")
+        for k in sorted({m.fold for m in evaluated if m.fold is not None}):
+            extras[f"held_rows{k}"] = ((fold == ibis.literal(k, "int64")).ifelse(1, 0).sum(), "sum")
+        # Grouped by column pairs as the fold query was (grouping by every encoded column would
+        # return about one group per row, each with every model's sums).
+        stats = gather(_rebase(work, staged), weights=weights, targets=targets, extras=extras, owner=owner,
+                       pairs=len(work.categorical) >= 3)
+        queries += 1
+        for i, model in enumerate(evaluated):
+            if model.fold is not None:
+                rows = stats.extras[f"held_rows{model.fold}"]
+                model.held_out = {"neg_log_loss": -stats.extras[f"held_loss{i}"] / rows,
+                                  "accuracy": stats.extras[f"held_right{i}"] / rows}
+            if model not in active:
+                model._scored = True
+                continue
+            at = active.index(model)
+            theta = model.theta
+            loss = stats.extras[f"loss{i}"] + 0.5 * model.strength * float(np.sum(theta[:, 1:] ** 2))
+            if loss > model._loss * (1 + 1e-12) + 1e-300:
+                # Overshoot (near-separable data): back half way, evaluate there next pass.
+                model._step = model._step / 2
+                model.theta = theta + model._step
+                continue
+            model._loss = loss
+            if model.n_iter == model.max_iter:
+                model.n_iter += 1  # leaves the active set; scored at these coefficients
+                model.converged = True
+                warnings.warn(f"{owner}: Newton's method did not converge in max_iter={model.max_iter} "
+                              f"iterations", ConvergenceWarning, stacklevel=3)
+                model._scored = model.fold is not None
+                continue
+            own = Stats(gram=[stats.gram[at]], cross=[stats.cross[at]], extras={}, n_groups=0)
+            model._step = solver[model.fit_intercept]._newton_step(
+                own, unshift, a_work[id(model)], theta, model.strength, 1)
+            model.theta = theta - model._step
+            model.n_iter += 1
+            model.converged = _small(model)
+    for model in models:
+        model.n_iter = min(model.n_iter, model.max_iter)
+    return queries
+
+
+def _working_design(
+    design: Design, fold_of: Callable[[ir.Table], ir.Value] | None, positive: ir.FloatingValue,
+    models: Sequence[PathModel],
+) -> tuple[Design, np.ndarray]:
+    """The design the passes read: only the numeric columns some model uses (a Pipeline's
+    design holds every numeric column of the table), each computed once, with the fold and
+    the 0/1 label, in a projection of the table; and the kept positions of z."""
+    n_num = len(design.numeric)
+    used = np.any(np.stack([np.any(m.a_full[:, design.size - n_num:] != 0, axis=0) for m in models]), axis=0)
+    names = [n for n, u in zip(design.numeric, used, strict=True) if u]
+    table = design.table
+    columns = {f"__neve_x{j}": design.numeric[n] for j, n in enumerate(names)}
+    columns[_Y] = positive
+    for a, col in enumerate(design.categorical):
+        columns[f"{_CODE}{a}"] = _code(design, col)
+    if fold_of is not None:
+        columns[_FOLD] = fold_of(table)
+    base = table.mutate(**columns)
+    work = Design(table=base, categorical=list(design.categorical),
+                  numeric={n: base[f"__neve_x{j}"] for j, n in enumerate(names)},
+                  categories=design.categories, pilot=np.asarray(design.pilot)[used],
+                  observed_groups=design.observed_groups, frequency=design.frequency)
+    keep = np.concatenate([np.arange(design.size - n_num), design.size - n_num + np.flatnonzero(used)])
+    return work, keep.astype(np.int64)
+
+
+def _code(design: Design, col: str) -> ir.IntegerValue:
+    """Each row's position among ``col``'s categories (one CASE, most frequent first)."""
+    gamma = np.zeros(design.size)
+    at = design.offsets[col]
+    gamma[at:at + len(design.categories[col])] = np.arange(1, len(design.categories[col]) + 1)
+    return (design.linear_predictor(gamma) - double(1.0)).cast("int32")  # Spark indexes arrays by INT
+
+
+def _predictor(work: Design, gamma: np.ndarray) -> ir.FloatingValue:
+    """``gamma · z`` per row over the working table: each categorical column's coefficients
+    an array indexed by the row's category code (one CASE per column serves every model,
+    where a CASE per model and column made the SQL, and its compilation, grow with models)."""
+    out: ir.FloatingValue = double(float(gamma[0]))
+    for a, col in enumerate(work.categorical):
+        at = work.offsets[col]
+        values = gamma[at:at + len(work.categories[col])]
+        if np.any(values):
+            out = out + _array(values)[work.table[f"{_CODE}{a}"]].cast("float64")
+    for name, expr in work.numeric.items():
+        g = float(gamma[work.numeric_index(name)])
+        if g != 0.0:
+            out = out + expr * double(g)
+    return out
+
+
+def _array(values: np.ndarray) -> ir.ArrayValue:
+    """``values`` as an SQL array of their text, one literal split in the engine (a constant,
+    folded once per query): an array literal of numbers costs an Ibis node and a compiled
+    expression per element, which dominated each pass's cost. The caller casts the element
+    it picks to double (Spark drops a cast of the whole array); ``repr`` round-trips a float64
+    exactly, and every engine parses it to the same double."""
+    return ibis.literal(",".join(repr(float(v)) for v in values)).split(",")
+
+
+def _small(model: PathModel) -> bool:
+    return bool(np.max(np.abs(model._step), initial=0.0) <= model.tol * max(1.0, np.max(np.abs(model.theta))))
