@@ -11,4 +11,7 @@ from neve.linear_model._logistic import LogisticRegression
 from neve.linear_model._logistic_cv import LogisticRegressionCV
 from neve.linear_model._ridge_cv import RidgeCV
 
-__all__ = ["ConditioningWarning", "LinearEstimator", "LinearRegression", "LogisticRegression", "LogisticRegressionCV", "Ridge", "RidgeCV"]
+__all__ = [
+    "ConditioningWarning", "LinearEstimator", "LinearRegression", "LogisticRegression", "LogisticRegressionCV",
+    "Ridge", "RidgeCV",
+]

@@ -47,7 +47,12 @@ from neve.linear_model import LinearEstimator
 from neve.model_selection._split import KFold, check_cv
 from neve.pipeline import Pipeline
 from neve.pipeline._fused_cv import (
-    Candidate, fusable, fusable_paths, refit_from_stats, search_from_stats, search_paths,
+    Candidate,
+    fusable,
+    fusable_paths,
+    refit_from_stats,
+    search_from_stats,
+    search_paths,
 )
 
 __all__ = ["GridSearchCV", "cross_validate"]

@@ -98,7 +98,7 @@ def search_paths(
     groups: dict[Any, list[Candidate]] = {}
     for cand in candidates:
         key = (tuple(cand.plan.encoded), tuple(cand.plan.scaled), tuple(cand.plan.design.numeric),
-               cand.estimator._label_col())
+               cand.estimator._label_col(table))
         groups.setdefault(key, []).append(cand)
     queries = 0
     n = len(candidates)
