@@ -172,7 +172,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "postgres-error-unscrubbed",
-        "src/neve/engine/postgres.py",
+        "src/neve/engine/_dbapi.py",
         "reason = (url.scrub(str(exc)).strip().splitlines() or [type(exc).__name__])[0]",
         "reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]",
         ("tests/engine/test_secrets.py",),
