@@ -2,7 +2,8 @@
 
 The demo's registry is the one the flagship DAG's ``dag.test()`` built for tests/airflow
 (``taxi_run``), copied into a scratch checkout (``data/`` and ``.venv`` linked in) with
-what ``make demo`` adds on top: ``TAXI_SCORE`` holding the 2020-04 sample (as after ``make demo MONTH=2020-04``, so the drift example finds drift).
+what ``make demo`` adds on top: ``TAXI_SCORE`` holding the 2020-04 sample (as after
+``make demo MONTH=2020-04``, so the drift example finds drift).
 
 A block opts out with an HTML comment on the line before it,
 ``<!-- readme-test: skip (reason) -->`` (long-running, needs the UI or a server), or
@@ -95,7 +96,7 @@ def test_the_readme_has_blocks_to_run_and_every_skip_says_why():
     assert sum(b.lang == "python" for b in blocks) >= 5 and sum(b.lang != "python" for b in blocks) >= 5
     for block in blocks:
         assert block.directive == "" or block.skip_reason or block.exit_rules, block
-        for code, text in block.exit_rules:
+        for _, text in block.exit_rules:
             assert any(text in command for command, _ in block.commands()), (block.line, text)
 
 

@@ -11,8 +11,8 @@ import pytest
 
 import neve
 from neve import Registry
-from tools.demo.metadata import read_xcom
 from tests.airflow.conftest import DUCKDB
+from tools.demo.metadata import read_xcom
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

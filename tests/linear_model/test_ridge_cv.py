@@ -15,9 +15,9 @@ from sklearn.pipeline import make_pipeline
 
 import neve
 from neve import Pipeline
-from neve.model_selection import KFold
 from neve.errors import InvalidParameterError
 from neve.linear_model import RidgeCV
+from neve.model_selection import KFold
 from neve.preprocessing import OneHotEncoder, StandardScaler
 from tests.model_selection.test_kfold import reference_folds
 

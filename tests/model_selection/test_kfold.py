@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 
 import neve
-from neve.model_selection import KFold
 from neve.errors import ColumnNotFoundError, InvalidParameterError
-from neve.model_selection import train_test_split
+from neve.model_selection import KFold, train_test_split
 
 
 def reference_folds(ids, n_splits: int, seed: int) -> np.ndarray:

@@ -23,10 +23,9 @@ from sklearn.pipeline import Pipeline as SkPipeline
 
 import neve
 from neve import Pipeline
-from neve.model_selection import KFold
-from neve.model_selection import GridSearchCV, cross_validate
 from neve.errors import EmptyInputError, InvalidParameterError, NeveInputError
 from neve.linear_model import LinearRegression, LogisticRegression, Ridge
+from neve.model_selection import GridSearchCV, KFold, cross_validate
 from neve.preprocessing import MaxAbsScaler, MinMaxScaler, OneHotEncoder, StandardScaler
 from tests.model_selection.test_kfold import reference_folds
 

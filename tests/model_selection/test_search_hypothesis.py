@@ -19,10 +19,9 @@ from sklearn.pipeline import Pipeline as SkPipeline
 
 import neve
 from neve import Pipeline
-from neve.model_selection import KFold
-from neve.model_selection import GridSearchCV
 from neve.errors import EmptyInputError
 from neve.linear_model import Ridge
+from neve.model_selection import GridSearchCV, KFold
 from neve.preprocessing import MaxAbsScaler, OneHotEncoder, StandardScaler
 from tests.model_selection.test_kfold import reference_folds
 

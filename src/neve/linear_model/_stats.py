@@ -420,7 +420,7 @@ def _grouping_sets(query: ir.Table, n_keys: int, always: int = 0) -> Any:
     bits = [sge.Mul(this=sge.Anonymous(this="GROUPING", expressions=[k.copy()]),
                     expression=sge.convert(1 << (n_keys - 1 - i))) for i, k in enumerate(keys[:n_keys])]
     grouping = functools.reduce(lambda a, b: sge.Add(this=a, expression=b), bits)
-    tree.append("expressions", sge.Cast(this=grouping, to=sge.DataType.build("BIGINT")).as_(_GROUPING_ID))
+    tree.append("expressions", sge.Cast(this=grouping, to=sge.DataType.build("BIGINT")).as_(_GROUPING_ID, quoted=True))
     schema = ibis.schema({**query.schema(), _GROUPING_ID: "int64"})
     return _queries.to_pyarrow(backend.sql(tree.sql(dialect=backend.dialect), schema=schema))
 
