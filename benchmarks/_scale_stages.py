@@ -92,12 +92,13 @@ def timed(peak: Peak, side: str, stage: str, rows: int, fn: Callable[[], Any], *
 
 
 def dag_module() -> Any:
-    """The flagship DAG file as a module (Airflow reads its configuration from a temp home)."""
+    """The taxi DAGs' shared tasks module (``dags/taxi_tasks.py``: cleaning rules, feature
+    columns), imported as Airflow's DAG processor does, with ``dags/`` on the path (Airflow
+    reads its configuration from a temp home)."""
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="neve-scale-airflow-"))
-    spec = importlib.util.spec_from_file_location("taxi_trip_duration_dag", DAG_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    if str(DAG_FILE.parent) not in sys.path:
+        sys.path.insert(0, str(DAG_FILE.parent))
+    return importlib.import_module("taxi_tasks")
 
 
 # --- hand-written SQL floors ---------------------------------------------------------

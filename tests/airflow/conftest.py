@@ -94,10 +94,12 @@ def dagbag(metadata_db):
     return BundleDagBag(str(REPO / "dags"), bundle_path=REPO / "dags")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def dags_in_db(dagbag):
     """Every DAG of the folder stored in the metadata DB, as Airflow's DAG processor stores
-    them (so Asset events queue the DAGs scheduled on them), with taxi_scoring unpaused."""
+    them (so Asset events queue the DAGs scheduled on them), with taxi_scoring unpaused.
+    Synced again for each test: an in-process ``dag.test()`` re-syncs its own bundle and
+    leaves the assets' and DAGs' rows as it found useful, not as the next test needs."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import sync_bag_to_db
     from airflow.models.dag import DagModel
