@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests._skips import require
+from tests.airflow._conf import run_conf
 
 # Checked without importing Airflow: importing it now would freeze its configuration
 # before the environment below is set.
@@ -143,7 +144,7 @@ def task_envs() -> dict[str, str]:
 def taxi_run(taxi_dag, task_envs):
     """One full ``dag.test()`` run of the taxi DAG on a fresh DuckDB file, promotion
     auto-approved (as ``make demo`` runs it)."""
-    run = taxi_dag.test(run_conf={"auto_approve": True})
+    run = taxi_dag.test(run_conf=run_conf(auto_approve=True))
     return run
 
 

@@ -15,6 +15,7 @@ import json
 import pytest
 
 from tests._servers import postgres as pg
+from tests.airflow._conf import run_conf
 from tests.airflow.conftest import assert_matches_the_duckdb_run, taxi_outcome
 
 pytestmark = pytest.mark.slow
@@ -28,7 +29,7 @@ def test_the_dag_on_postgres_matches_the_duckdb_run(taxi_run, taxi_dag, taxi_db,
     with pg.throwaway_database(postgres_admin_url, "dag") as url:
         monkeypatch.setenv("AIRFLOW_CONN_NEVE_DEFAULT", json.dumps({"conn_type": "neve", "extra": {"url": url}}))
         monkeypatch.chdir(tmp_path)  # the registry's default stage on a server engine: ./.neve/stage
-        run = taxi_dag.test(run_conf={"auto_approve": True})
+        run = taxi_dag.test(run_conf=run_conf(auto_approve=True))
         states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
         assert str(run.state).endswith("success"), states
         assert_matches_the_duckdb_run(url, run, on_duckdb)

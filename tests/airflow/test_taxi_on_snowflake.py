@@ -19,6 +19,7 @@ import pytest
 
 import neve
 from neve import Registry
+from tests.airflow._conf import run_conf
 from tests.airflow.conftest import TAXI_MODEL, assert_matches_the_duckdb_run, taxi_outcome
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -32,7 +33,7 @@ def test_the_dag_on_the_snowflake_emulator_matches_the_duckdb_run(taxi_run, taxi
     url = emulator.url(f"TAXI_{uuid.uuid4().hex[:8].upper()}")
     monkeypatch.setenv("AIRFLOW_CONN_NEVE_DEFAULT", json.dumps({"conn_type": "neve", "extra": {"url": url}}))
     monkeypatch.chdir(tmp_path)  # nothing may land in a local stage: the registry uses @NEVE_STAGE
-    run = taxi_dag.test(run_conf={"auto_approve": True})
+    run = taxi_dag.test(run_conf=run_conf(auto_approve=True))
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     assert states == {task_id: "success" for task_id in taxi_dag.task_ids}, states
     assert_matches_the_duckdb_run(url, run, on_duckdb)

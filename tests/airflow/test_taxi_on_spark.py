@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 import neve
+from tests.airflow._conf import run_conf
 from tests.airflow.conftest import assert_matches_the_duckdb_run, taxi_outcome
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -37,7 +38,7 @@ def test_the_dag_on_spark_connect_matches_the_duckdb_run(taxi_run, taxi_dag, tax
     monkeypatch.chdir(tmp_path)  # the registry's default stage on a server engine: ./.neve/stage
     url = f"{spark_connect_url}/?database={database}"
     try:
-        run = taxi_dag.test(run_conf={"auto_approve": True})
+        run = taxi_dag.test(run_conf=run_conf(auto_approve=True))
         states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
         assert states == {task_id: "success" for task_id in taxi_dag.task_ids}, states
         assert_matches_the_duckdb_run(url, run, on_duckdb)

@@ -11,6 +11,7 @@ import pytest
 
 import neve
 from neve import Registry
+from tests.airflow._conf import run_conf
 from tests.airflow.conftest import DUCKDB
 from tools.demo.metadata import read_xcom
 
@@ -18,12 +19,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 MODEL = "trip_duration_estimator"
 HITL = "/api/v2/dags/taxi_trip_duration/dagRuns/{run}/taskInstances/approve_promotion/-1/hitlDetails"
-
-# Explicit, although it is the DAG's default: dag.test() runs the tasks in this process, and
-# Airflow's param processing resolves the run's conf into the DAG's own Param objects, so an
-# earlier auto-approved run in the same process leaves auto_approve on (and an earlier run
-# of the lockdown month leaves score_month set, whose drift fails the run).
-ASK_A_PERSON = {"auto_approve": False, "score_month": None}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +71,7 @@ def test_a_rejected_promotion_changes_nothing_and_says_so(
 ):
     seen: dict = {}
     responder = answer(airflow_api, auth_manager, "Reject", "bob", seen)
-    run = taxi_dag.test(run_conf=ASK_A_PERSON)  # the run waits for bob
+    run = taxi_dag.test(run_conf=run_conf())  # the run waits for bob
     responder.join(timeout=5)
     assert seen["status"] == 200
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
@@ -102,7 +97,7 @@ def test_an_approved_promotion_moves_production_as_the_approver_and_starts_scori
 
     seen: dict = {}
     responder = answer(airflow_api, auth_manager, "Approve", "alice", seen)
-    run = taxi_dag.test(run_conf=ASK_A_PERSON)
+    run = taxi_dag.test(run_conf=run_conf())
     responder.join(timeout=5)
     assert seen["status"] == 200
     assert str(run.state).endswith("success"), {ti.task_id: str(ti.state) for ti in run.get_task_instances()}

@@ -14,6 +14,7 @@ import neve.envs
 from neve import Registry
 from neve.airflow import TableRef
 from neve.errors import ColumnNotFoundError, DataFileError
+from tests.airflow._conf import run_conf
 
 REPO = Path(__file__).resolve().parents[2]
 TAXI = REPO / "data" / "nyc_taxi"
@@ -296,7 +297,7 @@ def test_a_month_the_model_never_saw_passes_the_drift_check(finished_run, taxi_m
 @pytest.mark.slow
 def test_scoring_the_lockdown_month_fails_predict_on_drift(finished_run, taxi_dag, metadata_db, taxi_db):
     # Runs after the full run: the model exists; this run scores 2020-04 instead.
-    run = taxi_dag.test(run_conf={"score_month": "2020-04", "auto_approve": True})
+    run = taxi_dag.test(run_conf=run_conf(score_month="2020-04", auto_approve=True))
     assert str(run.state).endswith("failed"), run.state
     tis = {ti.task_id: ti for ti in run.get_task_instances()}
     states = {task_id: str(ti.state) for task_id, ti in tis.items()}

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests._skips import require
+from tests.airflow._conf import run_conf
 from tools.demo.runner import _free_port, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -28,11 +29,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 CHROMIUM = shutil.which("chromium")
 MODEL = "trip_duration_estimator"
 PASSWORD = "neve-ui-test"
-
-# Explicit, although it is the DAG's default: dag.test() runs the tasks in this process, and
-# Airflow's param processing resolves the run's conf into the DAG's own Param objects, so an
-# earlier auto-approved run in the same process leaves auto_approve on.
-ASK_A_PERSON = {"auto_approve": False}
 
 
 @pytest.fixture(scope="session")
@@ -209,7 +205,7 @@ def test_a_promotion_waits_under_required_actions_and_a_person_approves_it(
 
     approver = threading.Thread(target=person, daemon=True)
     approver.start()
-    run = taxi_dag.test(run_conf=ASK_A_PERSON)
+    run = taxi_dag.test(run_conf=run_conf())
     approver.join(timeout=120)
     if "error" in outcome:
         raise outcome["error"]
