@@ -21,17 +21,18 @@ MODEL = "trip_duration_estimator"
 HITL = "/api/v2/dags/taxi_trip_duration/dagRuns/{run}/taskInstances/approve_promotion/-1/hitlDetails"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def warehouse(tmp_path_factory):
     """A DuckDB file of the same name as the session's (the registry name, and so the alias's
-    Asset that taxi_scoring was parsed with), in a folder of its own."""
+    Asset that taxi_scoring was parsed with), in a folder of its own: each test starts from
+    an empty registry, whichever worker and order it runs in."""
     db = tmp_path_factory.mktemp("promotion") / DUCKDB.name
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_CONN_NEVE_DEFAULT", json.dumps({"conn_type": "neve", "extra": {"url": f"duckdb://{db}"}}))
         yield db
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def airflow_api(dags_in_db):
     """Airflow's REST API in this process, on the test's metadata DB."""
     from airflow.api_fastapi.app import create_app
@@ -102,11 +103,11 @@ def test_an_approved_promotion_moves_production_as_the_approver_and_starts_scori
     assert seen["status"] == 200
     assert str(run.state).endswith("success"), {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     outcome = read_xcom(metadata_db, run.run_id, "promote_to_production")
-    assert outcome == {"promoted": True, "by": "alice", "alias": "production", "version": "v2",
-                       "message": f"production is now {MODEL} v2 (was unset): approved by alice"}
+    assert outcome == {"promoted": True, "by": "alice", "alias": "production", "version": "v1",
+                       "message": f"production is now {MODEL} v1 (was unset): approved by alice"}
     with neve.connect(f"duckdb://{warehouse}") as session:
         model = Registry(session).get_model(MODEL)
-        assert model.aliases["production"] == "v2"
+        assert model.aliases["production"] == "v1"
         history = model.alias_history("production")
         assert history.iloc[0]["created_by"] == "alice"  # the event log names the approver
         assert history.iloc[0]["run_context"]["airflow"]["dag_run_id"] == run.run_id
@@ -117,7 +118,7 @@ def test_an_approved_promotion_moves_production_as_the_approver_and_starts_scori
         events = (s.query(AssetEvent).join(AssetModel, AssetModel.id == AssetEvent.asset_id)
                   .filter(AssetModel.uri == uri, AssetEvent.source_run_id == run.run_id).all())
         assert [(e.source_task_id, e.extra["version"], e.extra["action"]) for e in events] == [
-            ("promote_to_production", "v2", "promoted")]
+            ("promote_to_production", "v1", "promoted")]
         queued = {q.target_dag_id for q in s.query(AssetDagRunQueue).all()}
     assert "taxi_scoring" in queued
 
@@ -125,6 +126,6 @@ def test_an_approved_promotion_moves_production_as_the_approver_and_starts_scori
     states = {ti.task_id: str(ti.state) for ti in scoring.get_task_instances()}
     assert all(state.endswith("success") for state in states.values()), states
     scored = read_xcom(metadata_db, scoring.run_id, "predict", dag_id="taxi_scoring")
-    assert scored["model"]["version"] == "v2" and scored["drift"]["ok"] is True
+    assert scored["model"]["version"] == "v1" and scored["drift"]["ok"] is True
     with neve.connect(f"duckdb://{warehouse}") as session:
         assert session.table("TAXI_PRED_LATEST").count().execute() == session.table("TAXI_LATEST").count().execute()
