@@ -9,8 +9,8 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 import numpy as np
-from sklearn import linear_model as skl
 
+from neve._columns import SklearnClass
 from neve._sql_literals import double
 from neve.engine import _queries
 from neve.errors import EmptyInputError, InvalidParameterError, NeveInputError
@@ -95,7 +95,7 @@ class LogisticRegressionCV(LinearEstimator):
     :class:`LogisticRegression`; ``sample_weight_col`` is not supported.
     """
 
-    _sklearn_class = skl.LogisticRegressionCV
+    _sklearn_class = SklearnClass("sklearn.linear_model.LogisticRegressionCV")
     _is_classifier = True
     _sklearn_attrs = ("coef_", "intercept_", "n_features_in_", "feature_names_in_", "classes_", "C_", "Cs_",
                       "n_iter_")

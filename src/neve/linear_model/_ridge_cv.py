@@ -7,8 +7,8 @@ from typing import Any
 
 import ibis.expr.types as ir
 import numpy as np
-from sklearn import linear_model as skl
 
+from neve._columns import SklearnClass
 from neve.errors import InvalidParameterError
 from neve.linear_model._base import LABEL, FeatureMap, as_float
 from neve.linear_model._cv import STATS_SCORERS, fold_systems, residual_map, sum_stats
@@ -39,7 +39,7 @@ class RidgeCV(_LeastSquares):
     NULL policy as :class:`LinearRegression`; ``sample_weight_col`` is not supported.
     """
 
-    _sklearn_class = skl.RidgeCV
+    _sklearn_class = SklearnClass("sklearn.linear_model.RidgeCV")
     _sklearn_attrs = ("coef_", "intercept_", "n_features_in_", "feature_names_in_", "alpha_", "best_score_")
 
     def __init__(
