@@ -36,7 +36,7 @@ airflow: sync
 test: sync
 	$(UV) run --no-sync pytest -n auto --durations=15 -m "not long"
 
-# The runs that take minutes each (the whole make mutate, ...): CI runs them after make test.
+# The runs of minutes each (all of make mutate, logistic CV searches on every engine): CI runs them after make test.
 test-long: sync
 	$(UV) run --no-sync pytest -n auto --durations=15 -m long
 

@@ -28,6 +28,7 @@ def _sk_cv(df: pd.DataFrame, n_splits: int = 5, **kw) -> skl.LogisticRegressionC
                                     solver="newton-cholesky", tol=1e-10, max_iter=200, **kw)
 
 
+@pytest.mark.long  # minutes on PostgreSQL and Spark: make test-long (CI runs it)
 @pytest.mark.parametrize("scoring", [None, "neg_log_loss"])
 def test_pipeline_ending_in_logistic_cv_shares_each_pass_and_matches_scikit_learn(session: neve.Session,
                                                                                  scoring) -> None:

@@ -173,7 +173,7 @@ def test_cross_validate_from_statistics_and_row_scorers_match_scikit_learn(sessi
     assert set(ours) == {"fit_time", "score_time", "test_neg_mean_absolute_error", "test_neg_root_mean_squared_error"}
 
 
-@pytest.mark.slow
+@pytest.mark.long  # minutes on PostgreSQL and Spark: make test-long (CI runs it)
 def test_logistic_search_fold_by_fold_matches_scikit_learn(session: neve.Session) -> None:
     df = _frame(300, seed=3)
     table = session.create_table("T", df)
@@ -192,6 +192,7 @@ def test_logistic_search_fold_by_fold_matches_scikit_learn(session: neve.Session
     assert_allclose(proba["PREDICT_PROBA_1"], theirs.predict_proba(df[FEATURES])[:, 1], atol=1e-6)
 
 
+@pytest.mark.long  # minutes on PostgreSQL and Spark: make test-long (CI runs it)
 def test_logistic_search_shares_each_newton_pass_and_matches_scikit_learn(session: neve.Session) -> None:
     df = _frame(400, seed=5)
     table = session.create_table("T", df)
@@ -218,6 +219,7 @@ def test_logistic_search_shares_each_newton_pass_and_matches_scikit_learn(sessio
     assert_allclose(proba["PREDICT_PROBA_1"], theirs.predict_proba(df[FEATURES])[:, 1], atol=1e-6)
 
 
+@pytest.mark.long  # minutes on PostgreSQL and Spark: make test-long (CI runs it)
 def test_three_encoded_columns_group_by_fold_and_pairs_and_match_scikit_learn(session: neve.Session) -> None:
     """With three encoded columns the fold query groups by each pair of them and the fold
     (GROUPING SETS), a missing category included; ridge and logistic searches still match."""
