@@ -27,7 +27,19 @@ def _softplus(eta: ir.FloatingValue) -> ir.FloatingValue:
     return ibis.greatest(eta, double(0.0)) + (double(1.0) + (-eta.abs()).exp()).ln()
 
 
-class LogisticRegression(LinearEstimator):
+class ClassifierOutputs:
+    """The probability and decision outputs a fitted linear classifier adds to ``predict``,
+    scored in the engine as ``predict`` is (shared by LogisticRegression and its CV twin)."""
+
+    def predict_proba(self, X: Any) -> Any:
+        """``X`` with one ``PREDICT_PROBA_<class>`` column per class."""
+        return self._run(X, "predict_proba")
+
+    def decision_function(self, X: Any) -> Any:
+        return self._run(X, "decision_function")
+
+
+class LogisticRegression(ClassifierOutputs, LinearEstimator):
     """Binary and multinomial logistic regression with an L2 penalty (or none).
 
     The optimum is scikit-learn's (``solver="newton-cholesky"`` at a tight ``tol``),
@@ -104,13 +116,6 @@ class LogisticRegression(LinearEstimator):
                 f"supported in the engine (got penalty={self.penalty!r}, dual={self.dual!r}, "
                 f"class_weight={self.class_weight!r}); use scikit-learn on an extract for the others"
             )
-
-    def predict_proba(self, X: Any) -> Any:
-        """``X`` with one ``PREDICT_PROBA_<class>`` column per class."""
-        return self._run(X, "predict_proba")
-
-    def decision_function(self, X: Any) -> Any:
-        return self._run(X, "decision_function")
 
     # --- fit --------------------------------------------------------------
 

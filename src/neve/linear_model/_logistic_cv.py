@@ -16,6 +16,7 @@ from neve.engine import _queries
 from neve.errors import EmptyInputError, InvalidParameterError, NeveInputError
 from neve.linear_model._base import FeatureMap, LinearEstimator
 from neve.linear_model._cv import sum_stats
+from neve.linear_model._logistic import ClassifierOutputs
 from neve.linear_model._newton_paths import PathModel, fit_paths
 from neve.linear_model._stats import Design, Stats, gather_by
 from neve.model_selection._split import check_cv
@@ -66,7 +67,7 @@ def first_pass(
     return folds, positives
 
 
-class LogisticRegressionCV(LinearEstimator):
+class LogisticRegressionCV(ClassifierOutputs, LinearEstimator):
     """Binary logistic regression with ``C`` chosen by k-fold cross-validation, as
     scikit-learn's ``LogisticRegressionCV(Cs, cv=...)`` with an exact solver.
 
@@ -182,13 +183,6 @@ class LogisticRegressionCV(LinearEstimator):
         if not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
             raise InvalidParameterError(f"{owner}: max_iter must be a positive integer, got {self.max_iter!r}")
         check_cv(self.cv, owner)
-
-    def predict_proba(self, X: Any) -> Any:
-        """``X`` with one ``PREDICT_PROBA_<class>`` column per class."""
-        return self._run(X, "predict_proba")
-
-    def decision_function(self, X: Any) -> Any:
-        return self._run(X, "decision_function")
 
     def _fit_design(
         self, design: Design, label: ir.Value, weight: ir.Value | None, features: FeatureMap,
