@@ -32,5 +32,5 @@ def test_the_train_pipeline_fits_synthetic_trips_from_one_query(taxi_module, tmp
                               ("model", LinearRegression(label_cols=[m.TARGET], passthrough_cols=["TRIP_DISTANCE"]))])
         with neve.capture_queries() as log:
             pipe.fit(train.select(*m.RAW_FEATURES, m.TARGET))
-        assert len(log) == 1  # categories, the scale and XᵀX, Xᵀy: one GROUP BY, no table written
+        assert len(log.scans) == 1  # categories, the scale and XᵀX, Xᵀy: one GROUP BY, no table written
         assert len(pipe["model"].coef_) > 300 and "TRIP_DISTANCE" not in pipe["model"].feature_names_in_

@@ -75,7 +75,7 @@ def test_least_squares_from_pair_sets_match_scikit_learn(session, pairs_always, 
     pipe = _neve(ours("W" if weighted else None))
     with neve.capture_queries() as log:
         pipe.fit(table)
-    assert len(log) == 1 and "GROUPING SETS" in log.queries[0].upper()
+    assert len(log.scans) == 1 and "GROUPING SETS" in log.scans[0].upper()
     sk = _sklearn(theirs).fit(_sk_frame(df), df.Y, **({f"{type(theirs).__name__.lower()}__sample_weight": df.W}
                                                       if weighted else {}))
     model = pipe.named_steps["model"]
@@ -92,27 +92,41 @@ def test_pair_sets_give_the_full_grouping_s_statistics(session, pairs_always, mo
     monkeypatch.setattr(_stats, "PAIRS_ABOVE", 1e9)
     with neve.capture_queries() as log:
         full = _neve(Ridge(alpha=0.5, label_cols="Y")).fit(table)
-    assert "GROUPING" not in log.queries[0]
+    assert "GROUPING" not in log.scans[0]
     assert pairs.named_steps["ohe"].categories_ == full.named_steps["ohe"].categories_
     assert_allclose(pairs.named_steps["model"].coef_, full.named_steps["model"].coef_, rtol=1e-10, atol=1e-12)
 
 
-def test_logistic_switches_to_pair_sets_after_a_wide_first_grouping(session):
-    """No forcing: the first Newton step groups by all four columns, sees about one group per
-    row and runs the later steps on pair sets, reaching scikit-learn's optimum."""
+def test_logistic_runs_every_pass_on_blocks_when_the_survey_sees_one_group_per_row(session):
+    """No forcing: the survey before the first query sees about one combination per row, so
+    every Newton pass groups by pairs (GROUPING SETS), reaching scikit-learn's optimum."""
     df = _frame(n=500, seed=3)
     table = session.create_table("GS_LOG", df.drop(columns=["Y", "W"]), overwrite=True)
     pipe = _neve(LogisticRegression(C=0.7, tol=1e-8, label_cols="LONG"))
     with neve.capture_queries() as log:
         pipe.fit(table)
-    steps = [q for q in log.queries if "GROUP BY" in q.upper()]
-    assert "GROUPING" not in steps[0] and all("GROUPING" in q for q in steps[1:]) and len(steps) >= 3
+    steps = [q for q in log.scans if "GROUP BY" in q.upper()]
+    assert len(steps) >= 3 and all("GROUPING SETS" in q.upper() for q in steps)
+    assert log.kinds.count("survey") == 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sk = _sklearn(skl.LogisticRegression(C=0.7, solver="newton-cholesky", tol=1e-12, max_iter=200))
         sk.fit(_sk_frame(df), df.LONG)
     assert_allclose(pipe.named_steps["model"].coef_, sk[-1].coef_, rtol=1e-6, atol=1e-8)
     assert_allclose(pipe.named_steps["model"].intercept_, sk[-1].intercept_, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "distinct, sampled, rows, expected",
+    [
+        (100, 100, 100, 100),  # the whole table was surveyed
+        (20_000, 20_000, 10**6, 10**6),  # every surveyed row distinct: as many groups as rows
+        (14_879, 20_000, 10**6, 31_000),  # taxi-like: few combinations, seen again and again
+        (19_880, 20_000, 10**6, 740_000),  # three independent columns of 260, 260 and 24 values
+    ],
+)
+def test_expected_groups_from_the_survey(distinct, sampled, rows, expected):
+    assert _stats._expected_groups(distinct, sampled, rows) == pytest.approx(expected, rel=0.08)
 
 
 def test_narrow_grouping_stays_one_group_by(session):

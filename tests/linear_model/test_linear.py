@@ -36,7 +36,7 @@ def _fit(session, est, df):
     table = session.create_table("T_LIN", df, overwrite=True)
     with neve.capture_queries() as log:
         est.fit(table)
-    return table, list(log)
+    return table, log.scans
 
 
 @pytest.mark.parametrize("weighted", [False, True])

@@ -40,7 +40,7 @@ def test_pipeline_ending_in_logistic_cv_shares_each_pass_and_matches_scikit_lear
     with neve.capture_queries() as log:
         pipe.fit(table)
     # 25 models: were each fitted on its own, the passes alone would be sum(n_iter_) queries.
-    assert len(log) == model.n_queries_ < model.n_iter_.max() + 10 < model.n_iter_.sum()
+    assert len(log.scans) == model.n_queries_ < model.n_iter_.max() + 10 < model.n_iter_.sum()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-learn 1.9's FutureWarnings about defaults
         sk = _sk_pipeline(_sk_cv(df, Cs=CS, scoring=scoring)).fit(df[FEATURES], df.C)

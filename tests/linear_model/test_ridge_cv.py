@@ -41,7 +41,7 @@ def test_pipeline_ending_in_ridge_cv_is_one_query_and_matches_scikit_learn(sessi
                                        label_cols="Y", passthrough_cols=["ID"]))])
     with neve.capture_queries() as log:
         pipe.fit(table)
-    assert len(log) == 1
+    assert len(log.scans) == 1
     folds = reference_folds(df.ID, 4, 2)
     sk = make_pipeline(
         make_column_transformer((skp.OneHotEncoder(sparse_output=False), ["A"]), (skp.StandardScaler(), ["X", "W"])),

@@ -105,7 +105,7 @@ def test_ridge_search_is_one_query_and_matches_scikit_learn_split_by_split(sessi
     )
     with neve.capture_queries() as log:
         search.fit(table)
-    assert len(log) == 1 and search.n_queries_ == 1
+    assert len(log.scans) == 1 and search.n_queries_ == 1
     theirs = SkGridSearchCV(
         _sk_pipeline(skl.Ridge(solver="cholesky")),
         [{"model__alpha": alphas, "model__fit_intercept": [True, False]}, {"model": [skl.LinearRegression()]}],
@@ -159,7 +159,7 @@ def test_cross_validate_from_statistics_and_row_scorers_match_scikit_learn(sessi
     cv = KFold(5, random_state=SEED, key="ID")
     with neve.capture_queries() as log:
         ours = cross_validate(_neve_pipeline(_ridge(alpha=2.0)), table, cv=cv, scoring="r2")
-    assert len(log) == 1
+    assert len(log.scans) == 1
     theirs = sk_cross_validate(_sk_pipeline(skl.Ridge(alpha=2.0, solver="cholesky")), df[FEATURES], df.Y,
                                cv=_split(df), scoring="r2")
     assert_allclose(ours["test_score"], theirs["test_score"], rtol=1e-8)
@@ -206,7 +206,7 @@ def test_logistic_search_shares_each_newton_pass_and_matches_scikit_learn(sessio
     refit = search.best_estimator_.named_steps["model"].n_iter_[0] + 1
     # 30 models (6 candidates x 5 folds) share every pass: the search's queries are the
     # slowest model's passes, not their sum.
-    assert len(log) == search.n_queries_ + refit and search.n_queries_ <= 15
+    assert len(log.scans) == search.n_queries_ + refit and search.n_queries_ <= 15
     theirs = SkGridSearchCV(
         _sk_pipeline(skl.LogisticRegression(solver="newton-cholesky", tol=1e-10, max_iter=200)),
         {"model__C": [0.01, 1.0, 100.0], "ohe__ohe__drop": [None, "first"]}, cv=_split(df), scoring=scoring,
@@ -243,7 +243,7 @@ def test_three_encoded_columns_group_by_fold_and_pairs_and_match_scikit_learn(se
     with neve.capture_queries() as log:
         ridge = GridSearchCV(ours(Ridge(label_cols="Y", passthrough_cols=["ID", "C", "W"])),
                              {"model__alpha": [0.1, 10.0]}, cv=cv).fit(table)
-    assert len(log) == 1 and "GROUPING SETS" in log.queries[0].upper()
+    assert len(log.scans) == 1 and "GROUPING SETS" in log.scans[0].upper()
     sk = SkGridSearchCV(theirs(skl.Ridge(solver="cholesky")), {"model__alpha": [0.1, 10.0]}, cv=_split(df)).fit(X, df.Y)
     _assert_same_results(ridge.cv_results_, sk.cv_results_, ["score"], 5, rtol=1e-8)
     logistic = GridSearchCV(ours(LogisticRegression(tol=1e-10, label_cols="C", passthrough_cols=["ID", "Y", "W"])),

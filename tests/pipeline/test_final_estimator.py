@@ -69,7 +69,7 @@ def test_taxi_pipeline_fits_in_one_query_and_matches_scikit_learn(session, ours,
     pipe = _neve_taxi(ours())
     with neve.capture_queries() as log:
         pipe.fit(table)
-    queries = list(log)
+    queries = log.scans
     assert len(queries) == 1, queries
     # One grouped aggregate, no table written, no one-hot column computed.
     assert "GROUP BY" in queries[0] and "CREATE TABLE" not in queries[0].upper()
@@ -117,12 +117,12 @@ def test_weighted_fused_fit_matches_stepwise(session):
 
     with neve.capture_queries() as log:
         fused = Pipeline(steps()).fit(table)
-    assert len(list(log)) == 1
+    assert len(log.scans) == 1
     # An imputer first takes the stepwise path (steps fitted one by one, then one aggregate).
     stepwise = Pipeline([("imp", SimpleImputer(input_cols=["TRIP_DISTANCE"])), *steps()])
     with neve.capture_queries() as log:
         stepwise.fit(table)
-    assert len(list(log)) == 4
+    assert len(log.scans) == 4
     fused_model, stepwise_model = fused.named_steps["model"], stepwise.named_steps["model"]
     assert_allclose(stepwise_model.coef_, fused_model.coef_, rtol=1e-8, atol=1e-10)
     assert_allclose(stepwise_model.intercept_, fused_model.intercept_, rtol=1e-9)
@@ -146,7 +146,7 @@ def test_logistic_pipeline_runs_iterations_plus_one_queries(session):
     with neve.capture_queries() as log:
         pipe.fit(table)
     model = pipe.named_steps["model"]
-    assert len(log) == model.n_iter_[0] + 1
+    assert len(log.scans) == model.n_iter_[0] + 1
     features = ["HOUR_OF_DAY", "TRIP_DISTANCE"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -197,3 +197,26 @@ def test_conflicts_are_classified_by_sqlstate(database_url: str) -> None:
         getattr(e, "sqlstate", None)
         for e in (errors["unique"], errors["serialization"], deadlocks[0])
     } == {"23505", "40001", "40P01"}
+
+
+def test_registry_reads_are_not_prepared_on_the_server(database_url: str, tmp_path: Path) -> None:
+    """psycopg prepares a query run five times on one connection, and PostgreSQL then plans it
+    once for any model: a generic plan whose nested loops over the event log took seconds per
+    read on a registry where one model holds most versions. Registry reads, through the
+    registry and through a browser, are planned with their values every time."""
+    from neve.registry._browse import Browser
+
+    model, _ = small_model()
+    reg = neve.Registry(database_url, stage=str(tmp_path / "stage"))
+    mv = reg.log_model(model, "m", metrics={"a": 1.0})
+    for _ in range(12):
+        assert [v.version_name for v in reg.get_model("m").versions()] == ["v1"]
+        assert mv.metrics == {"a": 1.0}
+    with reg._connection() as backend:
+        ((prepared,),) = backend.con.execute("SELECT count(*) FROM pg_prepared_statements").fetchall()
+    assert prepared == 0
+    with Browser.open(database_url) as browser:
+        for _ in range(12):
+            assert [r["version_name"] for r in browser.versions("m")[0]] == ["v1"]
+        ((prepared,),) = browser.reader._con.execute("SELECT count(*) FROM pg_prepared_statements").fetchall()
+    assert prepared == 0

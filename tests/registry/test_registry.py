@@ -96,6 +96,25 @@ def test_aliases_move_and_resolve(reg, fitted):
         m.version("production")
 
 
+def test_an_alias_whose_version_is_deleted_is_hidden_not_rolled_back(reg, fitted):
+    """The newest alias event decides: once its version is deleted the alias is gone, and
+    it does not fall back to a version it pointed at before (nor does an unalias)."""
+    model, _ = fitted
+    m = reg.log_model(model, "m").model
+    for _ in range(2):
+        reg.log_model(model, "m")
+    m.set_alias("production", "v1")
+    m.set_alias("production", "v2")
+    m.set_alias("staging", "v3")
+    m.set_alias("canary", "v1")
+    m.unset_alias("canary")
+    m.delete_version("v2")
+    assert m.aliases == {"staging": "v3"}
+    assert reg.show_models().set_index("model_name").aliases["m"] == {"staging": "v3"}
+    m.set_alias("production", "v1")
+    assert m.aliases == {"production": "v1", "staging": "v3"}
+
+
 def test_default_version(reg, fitted):
     model, _ = fitted
     for _ in range(3):

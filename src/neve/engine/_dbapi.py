@@ -270,5 +270,8 @@ def _postgres_reader(url: EngineURL) -> Reader:
         raise postgres_error(url, exc) from None
     if schema:
         con.execute("SELECT set_config('search_path', %s, false)", (schema,))
+    # No server-side prepared statements: their generic plans are ruinous on a skewed event
+    # log (see PostgresDriver.query), and a long-lived reader repeats its queries.
+    con.prepare_threshold = None
     # psycopg reads every % as a placeholder mark; the SQL text neve writes has none.
     return _CursorReader(url, con, lambda name: f"%({name})s")

@@ -16,7 +16,8 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-__all__ = ["QueryLog", "capture_queries", "execute", "local_backend", "to_pyarrow", "to_pyarrow_batches"]
+__all__ = ["QueryLog", "capture_queries", "execute", "local_backend", "sql_to_pyarrow", "to_pyarrow",
+           "to_pyarrow_batches"]
 
 _listeners: list[QueryLog] = []
 _listeners_lock = threading.Lock()
@@ -31,6 +32,14 @@ class QueryLog:
 
     queries: list[str] = field(default_factory=list)
     bytes_fetched: int = 0
+    #: Per query, why it ran: ``"survey"`` for a look at a few rows that plans a later
+    #: query (``LIMIT``-bound, see ``linear_model._stats``), else ``"query"``.
+    kinds: list[str] = field(default_factory=list)
+
+    @property
+    def scans(self) -> list[str]:
+        """The queries that are not surveys: what a claim such as "fit runs one query" counts."""
+        return [q for q, kind in zip(self.queries, self.kinds, strict=True) if kind != "survey"]
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -74,16 +83,17 @@ def backend_of(expr: ir.Expr) -> Any:
         return local_backend()
 
 
-def _record(backend: Any, expr: ir.Expr) -> None:
+def _record(backend: Any, expr: ir.Expr | str, kind: str = "query") -> None:
     if not _listeners:
         return
     try:
-        sql = str(backend.compile(expr))
+        sql = expr if isinstance(expr, str) else str(backend.compile(expr))
     except Exception:  # noqa: BLE001 - logging is best-effort and must never break a query
         sql = repr(expr)
     with _listeners_lock:
         for log in _listeners:
             log.queries.append(sql)
+            log.kinds.append(kind)
 
 
 def _fetched(result: Any) -> Any:
@@ -109,10 +119,11 @@ def execute(expr: ir.Expr, **kwargs: Any) -> Any:
     return _fetched(backend.execute(expr, **kwargs))
 
 
-def to_pyarrow(expr: ir.Expr) -> Any:
-    """Run ``expr`` and return a pyarrow Table (or Scalar/Array for scalar/column expressions)."""
+def to_pyarrow(expr: ir.Expr, *, kind: str = "query") -> Any:
+    """Run ``expr`` and return a pyarrow Table (or Scalar/Array for scalar/column expressions);
+    ``kind`` is recorded in the query logs (see ``QueryLog.kinds``)."""
     backend = backend_of(expr)
-    _record(backend, expr)
+    _record(backend, expr, kind)
     return _fetched(backend.to_pyarrow(expr))
 
 
@@ -127,3 +138,35 @@ def to_pyarrow_batches(expr: ir.Expr, **kwargs: Any) -> Any:
 
     # Batches are counted as the caller reads them: what leaves the engine is what is read.
     return pa.RecordBatchReader.from_batches(reader.schema, (_fetched(b) for b in reader))
+
+
+def sql_to_pyarrow(backend: Any, sql: str, schema: ibis.Schema, *, kind: str = "query") -> Any:
+    """Run a SELECT written as SQL text on ``backend``; its result as a pyarrow Table of ``schema``.
+
+    Where the engine's client returns rows itself (DuckDB, PostgreSQL), the text goes to it
+    as is: Ibis would parse it again to wrap it (seconds for a statement of thousands of sums)."""
+    _record(backend, sql, kind)
+    run = _RAW_RUNNERS.get(backend.name)
+    if run is None:
+        return _fetched(backend.to_pyarrow(backend.sql(sql, schema=schema)))
+    return _fetched(run(backend, sql).cast(schema.to_pyarrow()))
+
+
+def _duckdb_rows(backend: Any, sql: str) -> Any:
+    return backend.con.execute(sql).to_arrow_table()
+
+
+def _postgres_rows(backend: Any, sql: str) -> Any:
+    import pyarrow as pa
+
+    with backend._safe_raw_sql(sql) as cursor:
+        names = [d.name for d in cursor.description]
+        rows = cursor.fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+    # Values as the client gives them (Decimal for NUMERIC, float, str, int); the caller's cast
+    # gives them the schema's types.
+    return pa.table({name: pa.array(list(values)) if rows else pa.array([], type=pa.null())
+                     for name, values in zip(names, columns, strict=True)})
+
+
+_RAW_RUNNERS = {"duckdb": _duckdb_rows, "postgres": _postgres_rows}

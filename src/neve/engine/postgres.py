@@ -49,12 +49,13 @@ def _sqlstate(exc: BaseException | None) -> str | None:
     return None
 
 
-def _run(con: Any, sql: str, params: Any) -> Any:
+def _run(con: Any, sql: str, params: Any, *, prepare: bool | None = None) -> Any:
     """Execute one statement. On the usual autocommit connection it is its own short
-    transaction; on a connection the caller keeps in a transaction it joins that one."""
+    transaction; on a connection the caller keeps in a transaction it joins that one.
+    ``prepare=False`` keeps psycopg from preparing it on the server (see :meth:`PostgresDriver.query`)."""
     cursor = con.cursor()
     try:
-        cursor.execute(sql, params)
+        cursor.execute(sql, params, prepare=prepare)
     except BaseException:
         cursor.close()
         if not con.autocommit:
@@ -104,7 +105,14 @@ class PostgresDriver(Driver):
         sql = _SQL_TEXT.get(id(tree))
         if sql is None or sql[0] is not tree:  # callers keep trees alive, so ids are stable
             sql = _SQL_TEXT[id(tree)] = (tree, _with_named_params(tree))
-        cursor = _run(backend.con, sql[1], params)
+        # Never as a server-side prepared statement. psycopg prepares a query run five times
+        # on one connection, and PostgreSQL then plans it once for any parameter values: a
+        # generic plan that assumes a model holds an average share of the event log. The
+        # registry's skew (one model with most of the versions) turns that plan's joins into
+        # nested loops over the whole log -- 8 ms became 1.3-1.9 s at 12,000 events, growing
+        # quadratically, on the per-model reads every set_alias, set_tag and delete makes.
+        # Planned with the values each time, the same reads stay hash joins (a ms to plan).
+        cursor = _run(backend.con, sql[1], params, prepare=False)
         try:
             rows = cursor.fetchall()
             columns = [d.name for d in cursor.description]

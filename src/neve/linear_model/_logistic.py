@@ -169,6 +169,7 @@ class LogisticRegression(ClassifierOutputs, LinearEstimator):
             stats = gather(step_design, weights=weights, targets=targets, extras=query_extras, owner=owner)
             design.categories, design.pilot = step_design.categories, step_design.pilot
             design.observed_groups, design.frequency = step_design.observed_groups, step_design.frequency
+            design.shape = step_design.shape
             if a_full is None:
                 names, a = features(design, stats)
                 self._check_stats(design, stats, a)

@@ -8,13 +8,16 @@ then the numeric columns. Indicators are never written out: the query groups by 
 categorical columns, and within a group every indicator is a constant, so the group's
 counts and sums fill every block of the Gram matrix (scattered in the client).
 With no categorical column the query is a plain aggregate (one row). When grouping by
-every categorical column gives about as many groups as rows, later queries group by
-each pair of them instead (GROUPING SETS): a block of XᵀX involves at most two
-categorical columns, so the pair sets hold every block (see ``_use_pairs``).
+every categorical column would give about as many groups as rows (independent columns),
+the query takes the blocks shape instead: a block of XᵀX involves at most two categorical
+columns, so row counts per pair of them (GROUPING SETS), the numeric sums per single column
+and the numeric Gram in a plain aggregate hold every block (see ``_StatisticsQuery``).
+Which shape is chosen before the first query, by a survey of the table's first rows
+(``_survey``).
 
-Numeric columns are shifted by a pilot value (their value in one row, read by a
-``LIMIT 1`` subquery of the same query) before squaring, so a column such as
-``1e9 + noise`` keeps its variance: centred sums are formed from small numbers.
+Numeric columns are shifted by a pilot value (their mean over the surveyed rows) before
+squaring, so a column such as ``1e9 + noise`` keeps its variance: centred sums are formed
+from small numbers.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ class Design:
     observed_groups: tuple[int, int] | None = None
     #: Rows per category of each categorical column (filled by the first query).
     frequency: dict[str, np.ndarray] | None = None
+    #: The statistics query's shape the survey chose before the first query (see ``_survey``).
+    shape: str | None = None
 
     def check_width(self, owner: str) -> None:
         if len(self.numeric) > MAX_NUMERIC:
@@ -196,99 +201,297 @@ def gather_by(
     one :class:`Stats` per part, all over the same z-space (the categories of every part).
     With ``part`` None, one :class:`Stats` for the whole table.
 
-    With a part and three or more categorical columns, the query groups by every pair of
-    them and the part (GROUPING SETS): grouping by all of them and the part would have
-    about as many groups as rows (each full group split across the parts), and its result
-    would be the table again; the pairs stay O(parts x cardinality²)."""
-    table = design.table
-    numeric_names = list(design.numeric)
-    first = design.pilot is None
-    if first and numeric_names:
-        pilot_row = table.select(**{f"p{i}": design.numeric[n] for i, n in enumerate(numeric_names)})
-        pilot_row = pilot_row.limit(1)
-        source = table.cross_join(pilot_row)
-        pilots = [source[f"p{i}"].fill_null(0.0) for i in range(len(numeric_names))]
-    else:
-        source = table
-        pilots = [double(v) for v in (design.pilot if design.pilot is not None else [])]
-    # Re-bind the design's expressions to the joined table (same columns, new relation).
-    rebind = (lambda e: e.op().replace({table.op(): source.op()}).to_expr()) if source is not table else (
-        lambda e: e
-    )
-    z = [rebind(design.numeric[n]) - pilots[i] for i, n in enumerate(numeric_names)]
-    keys = {f"k{a}": missing_to_null(source[col]) for a, col in enumerate(design.categorical)}
-    if part is not None:
-        keys[_PART] = rebind(part)
-    n = len(z)
-    metrics: dict[str, ir.Scalar] = {"n_rows": source.count()}
-    for m, weight in enumerate(weights):
-        w = None if weight is None else rebind(weight)
-        # A constant weight (a Newton step from zero) multiplies plain sums.
-        scale = w if isinstance(w, ir.Scalar) else None
-        if scale is not None:
-            w = None
-        metrics[f"w{m}"] = source.count().cast("float64") if w is None else w.sum()
-        for i in range(n):
-            wz = z[i] if w is None else w * z[i]
-            metrics[f"w{m}_{i}"] = wz.sum()
-            for j in range(i, n):
-                metrics[f"w{m}_{i}_{j}"] = (wz * z[j]).sum()
-        if scale is not None:
-            metrics = {k: v * scale if k.startswith(f"w{m}") else v for k, v in metrics.items()}
-    for r, target in enumerate(targets):
-        t = rebind(target)
-        metrics[f"t{r}"] = t.sum()
-        for i in range(n):
-            metrics[f"t{r}_{i}"] = (t * z[i]).sum()
-    for name, (expr, _) in extras.items():
-        metrics[f"e_{name}"] = rebind(expr)
-    if first and numeric_names:
-        for i in range(n):
-            metrics[f"p{i}"] = source[f"p{i}"].max()
+    With a part and three or more categorical columns the query takes the blocks shape:
+    grouping by every categorical column and the part would have about as many groups as
+    rows (each full group split across the parts), and its result would be the table again."""
+    if design.pilot is None:
+        _survey(design, owner)
     if pairs is None:
-        pairs = len(design.categorical) >= 3 if part is not None else _use_pairs(design)
-    pairs = pairs and len(design.categorical) >= 3
-    if not keys:
-        result = _queries.to_pyarrow(source.aggregate(**metrics))
-    elif pairs:
-        result = _grouping_sets(source.group_by(**keys).aggregate(**metrics), len(design.categorical),
-                                always=int(part is not None))
-    else:
-        result = _queries.to_pyarrow(source.group_by(**keys).aggregate(**metrics))
-    blocks = _blocks(result, len(design.categorical), pairs)
-    whole = blocks[0].rows  # every grouping set covers every row once: the totals come from one
-    counts = _column(whole, "n_rows")
-    if whole.num_rows == 0 or counts.sum() == 0:
+        pairs = len(design.categorical) >= 3 if part is not None else _use_blocks(design)
+    shape = _shape(design, blocks=pairs)
+    query = _StatisticsQuery(design, part, weights, targets, extras)
+    result = query.run(shape)
+    blocks = _blocks(result, len(design.categorical), shape)
+    whole = _whole(blocks)
+    counts = _column(whole.rows, "n_rows")
+    if whole.rows.num_rows == 0 or counts.sum() == 0:
         raise EmptyInputError(f"{owner}.fit got a table with no rows (after dropping rows with a NULL label)")
-    _learn(design, blocks, first, n, owner)
-    if not pairs:
-        design.observed_groups = (whole.num_rows, int(counts.sum()))
+    _learn(design, blocks, owner)
+    if shape == "full":
+        design.observed_groups = (whole.rows.num_rows, int(counts.sum()))
     if part is None:
-        return [_combine(design, blocks, len(weights), len(targets), extras, result.num_rows)]
+        return [_combine(design, query, blocks, extras, result.num_rows)]
     which = [np.asarray(b.rows.column(_PART).to_numpy(zero_copy_only=False)) for b in blocks]
     out = []
     for k in range(n_parts):
         masks = [w == k for w in which]
-        mask = masks[0]
-        if not mask.any():
+        own = [_Block(b.rows.filter(pa.array(m)), b.columns, {a: i[m] for a, i in b.index.items()})
+               for b, m in zip(blocks, masks, strict=True)]
+        if _whole(own).rows.num_rows == 0:
             raise EmptyInputError(
                 f"{owner}: fold {k} of {n_parts} has no rows (the table has {int(counts.sum())} rows with a "
                 f"label); use fewer folds or more rows"
             )
-        own = [_Block(b.rows.filter(pa.array(m)), b.columns, {a: i[m] for a, i in b.index.items()})
-               for b, m in zip(blocks, masks, strict=True)]
-        out.append(_combine(design, own, len(weights), len(targets), extras, int(mask.sum())))
+        out.append(_combine(design, query, own, extras, int(masks[0].sum())))
     return out
 
 
-def _learn(design: Design, blocks: list[_Block], first: bool, n: int, owner: str) -> None:
-    """Learn the pilot, categories and frequencies from the first query's result, and each
-    group's indicator positions in z-space."""
-    whole = blocks[0].rows
-    if first:
-        design.pilot = np.array([np.nanmax(_column(whole, f"p{i}", fill=np.nan)) for i in range(n)])
-        design.pilot = np.nan_to_num(design.pilot)
-    owner_of = {a: next(b for b in blocks if a in b.columns) for a in range(len(design.categorical))}
+#: Rows the survey reads (the first ones, ``LIMIT``) to choose the pilot and the query's shape.
+SURVEY_ROWS = 20_000
+
+
+def _survey(design: Design, owner: str) -> None:
+    """Learn the pilot values and the statistics query's shape before the first query, from a
+    cheap query over the table's first ``SURVEY_ROWS`` rows grouped by the categorical columns
+    (plus the table's row count when three or more categorical columns make the shape a
+    question): the pilot is each numeric column's mean over those rows, and the number of
+    distinct combinations they show predicts how many the whole table has (``_expected_groups``)."""
+    table = design.table
+    names = list(design.numeric)
+    keys = {f"k{a}": missing_to_null(table[col]) for a, col in enumerate(design.categorical)}
+    values = {f"x{i}": design.numeric[n] for i, n in enumerate(names)}
+    if not keys and not values:
+        design.pilot, design.shape = np.zeros(0), "plain"
+        return
+    sample = table.select(**keys, **values).limit(SURVEY_ROWS)
+    sums: dict[str, ir.Scalar] = {"n": sample.count()}
+    for i in range(len(names)):
+        sums[f"s{i}"] = sample[f"x{i}"].sum()
+        sums[f"c{i}"] = sample[f"x{i}"].count()
+    query = sample.group_by(*keys).aggregate(**sums) if keys else sample.aggregate(**sums)
+    decide = len(keys) >= 3 and PAIRS_ABOVE > 0
+    if decide:
+        query = query.cross_join(table.aggregate(__neve_rows=table.count()))
+    result = _queries.to_pyarrow(query, kind="survey")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.array([_column(result, f"s{i}").sum() / _column(result, f"c{i}").sum() for i in range(len(names))])
+    design.pilot = np.where(np.isfinite(mean), mean, 0.0)  # no value (or an overflowing sum): no shift
+    if not keys:
+        design.shape = "plain"
+    elif len(keys) < 3:
+        design.shape = "full"  # a pair is the whole grouping
+    elif not decide:
+        design.shape = "blocks"
+    else:
+        sampled = int(_column(result, "n").sum())
+        rows = int(result.column("__neve_rows")[0].as_py() or 0) if result.num_rows else 0
+        groups = _expected_groups(result.num_rows, sampled, rows)
+        design.shape = "blocks" if groups > PAIRS_ABOVE * max(rows, 1) else "full"
+
+
+def _expected_groups(distinct: int, sampled: int, rows: int) -> float:
+    """How many distinct combinations ``rows`` rows hold, when ``sampled`` rows held ``distinct``:
+    the number ``D`` of equally likely combinations that explains the sample
+    (``distinct = D·(1 - exp(-sampled/D))``), then ``D·(1 - exp(-rows/D))``. Skewed data (a few
+    combinations common, many rare) is explained by a smaller ``D`` than it has, so the guess
+    errs towards the one GROUP BY, which later queries leave if it proves large."""
+    if rows <= sampled:
+        return float(distinct)
+    if distinct >= sampled:
+        return float(rows)
+    lo, hi = float(distinct), float(distinct)
+    while hi * -math.expm1(-sampled / hi) < distinct:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if mid * -math.expm1(-sampled / mid) < distinct else (lo, mid)
+    return hi * -math.expm1(-rows / hi)
+
+
+Shape = str  # "plain" (no categorical column) | "full" (GROUP BY every one) | "blocks" (below)
+
+
+def _shape(design: Design, *, blocks: bool) -> Shape:
+    if not design.categorical:
+        return "plain"
+    return "blocks" if blocks and len(design.categorical) >= 3 else "full"
+
+
+class _StatisticsQuery:
+    """The statistics query over a projection of ``design.table`` that computes each input once:
+    the grouping keys, the NaN-guarded numeric columns shifted by the pilot (``z``), the row
+    weights and targets; the sums over it are written as SQL directly (a wide design asks for
+    tens of thousands of them, and an ibis expression per sum costs more than the query).
+
+    Three shapes (see ``_use_blocks``):
+
+    * ``plain``: one aggregate, no categorical column;
+    * ``full``: GROUP BY every categorical column; each group's sums fill every block of the
+      Gram matrix. One scan, small when the columns are correlated (taxi zones and hours);
+    * ``blocks``: when the full grouping would hold about as many groups as rows, each sum goes
+      only to the grouping that needs it, as three branches of one UNION ALL: row counts (or
+      weight sums) per pair of categorical columns (GROUPING SETS), the numeric columns' sums
+      per single column, and the numeric Gram and the extras in one plain aggregate.
+
+    Sums are named ``a0, a1, ...`` (short: PostgreSQL cuts identifiers at 63 bytes); ``sum_of``
+    maps a product of projected columns to its name.
+    """
+
+    def __init__(self, design: Design, part: ir.IntegerValue | None, weights: Sequence[Any],
+                 targets: Sequence[Any], extras: Mapping[str, tuple[Any, Combine]]) -> None:
+        table = design.table
+        self.design = design
+        self.n_keys = len(design.categorical)
+        self.has_part = part is not None
+        names = list(design.numeric)
+        columns: dict[str, ir.Value] = {}
+        for a, col in enumerate(design.categorical):
+            columns[f"{_BASE}k{a}"] = missing_to_null(table[col])
+        if part is not None:
+            columns[f"{_BASE}part"] = part
+        for i, name in enumerate(names):
+            columns[f"{_BASE}z{i}"] = design.numeric[name] - double(design.pilot[i])
+        #: per weight, the projected column it multiplies by (None: unweighted).
+        self.weights: list[str | None] = []
+        for m, weight in enumerate(weights):
+            if weight is None:
+                self.weights.append(None)
+            else:
+                columns[f"{_BASE}w{m}"] = weight
+                self.weights.append(f"{_BASE}w{m}")
+        self.targets = []
+        for r, target in enumerate(targets):
+            columns[f"{_BASE}t{r}"] = target
+            self.targets.append(f"{_BASE}t{r}")
+        self.z = [f"{_BASE}z{i}" for i in range(len(names))]
+        self.base = base = table.mutate(**columns)
+        self.backend = _queries.backend_of(table)
+        self.base_sql = self.backend.compiler.to_sqlglot(base)
+        # The branches are written over a placeholder table that stands for the projection
+        # (swapped in as SQL at the end): ibis then writes only the keys and the extras.
+        self.placeholder = ibis.table(base.schema(), name=_BASE_TABLE)
+        self.extras = {f"e_{name}": expr() if callable(expr) else expr for name, (expr, _) in extras.items()}
+        self.extra_types = {name: expr.type() for name, expr in self.extras.items()}
+        self.key_types = {f"k{a}": base[f"{_BASE}k{a}"].type() for a in range(self.n_keys)}
+        self.sums: dict[tuple[str, ...], str] = {}
+
+    # -- which sums -------------------------------------------------------------------------
+
+    def sum_of(self, *factors: str | None) -> str:
+        """The result column holding the sum of the product of ``factors`` (``()``: the row count)."""
+        return self.sums[tuple(f for f in factors if f is not None)]
+
+    def _products(self, level: str) -> list[tuple[str, ...]]:
+        """The products a grouping needs: ``pair`` (two categorical columns) only the weights;
+        ``single`` also each numeric column and the targets; ``total`` everything."""
+        out: list[tuple[str, ...]] = []
+        for w in self.weights:
+            wf = (w,) if w else ()
+            out.append(wf)
+            if level == "pair":
+                continue
+            out += [(*wf, z) for z in self.z]
+            if level == "total":
+                out += [(*wf, z, y) for i, z in enumerate(self.z) for y in self.z[i:]]
+        if level != "pair":
+            out += [(t,) for t in self.targets]
+        if level == "total":
+            out += [(t, z) for t in self.targets for z in self.z]
+        return [p for p in dict.fromkeys(out) if p]  # the row count is n_rows
+
+    # -- SQL ------------------------------------------------------------------------------
+
+    def run(self, shape: Shape) -> Any:
+        self.sums = {(): "n_rows"}
+        for product in self._products("total"):
+            self.sums[product] = f"a{len(self.sums) - 1}"
+        if shape == "blocks":
+            branches = [self._branch("pair"), self._branch("single"), self._branch("total")]
+            tree = functools.reduce(lambda a, b: sge.union(a, b, distinct=False), branches)
+        else:
+            tree = self._branch(None if shape == "plain" else "full")
+        tree = self._substitute_base(tree)
+        return _queries.sql_to_pyarrow(self.backend, tree.sql(dialect=self.backend.dialect), self._schema(shape))
+
+    def _keys(self) -> list[str]:
+        return [*(f"k{a}" for a in range(self.n_keys)), *([_PART] if self.has_part else [])]
+
+    def _columns(self, shape: Shape | None) -> dict[str, dt.DataType]:
+        """Every result column and its type, in order (every branch of a UNION ALL lists them all)."""
+        out: dict[str, dt.DataType] = {}
+        if shape != "plain":
+            out.update(self.key_types)
+        if self.has_part:
+            out[_PART] = dt.int64
+        if shape == "blocks":
+            out[_GROUPING_ID] = dt.int64
+        out["n_rows"] = dt.int64
+        out.update({name: dt.float64 for product, name in self.sums.items() if product})
+        out.update(self.extra_types)
+        return out
+
+    def _schema(self, shape: Shape) -> Any:
+        return ibis.schema(self._columns(shape))
+
+    def _branch(self, level: str | None) -> sge.Select:
+        """One SELECT: ``level`` None a plain aggregate; ``full`` grouped by every key; ``pair``,
+        ``single`` or ``total`` a branch of the blocks shape."""
+        p = self.base
+        keys = {f"k{a}": p[f"{_BASE}k{a}"] for a in range(self.n_keys)} if level != "total" and level else {}
+        if self.has_part:
+            keys[_PART] = p[f"{_BASE}part"]
+        wants_extras = level in (None, "full", "total")
+        aggregates = {"n_rows": p.count(), **(self.extras if wants_extras else {})}
+        # Over the projection, ibis reads the extras' columns through it; then the projection
+        # becomes the placeholder.
+        query = p.group_by(**keys).aggregate(**aggregates) if keys else p.aggregate(**aggregates)
+        query = query.op().replace({p.op(): self.placeholder.op()}).to_expr()
+        tree = self.backend.compiler.to_sqlglot(query)
+        made = {e.alias_or_name: e for e in tree.expressions}
+        products = self._products("total" if level in (None, "full") else level)
+        for product in products:
+            made[self.sums[product]] = _sum_sql(product).as_(self.sums[product], quoted=True)
+        if level in ("pair", "single"):
+            key_exprs = [made[f"k{a}"].this for a in range(self.n_keys)]
+            always = [made[_PART].this] if self.has_part else []
+            if level == "pair":
+                sets = [[key_exprs[a], key_exprs[b]] for a, b in itertools.combinations(range(self.n_keys), 2)]
+            else:
+                sets = [[key] for key in key_exprs]
+            tree.set("group", sge.Group(grouping_sets=[sge.GroupingSets(expressions=[
+                sge.Tuple(expressions=[e.copy() for e in (*s, *always)]) for s in sets])]))
+            made[_GROUPING_ID] = _grouping_id(key_exprs).as_(_GROUPING_ID, quoted=True)
+        elif level == "total":
+            made[_GROUPING_ID] = sge.convert((1 << self.n_keys) - 1).as_(_GROUPING_ID, quoted=True)
+        shape = "blocks" if level in ("pair", "single", "total") else ("plain" if level is None else "full")
+        type_of = self.backend.compiler.type_mapper.from_ibis
+        listed = []
+        for name, dtype in self._columns(shape).items():
+            listed.append(made[name] if name in made else
+                          sge.Cast(this=sge.Null(), to=type_of(dtype)).as_(name, quoted=True))
+        tree.set("expressions", listed)
+        return tree
+
+    def _substitute_base(self, tree: sge.Expression) -> sge.Expression:
+        """The placeholder table replaced by the projection (as a subquery, once per branch)."""
+        def swap(node: sge.Expression) -> sge.Expression:
+            if isinstance(node, sge.Table) and node.name == _BASE_TABLE:
+                alias = node.args.get("alias")
+                return sge.Subquery(this=self.base_sql.copy(), alias=alias.copy() if alias else None)
+            return node
+        return tree.transform(swap, copy=False)
+
+
+def _sum_sql(product: tuple[str, ...]) -> sge.Expression:
+    factors = [sge.column(f, quoted=True) for f in product]
+    return sge.Sum(this=functools.reduce(lambda a, b: sge.Mul(this=a, expression=b), factors))
+
+
+def _grouping_id(keys: list[sge.Expression]) -> sge.Expression:
+    """GROUPING(k0, ..., kn) as a sum of one-column GROUPING()s (the bit of each column *not*
+    grouped, k0 the highest): Spark's GROUPING takes one column (its many-column form is
+    grouping_id), and the sum means the same everywhere."""
+    n = len(keys)
+    bits = [sge.Mul(this=sge.Anonymous(this="GROUPING", expressions=[k.copy()]),
+                    expression=sge.convert(1 << (n - 1 - i))) for i, k in enumerate(keys)]
+    total = functools.reduce(lambda a, b: sge.Add(this=a, expression=b), bits)
+    return sge.Cast(this=total, to=sge.DataType.build("BIGINT"))
+
+
+def _learn(design: Design, blocks: list[_Block], owner: str) -> None:
+    """Learn the categories and frequencies from the first query's result, and each group's
+    indicator positions in z-space."""
+    owner_of = {a: _owner(blocks, a) for a in range(len(design.categorical))}
     if design.categories is None:
         design.categories = {col: _sorted_categories(owner_of[a].rows.column(f"k{a}"))
                              for a, col in enumerate(design.categorical)}
@@ -303,56 +506,66 @@ def _learn(design: Design, blocks: list[_Block], first: bool, n: int, owner: str
 
 
 def _combine(
-    design: Design, blocks: list[_Block], n_weights: int, n_targets: int,
-    extras: Mapping[str, tuple[Any, Combine]], n_groups: int,
+    design: Design, query: _StatisticsQuery, blocks: list[_Block], extras: Mapping[str, tuple[Any, Combine]],
+    n_groups: int,
 ) -> Stats:
     """The Gram matrices, cross products and extras of ``blocks``' rows, in z-space."""
-    whole = blocks[0].rows
+    whole = _whole(blocks).rows
     n = len(design.numeric)
-    owner_of = {a: next(b for b in blocks if a in b.columns) for a in range(len(design.categorical))}
+    owner_of = {a: _owner(blocks, a) for a in range(len(design.categorical))}
     size = design.size
     num_at = np.arange(size - n, size)
+    z = query.z
+
+    def total(*factors: str | None) -> float:
+        return float(_column(whole, query.sum_of(*factors)).sum())
+
     grams = []
-    for m in range(n_weights):
+    for w in query.weights:
         gram = np.zeros((size, size))
-        # The constant and each indicator block against itself, the constant and the numeric
-        # columns come from a set holding that column; two indicator blocks from their pair's set.
-        for block, a in [(blocks[0], None), *((owner_of[a], a) for a in owner_of)]:
-            s0 = _column(block.rows, f"w{m}")
+        gram[0, 0] = total(w)
+        for i in range(n):
+            gram[0, num_at[i]] = gram[num_at[i], 0] = total(w, z[i])
+            for j in range(i, n):
+                gram[num_at[i], num_at[j]] = gram[num_at[j], num_at[i]] = total(w, z[i], z[j])
+        # Each indicator block against itself, the constant and the numeric columns comes from
+        # a grouping holding its column; two indicator blocks from one holding both.
+        for a, block in owner_of.items():
+            s0 = _column(block.rows, query.sum_of(w))
+            at = block.index[a]
             one = np.zeros(len(s0), dtype=np.int64)
-            at = one if a is None else block.index[a]
             _scatter(gram, at, at, s0)
-            if a is not None:
-                _scatter(gram, one, at, s0)
-                _scatter(gram, at, one, s0)
+            _scatter(gram, one, at, s0)
+            _scatter(gram, at, one, s0)
             for i in range(n):
-                s1 = _column(block.rows, f"w{m}_{i}")
+                s1 = _column(block.rows, query.sum_of(w, z[i]))
                 _scatter(gram, at, np.full(len(s0), num_at[i]), s1)
                 _scatter(gram, np.full(len(s0), num_at[i]), at, s1)
         for a, b in itertools.combinations(range(len(design.categorical)), 2):
             block = next(x for x in blocks if a in x.columns and b in x.columns)
-            s0 = _column(block.rows, f"w{m}")
+            s0 = _column(block.rows, query.sum_of(w))
             _scatter(gram, block.index[a], block.index[b], s0)
             _scatter(gram, block.index[b], block.index[a], s0)
-        for i in range(n):
-            for j in range(i, n):
-                total = _column(whole, f"w{m}_{i}_{j}").sum()
-                gram[num_at[i], num_at[j]] = gram[num_at[j], num_at[i]] = total
         grams.append(gram)
     crosses = []
-    for r in range(n_targets):
+    for t in query.targets:
         vec = np.zeros(size)
-        vec[0] = _column(whole, f"t{r}").sum()
+        vec[0] = total(t)
         for a, block in owner_of.items():
-            vec += np.bincount(block.index[a], weights=_column(block.rows, f"t{r}"), minlength=size)
+            vec += np.bincount(block.index[a], weights=_column(block.rows, query.sum_of(t)), minlength=size)
         for i in range(n):
-            vec[num_at[i]] = _column(whole, f"t{r}_{i}").sum()
+            vec[num_at[i]] = total(t, z[i])
         crosses.append(vec)
     combined = {}
     for name, (_, how) in extras.items():
-        if how == "exact":  # as Python integers: float64 would drop the low digits
-            parts = [int(str(v)) for v in whole.column(f"e_{name}").to_pylist() if v is not None]
-            combined[name] = sum(parts) if parts else None
+        column = whole.column(f"e_{name}")
+        if how == "exact":  # as integers: float64 would drop the low digits
+            if pa.types.is_decimal(column.type) or pa.types.is_integer(column.type):
+                value = pc.sum(column).as_py()
+                combined[name] = None if value is None else int(value)
+            else:
+                parts = [int(str(v)) for v in column.to_pylist() if v is not None]
+                combined[name] = sum(parts) if parts else None
             continue
         values = _column(whole, f"e_{name}", fill=np.nan)
         reduce = {"sum": np.nansum, "min": np.nanmin, "max": np.nanmax}[how]
@@ -360,69 +573,68 @@ def _combine(
     return Stats(gram=grams, cross=crosses, extras=combined, n_groups=n_groups)
 
 
-def _use_pairs(design: Design) -> bool:
-    """Whether to group by column pairs (GROUPING SETS) instead of all categorical columns.
+def _use_blocks(design: Design) -> bool:
+    """Whether the statistics take the blocks shape (see ``_StatisticsQuery``) rather than one
+    GROUP BY of every categorical column.
 
-    With three or more encoded columns the full GROUP BY can have about as many groups as
-    the table has rows (their product of cardinalities is large), and its result would
-    then be the table again. Pairs give every block of the Gram matrix in O(cardinality²)
-    rows whatever the data, but DuckDB computes each set as its own aggregate (2-3x the
-    work of one GROUP BY), so they are used once a query has shown the full grouping to
-    have more than ``PAIRS_ABOVE`` groups per row (the Newton steps after the first).
+    With three or more categorical columns the full GROUP BY can have about as many groups as
+    the table has rows (the product of their cardinalities is large and they are independent),
+    and its result would then be the table again. The blocks shape gives every block of the
+    Gram matrix in O(cardinality²) groups whatever the data, at the price of a scan per branch,
+    so it is chosen when the survey (``_survey``) expects more than ``PAIRS_ABOVE`` groups per
+    row -- or when a query has shown the full grouping to be that large (the survey's guess
+    errs towards the one GROUP BY).
     """
     if len(design.categorical) < 3:
         return False  # a pair is the whole grouping
     if PAIRS_ABOVE <= 0:
         return True
-    if design.observed_groups is None:
-        return False
-    groups, rows = design.observed_groups
-    return groups > PAIRS_ABOVE * rows
+    if design.observed_groups is not None:
+        groups, rows = design.observed_groups
+        if groups > PAIRS_ABOVE * rows:
+            return True
+    return design.shape == "blocks"
 
 
 @dataclass
 class _Block:
-    """The result rows of one grouping set and the categorical columns (by position) it groups."""
+    """The result rows of one grouping and the categorical columns (by position) it groups."""
 
     rows: Any
     columns: tuple[int, ...]
     index: dict[int, np.ndarray] = field(default_factory=dict)
 
 
-def _blocks(result: Any, n_keys: int, pairs: bool) -> list[_Block]:
-    if not pairs:
+def _blocks(result: Any, n_keys: int, shape: Shape) -> list[_Block]:
+    """The result split by grouping: one block for the plain and full shapes; for the blocks
+    shape one per pair, one per single column, then the total."""
+    if shape != "blocks":
         return [_Block(result, tuple(range(n_keys)))]
     gid = np.asarray(result.column(_GROUPING_ID).to_numpy(zero_copy_only=False))
     out = []
-    for a, b in itertools.combinations(range(n_keys), 2):
+    groupings = [*itertools.combinations(range(n_keys), 2), *((a,) for a in range(n_keys)), ()]
+    for columns in groupings:
         # GROUPING(k0, ..., kn) sets the bit of each column *not* grouped, k0 the highest.
-        mask = sum(1 << (n_keys - 1 - c) for c in range(n_keys) if c not in (a, b))
-        out.append(_Block(result.filter(pa.array(gid == mask)), (a, b)))
+        mask = sum(1 << (n_keys - 1 - c) for c in range(n_keys) if c not in columns)
+        out.append(_Block(result.filter(pa.array(gid == mask)), columns))
     return out
+
+
+def _whole(blocks: list[_Block]) -> _Block:
+    """The block holding the totals: the one grouping the fewest columns (each covers every row)."""
+    return min(blocks, key=lambda b: len(b.columns))
+
+
+def _owner(blocks: list[_Block], a: int) -> _Block:
+    """The block with the fewest columns that groups categorical column ``a``."""
+    return min((b for b in blocks if a in b.columns), key=lambda b: len(b.columns))
 
 
 _GROUPING_ID = "__neve_grouping"
 _PART = "__neve_part"
-
-
-def _grouping_sets(query: ir.Table, n_keys: int, always: int = 0) -> Any:
-    """Run ``query`` (a GROUP BY over its first ``n_keys + always`` columns) grouped by every
-    pair of the first ``n_keys`` columns, each with the ``always`` columns after them, instead:
-    one GROUPING SETS query; rows tagged with their set's GROUPING() of the pair columns."""
-    backend = _queries.backend_of(query)
-    tree = backend.compiler.to_sqlglot(query)
-    keys = [e.this if isinstance(e, sge.Alias) else e for e in tree.expressions[:n_keys + always]]
-    sets = [sge.Tuple(expressions=[keys[a].copy(), keys[b].copy(), *(k.copy() for k in keys[n_keys:])])
-            for a, b in itertools.combinations(range(n_keys), 2)]
-    tree.set("group", sge.Group(grouping_sets=[sge.GroupingSets(expressions=sets)]))
-    # GROUPING(k0, ..., kn) as a sum of one-column GROUPING()s: Spark's GROUPING takes one
-    # column (its many-column form is grouping_id), and the sum means the same everywhere.
-    bits = [sge.Mul(this=sge.Anonymous(this="GROUPING", expressions=[k.copy()]),
-                    expression=sge.convert(1 << (n_keys - 1 - i))) for i, k in enumerate(keys[:n_keys])]
-    grouping = functools.reduce(lambda a, b: sge.Add(this=a, expression=b), bits)
-    tree.append("expressions", sge.Cast(this=grouping, to=sge.DataType.build("BIGINT")).as_(_GROUPING_ID, quoted=True))
-    schema = ibis.schema({**query.schema(), _GROUPING_ID: "int64"})
-    return _queries.to_pyarrow(backend.sql(tree.sql(dialect=backend.dialect), schema=schema))
+#: Prefix of the projected columns, and the placeholder the sums are written over.
+_BASE = "__neve_s_"
+_BASE_TABLE = "__neve_stats_base"
 
 
 def _scatter(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> None:
