@@ -212,11 +212,11 @@ def test_registry_reads_are_not_prepared_on_the_server(database_url: str, tmp_pa
     for _ in range(12):
         assert [v.version_name for v in reg.get_model("m").versions()] == ["v1"]
         assert mv.metrics == {"a": 1.0}
+    # (Ibis's own catalog queries may be prepared: they plan the same for any value.)
+    registry_reads = "SELECT statement FROM pg_prepared_statements WHERE strpos(statement, 'NEVE_') > 0"
     with reg._connection() as backend:
-        ((prepared,),) = backend.con.execute("SELECT count(*) FROM pg_prepared_statements").fetchall()
-    assert prepared == 0
+        assert backend.con.execute(registry_reads).fetchall() == []
     with Browser.open(database_url) as browser:
         for _ in range(12):
             assert [r["version_name"] for r in browser.versions("m")[0]] == ["v1"]
-        ((prepared,),) = browser.reader._con.execute("SELECT count(*) FROM pg_prepared_statements").fetchall()
-    assert prepared == 0
+        assert browser.reader._con.execute(registry_reads).fetchall() == []

@@ -236,35 +236,30 @@ def gather_by(
     return out
 
 
-#: Rows the survey reads (the first ones, ``LIMIT``) to choose the pilot and the query's shape.
+#: Rows the survey reads (the first ones, ``LIMIT``) to choose the query's shape, and to choose
+#: the pilot when the shape is not in question.
 SURVEY_ROWS = 20_000
+PILOT_ROWS = 1_000
 
 
 def _survey(design: Design, owner: str) -> None:
-    """Learn the pilot values and the statistics query's shape before the first query, from a
-    cheap query over the table's first ``SURVEY_ROWS`` rows grouped by the categorical columns
-    (plus the table's row count when three or more categorical columns make the shape a
-    question): the pilot is each numeric column's mean over those rows, and the number of
-    distinct combinations they show predicts how many the whole table has (``_expected_groups``)."""
+    """Learn the pilot values and the statistics query's shape before the first query, from the
+    table's first rows (``LIMIT``): the pilot is each numeric column's mean over them, and with
+    three or more categorical columns the combinations the first ``SURVEY_ROWS`` rows show
+    predict how many the whole table has (``_expected_groups``; the table's row count is then
+    asked too). Both are surveys in the query log: they read a bounded number of rows."""
     table = design.table
     names = list(design.numeric)
     keys = {f"k{a}": missing_to_null(table[col]) for a, col in enumerate(design.categorical)}
     values = {f"x{i}": design.numeric[n] for i, n in enumerate(names)}
-    if not keys and not values:
-        design.pilot, design.shape = np.zeros(0), "plain"
-        return
-    sample = table.select(**keys, **values).limit(SURVEY_ROWS)
-    sums: dict[str, ir.Scalar] = {"n": sample.count()}
-    for i in range(len(names)):
-        sums[f"s{i}"] = sample[f"x{i}"].sum()
-        sums[f"c{i}"] = sample[f"x{i}"].count()
-    query = sample.group_by(*keys).aggregate(**sums) if keys else sample.aggregate(**sums)
     decide = len(keys) >= 3 and PAIRS_ABOVE > 0
-    if decide:
-        query = query.cross_join(table.aggregate(__neve_rows=table.count()))
-    result = _queries.to_pyarrow(query, kind="survey")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.array([_column(result, f"s{i}").sum() / _column(result, f"c{i}").sum() for i in range(len(names))])
+    sample = pa.table({})
+    if values or decide:
+        sample = _queries.to_pyarrow(table.select(**(keys if decide else {}), **values)
+                                     .limit(SURVEY_ROWS if decide else PILOT_ROWS), kind="survey")
+    with np.errstate(invalid="ignore"):
+        mean = np.array([pc.mean(sample.column(f"x{i}").cast(pa.float64())).as_py() or np.nan
+                         for i in range(len(names))], dtype=np.float64)
     design.pilot = np.where(np.isfinite(mean), mean, 0.0)  # no value (or an overflowing sum): no shift
     if not keys:
         design.shape = "plain"
@@ -273,9 +268,11 @@ def _survey(design: Design, owner: str) -> None:
     elif not decide:
         design.shape = "blocks"
     else:
-        sampled = int(_column(result, "n").sum())
-        rows = int(result.column("__neve_rows")[0].as_py() or 0) if result.num_rows else 0
-        groups = _expected_groups(result.num_rows, sampled, rows)
+        distinct = pa.TableGroupBy(sample.select(list(keys)), list(keys)).aggregate([]).num_rows
+        rows = sample.num_rows
+        if rows == SURVEY_ROWS:
+            rows = int(_queries.to_pyarrow(table.count(), kind="survey").as_py())
+        groups = _expected_groups(distinct, sample.num_rows, rows)
         design.shape = "blocks" if groups > PAIRS_ABOVE * max(rows, 1) else "full"
 
 
@@ -400,8 +397,25 @@ class _StatisticsQuery:
             tree = functools.reduce(lambda a, b: sge.union(a, b, distinct=False), branches)
         else:
             tree = self._branch(None if shape == "plain" else "full")
-        tree = self._substitute_base(tree)
-        return _queries.sql_to_pyarrow(self.backend, tree.sql(dialect=self.backend.dialect), self._schema(shape))
+        dialect = self.backend.dialect
+        text = self._substitute_base(tree).sql(dialect=dialect)
+        for level in ("pair", "single", "total", "full", None):
+            slot = _quoted(_slot(level), dialect)
+            if slot in text:
+                text = text.replace(slot, self._sums_text(level, dialect), 1)
+        return _queries.sql_to_pyarrow(self.backend, text, self._schema(shape))
+
+    def _sums_text(self, level: str | None, dialect: Any) -> str:
+        """The sums of one SELECT as SQL text (a NULL where its grouping does not need one):
+        thousands of them are text in milliseconds, while as sqlglot nodes they take seconds."""
+        wanted = set(self._products("total" if level in (None, "full") else level))
+        null = f"CAST(NULL AS {sge.DataType.build('DOUBLE').sql(dialect=dialect)})"
+        out = []
+        for product, name in self.sums.items():
+            if product:
+                factors = " * ".join(_quoted(f, dialect) for f in product)
+                out.append(f"{f'SUM({factors})' if product in wanted else null} AS {_quoted(name, dialect)}")
+        return ", ".join(out)
 
     def _keys(self) -> list[str]:
         return [*(f"k{a}" for a in range(self.n_keys)), *([_PART] if self.has_part else [])]
@@ -419,6 +433,13 @@ class _StatisticsQuery:
         out.update({name: dt.float64 for product, name in self.sums.items() if product})
         out.update(self.extra_types)
         return out
+
+    def _listed(self, shape: Shape, level: str | None) -> list[str]:
+        """The SELECT list's names: the sums are one slot, filled in as text (``_sums_text``)."""
+        sums = {name for product, name in self.sums.items() if product}
+        listed = [name for name in self._columns(shape) if name not in sums]
+        at = listed.index("n_rows") + 1
+        return [*listed[:at], _slot(level), *listed[at:]]
 
     def _schema(self, shape: Shape) -> Any:
         return ibis.schema(self._columns(shape))
@@ -438,9 +459,7 @@ class _StatisticsQuery:
         query = query.op().replace({p.op(): self.placeholder.op()}).to_expr()
         tree = self.backend.compiler.to_sqlglot(query)
         made = {e.alias_or_name: e for e in tree.expressions}
-        products = self._products("total" if level in (None, "full") else level)
-        for product in products:
-            made[self.sums[product]] = _sum_sql(product).as_(self.sums[product], quoted=True)
+        made[_slot(level)] = sge.column(_slot(level), quoted=True)
         if level in ("pair", "single"):
             key_exprs = [made[f"k{a}"].this for a in range(self.n_keys)]
             always = [made[_PART].this] if self.has_part else []
@@ -455,11 +474,10 @@ class _StatisticsQuery:
             made[_GROUPING_ID] = sge.convert((1 << self.n_keys) - 1).as_(_GROUPING_ID, quoted=True)
         shape = "blocks" if level in ("pair", "single", "total") else ("plain" if level is None else "full")
         type_of = self.backend.compiler.type_mapper.from_ibis
-        listed = []
-        for name, dtype in self._columns(shape).items():
-            listed.append(made[name] if name in made else
-                          sge.Cast(this=sge.Null(), to=type_of(dtype)).as_(name, quoted=True))
-        tree.set("expressions", listed)
+        types = self._columns(shape)
+        tree.set("expressions", [made[name] if name in made else
+                                 sge.Cast(this=sge.Null(), to=type_of(types[name])).as_(name, quoted=True)
+                                 for name in self._listed(shape, level)])
         return tree
 
     def _substitute_base(self, tree: sge.Expression) -> sge.Expression:
@@ -472,9 +490,13 @@ class _StatisticsQuery:
         return tree.transform(swap, copy=False)
 
 
-def _sum_sql(product: tuple[str, ...]) -> sge.Expression:
-    factors = [sge.column(f, quoted=True) for f in product]
-    return sge.Sum(this=functools.reduce(lambda a, b: sge.Mul(this=a, expression=b), factors))
+def _slot(level: str | None) -> str:
+    return f"__neve_sums_{level or 'plain'}"
+
+
+@functools.cache
+def _quoted(name: str, dialect: Any) -> str:
+    return sge.to_identifier(name, quoted=True).sql(dialect=dialect)
 
 
 def _grouping_id(keys: list[sge.Expression]) -> sge.Expression:

@@ -108,10 +108,26 @@ def _age_seconds(when: Any, now: datetime) -> float:
 
 
 def _event_summary(s: Any, p: Any) -> Any:
+    """One row per version (and per model, for its model-level events): what the check needs
+    of its events, counted in the engine. Every version ever logged has a row, deleted ones
+    too, so this is the check's largest read: a few cells a version, not one row per kind."""
     e = s.table(EVENTS)
-    return e.group_by(["MODEL_NAME", "VERSION_NAME", "KIND"]).aggregate(
-        N=e.count(), LAST_AT=e.CREATED_AT.max(), FIRST_VALUE=e.VALUE_STR.min(), LAST_VALUE=e.VALUE_STR.max()
+    commit, delete = e.KIND == _tables.COMMIT, e.KIND == _tables.DELETE
+    return e.group_by(["MODEL_NAME", "VERSION_NAME"]).aggregate(
+        N_COMMIT=e.count(where=commit),
+        SHA=e.VALUE_STR.max(where=commit),  # the manifest hash the commit recorded
+        N_DELETE=e.count(where=delete),
+        DELETED_AT=e.CREATED_AT.max(where=delete),
+        N_UNCLAIMED=e.count(where=~e.KIND.isin([_tables.CLAIM, _tables.RELEASE])),
+        N_STRAY=e.count(where=~e.KIND.isin(sorted(_ALLOWED_UNCOMMITTED))),
+        N_UNKNOWN=e.count(where=~e.KIND.isin(list(_tables.KINDS))),
     )
+
+
+def _event_kinds(s: Any, p: Any) -> Any:
+    """The kinds of event each version has: read only to name them in a problem's message."""
+    e = s.table(EVENTS)
+    return e.select("MODEL_NAME", "VERSION_NAME", "KIND").distinct()
 
 
 def _version_rows(s: Any, p: Any) -> Any:
@@ -132,6 +148,16 @@ class _Pass:
         self.stage = registry.stage
         self.older_than = older_than
         self.report = CheckReport()
+        self._kinds: dict[tuple[str, str | None], set[str]] | None = None
+
+    def kinds(self, key: tuple[str, str | None]) -> set[str]:
+        """The kinds of ``key``'s events, for a message: read at the first problem that names them."""
+        if self._kinds is None:
+            self._kinds = {}
+            for r in self.registry._query(_event_kinds).itertuples(index=False):
+                version = None if pd.isna(r.VERSION_NAME) else r.VERSION_NAME
+                self._kinds.setdefault((r.MODEL_NAME, version), set()).add(r.KIND)
+        return self._kinds.get(key, set())
 
     def problem(self, kind: str, model: str | None, version: str | None, message: str) -> None:
         self.report.problems.append(Problem(kind, model, version, message))
@@ -149,10 +175,10 @@ class _Pass:
             rows = reg._query(_version_rows)
             models = set(reg._query(_model_rows)["MODEL_NAME"])
         now = datetime.now(UTC).replace(tzinfo=None)
-        kinds: dict[tuple[str, str | None], dict[str, Any]] = {}
+        summary: dict[tuple[str, str | None], Any] = {}
         for r in events.itertuples(index=False):
             version = None if pd.isna(r.VERSION_NAME) else r.VERSION_NAME
-            kinds.setdefault((r.MODEL_NAME, version), {})[r.KIND] = r
+            summary[(r.MODEL_NAME, version)] = r
         row_of: dict[tuple[str, str], Any] = {}
         for r in rows.itertuples(index=False):
             key = (r.MODEL_NAME, r.VERSION_NAME)
@@ -161,40 +187,39 @@ class _Pass:
             row_of[key] = r
             if r.MODEL_NAME not in models:
                 self.problem("orphan-row", *key, f"{_name(key)} has a version row but model {r.MODEL_NAME!r} has none")
-        for model in sorted({m for m, _ in kinds} - models):
+        for model in sorted({m for m, _ in summary} - models):
             self.problem("orphan-events", model, None, f"events name model {model!r}, which has no row")
 
         live: list[tuple[str, str, str]] = []
-        for key, by_kind in sorted(kinds.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        for key, ev in sorted(summary.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
             model, version = key
             if version is None:
                 continue
-            unknown = set(by_kind) - set(_tables.KINDS)
-            if unknown:
+            if ev.N_UNKNOWN:
+                unknown = self.kinds(key) - set(_tables.KINDS)
                 self.problem("unknown-event", model, version,
                              f"{_name(key)} has events of unknown kind {sorted(unknown)}")
             if key not in row_of:
-                if set(by_kind) <= {_tables.CLAIM, _tables.RELEASE}:
+                if not ev.N_UNCLAIMED:
                     continue  # a claim that lost (engines without keys, see _claim)
                 self.problem("orphan-events", model, version,
-                             f"{_name(key)} has {', '.join(sorted(by_kind))} events but no version row")
+                             f"{_name(key)} has {', '.join(sorted(self.kinds(key)))} events but no version row")
                 continue
-            commit = by_kind.get(_tables.COMMIT)
-            if commit is None:
-                stray = set(by_kind) - _ALLOWED_UNCOMMITTED
-                if stray:
+            if not ev.N_COMMIT:
+                if ev.N_STRAY:
+                    stray = self.kinds(key) - _ALLOWED_UNCOMMITTED
                     self.problem("uncommitted-events", model, version,
                                  f"{_name(key)} was never committed yet has {', '.join(sorted(stray))} events")
                 continue
-            if commit.N > 1:
+            if ev.N_COMMIT > 1:
                 self.problem("duplicate-commit", model, version,
-                             f"{_name(key)} was committed {commit.N} times: two writers claimed one name")
-            if _tables.DELETE not in by_kind:
-                live.append((model, version, commit.LAST_VALUE))
+                             f"{_name(key)} was committed {ev.N_COMMIT} times: two writers claimed one name")
+            if not ev.N_DELETE:
+                live.append((model, version, ev.SHA))
 
         for (model, version), r in sorted(row_of.items()):
-            by_kind = kinds.get((model, version), {})
-            if _tables.COMMIT in by_kind or _tables.DELETE in by_kind:
+            ev = summary.get((model, version))
+            if ev is not None and (ev.N_COMMIT or ev.N_DELETE):
                 continue
             if _age_seconds(r.CREATED_AT, now) > self.older_than:
                 self.problem("abandoned-reservation", model, version,
@@ -204,8 +229,8 @@ class _Pass:
         live_keys = {(m, v) for m, v, _ in live}
         for r in aliases.itertuples(index=False):
             key = (r.MODEL_NAME, r.VERSION_NAME)
-            by_kind = kinds.get(key, {})
-            if _tables.COMMIT not in by_kind:
+            ev = summary.get(key)
+            if ev is None or not ev.N_COMMIT:
                 self.problem("dangling-alias", r.MODEL_NAME, r.VERSION_NAME,
                              f"alias {r.ALIAS_NAME!r} of model {r.MODEL_NAME!r} points at {r.VERSION_NAME!r}, "
                              f"which was never committed")
@@ -221,7 +246,7 @@ class _Pass:
 
         self.report.folders_checked = len(folders)
         for key in sorted(folders - live_keys):
-            self._check_orphan(key, row_of.get(key), kinds.get(key, {}), now)
+            self._check_orphan(key, row_of.get(key), summary.get(key), now)
         return self.report
 
     def _check_files(self, model: str, version: str, manifest_sha: str, row: Any) -> None:
@@ -249,13 +274,13 @@ class _Pass:
             self.problem("stray-file", model, version,
                          f"{where} holds files its manifest does not list: {', '.join(sorted(extra))}")
 
-    def _check_orphan(self, key: tuple[str, str], row: Any, by_kind: dict[str, Any], now: datetime) -> None:
+    def _check_orphan(self, key: tuple[str, str], row: Any, ev: Any, now: datetime) -> None:
         """A folder no live version owns is damage once it is older than the grace: counted
         from the deletion for a deleted version, from the reservation for an uncommitted one,
         and from the folder's own last change when no row claims it."""
-        if _tables.DELETE in by_kind:
-            since, why = by_kind[_tables.DELETE].LAST_AT, "its version was deleted"
-        elif row is not None and _tables.COMMIT not in by_kind:
+        if ev is not None and ev.N_DELETE:
+            since, why = ev.DELETED_AT, "its version was deleted"
+        elif row is not None and (ev is None or not ev.N_COMMIT):
             since, why = row.CREATED_AT, "its version was reserved and never committed"
         else:
             changed = self.stage.modified(*key)

@@ -277,18 +277,34 @@ class Store:
         return live.anti_join(deletes, on(deletes, "D_MODEL", "D_VERSION"))
 
     def latest(
-        self, kinds: tuple[str, ...], keys: tuple[str, ...], model: Any = None, version: Any = None
+        self, kinds: tuple[str, ...], keys: tuple[str, ...], model: Any = None, version: Any = None,
+        *, live_only: bool = False,
     ) -> ir.Table:
-        """The newest event of ``kinds`` per ``keys``."""
+        """The newest event of ``kinds`` per ``keys``; ``live_only`` keeps live versions' only
+        (``keys`` must then hold the version name)."""
         events = self._events(model, version)
-        return _newest(events.filter(events.KIND.isin(kinds)), keys)
+        events = events.filter(events.KIND.isin(kinds))
+        if live_only:
+            # Before the ranking, not after: each key belongs to one version, so its newest
+            # event is the same, and the engine joins plain event rows, whose number it can
+            # estimate -- not the rows left by a filter on a window's rank, which PostgreSQL
+            # takes for one and joins in nested loops.
+            live = self.live_versions(model, version, commit_info=False)
+            live = live.select(L_MODEL="MODEL_NAME", L_VERSION="VERSION_NAME")
+            events = events.semi_join(
+                live, [events.MODEL_NAME == live.L_MODEL, events.VERSION_NAME == live.L_VERSION]
+            )
+        return _newest(events, keys)
 
-    def current_metrics(self, model: Any = None, version: Any = None) -> ir.Table:
-        t = self.latest((METRIC,), ("MODEL_NAME", "VERSION_NAME", "KEY"), model, version)
+    def current_metrics(self, model: Any = None, version: Any = None, *, live_only: bool = False) -> ir.Table:
+        """The current value of each metric, deleted versions' too unless ``live_only``."""
+        t = self.latest((METRIC,), ("MODEL_NAME", "VERSION_NAME", "KEY"), model, version, live_only=live_only)
         return t.select("MODEL_NAME", "VERSION_NAME", "KEY", "VALUE_NUM", "CREATED_AT")
 
-    def current_tags(self, model: Any = None, version: Any = None) -> ir.Table:
-        t = self.latest((TAG, UNTAG), ("MODEL_NAME", "VERSION_NAME", "KEY"), model, version)
+    def current_tags(self, model: Any = None, version: Any = None, *, live_only: bool = False) -> ir.Table:
+        """The current value of each tag (model-level ones too, unless ``live_only``, which
+        keeps live versions' tags only)."""
+        t = self.latest((TAG, UNTAG), ("MODEL_NAME", "VERSION_NAME", "KEY"), model, version, live_only=live_only)
         return t.filter(t.KIND == TAG).select("MODEL_NAME", "VERSION_NAME", "KEY", "VALUE_STR")
 
     def current_comments(self, model: Any = None, version: Any = None) -> ir.Table:
