@@ -199,7 +199,7 @@ def neve_child(db: str, rows: int, memory: str) -> None:
     timed(peak, "neve", "drift", rows, lambda: mv.drift(data))
     timed(peak, "sql", "drift", rows, lambda: con.execute(sql_drift("TAXI_DATA")).fetchall())
     emit(side="info", stage="done", rows=rows, kept=kept, groups=stats["groups"], features=len(coef),
-         fit_queries=len(fit_log), fit_bytes=fit_log.bytes_fetched, score_max_abs_diff=check,
+         fit_queries=len(fit_log.scans), fit_bytes=fit_log.bytes_fetched, score_max_abs_diff=check,
          rss_mb=peak.read())  # fmt: skip
     session.close()
 

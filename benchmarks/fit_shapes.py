@@ -223,11 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-logistic", action="store_true")
     parser.add_argument("--workdir", help="keep the generated tables here between runs")
     parser.add_argument("--no-write", action="store_true", help="print the section, leave BENCHMARKS.md")
+    parser.add_argument("--output", default=str(C.BENCHMARKS_MD), help="the report to write the section into")
     args = parser.parse_args(argv)
     sizes = [200_000] if args.quick else [int(x) for x in args.rows.split(",")] if args.rows else SIZES
     results = run(sizes, args.shapes.split(","), args)
     command = "uv run --no-sync python benchmarks/fit_shapes.py" + (" --quick" if args.quick else "")
-    C.publish(TITLE, render(results, command), dry_run=args.no_write)
+    C.publish(TITLE, render(results, command), dry_run=args.no_write, path=args.output)
     return 0
 
 

@@ -135,7 +135,7 @@ def neve_fit(db: str, memory: str, estimator: Any, table: str = "TRIPS") -> dict
     seconds = time.perf_counter() - start
     model = pipe.steps[-1][1]
     session.close()
-    return {"seconds": seconds, "queries": len(log), "bytes": log.bytes_fetched,
+    return {"seconds": seconds, "queries": len(log.scans), "bytes": log.bytes_fetched,
             "coef": coefficients(model.feature_names_in_, model.coef_.ravel()),
             "intercept": float(model.intercept_ if model.coef_.ndim == 1 else model.intercept_[0])}
 

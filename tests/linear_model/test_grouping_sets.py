@@ -138,3 +138,17 @@ def test_narrow_grouping_stays_one_group_by(session):
     with neve.capture_queries() as log:
         _neve(LogisticRegression(label_cols="LONG")).fit(table)
     assert not any("GROUPING" in q for q in log.queries)
+
+
+def test_a_categorical_column_of_an_identifier_s_width_is_refused_before_the_statistics_query(session):
+    """Millions of values would be millions of groups in the client: the survey's first rows
+    already show more categories than a dense solve takes, and the fit stops there, naming
+    the column."""
+    n = _stats.MAX_FEATURES + 500
+    df = pd.DataFrame({"ID": [f"id{i}" for i in range(n)], "A": ["a", "b"] * (n // 2),
+                       "X": np.arange(n, dtype=float), "Y": np.arange(n, dtype=float) % 7})
+    table = session.create_table("GS_ID", df, overwrite=True)
+    pipe = Pipeline([("ohe", OneHotEncoder(input_cols=["ID", "A"])), ("model", LinearRegression(label_cols="Y"))])
+    with neve.capture_queries() as log, pytest.raises(neve.errors.NeveInputError, match=r"'ID'.*limit 5,000"):
+        pipe.fit(table)
+    assert log.scans == [] and log.kinds == ["survey"]

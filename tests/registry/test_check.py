@@ -123,13 +123,21 @@ def test_rows_and_events_that_disagree_are_found(two_versions):
     reg._reserve("m", "pending", "sklearn", {}, {})
     reg._append([("m", "pending", _tables.TAG, "k", None, "v")])  # tag before any commit
     reg._append([("nomodel", None, _tables.TAG, "k", None, "v")])
+    reg._append([("m", "v1", "retrain", None, None, None)])  # a kind no neve writes
     report = reg.check()
     assert kinds(report) == [
         ("duplicate-commit", "m", "v2"),
         ("orphan-events", "m", "v99"),
         ("orphan-events", "nomodel", None),
         ("uncommitted-events", "m", "pending"),
+        ("unknown-event", "m", "v1"),
     ]
+    # The messages name the kinds of event found.
+    messages = {(p.kind, p.version): p.message for p in report.problems}
+    assert messages["duplicate-commit", "v2"].endswith("was committed 2 times: two writers claimed one name")
+    assert messages["orphan-events", "v99"].endswith("has metric events but no version row")
+    assert messages["uncommitted-events", "pending"].endswith("was never committed yet has tag events")
+    assert messages["unknown-event", "v1"].endswith("has events of unknown kind ['retrain']")
 
 
 def test_cli_exits_non_zero_listing_the_problems(two_versions, engine_url, capsys):

@@ -253,10 +253,9 @@ def _survey(design: Design, owner: str) -> None:
     keys = {f"k{a}": missing_to_null(table[col]) for a, col in enumerate(design.categorical)}
     values = {f"x{i}": design.numeric[n] for i, n in enumerate(names)}
     decide = len(keys) >= 3 and PAIRS_ABOVE > 0
-    sample = pa.table({})
-    if values or decide:
-        sample = _queries.to_pyarrow(table.select(**(keys if decide else {}), **values)
-                                     .limit(SURVEY_ROWS if decide else PILOT_ROWS), kind="survey")
+    sample = _queries.to_pyarrow(table.select(**keys, **values).limit(SURVEY_ROWS if keys else PILOT_ROWS),
+                                 kind="survey")
+    _refuse_too_wide(design, sample, owner)
     with np.errstate(invalid="ignore"):
         mean = np.array([pc.mean(sample.column(f"x{i}").cast(pa.float64())).as_py() or np.nan
                          for i in range(len(names))], dtype=np.float64)
@@ -274,6 +273,24 @@ def _survey(design: Design, owner: str) -> None:
             rows = int(_queries.to_pyarrow(table.count(), kind="survey").as_py())
         groups = _expected_groups(distinct, sample.num_rows, rows)
         design.shape = "blocks" if groups > PAIRS_ABOVE * max(rows, 1) else "full"
+
+
+def _refuse_too_wide(design: Design, sample: Any, owner: str) -> None:
+    """Refuse, before the statistics query, a design whose surveyed rows alone already hold more
+    categories than a dense solve takes: a column of millions of values (an id) would otherwise
+    bring millions of groups into the client."""
+    seen = {col: pc.count_distinct(sample.column(f"k{a}"), mode="all").as_py()
+            for a, col in enumerate(design.categorical)}
+    width = 1 + sum(seen.values()) + len(design.numeric)
+    if width > MAX_FEATURES:
+        widest = max(seen, key=seen.get)
+        raise NeveInputError(
+            f"{owner}: the first {sample.num_rows:,} rows already hold {seen[widest]:,} distinct values of "
+            f"{widest!r}" + (f" ({width:,} features in all)" if len(seen) > 1 else "") + f", more than a dense "
+            f"solve in the client takes (limit {MAX_FEATURES:,} features); leave an identifier-like column out "
+            f"of the encoder, or group rare categories (OneHotEncoder(min_frequency=..., max_categories=...), "
+            f"which fits stepwise)"
+        )
 
 
 def _expected_groups(distinct: int, sampled: int, rows: int) -> float:
