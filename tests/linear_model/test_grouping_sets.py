@@ -57,7 +57,7 @@ def _sk_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture
 def pairs_always(monkeypatch):
-    monkeypatch.setattr(_stats, "PAIRS_ABOVE", 0.0)
+    monkeypatch.setattr(_stats, "BLOCKS_ABOVE", 0.0)
 
 
 @pytest.mark.filterwarnings("ignore::neve.linear_model.ConditioningWarning")  # X is 1e6 + noise, on purpose
@@ -89,7 +89,7 @@ def test_least_squares_from_pair_sets_match_scikit_learn(session, pairs_always, 
 def test_pair_sets_give_the_full_grouping_s_statistics(session, pairs_always, monkeypatch):
     table = session.create_table("GS_SAME", _frame().drop(columns=["LONG", "W"]), overwrite=True)
     pairs = _neve(Ridge(alpha=0.5, label_cols="Y")).fit(table)
-    monkeypatch.setattr(_stats, "PAIRS_ABOVE", 1e9)
+    monkeypatch.setattr(_stats, "BLOCKS_ABOVE", 1e9)
     with neve.capture_queries() as log:
         full = _neve(Ridge(alpha=0.5, label_cols="Y")).fit(table)
     assert "GROUPING" not in log.scans[0]

@@ -131,10 +131,10 @@ def fit_paths(
                 extras[f"held_right{i}"] = (staged[f"__neve_hr{i}"].sum(), "sum")
         for k in sorted({m.fold for m in evaluated if m.fold is not None}):
             extras[f"held_rows{k}"] = ((fold == ibis.literal(k, "int64")).ifelse(1, 0).sum(), "sum")
-        # Grouped by column pairs as the fold query was (grouping by every encoded column would
+        # The blocks shape, as the fold query took (grouping by every encoded column would
         # return about one group per row, each with every model's sums).
         stats = gather(_rebase(work, staged), weights=weights, targets=targets, extras=extras, owner=owner,
-                       pairs=len(work.categorical) >= 3)
+                       blocks=len(work.categorical) >= 3)
         queries += 1
         for i, model in enumerate(evaluated):
             if model.fold is not None:

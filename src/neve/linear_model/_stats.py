@@ -50,9 +50,9 @@ __all__ = ["MAX_FEATURES", "MAX_NUMERIC", "Design", "Stats", "gather", "gather_b
 MAX_FEATURES = 5000
 #: Most numeric columns whose products one query sums (n(n+1)/2 sums per row weight).
 MAX_NUMERIC = 300
-#: Groups per row above which later statistics queries group by column pairs (see
-#: ``_use_pairs``); 0 groups by pairs from the first query.
-PAIRS_ABOVE = 0.25
+#: Groups per row (expected by the survey, or seen by a query) above which the statistics
+#: query takes the blocks shape (see ``_use_blocks``); 0 takes it whenever it can.
+BLOCKS_ABOVE = 0.25
 
 
 @dataclass
@@ -172,17 +172,17 @@ def gather(
     targets: Sequence[ir.FloatingValue],
     extras: Mapping[str, tuple[ir.Scalar | Callable[[], ir.Scalar], Combine]] = {},
     owner: str,
-    pairs: bool | None = None,
+    blocks: bool | None = None,
 ) -> Stats:
     """Run the one statistics query over ``design.table`` and combine its groups.
 
     ``weights`` are row weights ``ω`` (``None``: 1), ``targets`` row values ``t``;
     ``extras`` are further aggregates (any ibis reduction over ``design.table``).
-    The first call learns ``design.categories`` and ``design.pilot``. ``pairs`` forces
-    grouping by column pairs (or not); by default ``_use_pairs`` decides.
+    The first call learns ``design.categories`` and ``design.pilot``. ``blocks`` forces the
+    blocks shape (or the one GROUP BY); by default ``_use_blocks`` decides.
     """
     return gather_by(design, None, 0, weights=weights, targets=targets, extras=extras, owner=owner,
-                     pairs=pairs)[0]
+                     blocks=blocks)[0]
 
 
 def gather_by(
@@ -194,7 +194,7 @@ def gather_by(
     targets: Sequence[ir.FloatingValue],
     extras: Mapping[str, tuple[ir.Scalar | Callable[[], ir.Scalar], Combine]] = {},
     owner: str,
-    pairs: bool | None = None,
+    blocks: bool | None = None,
 ) -> list[Stats]:
     """:func:`gather`, with the rows also grouped by ``part`` (an integer expression over
     ``design.table`` in ``0 .. n_parts - 1``, such as a cross-validation fold): one query,
@@ -206,9 +206,9 @@ def gather_by(
     rows (each full group split across the parts), and its result would be the table again."""
     if design.pilot is None:
         _survey(design, owner)
-    if pairs is None:
-        pairs = len(design.categorical) >= 3 if part is not None else _use_blocks(design)
-    shape = _shape(design, blocks=pairs)
+    if blocks is None:
+        blocks = len(design.categorical) >= 3 if part is not None else _use_blocks(design)
+    shape = _shape(design, blocks=blocks)
     query = _StatisticsQuery(design, part, weights, targets, extras)
     result = query.run(shape)
     blocks = _blocks(result, len(design.categorical), shape)
@@ -244,22 +244,32 @@ PILOT_ROWS = 1_000
 
 def _survey(design: Design, owner: str) -> None:
     """Learn the pilot values and the statistics query's shape before the first query, from the
-    table's first rows (``LIMIT``): the pilot is each numeric column's mean over them, and with
-    three or more categorical columns the combinations the first ``SURVEY_ROWS`` rows show
-    predict how many the whole table has (``_expected_groups``; the table's row count is then
-    asked too). Both are surveys in the query log: they read a bounded number of rows."""
+    table's first rows (``LIMIT``), in one query that returns one row: the pilot is each numeric
+    column's mean over them; each categorical column's distinct values there bound the design's
+    width (``_refuse_too_wide``); and with three or more categorical columns, the combinations
+    the first ``SURVEY_ROWS`` rows show predict how many the whole table has
+    (``_expected_groups``), so the table's row count is asked too."""
     table = design.table
     names = list(design.numeric)
     keys = {f"k{a}": missing_to_null(table[col]) for a, col in enumerate(design.categorical)}
     values = {f"x{i}": design.numeric[n] for i, n in enumerate(names)}
-    decide = len(keys) >= 3 and PAIRS_ABOVE > 0
-    sample = _queries.to_pyarrow(table.select(**keys, **values).limit(SURVEY_ROWS if keys else PILOT_ROWS),
-                                 kind="survey")
-    _refuse_too_wide(design, sample, owner)
-    with np.errstate(invalid="ignore"):
-        mean = np.array([pc.mean(sample.column(f"x{i}").cast(pa.float64())).as_py() or np.nan
-                         for i in range(len(names))], dtype=np.float64)
+    decide = len(keys) >= 3 and BLOCKS_ABOVE > 0
+    sample = table.select(**keys, **values).limit(SURVEY_ROWS if keys else PILOT_ROWS)
+    facts: dict[str, ir.Scalar] = {"sampled": sample.count()}
+    facts.update({f"m{i}": sample[f"x{i}"].mean() for i in range(len(names))})
+    # NULL is a category too (scikit-learn's missing one): nunique skips it, so count it apart.
+    facts.update({f"d{a}": sample[f"k{a}"].nunique() + sample[f"k{a}"].isnull().any().ifelse(1, 0)
+                  for a in range(len(keys))})
+    query = sample.aggregate(**facts)
+    if decide:
+        combinations = sample.select(*keys).distinct()
+        query = query.cross_join(combinations.aggregate(combinations=combinations.count()))
+        query = query.cross_join(table.aggregate(rows=table.count()))
+    row = _queries.to_pyarrow(query, kind="survey").to_pylist()[0]
+    mean = np.array([np.nan if row[f"m{i}"] is None else row[f"m{i}"] for i in range(len(names))], dtype=float)
     design.pilot = np.where(np.isfinite(mean), mean, 0.0)  # no value (or an overflowing sum): no shift
+    _refuse_too_wide(design, {col: int(row[f"d{a}"]) for a, col in enumerate(design.categorical)},
+                     int(row["sampled"]), owner)
     if not keys:
         design.shape = "plain"
     elif len(keys) < 3:
@@ -267,25 +277,20 @@ def _survey(design: Design, owner: str) -> None:
     elif not decide:
         design.shape = "blocks"
     else:
-        distinct = pa.TableGroupBy(sample.select(list(keys)), list(keys)).aggregate([]).num_rows
-        rows = sample.num_rows
-        if rows == SURVEY_ROWS:
-            rows = int(_queries.to_pyarrow(table.count(), kind="survey").as_py())
-        groups = _expected_groups(distinct, sample.num_rows, rows)
-        design.shape = "blocks" if groups > PAIRS_ABOVE * max(rows, 1) else "full"
+        rows = int(row["rows"])
+        groups = _expected_groups(int(row["combinations"]), int(row["sampled"]), rows)
+        design.shape = "blocks" if groups > BLOCKS_ABOVE * max(rows, 1) else "full"
 
 
-def _refuse_too_wide(design: Design, sample: Any, owner: str) -> None:
+def _refuse_too_wide(design: Design, seen: dict[str, int], sampled: int, owner: str) -> None:
     """Refuse, before the statistics query, a design whose surveyed rows alone already hold more
-    categories than a dense solve takes: a column of millions of values (an id) would otherwise
-    bring millions of groups into the client."""
-    seen = {col: pc.count_distinct(sample.column(f"k{a}"), mode="all").as_py()
-            for a, col in enumerate(design.categorical)}
+    categories than a dense solve takes (``seen``: distinct values per categorical column): a
+    column of millions of values (an id) would otherwise bring millions of groups into the client."""
     width = 1 + sum(seen.values()) + len(design.numeric)
     if width > MAX_FEATURES:
         widest = max(seen, key=seen.get)
         raise NeveInputError(
-            f"{owner}: the first {sample.num_rows:,} rows already hold {seen[widest]:,} distinct values of "
+            f"{owner}: the first {sampled:,} rows already hold {seen[widest]:,} distinct values of "
             f"{widest!r}" + (f" ({width:,} features in all)" if len(seen) > 1 else "") + f", more than a dense "
             f"solve in the client takes (limit {MAX_FEATURES:,} features); leave an identifier-like column out "
             f"of the encoder, or group rare categories (OneHotEncoder(min_frequency=..., max_categories=...), "
@@ -455,6 +460,8 @@ class _StatisticsQuery:
         """The SELECT list's names: the sums are one slot, filled in as text (``_sums_text``)."""
         sums = {name for product, name in self.sums.items() if product}
         listed = [name for name in self._columns(shape) if name not in sums]
+        if not sums:
+            return listed
         at = listed.index("n_rows") + 1
         return [*listed[:at], _slot(level), *listed[at:]]
 
@@ -620,17 +627,17 @@ def _use_blocks(design: Design) -> bool:
     the table has rows (the product of their cardinalities is large and they are independent),
     and its result would then be the table again. The blocks shape gives every block of the
     Gram matrix in O(cardinality²) groups whatever the data, at the price of a scan per branch,
-    so it is chosen when the survey (``_survey``) expects more than ``PAIRS_ABOVE`` groups per
+    so it is chosen when the survey (``_survey``) expects more than ``BLOCKS_ABOVE`` groups per
     row -- or when a query has shown the full grouping to be that large (the survey's guess
     errs towards the one GROUP BY).
     """
     if len(design.categorical) < 3:
         return False  # a pair is the whole grouping
-    if PAIRS_ABOVE <= 0:
+    if BLOCKS_ABOVE <= 0:
         return True
     if design.observed_groups is not None:
         groups, rows = design.observed_groups
-        if groups > PAIRS_ABOVE * rows:
+        if groups > BLOCKS_ABOVE * rows:
             return True
     return design.shape == "blocks"
 
