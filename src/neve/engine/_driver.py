@@ -248,11 +248,6 @@ class Driver:
         text = str(exc).lower()
         return any(word in text for word in ("duplicate key", "unique constraint", "conflict"))
 
-    #: Whether :meth:`fingerprint`'s sum is exact (no wrap-around), so that sums over groups
-    #: of rows, added as Python integers, give the same fingerprint as one sum over all of
-    #: them (a fused fit computes it per group in its statistics query; see ``FitSummary``).
-    fingerprint_sums_exact: ClassVar[bool] = False
-
     def fingerprint(self, table: ir.Table, columns: Sequence[str] | None = None) -> ir.Scalar | None:
         """An order-independent hash aggregate over every row (of ``columns``, by default
         all, in that order), computed in the engine; ``None`` when the engine has no row

@@ -120,7 +120,6 @@ class PostgresDriver(Driver):
             cursor.close()
         return pd.DataFrame.from_records(rows, columns=columns)
 
-    fingerprint_sums_exact: ClassVar[bool] = True
 
     def fingerprint(self, table: ir.Table, columns: Sequence[str] | None = None) -> ir.Scalar | None:
         # Ibis has no row hash for PostgreSQL: hash each row's text form with the

@@ -31,10 +31,6 @@ def sum_stats(parts: Sequence[Stats], hows: Mapping[str, str]) -> Stats:
     cross = [sum(p.cross[r] for p in parts) for r in range(len(parts[0].cross))]
     extras = {}
     for name, how in hows.items():
-        if how == "exact":  # integers (a lineage fingerprint): summed exactly, as in the query
-            found = [p.extras[name] for p in parts if p.extras.get(name) is not None]
-            extras[name] = sum(found) if found else None
-            continue
         values = np.array([p.extras[name] for p in parts], dtype=float)
         reduce = {"sum": np.nansum, "min": np.nanmin, "max": np.nanmax}[how]
         extras[name] = float(reduce(values)) if not np.all(np.isnan(values)) else math.nan

@@ -162,7 +162,7 @@ class Stats:
         return shift
 
 
-Combine = str  # "sum" | "min" | "max" | "exact" (integers summed exactly, e.g. a fingerprint)
+Combine = str  # "sum" | "min" | "max"
 
 
 def gather(
@@ -604,15 +604,6 @@ def _combine(
         crosses.append(vec)
     combined = {}
     for name, (_, how) in extras.items():
-        column = whole.column(f"e_{name}")
-        if how == "exact":  # as integers: float64 would drop the low digits
-            if pa.types.is_decimal(column.type) or pa.types.is_integer(column.type):
-                value = pc.sum(column).as_py()
-                combined[name] = None if value is None else int(value)
-            else:
-                parts = [int(str(v)) for v in column.to_pylist() if v is not None]
-                combined[name] = sum(parts) if parts else None
-            continue
         values = _column(whole, f"e_{name}", fill=np.nan)
         reduce = {"sum": np.nansum, "min": np.nanmin, "max": np.nanmax}[how]
         combined[name] = float(reduce(values)) if not np.all(np.isnan(values)) else math.nan

@@ -88,7 +88,6 @@ class FusedPlan:
     features: Any
     encoded: list[str]
     scaled: list[str]
-    fingerprinted: list[str]  # the training columns the lineage fingerprint covers
 
 
 def fit_fused(
@@ -100,14 +99,10 @@ def fit_fused(
     if plan is None:
         return False
     extras = dict(plan.extras)
-    if estimator._gram_counts_rows:
-        fingerprint = _fingerprint(plan.design.table, plan.fingerprinted)
-        if fingerprint is not None:
-            extras["fingerprint"] = (fingerprint, "exact")
     with small_solves():
         stats = estimator._fit_design(plan.design, plan.label, plan.weight, plan.features, extras)
     if estimator._gram_counts_rows:
-        estimator.fit_summary_ = _summary(table, plan.design, stats, plan.fingerprinted)
+        estimator.fit_summary_ = _summary(table, plan.design, stats)
     return True
 
 
@@ -152,48 +147,26 @@ def plan_fused(
             raise _not_numeric(estimator, unknown)
         return names, np.stack([affine[n] for n in names]) if names else np.zeros((0, design.size))
 
-    fingerprinted = [c for c in columns if c not in reserved]
-    return FusedPlan(design, label, weight, weights_extra, features, encoded, scaled, fingerprinted)
+    return FusedPlan(design, label, weight, weights_extra, features, encoded, scaled)
 
 
 @dataclass(frozen=True)
 class FitSummary:
     """What a fused fit learnt about its training table besides the model, kept so that
-    logging the model need not scan the table again for it (see ``Registry.log_model``).
+    logging the model need not count it again (see ``Registry.log_model``).
 
     ``rows`` counts the rows fitted on (a NULL label drops a row); ``counts`` holds, per
-    encoded column, each category's row count (``None`` for NULL). ``fingerprint`` is the
-    lineage fingerprint (``Driver.fingerprint``) of those rows' ``fingerprint_columns``
-    (every column but the label and weight), summed over the statistics query's groups as
-    exact integers; ``None`` where the engine's sums are not exact.
+    encoded column, each category's row count (``None`` for NULL). The lineage fingerprint is
+    not here: hashing every row is work the fit does not use, so ``log_model`` does it in the
+    scan it runs for the baseline anyway.
     """
 
     table: ir.Table
     rows: int
     counts: dict[str, dict[Any, int]]
-    fingerprint: str | None = None
-    fingerprint_columns: tuple[str, ...] = ()
 
 
-def _fingerprint(table: ir.Table, columns: list[str]) -> ir.Scalar | None:
-    """The lineage fingerprint of ``columns`` as an aggregate of the fit's statistics query,
-    where the engine sums it exactly (then the groups' sums add up to the whole's)."""
-    from neve.engine import driver_for_backend
-
-    try:
-        driver = driver_for_backend(table._find_backend(use_default=False))
-    except Exception:  # noqa: BLE001 - an in-memory table: nothing is logged from it
-        return None
-    if not driver.fingerprint_sums_exact or not columns:
-        return None
-    expr = driver.fingerprint(table, columns)
-    if expr is None:
-        return None
-    # Exact as it leaves the engine too: a group's sum exceeds int64.
-    return expr.cast("decimal(38, 0)") if expr.type().is_integer() else expr
-
-
-def _summary(table: ir.Table, design: Design, stats: Stats, fingerprinted: list[str]) -> FitSummary:
+def _summary(table: ir.Table, design: Design, stats: Stats) -> FitSummary:
     unit = stats.gram[-1]  # unweighted: the diagonal of an indicator block counts its rows
     assert design.categories is not None
     counts = {
@@ -201,10 +174,7 @@ def _summary(table: ir.Table, design: Design, stats: Stats, fingerprinted: list[
         for col, at in design.offsets.items()
         for cats in [design.categories[col]]
     }
-    fingerprint = stats.extras.get("fingerprint")
-    return FitSummary(table=table, rows=int(round(unit[0, 0])), counts=counts,
-                      fingerprint=None if fingerprint is None else str(fingerprint),
-                      fingerprint_columns=tuple(fingerprinted) if fingerprint is not None else ())
+    return FitSummary(table=table, rows=int(round(unit[0, 0])), counts=counts)
 
 
 def _not_numeric(estimator: LinearEstimator, names: list[str]) -> Exception:

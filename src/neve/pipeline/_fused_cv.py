@@ -230,7 +230,7 @@ def refit_from_stats(cand: Candidate, table: ir.Table) -> None:
     with small_solves():
         names, a = cand.plan.features(group.design, group.total)
         cand.estimator.fit_from_stats(group.design, group.total, names, a)
-    cand.estimator.fit_summary_ = _summary(table, group.design, group.total, cand.plan.fingerprinted)
+    cand.estimator.fit_summary_ = _summary(table, group.design, group.total)
 
 
 def _gather(cand: Candidate, fold_of: Callable[[ir.Table], ir.Value], n_folds: int) -> _Group:

@@ -15,7 +15,7 @@ import ibis
 import ibis.expr.operations as ops
 
 from neve._table import as_table
-from neve.engine import Driver, _queries
+from neve.engine import Driver
 from neve.errors import InvalidNameError
 
 __all__ = ["acting_as", "run_context", "training_lineage", "user"]
@@ -94,22 +94,11 @@ def training_lineage(
     )
     in_memory = bool(table.op().find(ops.InMemoryTable))
     known = None
-    known_fingerprint = None
     if fit_summary is not None and _same_rows(table, fit_summary.table):
         known = (fit_summary.rows, fit_summary.counts)
-        if fit_summary.fingerprint is not None and tuple(table.columns) == fit_summary.fingerprint_columns:
-            known_fingerprint = fit_summary.fingerprint
-    # Hashing every row is most of the first scan's cost: skipped where the fit summed it.
-    fingerprint = None if known_fingerprint is not None else driver.fingerprint(table)
+    fingerprint = driver.fingerprint(table)
     extra = {} if fingerprint is None else {"fp": fingerprint}
     profile, values = baseline_with(table, profile_columns or [], extra, known_counts=known)
-    if known_fingerprint is not None:
-        if int(profile["row_count"]) == fit_summary.rows:  # the rows fitted on, all of them
-            values["fp"] = known_fingerprint
-        else:  # the fit dropped rows (a NULL label): hash these rows after all
-            fingerprint = driver.fingerprint(table)
-            if fingerprint is not None:
-                values["fp"] = _queries.execute(table.aggregate(fp=fingerprint)).iloc[0]["fp"]
     lineage = {
         "tables": sources,
         "in_memory_data": in_memory,
