@@ -117,10 +117,12 @@ def plan_fused(
         return None
     design, label, weight = estimator.prepare(table, label_col)
     base = design.table
-    encoded, scaled = [], []
+    encoded, scaled, standardised = [], [], set()
     for step in steps:
         cols = step._start_fit(base)
         (encoded if type(step) is OneHotEncoder else scaled).extend(cols)
+        if type(step) is StandardScaler:
+            standardised.update(cols)
     design.categorical = encoded
     columns = list(base.columns)
     # Untouched numeric columns may be features too; which ones is known only after the
@@ -130,11 +132,13 @@ def plan_fused(
                   and (schema[c].is_numeric() or schema[c].is_boolean())]
     design.numeric.update({c: missing_to_null(as_float(base[c])) for c in candidates})
     weights_extra: dict[str, Any] = {}
-    for col in scaled:
+    for col in scaled:  # only what each scaler's formulas read (StandardScaler no extremes)
         x = design.numeric[col]
-        weights_extra[f"min:{col}"] = (x.min(), "min")
-        weights_extra[f"max:{col}"] = (x.max(), "max")
-        weights_extra[f"n:{col}"] = (x.count(), "sum")
+        if col in standardised:
+            weights_extra[f"n:{col}"] = (x.count(), "sum")
+        else:
+            weights_extra[f"min:{col}"] = (x.min(), "min")
+            weights_extra[f"max:{col}"] = (x.max(), "max")
 
     def features(design: Design, stats: Stats) -> tuple[list[str], np.ndarray]:
         affine = _fit_steps(steps, design, stats, columns)
@@ -214,12 +218,10 @@ def _fit_steps(steps: Sequence[BaseTransformer], design: Design, stats: Stats, c
             continue
         cols = step.input_cols_
         idx = {c: design.numeric_index(c) for c in cols}
-        s: dict[str, Any] = {
-            "min": {c: stats.extras[f"min:{c}"] for c in cols},
-            "max": {c: stats.extras[f"max:{c}"] for c in cols},
-            "rows": int(unit[0, 0]),
-        }
-        if type(step) is StandardScaler:
+        s: dict[str, Any] = {"rows": int(unit[0, 0])}
+        if type(step) is not StandardScaler:
+            s.update(min={c: stats.extras[f"min:{c}"] for c in cols}, max={c: stats.extras[f"max:{c}"] for c in cols})
+        else:
             n = {c: stats.extras[f"n:{c}"] for c in cols}
             s.update(
                 n=n,
