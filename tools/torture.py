@@ -38,12 +38,14 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import shutil
 import signal
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,8 @@ class Ledger:
         self.acks = 0
         self.expected_errors = 0
         self.violations: list[str] = []
+        self.gc_begun: dict[str, float] = {}  # journal -> when its gc under way began
+        self.gc_done: list[float] = []  # when each acknowledged gc began
 
     def update(self) -> Ledger:
         for path in sorted(self.dir.glob("w*.jsonl")):  # per slot, incarnations in order
@@ -94,7 +98,9 @@ class Ledger:
         if "expected" in r:
             self.expected_errors += 1
             return
-        if r.get("intent") == "delete":
+        if r.get("intent") == "gc":
+            self.gc_begun[journal] = r.get("t", 0.0)
+        elif r.get("intent") == "delete":
             self.deleting.add((r["model"], r["version"]))
         elif r.get("intent") == "alias":
             self.alias_targets.setdefault((r["model"], r["alias"]), []).append(r["version"])
@@ -115,6 +121,32 @@ class Ledger:
             self.deleted.add((r["model"], r["version"]))
         elif ack == "alias":
             self.alias_acked[(r["model"], r["alias"])] = len(self.alias_targets[(r["model"], r["alias"])]) - 1
+        elif ack == "gc":
+            self.gc_done.append(self.gc_begun.pop(journal, 0.0))
+
+
+# What only a gc removes -- the folder of a version whose deletion was killed before it removed
+# it, a reservation abandoned by a killed log_model -- the check reports once it is older than
+# its grace. Writers gc at random (about one call in 25), so on a slow engine none may have run since:
+# such a problem is a violation once a gc that began after it was collectable has finished.
+_AGE = re.compile(r"(\d+) s ago \(gc grace")
+_RESERVED = re.compile(r"was reserved at (.+?) and never committed")
+
+
+def _collectable_since(problem: Any, checked_at: float, gc_grace: float) -> float | None:
+    """When ``problem`` became something a writer's gc removes (epoch seconds, at the latest),
+    or None when it is not one of those."""
+    if problem.kind == "orphan-folder":
+        found = _AGE.search(problem.message)
+        return checked_at - float(found.group(1)) + gc_grace if found else None
+    if problem.kind == "abandoned-reservation":
+        found = _RESERVED.search(problem.message)
+        try:
+            reserved = datetime.fromisoformat(found.group(1)).replace(tzinfo=UTC).timestamp() if found else None
+        except ValueError:
+            reserved = None
+        return None if reserved is None else reserved + gc_grace + 1.0
+    return None
 
 
 def _live(s: Any, p: Any) -> Any:
@@ -135,15 +167,25 @@ def _aliases(s: Any, p: Any) -> Any:
     return s.current_aliases()
 
 
-def verify(reg: Any, ledger: Ledger, *, grace: float, deep: bool, rng: random.Random) -> list[str]:
+def verify(
+    reg: Any, ledger: Ledger, *, grace: float, deep: bool, rng: random.Random, gc_grace: float | None = None
+) -> list[str]:
     """Every violation found now: the check's problems and every acknowledged write missing.
-    Reads the registry through the same folds as its views (NEVE_LIVE_VERSIONS, ...)."""
+    Reads the registry through the same folds as its views (NEVE_LIVE_VERSIONS, ...).
+    With ``gc_grace`` (the writers'), what only a gc removes is a violation once a gc begun
+    after it was collectable has finished (see :func:`_collectable_since`)."""
     ledger.update()
     logged, metrics, tags = dict(ledger.logged), dict(ledger.metrics), dict(ledger.tags)
     deleted = set(ledger.deleted)
     alias_from = {key: (ledger.alias_targets[key][i], i) for key, i in ledger.alias_acked.items()}
+    gc_done = max(ledger.gc_done, default=None)  # finished before the check began
     found = list(ledger.violations)
-    found += [f"check: {p}" for p in reg.check(older_than=grace).problems]
+    problems = reg.check(older_than=grace).problems
+    checked_at = time.time()  # after the check's own clock reading: ages count from no earlier
+    for p in problems:
+        since = None if gc_grace is None else _collectable_since(p, checked_at, gc_grace)
+        if since is None or (gc_done is not None and gc_done > since):
+            found.append(f"check: {p}")
     with reg._connection():
         live = set(map(tuple, reg._query(_live).to_numpy().tolist()))
         metric_now = {(m, v, k): x for m, v, k, x in reg._query(_metrics).to_numpy().tolist()}
@@ -271,7 +313,8 @@ def _run(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, Any]:
             kills += 1
             start(victim)
             began = time.monotonic()
-            found = verify(reg, ledger, grace=args.check_grace, deep=kills % 10 == 0, rng=rng)
+            found = verify(reg, ledger, grace=args.check_grace, deep=kills % 10 == 0, rng=rng,
+                           gc_grace=args.gc_grace)
             checks += 1
             verify_seconds += time.monotonic() - began
             for finding in found:

@@ -136,7 +136,7 @@ def writer(
                     reg.get_model(model_name).delete_version(version)
                     journal.add(ack="delete", model=model_name, version=version)
             elif op == "gc":
-                journal.add(intent="gc")
+                journal.add(intent="gc", t=time.time())  # the driver needs to know when it began
                 reg.gc(older_than=gc_grace)
                 journal.add(ack="gc")
         except Exception as exc:  # noqa: BLE001 - every unexpected failure is a finding

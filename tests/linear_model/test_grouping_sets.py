@@ -152,3 +152,19 @@ def test_a_categorical_column_of_an_identifier_s_width_is_refused_before_the_sta
     with neve.capture_queries() as log, pytest.raises(neve.errors.NeveInputError, match=r"'ID'.*limit 5,000"):
         pipe.fit(table)
     assert log.scans == [] and log.kinds == ["survey"]
+
+
+def test_fold_wise_blocks_group_their_total_branch_by_fold(session):
+    """Three categorical columns and a fold: the blocks shape's plain branch is grouped by the
+    fold alone, with its keys NULL before it in the SELECT list (grouped by position, it was
+    grouped by a NULL key and the engine refused the fold column)."""
+    from neve.model_selection import GridSearchCV, KFold
+
+    df = _frame(n=400, seed=5).drop(columns=["LONG", "W"]).assign(ID=np.arange(400))
+    table = session.create_table("GS_FOLDS", df, overwrite=True)
+    pipe = Pipeline([("ohe", OneHotEncoder(input_cols=CATS, handle_unknown="ignore")),
+                     ("model", Ridge(label_cols="Y", passthrough_cols=["ID"]))])
+    with neve.capture_queries() as log:
+        search = GridSearchCV(pipe, {"model__alpha": [0.1, 1.0]}, cv=KFold(3, random_state=1, key="ID")).fit(table)
+    assert any("UNION ALL" in q.upper() for q in log.scans)
+    assert search.best_params_["model__alpha"] in (0.1, 1.0)

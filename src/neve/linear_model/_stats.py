@@ -496,6 +496,10 @@ class _StatisticsQuery:
             made[_GROUPING_ID] = _grouping_id(key_exprs).as_(_GROUPING_ID, quoted=True)
         elif level == "total":
             made[_GROUPING_ID] = sge.convert((1 << self.n_keys) - 1).as_(_GROUPING_ID, quoted=True)
+        if level in ("full", "total") and keys:
+            # Ibis groups by position; the SELECT list is reordered below (the total branch puts
+            # its NULL keys before the part), so group by the expressions themselves.
+            tree.set("group", sge.Group(expressions=[made[name].this.copy() for name in keys]))
         shape = "blocks" if level in ("pair", "single", "total") else ("plain" if level is None else "full")
         type_of = self.backend.compiler.type_mapper.from_ibis
         types = self._columns(shape)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import ibis
 import pandas as pd
 
 from neve.errors import ArtifactError, NeveError
@@ -107,13 +108,12 @@ def _age_seconds(when: Any, now: datetime) -> float:
     return (now - when).total_seconds()
 
 
-def _event_summary(s: Any, p: Any) -> Any:
-    """One row per version (and per model, for its model-level events): what the check needs
-    of its events, counted in the engine. Every version ever logged has a row, deleted ones
-    too, so this is the check's largest read: a few cells a version, not one row per kind."""
-    e = s.table(EVENTS)
+def _event_summary(e: Any) -> Any:
+    """One row per version (and per model, for its model-level events) of events ``e``: what
+    the check needs of them, counted in the engine."""
     commit, delete = e.KIND == _tables.COMMIT, e.KIND == _tables.DELETE
     return e.group_by(["MODEL_NAME", "VERSION_NAME"]).aggregate(
+        N_EVENTS=e.count(),
         N_COMMIT=e.count(where=commit),
         SHA=e.VALUE_STR.max(where=commit),  # the manifest hash the commit recorded
         N_DELETE=e.count(where=delete),
@@ -124,22 +124,55 @@ def _event_summary(s: Any, p: Any) -> Any:
     )
 
 
+def _versions_to_check(s: Any, p: Any) -> Any:
+    """Every version name (and every model with events) the check must look at, with its rows
+    and what its events amount to, joined in the engine.
+
+    Left out are the versions nothing can be wrong with, which are most of a registry's
+    history: deleted, with one row, one commit, a model row and no event of unknown kind.
+    Every other check needs nothing of them; an orphaned folder of one asks for its deletion
+    time alone (:func:`_deletion`), and aliases come with their own commit status. Shipping
+    a row per version ever logged made each check slower than the last (a PostgreSQL driver
+    without its C extension loads some ten thousand cells a second)."""
+    v = s.table(VERSIONS)
+    rows = v.group_by(["MODEL_NAME", "VERSION_NAME"]).aggregate(
+        N_ROWS=v.count(), FLAVOR=v.FLAVOR.max(), CREATED_AT=v.CREATED_AT.max()
+    )
+    ev = _event_summary(s.table(EVENTS)).rename(E_MODEL="MODEL_NAME", E_VERSION="VERSION_NAME")
+    models = s.table(MODELS).select(M_MODEL="MODEL_NAME").distinct()
+    model = ibis.coalesce(rows.MODEL_NAME, ev.E_MODEL)
+    t = rows.outer_join(ev, [rows.MODEL_NAME == ev.E_MODEL, rows.VERSION_NAME == ev.E_VERSION])
+    t = t.left_join(models, model == models.M_MODEL)
+    t = t.select(
+        MODEL_NAME=model,
+        VERSION_NAME=ibis.coalesce(rows.VERSION_NAME, ev.E_VERSION),
+        HAS_MODEL=models.M_MODEL.notnull(),
+        N_ROWS=rows.N_ROWS.fill_null(0),
+        FLAVOR=rows.FLAVOR,
+        CREATED_AT=rows.CREATED_AT,
+        **{c: ev[c] if c in ("SHA", "DELETED_AT") else ev[c].fill_null(0)
+           for c in ev.columns if c not in ("E_MODEL", "E_VERSION")},
+    )
+    settled = (t.N_ROWS == 1) & t.HAS_MODEL & (t.N_COMMIT == 1) & (t.N_DELETE > 0) & (t.N_UNKNOWN == 0)
+    return t.filter(ibis.ifelse(t.VERSION_NAME.isnull(), ~t.HAS_MODEL, ~settled))
+
+
+def _deletion(s: Any, p: Any) -> Any:
+    """One version's deletions: how many, and when the last was."""
+    e = s.table(EVENTS)
+    e = e.filter(e.MODEL_NAME == p["model"], e.VERSION_NAME == p["version"], e.KIND == _tables.DELETE)
+    return e.aggregate(N_DELETE=e.count(), DELETED_AT=e.CREATED_AT.max())
+
+
 def _event_kinds(s: Any, p: Any) -> Any:
     """The kinds of event each version has: read only to name them in a problem's message."""
     e = s.table(EVENTS)
     return e.select("MODEL_NAME", "VERSION_NAME", "KIND").distinct()
 
 
-def _version_rows(s: Any, p: Any) -> Any:
-    return s.table(VERSIONS).select("MODEL_NAME", "VERSION_NAME", "FLAVOR", "CREATED_AT")
-
-
-def _model_rows(s: Any, p: Any) -> Any:
-    return s.table(MODELS).select("MODEL_NAME")
-
-
 def _all_aliases(s: Any, p: Any) -> Any:
-    return s.current_aliases(live_only=False)
+    t = s.aliases_with_targets()
+    return t.select("MODEL_NAME", ALIAS_NAME="KEY", VERSION_NAME="VALUE_STR", COMMITTED=t.C_MODEL.notnull())
 
 
 class _Pass:
@@ -171,23 +204,27 @@ class _Pass:
         folders = set(self.stage.folders())
         with reg._connection():
             aliases = reg._query(_all_aliases)
-            events = reg._query(_event_summary)
-            rows = reg._query(_version_rows)
-            models = set(reg._query(_model_rows)["MODEL_NAME"])
+            versions = reg._query(_versions_to_check)
         now = datetime.now(UTC).replace(tzinfo=None)
-        summary: dict[tuple[str, str | None], Any] = {}
-        for r in events.itertuples(index=False):
+        summary: dict[tuple[str, str | None], Any] = {}  # what each version's events amount to
+        row_of: dict[tuple[str, str], Any] = {}  # each version's row(s)
+        orphan_models: set[str] = set()
+        for r in sorted(versions.itertuples(index=False), key=lambda r: (r.MODEL_NAME, _text(r.VERSION_NAME))):
             version = None if pd.isna(r.VERSION_NAME) else r.VERSION_NAME
-            summary[(r.MODEL_NAME, version)] = r
-        row_of: dict[tuple[str, str], Any] = {}
-        for r in rows.itertuples(index=False):
-            key = (r.MODEL_NAME, r.VERSION_NAME)
-            if key in row_of:
-                self.problem("duplicate-row", *key, f"{_name(key)} is held by more than one version row")
-            row_of[key] = r
-            if r.MODEL_NAME not in models:
-                self.problem("orphan-row", *key, f"{_name(key)} has a version row but model {r.MODEL_NAME!r} has none")
-        for model in sorted({m for m, _ in summary} - models):
+            key = (r.MODEL_NAME, version)
+            if r.N_EVENTS:
+                summary[key] = r
+                if not r.HAS_MODEL:
+                    orphan_models.add(r.MODEL_NAME)
+            if r.N_ROWS:
+                row_of[key] = r
+            for n in range(int(r.N_ROWS)):
+                if n:
+                    self.problem("duplicate-row", *key, f"{_name(key)} is held by more than one version row")
+                if not r.HAS_MODEL:
+                    self.problem("orphan-row", *key,
+                                 f"{_name(key)} has a version row but model {r.MODEL_NAME!r} has none")
+        for model in sorted(orphan_models):
             self.problem("orphan-events", model, None, f"events name model {model!r}, which has no row")
 
         live: list[tuple[str, str, str]] = []
@@ -229,8 +266,7 @@ class _Pass:
         live_keys = {(m, v) for m, v, _ in live}
         for r in aliases.itertuples(index=False):
             key = (r.MODEL_NAME, r.VERSION_NAME)
-            ev = summary.get(key)
-            if ev is None or not ev.N_COMMIT:
+            if not r.COMMITTED:
                 self.problem("dangling-alias", r.MODEL_NAME, r.VERSION_NAME,
                              f"alias {r.ALIAS_NAME!r} of model {r.MODEL_NAME!r} points at {r.VERSION_NAME!r}, "
                              f"which was never committed")
@@ -246,7 +282,11 @@ class _Pass:
 
         self.report.folders_checked = len(folders)
         for key in sorted(folders - live_keys):
-            self._check_orphan(key, row_of.get(key), summary.get(key), now)
+            if key in row_of or key in summary:
+                self._check_orphan(key, row_of.get(key), summary.get(key), now)
+            else:  # a deleted version's (left out above), or no version's at all
+                deletion = reg._query(_deletion, model=key[0], version=key[1]).iloc[0]
+                self._check_orphan(key, None, deletion if deletion.N_DELETE else None, now)
         return self.report
 
     def _check_files(self, model: str, version: str, manifest_sha: str, row: Any) -> None:
@@ -292,6 +332,10 @@ class _Pass:
             self.problem("orphan-folder", *key,
                          f"stage folder {self.stage.path(*key)} is orphaned: {why} {age:.0f} s ago "
                          f"(gc grace {self.older_than:g} s)")
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or (isinstance(value, float) and value != value) else value
 
 
 def _name(key: tuple[str, str | None]) -> str:

@@ -320,6 +320,14 @@ class Store:
         if not live_only:
             t = self.latest((ALIAS, UNALIAS), ("MODEL_NAME", "KEY"), model)
             return t.filter(t.KIND == ALIAS).select("MODEL_NAME", ALIAS_NAME="KEY", VERSION_NAME="VALUE_STR")
+        t = self.aliases_with_targets(model)
+        t = t.filter(t.C_MODEL.notnull(), t.D_MODEL.isnull())
+        return t.select("MODEL_NAME", ALIAS_NAME="KEY", VERSION_NAME="VALUE_STR")
+
+    def aliases_with_targets(self, model: Any = None) -> ir.Table:
+        """The newest event of every alias that is set (``current_aliases(live_only=False)``'s
+        rows, as events), with ``C_MODEL`` not null when its version was committed and
+        ``D_MODEL`` not null when it was deleted."""
         # Aliases are few: check their targets against the commit and delete events directly
         # rather than through the whole live-versions fold. Each alias event is looked up
         # before the newest per alias is taken, not after: a planner cannot tell how many rows
@@ -335,8 +343,7 @@ class Store:
         t = t.left_join(commits, [t.MODEL_NAME == commits.C_MODEL, t.VALUE_STR == commits.C_VERSION])
         t = t.left_join(deletes, [t.MODEL_NAME == deletes.D_MODEL, t.VALUE_STR == deletes.D_VERSION])
         t = _newest(t.select(*events.columns, "C_MODEL", "D_MODEL"), ("MODEL_NAME", "KEY"))
-        t = t.filter(t.KIND == ALIAS, t.C_MODEL.notnull(), t.D_MODEL.isnull())
-        return t.select("MODEL_NAME", ALIAS_NAME="KEY", VERSION_NAME="VALUE_STR")
+        return t.filter(t.KIND == ALIAS)
 
 
 def _newest(events: ir.Table, keys: tuple[str, ...]) -> ir.Table:
