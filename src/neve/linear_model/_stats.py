@@ -349,7 +349,6 @@ class _StatisticsQuery:
     def __init__(self, design: Design, part: ir.IntegerValue | None, weights: Sequence[Any],
                  targets: Sequence[Any], extras: Mapping[str, tuple[Any, Combine]]) -> None:
         table = design.table
-        self.design = design
         self.n_keys = len(design.categorical)
         self.has_part = part is not None
         names = list(design.numeric)
@@ -425,7 +424,7 @@ class _StatisticsQuery:
             slot = _quoted(_slot(level), dialect)
             if slot in text:
                 text = text.replace(slot, self._sums_text(level, dialect), 1)
-        return _queries.sql_to_pyarrow(self.backend, text, self._schema(shape))
+        return _queries.sql_to_pyarrow(self.backend, text, ibis.schema(self._columns(shape)))
 
     def _sums_text(self, level: str | None, dialect: Any) -> str:
         """The sums of one SELECT as SQL text (a NULL where its grouping does not need one):
@@ -438,9 +437,6 @@ class _StatisticsQuery:
                 factors = " * ".join(_quoted(f, dialect) for f in product)
                 out.append(f"{f'SUM({factors})' if product in wanted else null} AS {_quoted(name, dialect)}")
         return ", ".join(out)
-
-    def _keys(self) -> list[str]:
-        return [*(f"k{a}" for a in range(self.n_keys)), *([_PART] if self.has_part else [])]
 
     def _columns(self, shape: Shape | None) -> dict[str, dt.DataType]:
         """Every result column and its type, in order (every branch of a UNION ALL lists them all)."""
@@ -464,9 +460,6 @@ class _StatisticsQuery:
             return listed
         at = listed.index("n_rows") + 1
         return [*listed[:at], _slot(level), *listed[at:]]
-
-    def _schema(self, shape: Shape) -> Any:
-        return ibis.schema(self._columns(shape))
 
     def _branch(self, level: str | None) -> sge.Select:
         """One SELECT: ``level`` None a plain aggregate; ``full`` grouped by every key; ``pair``,
