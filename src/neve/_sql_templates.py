@@ -40,7 +40,8 @@ from ibis.expr.schema import Schema
 
 __all__ = [
     "Arith", "AsDouble", "Call", "Case", "Col", "Const", "Dialectal", "Input", "Member", "Not", "Or", "QueryText",
-    "SelectText", "Text", "ValueText", "query_text", "select_text", "value_text",
+    "Looked", "Lookup", "LookupText", "SelectText", "Text", "ValueText", "lookup_text", "query_text", "select_text",
+    "value_text",
 ]
 
 
@@ -184,6 +185,27 @@ class Dialectal:
 
     def sql(self, r: _Render) -> str:
         return r.dialectal(self)
+
+
+@dataclass(frozen=True)
+class Looked:
+    """Value ``column`` of the row that lookup number ``lookup`` of a :class:`LookupText`
+    found (NULL where it found none)."""
+
+    lookup: int
+    column: int
+
+    def sql(self, r: _Render) -> str:
+        return f"{r.ident(f'__neve_l{self.lookup}')}.{r.ident(f'v{self.column}')}"
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A small constant table LEFT JOINed on the Ibis input ``key``: ``rows`` are
+    ``(k, (v0, v1, ...))``, ``k`` a string, bool, int or float, the values doubles."""
+
+    key: Any
+    rows: tuple[tuple[Any, tuple[float, ...]], ...]
 
 
 _PLACEHOLDER = "__neve_source__"
@@ -357,6 +379,26 @@ class QueryText(ops.Relation):
         return Schema(dict(zip(self.columns.names, self.columns.dtypes, strict=True)))
 
 
+class LookupText(ops.Relation):
+    """``SELECT <items> FROM parent LEFT JOIN (VALUES ...) AS __neve_l0(k, v0, ...) ON ...``:
+    :class:`SelectText` with small constant tables joined on inputs, whose values the
+    items read through :class:`Looked`."""
+
+    parent: ops.Relation
+    columns: Columns
+    lookups: tuple[Lookup, ...]
+    keys: tuple[Any, ...]
+    inputs: tuple[ops.Value, ...]
+
+    @attribute
+    def values(self) -> FrozenOrderedDict:
+        return FrozenOrderedDict()
+
+    @attribute
+    def schema(self) -> Schema:
+        return Schema(dict(zip(self.columns.names, self.columns.dtypes, strict=True)))
+
+
 class ValueText(ops.Value):
     """One column-shaped value rendered from ``template`` over ``inputs``."""
 
@@ -414,6 +456,34 @@ def select_text(table: Any, columns: Sequence[tuple[str, Any]]) -> Any:
         inputs=tuple(ops_),
     )
     return op.to_expr()
+
+
+def lookup_text(
+    table: Any, columns: Sequence[tuple[str, Any]], lookups: Sequence[Lookup], inputs: dict[Any, Any]
+) -> Any:
+    """The lazy table ``SELECT <columns> FROM table LEFT JOIN <lookups>``. ``columns`` are
+    ``(name, item)``: a column of ``table`` (``str``) or a :class:`Text`; ``inputs`` the
+    Ibis values over ``table`` that the lookups join on, by key."""
+    schema = table.schema()
+    names, dtypes, items = [], [], []
+    inputs = dict(inputs)
+    for name, item in columns:
+        names.append(name)
+        if isinstance(item, str):
+            dtypes.append(schema[item])
+            items.append(item)
+        else:
+            dtypes.append(item.dtype)
+            items.append(item.template)
+            inputs.update(item.inputs)
+    return LookupText(
+        parent=table.op(),
+        columns=Columns(tuple(names), tuple(dtypes), tuple(items)),
+        lookups=tuple(lookups),
+        keys=tuple(inputs),
+        # bound to ``table``: an input may name a column of a relation ``table`` projects
+        inputs=tuple(v.op() for v in table.bind(*inputs.values())) if inputs else (),
+    ).to_expr()
 
 
 def query_text(
@@ -502,6 +572,23 @@ def _visit_select_text(self: SQLGlotCompiler, op: SelectText, *, parent: Any, in
     return sg.select(sge.Var(this=fields), copy=False).from_(parent, copy=False)
 
 
+def _visit_lookup_text(self: SQLGlotCompiler, op: LookupText, *, parent: Any, inputs: Any, **_: Any) -> Any:
+    query = _visit_select_text(self, op, parent=parent, inputs=inputs)
+    r = _Render(self, op.keys, inputs)
+    joins = []
+    for a, lookup in enumerate(op.lookups):
+        alias = sg.to_identifier(f"__neve_l{a}", quoted=True)
+        width = len(lookup.rows[0][1])
+        rows = [sge.Tuple(expressions=[sge.Var(this=r.literal(k)), *(sge.Var(this=r.literal(float(v))) for v in vs)])
+                for k, vs in lookup.rows]
+        names = [sg.to_identifier(n, quoted=True) for n in ("k", *(f"v{j}" for j in range(width)))]
+        table = sge.Values(expressions=rows, alias=sge.TableAlias(this=alias, columns=names))
+        on = f"{r.input(lookup.key)} = {r.ident(f'__neve_l{a}')}.{r.ident('k')}"
+        joins.append(sge.Join(this=table, side="LEFT", on=sge.Var(this=on)))
+    query.set("joins", joins)
+    return query
+
+
 def _visit_query_text(self: SQLGlotCompiler, op: QueryText, *, sources: Any, inputs: Any, **_: Any) -> Any:
     r = _Render(self, op.keys, inputs, sources)
     fields = ", ".join(
@@ -524,3 +611,4 @@ def _visit_value_text(self: SQLGlotCompiler, op: ValueText, *, inputs: Any, **_:
 SQLGlotCompiler.visit_SelectText = _visit_select_text  # type: ignore[attr-defined]
 SQLGlotCompiler.visit_ValueText = _visit_value_text  # type: ignore[attr-defined]
 SQLGlotCompiler.visit_QueryText = _visit_query_text  # type: ignore[attr-defined]
+SQLGlotCompiler.visit_LookupText = _visit_lookup_text  # type: ignore[attr-defined]

@@ -20,6 +20,7 @@ import neve
 from neve import Pipeline
 from neve.errors import NeveInputError, SerializationError
 from neve.linear_model import LinearRegression, LogisticRegression, Ridge
+from neve.linear_model._stats import JOIN_ABOVE
 from neve.preprocessing import MaxAbsScaler, MinMaxScaler, OneHotEncoder, SimpleImputer, StandardScaler
 
 DATA = Path(__file__).parents[2] / "data" / "nyc_taxi"
@@ -159,6 +160,37 @@ def test_logistic_pipeline_runs_iterations_plus_one_queries(session):
     assert_allclose(model.intercept_, sk[-1].intercept_, rtol=1e-6, atol=1e-8)
     proba = pipe.predict_proba(table.filter(table.ID < 50)).to_pandas().sort_values("ID")
     assert_allclose(proba[["PREDICT_PROBA_0", "PREDICT_PROBA_1"]], sk.predict_proba(df.head(50)[features]), atol=1e-9)
+
+
+def test_logistic_pipeline_joins_the_coefficients_of_a_wide_column_and_matches_newton_cholesky(session):
+    # Past JOIN_ABOVE categories each Newton pass looks a column's coefficients up in a small
+    # VALUES table joined on it, not in a CASE per category: text with a quote in it and the
+    # missing category (NULL, scikit-learn's last) must reach the same optimum.
+    df = _taxi().head(3000)
+    zone = ("Z'" + df.PICKUP_LOCATION_ID.astype(str)).astype(object)
+    zone[::17] = None
+    df = pd.DataFrame({"ZONE": zone, "HOUR_OF_DAY": df.HOUR_OF_DAY, "TRIP_DISTANCE": df.TRIP_DISTANCE,
+                       "LONG": (df.DURATION > 15).astype("int64"), "ID": df.index})
+    assert df.ZONE.nunique() > JOIN_ABOVE
+    table = session.create_table("TAXI_ZONE_LONG", df)
+    pipe = Pipeline([
+        ("ohe", OneHotEncoder(input_cols=["ZONE", "HOUR_OF_DAY"], handle_unknown="ignore")),
+        ("scale", MaxAbsScaler(input_cols=["TRIP_DISTANCE"])),
+        ("model", LogisticRegression(C=0.5, tol=1e-8, label_cols="LONG", passthrough_cols=["ID"])),
+    ])
+    with neve.capture_queries() as log:
+        pipe.fit(table)
+    model = pipe.named_steps["model"]
+    later = log.scans[2:]  # the classes and the first pass (at zero) need no lookup
+    assert later and all("LEFT JOIN" in q and "VALUES" in q for q in later)
+    features = ["ZONE", "HOUR_OF_DAY", "TRIP_DISTANCE"]
+    sk = make_pipeline(
+        make_column_transformer((skp.OneHotEncoder(handle_unknown="ignore", sparse_output=False), features[:2]),
+                                (skp.MaxAbsScaler(), ["TRIP_DISTANCE"])),
+        skl.LogisticRegression(C=0.5, solver="newton-cholesky", tol=1e-12, max_iter=200),
+    ).fit(df[features], df.LONG)
+    assert_allclose(model.coef_, sk[-1].coef_, rtol=1e-6, atol=1e-8)
+    assert_allclose(model.intercept_, sk[-1].intercept_, rtol=1e-6, atol=1e-8)
 
 
 def test_logistic_pipeline_fits_its_standard_scaler_on_plain_row_sums():

@@ -44,8 +44,9 @@ class LogisticRegression(ClassifierOutputs, LinearEstimator):
 
     The optimum is scikit-learn's (``solver="newton-cholesky"`` at a tight ``tol``),
     whatever ``solver`` says: each Newton step gathers the weighted Gram matrix and the
-    gradient at the current coefficients in one aggregate query (one CASE per encoded
-    column in a fused Pipeline), and the client solves the small system. A first query
+    gradient at the current coefficients in one aggregate query (each encoded column's
+    coefficients looked up by a CASE or, past ``JOIN_ABOVE`` categories, a join to a small
+    constant table), and the client solves the small system. A first query
     reads the classes, so a fit runs ``n_iter_ + 1`` queries. Iteration stops when the
     largest step is below ``tol`` times the largest coefficient (Newton converges
     quadratically, so the coefficients are then exact to about ``tol**2``).
@@ -145,14 +146,13 @@ class LogisticRegression(ClassifierOutputs, LinearEstimator):
         previous_loss, step, stats = np.inf, None, None
         self.n_iter_ = np.array([0])
         for iteration in range(self.max_iter + 1):
-            if theta is None:
-                etas = [double(0.0)] * n_models
-            else:
-                etas = [design.linear_predictor(a_full.T @ row) for row in theta]
             # The linear predictors become columns of a subquery: the probabilities and
-            # Hessian weights then name them instead of repeating their CASE expressions.
+            # Hessian weights then name them instead of repeating their expressions.
             names = [f"__neve_eta{k}" for k in range(n_models)]
-            staged = design.table.mutate(**dict(zip(names, etas, strict=True)))
+            if theta is None:
+                staged = design.table.mutate(**dict.fromkeys(names, double(0.0)))
+            else:
+                staged = design.with_linear_predictors(dict(zip(names, theta @ a_full, strict=True)))
             staged = staged.mutate(**_probabilities([staged[n] for n in names]))
             step_design = _rebase(design, staged)
             rebound = [_rebind(e, design.table, staged) for e in (*y, w)]
@@ -249,6 +249,8 @@ def _rebind(expr: Any, old: ir.Table, new: ir.Table) -> Any:
     """``expr`` over ``new``, a projection of ``old`` keeping its columns."""
     if not isinstance(expr, ir.Expr):
         return expr
+    # Bound to ``old`` first: ``expr`` may name a column of a relation ``old`` projects.
+    (expr,) = old.bind(expr)
     return expr.op().replace({old.op(): new.op()}).to_expr()
 
 

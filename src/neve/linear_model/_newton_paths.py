@@ -34,7 +34,6 @@ __all__ = ["PathModel", "fit_paths"]
 
 _FOLD = "__neve_fold"
 _Y = "__neve_y"
-_CODE = "__neve_code"
 
 
 @dataclass(eq=False)
@@ -92,7 +91,6 @@ def fit_paths(
     work, keep = _working_design(design, fold_of, positive, models)
     unshift = unit[0].unshift(work)  # the map depends on the design alone
     a_work = {id(m): m.a_full[:, keep] for m in models}
-    base = work.table
     while True:
         active = [m for m in models if not m.converged and m.n_iter <= m.max_iter]
         scoring = [m for m in models if m.converged and not m._scored and m.fold is not None]
@@ -101,8 +99,8 @@ def fit_paths(
         evaluated = active + scoring
         # Three projections, so that every aggregate names a column instead of repeating
         # the expressions it depends on (the SQL, and its compilation, stay linear in models).
-        staged = base.mutate(**{f"__neve_eta{i}": _predictor(work, a_work[id(m)].T @ m.theta[0])
-                                for i, m in enumerate(evaluated)})
+        staged = work.with_linear_predictors({f"__neve_eta{i}": a_work[id(m)].T @ m.theta[0]
+                                              for i, m in enumerate(evaluated)})
         staged = staged.mutate(**{f"__neve_p{i}": double(1.0) / (double(1.0) + (-staged[f"__neve_eta{i}"]).exp())
                                   for i in range(len(evaluated))})
         y = staged[_Y]
@@ -184,8 +182,6 @@ def _working_design(
     table = design.table
     columns = {f"__neve_x{j}": design.numeric[n] for j, n in enumerate(names)}
     columns[_Y] = positive
-    for a, col in enumerate(design.categorical):
-        columns[f"{_CODE}{a}"] = _code(design, col)
     if fold_of is not None:
         columns[_FOLD] = fold_of(table)
     base = table.mutate(**columns)
@@ -195,40 +191,6 @@ def _working_design(
                   observed_groups=design.observed_groups, frequency=design.frequency)
     keep = np.concatenate([np.arange(design.size - n_num), design.size - n_num + np.flatnonzero(used)])
     return work, keep.astype(np.int64)
-
-
-def _code(design: Design, col: str) -> ir.IntegerValue:
-    """Each row's position among ``col``'s categories (one CASE, most frequent first)."""
-    gamma = np.zeros(design.size)
-    at = design.offsets[col]
-    gamma[at:at + len(design.categories[col])] = np.arange(1, len(design.categories[col]) + 1)
-    return (design.linear_predictor(gamma) - double(1.0)).cast("int32")  # Spark indexes arrays by INT
-
-
-def _predictor(work: Design, gamma: np.ndarray) -> ir.FloatingValue:
-    """``gamma · z`` per row over the working table: each categorical column's coefficients
-    an array indexed by the row's category code (one CASE per column serves every model,
-    where a CASE per model and column made the SQL, and its compilation, grow with models)."""
-    out: ir.FloatingValue = double(float(gamma[0]))
-    for a, col in enumerate(work.categorical):
-        at = work.offsets[col]
-        values = gamma[at:at + len(work.categories[col])]
-        if np.any(values):
-            out = out + _array(values)[work.table[f"{_CODE}{a}"]].cast("float64")
-    for name, expr in work.numeric.items():
-        g = float(gamma[work.numeric_index(name)])
-        if g != 0.0:
-            out = out + expr * double(g)
-    return out
-
-
-def _array(values: np.ndarray) -> ir.ArrayValue:
-    """``values`` as an SQL array of their text, one literal split in the engine (a constant,
-    folded once per query): an array literal of numbers costs an Ibis node and a compiled
-    expression per element, which dominated each pass's cost. The caller casts the element
-    it picks to double (Spark drops a cast of the whole array); ``repr`` round-trips a float64
-    exactly, and every engine parses it to the same double."""
-    return ibis.literal(",".join(repr(float(v)) for v in values)).split(",")
 
 
 def _small(model: PathModel) -> bool:
