@@ -105,6 +105,9 @@ class Driver:
     #: ``"case"``, a nested CASE per tree, which every SQL engine runs; or
     #: ``"bitmask"``, per-feature bins and packed leaf bitmasks, where measured faster.
     tree_scoring: ClassVar[str] = "case"
+    #: Whether the engine takes ``WITH x AS [NOT] MATERIALIZED (...)``: a fit's statistics
+    #: query then says whether its projection, read by three branches, is computed once.
+    cte_materialization: ClassVar[bool] = False
 
     def __init__(self, url: EngineURL) -> None:
         self.url = url

@@ -67,6 +67,7 @@ def _run(con: Any, sql: str, params: Any, *, prepare: bool | None = None) -> Any
 class PostgresDriver(Driver):
     name: ClassVar[str] = "postgres"
     schemes: ClassVar[tuple[str, ...]] = ("postgres", "postgresql")
+    cte_materialization: ClassVar[bool] = True  # PostgreSQL 12 and later
 
     def connect(self) -> Any:
         try:

@@ -200,9 +200,11 @@ class LogisticRegression(ClassifierOutputs, LinearEstimator):
 
     def _newton_step(
         self, stats: Stats, unshift: np.ndarray, a_full: np.ndarray, theta: np.ndarray,
-        strength: float, n_models: int,
-    ) -> np.ndarray:
-        """Solve ``H Δ = ∇`` for the objective ``Σ w·loss + (strength/2)·|β|²``."""
+        strength: float, n_models: int, *, with_gain: bool = False,
+    ) -> Any:
+        """Solve ``H Δ = ∇`` for the objective ``Σ w·loss + (strength/2)·|β|²``; with
+        ``with_gain``, also ``∇·Δ``, from which the quadratic model predicts the objective's
+        decrease along ``-αΔ``: ``(α - α²/2)·∇·Δ``."""
         to_features = a_full @ unshift
         k = theta.shape[1]
         penalty = np.full(k, strength)
@@ -234,6 +236,8 @@ class LogisticRegression(ClassifierOutputs, LinearEstimator):
             step[free] = scipy.linalg.solve(h, g, assume_a="pos")
         except (np.linalg.LinAlgError, scipy.linalg.LinAlgError, ValueError):
             step[free] = scipy.linalg.lstsq(h, g)[0]  # singular: the multinomial's free shift
+        if with_gain:
+            return step.reshape(n_models, k), float(g @ step[free])
         return step.reshape(n_models, k)
 
     def _finish(self, theta: np.ndarray, n_models: int) -> None:

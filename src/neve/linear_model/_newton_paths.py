@@ -55,6 +55,11 @@ class PathModel:
     max_iter: int | None = None
     _loss: float = math.inf
     _step: np.ndarray | None = None
+    #: The trust region (see ``_adapt_radius``): the longest step the next may take (largest
+    #: coordinate), the fraction of Newton's step taken, and Newton's ``∇·Δ``.
+    _radius: float = math.inf
+    _alpha: float = 1.0
+    _gain: float = 0.0
     _scored: bool = False
 
 
@@ -82,11 +87,11 @@ def fit_paths(
             # At zero every probability is 1/2: Hessian weights 1/4, gradient targets y - 1/2.
             first = Stats(gram=[0.25 * gram], cross=[pos - 0.5 * gram[0]], extras={}, n_groups=0)
             model._loss = float(gram[0, 0]) * math.log(2.0)
-            model._step = solver[model.fit_intercept]._newton_step(
-                first, unshift, model.a_full, model.theta, model.strength, 1)
+            model._step, model._gain = solver[model.fit_intercept]._newton_step(
+                first, unshift, model.a_full, model.theta, model.strength, 1, with_gain=True)
             model.theta = model.theta - model._step
             model.n_iter = 1
-            model.converged = _small(model)
+            model.converged = _small(model, model._step)
     queries = 0
     work, keep = _working_design(design, fold_of, positive, models)
     unshift = unit[0].unshift(work)  # the map depends on the design alone
@@ -149,7 +154,10 @@ def fit_paths(
                 # Overshoot (near-separable data): back half way, evaluate there next pass.
                 model._step = model._step / 2
                 model.theta = theta + model._step
+                model._alpha /= 2
+                model._radius = float(np.max(np.abs(model._step)))
                 continue
+            _adapt_radius(model, model._loss - loss)
             model._loss = loss
             if model.n_iter == model.max_iter:
                 model.n_iter += 1  # leaves the active set; scored at these coefficients
@@ -159,11 +167,14 @@ def fit_paths(
                 model._scored = model.fold is not None
                 continue
             own = Stats(gram=[stats.gram[at]], cross=[stats.cross[at]], extras={}, n_groups=0)
-            model._step = solver[model.fit_intercept]._newton_step(
-                own, unshift, a_work[id(model)], theta, model.strength, 1)
+            newton, model._gain = solver[model.fit_intercept]._newton_step(
+                own, unshift, a_work[id(model)], theta, model.strength, 1, with_gain=True)
+            model.converged = _small(model, newton)
+            size = float(np.max(np.abs(newton), initial=0.0))
+            model._alpha = min(1.0, model._radius / size) if size > 0 else 1.0
+            model._step = model._alpha * newton
             model.theta = theta - model._step
             model.n_iter += 1
-            model.converged = _small(model)
     for model in models:
         model.n_iter = min(model.n_iter, model.max_iter)
     return queries
@@ -193,5 +204,24 @@ def _working_design(
     return work, keep.astype(np.int64)
 
 
-def _small(model: PathModel) -> bool:
-    return bool(np.max(np.abs(model._step), initial=0.0) <= model.tol * max(1.0, np.max(np.abs(model.theta))))
+def _small(model: PathModel, step: np.ndarray) -> bool:
+    """Newton's own step (before the trust region shortens it) is below ``tol`` times the largest coefficient."""
+    return bool(np.max(np.abs(step), initial=0.0) <= model.tol * max(1.0, np.max(np.abs(model.theta))))
+
+
+def _adapt_radius(model: PathModel, decrease: float) -> None:
+    """A trust region on the step's length (its largest coordinate), from how well the
+    quadratic model predicted the decrease of the step just taken. On near-separable data a
+    weakly penalised model's Newton steps keep proposing coefficients ten times past the last
+    step that lowered the loss, and each halving back costs a pass over the table (C=100 on
+    200k taxi rows: 30 of its 53 passes). The optimum is the same; fewer passes overshoot it.
+    Near the optimum the steps are far inside the region and Newton's converge as before."""
+    predicted = (model._alpha - model._alpha ** 2 / 2) * model._gain
+    if not predicted > 0:
+        return
+    taken = float(np.max(np.abs(model._step), initial=0.0))
+    ratio = decrease / predicted
+    if ratio < 0.25:
+        model._radius = taken / 2
+    elif ratio > 0.75 and model._alpha < 1.0:
+        model._radius = 2 * taken
