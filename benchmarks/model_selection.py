@@ -167,7 +167,8 @@ def run(sizes: list[int], args: argparse.Namespace, log=print) -> list[dict[str,
             folds = _folds(db)
             with_sklearn = rows <= args.sklearn_max_rows
             row = {"rows": rows, "load": load, "ridge": ridge(db, args.duckdb_memory, folds, with_sklearn, log),
-                   "logistic": logistic(db, args.duckdb_memory, folds, with_sklearn, args.cs, log)}
+                   "logistic": (logistic(db, args.duckdb_memory, folds, with_sklearn, args.cs, log)
+                                if rows <= args.logistic_max_rows else None)}
             row["load_after"] = os.getloadavg()[0]
             results.append(row)
             Path(db).unlink(missing_ok=True)
@@ -194,20 +195,22 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, command: str
             C.fmt_ratio(speed), (f"{'yes' if r['ridge']['same_best'] else 'NO'}, "
                                  f"{r['ridge']['score_distance']:.1e}") if sk else "n/a",
             f"{r['load']:.1f} / {r['load_after']:.1f}"])
+        head.append(f"{r['rows'] / 1e6:g}M rows: ridge search {C.fmt_ratio(speed)} scikit-learn and "
+                    f"{g['seconds'] / p['seconds']:.2f}x a plain fit")
+        if r["logistic"] is None:
+            continue
         lc, lsk = r["logistic"]["cv"], r["logistic"].get("sklearn")
         lspeed = lsk["seconds"] / lc["seconds"] if lsk else None
+        head[-1] += f"; LogisticRegressionCV {C.fmt_ratio(lspeed)} scikit-learn"
         logistic_rows.append([
             f"{r['rows']:,}", _cell(lc), f"{int(lc['fitted'].steps[-1][1].n_iter_.max())}",
             f"{C.fmt_seconds(lsk['seconds'])} (extract {C.fmt_seconds(lsk['extract_seconds'])})" if lsk else "not run",
             C.fmt_ratio(lspeed), (f"{'yes' if r['logistic']['same_best'] else 'NO'}, "
                                   f"{r['logistic']['score_distance']:.1e}") if lsk else "n/a",
             f"{r['load']:.1f} / {r['load_after']:.1f}"])
-        head.append(f"{r['rows'] / 1e6:g}M rows: ridge search {C.fmt_ratio(speed)} scikit-learn and "
-                    f"{g['seconds'] / p['seconds']:.2f}x a plain fit; LogisticRegressionCV {C.fmt_ratio(lspeed)} "
-                    f"scikit-learn (load {r['load']:.1f})")
     lines = [
         C.run_header(["neve", "duckdb", "ibis-framework", "scikit-learn", "pandas"], command), "",
-        "**Headline**: " + "; ".join(head) + ".\n",
+        "**Headline**: " + ". ".join(head) + f" (load {results[0]['load']:.1f} at the start).\n",
         f"Taxi pipeline (one-hot pickup zone, dropoff zone, hour; MaxAbs distance), {N_SPLITS} folds from "
         "`neve.model_selection.KFold(key=\"TRIP_ID\")` (scikit-learn gets the same folds as a `PredefinedSplit`). Cells: time "
         "(queries, bytes fetched, from `neve.capture_queries`). scikit-learn: Arrow extract and `to_pandas()` "
@@ -237,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--quick", action="store_true", help="10k rows, 3 Cs (make bench-quick)")
     parser.add_argument("--sklearn-max-rows", type=int, default=10**12, help="skip scikit-learn above this size")
+    parser.add_argument("--logistic-max-rows", type=int, default=10**12, help="skip LogisticRegressionCV above this size")
     parser.add_argument("--duckdb-memory", default="4GB")
     parser.add_argument("--tmp", help="folder for the DuckDB files (default: the system temp)")
     parser.add_argument("--output", type=Path, default=C.BENCHMARKS_MD)

@@ -341,14 +341,9 @@ class Columns:
     items: tuple[Any, ...]
 
 
-class SelectText(ops.Relation):
-    """``SELECT <items> FROM parent``: one item per output column, a parent column name
-    (``str``) or a template over ``inputs`` (Ibis values over ``parent``)."""
-
-    parent: ops.Relation
-    columns: Columns
-    keys: tuple[Any, ...]
-    inputs: tuple[ops.Value, ...]
+class _TextRelation(ops.Relation):
+    """A relation whose SQL neve writes as text: no Ibis values of its own (``values``), its
+    schema from its :class:`Columns` (``columns``, a field of each subclass)."""
 
     @attribute
     def values(self) -> FrozenOrderedDict:
@@ -359,7 +354,17 @@ class SelectText(ops.Relation):
         return Schema(dict(zip(self.columns.names, self.columns.dtypes, strict=True)))
 
 
-class QueryText(ops.Relation):
+class SelectText(_TextRelation):
+    """``SELECT <items> FROM parent``: one item per output column, a parent column name
+    (``str``) or a template over ``inputs`` (Ibis values over ``parent``)."""
+
+    parent: ops.Relation
+    columns: Columns
+    keys: tuple[Any, ...]
+    inputs: tuple[ops.Value, ...]
+
+
+class QueryText(_TextRelation):
     """``SELECT <items> FROM s0 CROSS JOIN s1 ... [GROUP BY <group_by>]``: one item per
     output column, a template over the ``sources`` (``Col``) and ``inputs`` (Ibis values
     over them). The statistics queries a fit runs, without Ibis's per-expression cost."""
@@ -370,16 +375,8 @@ class QueryText(ops.Relation):
     keys: tuple[Any, ...]
     inputs: tuple[ops.Value, ...]
 
-    @attribute
-    def values(self) -> FrozenOrderedDict:
-        return FrozenOrderedDict()
 
-    @attribute
-    def schema(self) -> Schema:
-        return Schema(dict(zip(self.columns.names, self.columns.dtypes, strict=True)))
-
-
-class LookupText(ops.Relation):
+class LookupText(_TextRelation):
     """``SELECT <items> FROM parent LEFT JOIN (VALUES ...) AS __neve_l0(k, v0, ...) ON ...``:
     :class:`SelectText` with small constant tables joined on inputs, whose values the
     items read through :class:`Looked`."""
@@ -389,14 +386,6 @@ class LookupText(ops.Relation):
     lookups: tuple[Lookup, ...]
     keys: tuple[Any, ...]
     inputs: tuple[ops.Value, ...]
-
-    @attribute
-    def values(self) -> FrozenOrderedDict:
-        return FrozenOrderedDict()
-
-    @attribute
-    def schema(self) -> Schema:
-        return Schema(dict(zip(self.columns.names, self.columns.dtypes, strict=True)))
 
 
 class ValueText(ops.Value):
