@@ -58,6 +58,8 @@ BLOCKS_ABOVE = 0.25
 #: than a CASE. On DuckDB at 1M rows a join costs ~17 ms whatever the categories, a CASE ~7 ms
 #: plus ~0.5 ms a branch (~18 ms at 24 branches, ~170 ms at 260 taxi zones).
 JOIN_ABOVE = 24
+#: Category types written as SQL literals in a fit's text templates (others go through Ibis).
+_LITERAL_TYPES = (str, int, float, bool)
 
 
 @dataclass
@@ -118,18 +120,13 @@ class Design:
             x = missing_to_null(self.table[col])
             cats = self.categories[col]
             weights = [(c, float(gamma[at + k])) for k, c in enumerate(cats) if gamma[at + k] != 0.0]
-            if self.frequency is not None:
-                # Most frequent first: a row leaves the CASE at its own branch, so the engine
-                # makes far fewer comparisons on skewed categories (taxi zones).
-                rank = dict(zip(cats, self.frequency[col], strict=True))
-                weights.sort(key=lambda cw: -rank[cw[0]])
             if not weights:
                 continue
-            if all(is_missing(c) or type(c) in (str, int, float, bool) for c, _ in weights):
+            if all(is_missing(c) or type(c) in _LITERAL_TYPES for c, _ in weights):
                 # One CASE written as text: an Ibis node per category costs ~1 ms to build and
                 # more to rebind on every Newton step.
-                branches = tuple((T.Member(T.Input("x"), (c,), never_null=False), T.Const(g)) for c, g in weights)
-                terms.append(T.value_text(T.Case(branches, T.Const(0.0)), dt.float64, {"x": x}))
+                case = self._case_text(col, T.Input("x"), gamma[at:at + len(cats)])
+                terms.append(T.value_text(case, dt.float64, {"x": x}))
                 continue
             branches = [(x == typed(c, x.type()), double(g)) for c, g in weights if not is_missing(c)]
             if is_missing(cats[-1]) and gamma[at + len(cats) - 1] != 0.0:
@@ -144,6 +141,16 @@ class Design:
             out = out + term
         return out
 
+    def _case_text(self, col: str, x: Any, coefficients: np.ndarray) -> Any:
+        """``col``'s coefficients as one CASE template over ``x`` (its categories' nonzero
+        ones). Most frequent first: a row leaves the CASE at its own branch, so the engine
+        makes far fewer comparisons on skewed categories (taxi zones)."""
+        cats = self.categories[col]
+        order = np.argsort(-self.frequency[col], kind="stable") if self.frequency is not None else range(len(cats))
+        branches = tuple((T.Member(x, (cats[k],), never_null=False), T.Const(float(coefficients[k])))
+                         for k in order if coefficients[k] != 0.0)
+        return T.Case(branches, T.Const(0.0))
+
     def with_linear_predictors(self, gammas: Mapping[str, np.ndarray]) -> ir.Table:
         """``table`` with one more column per entry of ``gammas``: ``gamma · z`` per row.
 
@@ -153,8 +160,7 @@ class Design:
         (a Newton pass reads every row's predictor). Fewer categories, or categories of other
         types than text, numbers and booleans (dates), keep the CASE."""
         assert self.categories is not None
-        simple = (str, int, float, bool)
-        if not all(is_missing(c) or type(c) in simple for col in self.categorical for c in self.categories[col]):
+        if not all(is_missing(c) or type(c) in _LITERAL_TYPES for col in self.categorical for c in self.categories[col]):
             return self.table.mutate(**{name: self.linear_predictor(g) for name, g in gammas.items()})
         names = list(gammas)
         coefficients = np.stack([np.asarray(gammas[n], dtype=float) for n in names])
@@ -167,12 +173,9 @@ class Design:
             key = ("category", col)
             inputs[key] = missing_to_null(self.table[col])
             if len(cats) <= JOIN_ABOVE:
-                order = np.argsort(-self.frequency[col], kind="stable") if self.frequency else range(len(cats))
                 for m in range(len(names)):
-                    branches = tuple((T.Member(T.Input(key), (cats[k],), never_null=False), T.Const(float(block[m, k])))
-                                     for k in order if block[m, k] != 0.0)
-                    if branches:
-                        terms[m].append(T.Case(branches, T.Const(0.0)))
+                    if np.any(block[m]):
+                        terms[m].append(self._case_text(col, T.Input(key), block[m]))
                 continue
             rows = tuple((c, tuple(float(v) for v in block[:, k])) for k, c in enumerate(cats)
                          if not is_missing(c) and np.any(block[:, k]))
