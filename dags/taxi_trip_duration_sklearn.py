@@ -1,16 +1,14 @@
 """NYC taxi trip duration with a scikit-learn model: the flagship DAG's graph and tasks
 (``taxi_tasks.py``) around a ``train`` that fits scikit-learn's
-``GradientBoostingRegressor`` on the sparse path.
+``HistGradientBoostingRegressor`` with native categorical features.
 
 Trees cannot be fitted from sufficient statistics, so rows do leave the engine here, in
-the smallest form there is: ``Pipeline.transform_sparse`` streams one integer code per
-one-hot block plus the scaled distance as Arrow batches and builds scikit-learn's CSR
-matrix from them; no dense one-hot column exists on either side. The split and the
-evaluation stay in SQL (the same ``train_test_split`` as the flagship), and ``predict``
-scores with ``mv.run``: ``neve.scoring`` compiles the boosted trees to one SELECT.
-
-``HistGradientBoostingRegressor`` would be the faster choice, but scikit-learn 1.9 still
-refuses sparse input to it; ``GradientBoostingRegressor`` takes CSR as it is.
+the smallest form there is: a ``neve.Pipeline`` ending in the boosted model finds each
+zone's and hour's categories in one aggregate query and streams them as 1- or 2-byte
+integer codes (``pandas.Categorical`` on the client, no text), the distance as float64.
+The split and the evaluation stay in SQL (the same ``train_test_split`` as the flagship),
+and ``predict`` scores with ``mv.run``: ``neve.scoring`` compiles the trees, categorical
+splits included, to one SELECT.
 
 The model is logged as ``trip_duration_gbr`` and scored into ``TAXI_PRED_GBR``, so this DAG
 and the flagship can share one warehouse.
@@ -43,39 +41,36 @@ if TYPE_CHECKING:
 
 @task.neve(conn_id=CONN_ID, env="taxi")
 def train(session: Session, data: TableRef, engineered: dict) -> ModelVersionRef:
-    """GradientBoostingRegressor on the CSR matrix of the SQL train split (the feature
-    pipeline fitted in the engine, one aggregate query per step); scored on the test split
-    in SQL and logged with its pipeline."""
-    from sklearn.ensemble import GradientBoostingRegressor
+    """HistGradientBoostingRegressor on the SQL train split, zones and hour as native
+    categories (the text columns, ``categorical_features="from_dtype"``); scored on the
+    test split in SQL and logged as one unit."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
     from neve import Pipeline, Registry
     from neve.metrics import regression_metrics
     from neve.model_selection import train_test_split
-    from neve.scoring import score
 
     split = {"test_size": 0.33, "random_state": 42, "key": "TRIP_ID"}
-    # Few, shallow trees: the demo's point is the path, not the last percent of R².
-    trees = {"n_estimators": 60, "max_depth": 4, "learning_rate": 0.1, "random_state": 0}
-    columns = engineered["columns"]
+    boosting = {"max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 31, "random_state": 0}
+    columns, target = engineered["columns"], "TRIP_DURATION_SEC"
     train_rows, test_rows = train_test_split(data.table(session), **split)
-    features = Pipeline.from_dict(engineered["pipeline"]).fit(train_rows.select(*columns))
-    inputs = [str(c) for c in features.get_feature_names_out(columns) if c != "TRIP_DISTANCE"]
-    # Integer codes streamed as Arrow, one-hot built as CSR in the client: never dense.
-    X, y, names = features.transform_sparse(
-        train_rows.select(*columns, "TRIP_DURATION_SEC"), label_col="TRIP_DURATION_SEC", feature_cols=inputs
-    )
-    model = GradientBoostingRegressor(**trees).fit(X, y)
-    model.feature_names_in_ = names  # fitted on a matrix; scoring compiles against these names
-    scored = score(test_rows, model, pipeline=features)
+    # In TRIP_ID order: early stopping's validation rows are drawn by position, so the same
+    # table gives the same trees on every run and engine.
+    rows = train_rows.order_by("TRIP_ID").select(*columns, target)
+    pipe = Pipeline([("model", HistGradientBoostingRegressor(**boosting))]).fit(rows, y=target)
+    model = pipe[-1]
+    scored = pipe.predict(test_rows)
     return Registry(session).log_model(
-        model,
+        pipe,
         model_name="trip_duration_gbr",
-        feature_pipeline=features,
         training_data=train_rows.select(*columns),
-        metrics=regression_metrics(scored, y_true="TRIP_DURATION_SEC", y_pred="PREDICTION"),
-        params={**trees, "split": split, "train_rows": X.shape[0], "features": list(map(str, names))},
-        tags={"stage": "dev", "model_type": "GradientBoostingRegressor"},
-        comment="trip duration from pickup/dropoff zone, hour and distance (boosted trees, sparse path)",
+        metrics=regression_metrics(scored, y_true=target, y_pred="PREDICTION"),
+        params={
+            **boosting, "split": split, "n_iter": int(model.n_iter_),
+            "categorical": [c for c, is_cat in zip(columns, model.is_categorical_, strict=True) if is_cat],
+        },
+        tags={"stage": "dev", "model_type": "HistGradientBoostingRegressor"},
+        comment="trip duration from pickup/dropoff zone, hour (native categories) and distance",
     )
 
 

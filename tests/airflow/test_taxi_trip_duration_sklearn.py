@@ -1,4 +1,5 @@
-"""The scikit-learn variant of the taxi DAG: boosted trees on the sparse path, scored in SQL."""
+"""The scikit-learn variant of the taxi DAG: HistGradientBoosting on native categories coded in the
+engine, scored in SQL."""
 
 from __future__ import annotations
 
@@ -42,38 +43,35 @@ def test_the_variant_runs_the_flagship_graph_around_its_own_train(sklearn_dag, t
 
 
 @pytest.mark.slow
-def test_boosted_trees_train_on_the_sparse_path_and_score_in_sql(sklearn_run, taxi_module, metadata_db):
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import GradientBoostingRegressor
+def test_boosted_trees_train_on_engine_coded_categories_and_score_in_sql(sklearn_run, taxi_module, metadata_db):
+    from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.metrics import mean_squared_error
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import MaxAbsScaler, OneHotEncoder
 
     from tools.demo.metadata import read_xcom
 
     run, db = sklearn_run
     predicted = read_xcom(metadata_db, run.run_id, "predict", dag_id="taxi_trip_duration_sklearn")
-    assert predicted["scored_in"] == "sql"  # the trees compiled to one SELECT
+    assert predicted["scored_in"] == "sql"  # the trees, categorical splits too, compiled to one SELECT
     m = taxi_module
     with neve.connect(f"duckdb://{db}") as session:
         assert session.table("TAXI_PRED_GBR").count().execute() == cleaned_trip_count("2019-01", "2019-02")
         mv = Registry(session).get_model(MODEL).version("v1")
-        assert mv.tags["model_type"] == "GradientBoostingRegressor"
+        assert mv.tags["model_type"] == "HistGradientBoostingRegressor"
         assert mv.tags["airflow_run_id"] == run.run_id
-        assert mv.lineage()["feature_pipeline"]["steps"][0]["class"] == "OneHotEncoder"
-        split = mv.lineage()["params"]["split"]  # the trees' random_state is another one
+        params = mv.lineage()["params"]
+        assert params["categorical"] == m.CATEGORICAL  # the text columns, from_dtype
+        split = params["split"]  # the trees' random_state is another one
         assert split == {"test_size": 0.33, "random_state": 42, "key": m.ID}
         train, test = (t.order_by(m.ID).to_pandas() for t in train_test_split(session.table("TAXI_DATA"), **split))
         scored = mv.run(session.table("TAXI_DATA")).order_by(m.ID).to_pandas()
         assert {"TAXI_FEATURE", "TAXI_TEST_SPLIT"}.isdisjoint(session.list_tables())
-    # The oracle: the same trees fitted by scikit-learn on its own one-hot of the same split.
-    params = {k: mv.lineage()["params"][k] for k in ("n_estimators", "max_depth", "learning_rate", "random_state")}
-    oracle = make_pipeline(
-        ColumnTransformer([("ohe", OneHotEncoder(handle_unknown="ignore"), m.CATEGORICAL),
-                           ("mas", MaxAbsScaler(), m.NUMERIC)]),
-        GradientBoostingRegressor(**params),
-    ).fit(train[m.RAW_FEATURES], train[m.TARGET])
+    # The oracle: scikit-learn's own fit on the raw rows in the same (TRIP_ID) order, with
+    # pandas finding the categories.
+    boosting = {k: params[k] for k in ("max_iter", "learning_rate", "max_leaf_nodes", "random_state")}
+    as_categories = dict.fromkeys(m.CATEGORICAL, "category")
+    oracle = HistGradientBoostingRegressor(**boosting).fit(train[m.RAW_FEATURES].astype(as_categories), train[m.TARGET])
+    assert oracle.n_iter_ == params["n_iter"]
     expected = mean_squared_error(test[m.TARGET], oracle.predict(test[m.RAW_FEATURES]))
-    assert mv.metrics["mse"] == pytest.approx(expected, rel=1e-6)
+    assert mv.metrics["mse"] == pytest.approx(expected, rel=1e-9)
     assert scored["PREDICTION"].to_numpy() == pytest.approx(oracle.predict(scored[m.RAW_FEATURES]), rel=1e-9)
     assert 0.3 < mv.metrics["r2"] < 1

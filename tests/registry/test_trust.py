@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import io
 import json
 import logging
+import subprocess
 import zipfile
 
 import numpy as np
@@ -13,12 +16,13 @@ import pandas as pd
 import pytest
 import skops.io as sio
 from numpy.testing import assert_allclose
+from sklearn.preprocessing import FunctionTransformer
 from sklearn.tree import DecisionTreeRegressor
 from sklearn.utils import all_estimators
 
 from neve.errors import ArtifactError
 from neve.registry import _package
-from neve.registry._trust import ALLOWED
+from neve.registry._trust import ALLOWED, ALLOWED_FUNCTIONS
 from neve.scoring import COMPILERS
 
 
@@ -107,6 +111,21 @@ def test_no_allowed_name_resolves_to_a_function():
         obj = getattr(importlib.import_module(module), name)
         assert isinstance(obj, type), f"{module}.{name} is {type(obj).__name__}, not a class"
         assert (obj.__module__, obj.__qualname__) == (module, name), f"{module}.{name} is re-exported"
+
+
+def test_every_allowed_function_is_defined_where_it_is_named():
+    for module, name in sorted(ALLOWED_FUNCTIONS):
+        obj = getattr(importlib.import_module(module), name)
+        assert inspect.isfunction(obj), f"{module}.{name} is {type(obj).__name__}, not a function"
+        assert (obj.__module__, obj.__qualname__) == (module, name), f"{module}.{name} is re-exported"
+
+
+def test_a_partial_of_an_untrusted_function_is_refused(reg):
+    """``functools.partial`` is trusted for what HistGradientBoosting holds; what it wraps is not."""
+    model = FunctionTransformer(functools.partial(subprocess.check_output, ["true"]))
+    mv = reg.log_model(model.fit(np.zeros((2, 1))), "partial_of_check_output")
+    with pytest.raises(ArtifactError, match="subprocess.check_output"):
+        mv.load()
 
 
 def _data(n: int = 120) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:

@@ -4,7 +4,9 @@
   allow it (:func:`neve.pipeline._fused.fit_fused`), else the transformers step by
   step and the estimator from one aggregate over the transformed (lazy) table;
 - any scikit-learn estimator: the transformers in the engine, then the transformed
-  training rows extracted (:func:`extract_training_data`) and handed to ``fit``.
+  training rows extracted (:func:`extract_training_data`) and handed to ``fit``;
+  HistGradientBoosting gets its categorical features as ``pandas.Categorical`` columns
+  of codes computed in the engine (:mod:`neve.pipeline._coded_frame`).
 
 Prediction compiles transformers and estimator to one SELECT through
 :func:`neve.scoring.score` (with its one-hot fusion), using the estimator's scikit-learn
@@ -22,9 +24,10 @@ import pandas as pd
 
 from neve._table import missing_to_null
 from neve.engine import _queries
-from neve.errors import InvalidParameterError
+from neve.errors import ColumnNotFoundError, InvalidParameterError, NeveInputError
 from neve.linear_model import LinearEstimator
 from neve.linear_model._base import score_predictions
+from neve.pipeline._coded_frame import extract_coded_frame, takes_categories
 from neve.pipeline._fused import fit_fused
 from neve.preprocessing import BaseTransformer
 from neve.scoring import score
@@ -60,8 +63,17 @@ def fit_final(
     if isinstance(estimator, LinearEstimator):
         estimator.fit(table)
         return
+    if label not in table.columns:
+        raise ColumnNotFoundError(
+            f"label column {label!r} is not in the transformed table (columns: {', '.join(table.columns)})"
+        )
     features = [c for c in table.columns if c != label]
-    X, target = extract_training_data(table, features, label)
+    if takes_categories(estimator):
+        X, target = extract_coded_frame(estimator, table, features, label)
+    else:
+        X, target = extract_training_data(table, features, label)
+    if len(target) == 0:
+        raise NeveInputError(f"no training rows with a {label!r} to fit {type(estimator).__name__} on")
     estimator.fit(X, target)
 
 

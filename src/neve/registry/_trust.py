@@ -34,7 +34,7 @@ import numpy as np
 
 from neve.errors import ArtifactError
 
-__all__ = ["ALLOWED", "check_structure", "untrusted_types"]
+__all__ = ["ALLOWED", "ALLOWED_FUNCTIONS", "check_structure", "untrusted_types"]
 
 logger = logging.getLogger("neve.registry")
 
@@ -58,8 +58,12 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
             ("sklearn._loss.link", name)
             for name in ("HalfLogitLink", "IdentityLink", "Interval", "LogLink", "LogitLink", "MultinomialLogit")
         ),
+        ("functools", "partial"),
     }
 )
+
+#: ``(module, function)`` pairs a trusted model may hold by reference.
+ALLOWED_FUNCTIONS: frozenset[tuple[str, str]] = frozenset({("sklearn.utils.validation", "check_array")})
 
 
 def _named_types(node: Any) -> Iterator[tuple[str, str]]:
@@ -94,7 +98,7 @@ def untrusted_types(data: bytes, trusted: Iterable[str], where: str) -> list[str
     for module, cls in _named_types(schema):
         name = f"{module}.{cls}"
         named.add(name)
-        if name in beyond_default and (module, cls) not in ALLOWED and name not in trusted:
+        if name in beyond_default and (module, cls) not in ALLOWED | ALLOWED_FUNCTIONS and name not in trusted:
             refused.add(name)
     # Anything skops flags that no node names as a pair is refused unless explicitly trusted.
     refused |= {name for name in beyond_default - named if name not in trusted}

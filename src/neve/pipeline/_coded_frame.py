@@ -1,0 +1,182 @@
+"""Training rows for HistGradientBoosting: categories as small integer codes, streamed.
+
+scikit-learn's HistGradientBoosting takes categorical features natively from pandas
+``Categorical`` columns. Extracting the raw rows would ship every category as text and
+let pandas find the categories again. Here the engine does that work instead:
+
+- one aggregate query finds each categorical column's categories (in scikit-learn's
+  order, missing last, by neve's :class:`~neve.preprocessing.OrdinalEncoder`);
+- the extract maps each value to its code in SQL, as ``int8`` (up to 127 categories) or
+  ``int16``, NULL as ``-1``; numeric features come as float64, NULL as NaN;
+- Arrow batches are gathered column by column, and each code column becomes a
+  ``pandas.Categorical`` over the raw category values without a copy.
+
+So the client holds rows x (1 or 2 bytes) per categorical feature and the model sees the
+raw values as its categories: the fitted model is the one scikit-learn fits on the same
+rows with ``astype("category")``, and :mod:`neve.scoring` compiles its categorical splits
+to ``IN`` lists of those values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from neve.engine import _queries
+from neve.errors import ColumnNotFoundError, ColumnTypeError, InvalidParameterError, NeveInputError
+from neve.preprocessing import OrdinalEncoder
+from neve.preprocessing import _categories as C
+
+__all__ = ["categorical_columns", "extract_coded_frame", "takes_categories"]
+
+DEFAULT_BATCH_ROWS = 1_000_000
+_MISSING_CODE = -1
+
+
+def takes_categories(estimator: Any) -> bool:
+    """Whether ``estimator`` fits on pandas categorical columns natively."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    return isinstance(estimator, (HistGradientBoostingRegressor, HistGradientBoostingClassifier))
+
+
+def categorical_columns(estimator: Any, table: ir.Table, features: Sequence[str]) -> list[str]:
+    """The features ``estimator`` treats as categorical, read from its ``categorical_features``.
+
+    ``"from_dtype"`` (scikit-learn's default) means the string columns: a warehouse table's
+    text columns are what a pandas frame would hold as ``category``. Names, indices and
+    boolean masks refer to ``features`` as scikit-learn's refer to the columns of ``X``.
+    """
+    name = type(estimator).__name__
+    schema = table.schema()
+    strings = [c for c in features if schema[c].is_string()]
+    spec = estimator.categorical_features
+    if isinstance(spec, str) and spec == "from_dtype":
+        return strings
+    if spec is None:
+        chosen: list[str] = []
+    else:
+        chosen = _resolve(name, np.asarray(spec).ravel().tolist(), list(features))
+    left_as_text = [c for c in strings if c not in chosen]
+    if left_as_text:
+        raise ColumnTypeError(
+            f"{name}: feature column(s) {', '.join(map(repr, left_as_text))} hold text but are not "
+            f"among its categorical_features ({spec!r}); list them there, leave categorical_features "
+            f"at 'from_dtype', or encode them in the pipeline"
+        )
+    return chosen
+
+
+def _resolve(name: str, spec: list[Any], features: list[str]) -> list[str]:
+    if all(isinstance(s, (bool, np.bool_)) for s in spec) and spec:
+        if len(spec) != len(features):
+            raise InvalidParameterError(
+                f"{name}: categorical_features is a mask of {len(spec)} but the model has "
+                f"{len(features)} features ({', '.join(features)})"
+            )
+        return [f for f, keep in zip(features, spec, strict=True) if keep]
+    if all(isinstance(s, (int, np.integer)) for s in spec):
+        bad = [s for s in spec if not 0 <= s < len(features)]
+        if bad:
+            raise InvalidParameterError(
+                f"{name}: categorical_features index(es) {bad} out of range for {len(features)} features"
+            )
+        return [features[s] for s in spec]
+    unknown = [s for s in spec if s not in features]
+    if unknown:
+        raise ColumnNotFoundError(
+            f"{name}: categorical_features {', '.join(map(repr, unknown))} are not features of the "
+            f"transformed table (features: {', '.join(features)})"
+        )
+    return [s for s in features if s in set(spec)]
+
+
+def extract_coded_frame(
+    estimator: Any,
+    table: ir.Table,
+    features: Sequence[str],
+    label: str,
+    *,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """``table``'s ``features`` as a DataFrame for ``estimator`` (categorical columns as
+    ``pandas.Categorical``) and the ``label`` array: one query for the categories, one
+    streamed extract."""
+    features = list(features)
+    categorical = categorical_columns(estimator, table, features)
+    categories: dict[str, list[Any]] = {}
+    if categorical:
+        encoder = OrdinalEncoder(
+            input_cols=categorical,
+            handle_unknown="use_encoded_value",
+            unknown_value=_MISSING_CODE,
+            encoded_missing_value=_MISSING_CODE,
+            dtype=np.int16,
+        ).fit(table)
+        categories = {c: [v for v in encoder.categories_[c] if not C.is_missing(v)] for c in categorical}
+        _check_cardinality(estimator, categories)
+        coded = encoder.transform(table)
+    else:
+        coded = table
+    _check_numeric(coded, [f for f in features if f not in categories])
+    columns = [
+        coded[f].cast("int8" if len(categories[f]) <= np.iinfo(np.int8).max else "int16").name(f)
+        if f in categories
+        else coded[f].cast("float64").name(f)
+        for f in features
+    ]
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in [*features, label]}
+    for batch in _queries.to_pyarrow_batches(coded.select(*columns, coded[label]), chunk_size=batch_rows):
+        for name in parts:
+            parts[name].append(_numpy(batch.column(name), coded_column=name in categories))
+    frame = {}
+    for name in features:  # one column at a time, so the batches and the result overlap by one column
+        values = _concatenate(parts.pop(name))
+        frame[name] = (
+            pd.Categorical.from_codes(values, categories=categories[name]) if name in categories else values
+        )
+    y = _concatenate(parts.pop(label))
+    return pd.DataFrame(frame, copy=False), y
+
+
+def _check_cardinality(estimator: Any, categories: dict[str, list[Any]]) -> None:
+    max_bins = getattr(estimator, "max_bins", 255)
+    over = {c: len(v) for c, v in categories.items() if len(v) > max_bins}
+    if over:
+        listed = ", ".join(f"{c!r} ({n})" for c, n in over.items())
+        raise NeveInputError(
+            f"{type(estimator).__name__}: categorical column(s) {listed} have more categories than "
+            f"max_bins={max_bins}, scikit-learn's limit; group the rare ones in the pipeline first "
+            f"(e.g. OrdinalEncoder(input_cols=[...], max_categories={max_bins})) and name the codes "
+            f"in categorical_features"
+        )
+
+
+def _check_numeric(table: ir.Table, numeric: list[str]) -> None:
+    schema = table.schema()
+    bad = [c for c in numeric if not (schema[c].is_numeric() or schema[c].is_boolean())]
+    if bad:
+        raise ColumnTypeError(
+            f"feature column(s) {', '.join(f'{c!r} ({schema[c]})' for c in bad)} are neither numeric "
+            f"nor categorical for the model"
+        )
+
+
+def _numpy(column: pa.Array | pa.ChunkedArray, *, coded_column: bool) -> np.ndarray:
+    if coded_column:  # codes are never NULL (the encoder writes -1), so this is zero-copy
+        return column.to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(column.type):
+        return pc.fill_null(column, np.nan).to_numpy(zero_copy_only=False)
+    return column.to_numpy(zero_copy_only=False)
+
+
+def _concatenate(chunks: list[np.ndarray]) -> np.ndarray:
+    if len(chunks) == 1:
+        return chunks[0]
+    return np.concatenate(chunks) if chunks else np.zeros(0)
