@@ -140,3 +140,23 @@ def test_the_report_says_how_cross_validation_chose_the_model(tmp_path):
         assert metric_lines(mv.metrics) == "MSE 81 s²  RMSE 9 s"  # the CV scores are not the test split's
         plain = reg.log_model(search.best_estimator_, "m")
         assert chosen_by(plain) is None
+
+
+def test_the_report_sets_the_two_dags_models_side_by_side(tmp_path):
+    from rich.console import Console
+    from sklearn.dummy import DummyRegressor
+
+    import neve
+    from tools.demo.report import model_comparison
+
+    reg = neve.Registry(f"duckdb://{tmp_path / 'r.duckdb'}")
+    model = DummyRegressor().fit([[0.0]], [1.0])
+    linear = reg.log_model(model, "lin", metrics={"mse": 90_000.0, "mae": 200.0, "r2": 0.61},
+                           tags={"model_type": "Ridge"})
+    boosted = reg.log_model(model, "gbr", metrics={"mse": 62_500.0, "mae": 150.0, "r2": 0.7312},
+                            tags={"model_type": "HistGradientBoostingRegressor"})
+    console = Console(width=80, record=True)  # a plain terminal: no cell is cut
+    console.print(model_comparison([linear, boosted]))
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in console.export_text().splitlines() if "│" in line]
+    assert rows == [["Ridge", "lin v1", "300", "200", "0.6100"],
+                        ["HistGradientBoosting", "gbr v1", "250", "150", "0.7312"]]

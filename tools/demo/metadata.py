@@ -10,9 +10,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DAG_ID", "read_xcom", "repo_root", "task_states"]
+__all__ = ["DAG_ID", "VARIANT_DAG_ID", "last_run", "read_xcom", "repo_root", "task_states"]
 
 DAG_ID = "taxi_trip_duration"
+#: The scikit-learn variant (HistGradientBoosting), run after the flagship for comparison.
+VARIANT_DAG_ID = "taxi_trip_duration_sklearn"
 
 
 def repo_root() -> Path:
@@ -20,19 +22,33 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def task_states(db_path: Path, started: float) -> tuple[str | None, dict[str, tuple[str, int]]]:
+def last_run(db_path: Path) -> int:
+    """The newest DAG run's row id (0 for none): runs after it are this demo's."""
+    if not db_path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1) as con:
+            return con.execute("SELECT coalesce(max(id), 0) FROM dag_run").fetchone()[0]
+    except sqlite3.Error:  # no schema yet
+        return 0
+
+
+def task_states(
+    db_path: Path, after_run: int = 0, dag_id: str = DAG_ID
+) -> tuple[str | None, dict[str, tuple[str, int]]]:
+    """``dag_id``'s newest run after row ``after_run``: its run id and each task's state and try."""
     if not db_path.exists():
         return None, {}
     try:
         with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1) as con:
             row = con.execute(
-                "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (DAG_ID,)
+                "SELECT run_id FROM dag_run WHERE dag_id = ? AND id > ? ORDER BY id DESC LIMIT 1", (dag_id, after_run)
             ).fetchone()
             if row is None:
                 return None, {}
             rows = con.execute(
                 "SELECT task_id, state, try_number FROM task_instance WHERE dag_id = ? AND run_id = ?",
-                (DAG_ID, row[0]),
+                (dag_id, row[0]),
             ).fetchall()
     except sqlite3.Error:  # the child may be migrating the schema; try again next tick
         return None, {}

@@ -1,7 +1,8 @@
-"""What ``make demo`` prints after the DAG run: the tables, the model with its metrics in
-units, the promotion decision, the drift verdict for the scored month, sample predictions
-and the next commands to try; or, for a failed run, the failed task and its error in one
-line (and the drift report when drift was the failure).
+"""What ``make demo`` prints after the DAG runs: the tables, the model with its metrics in
+units, the promotion decision, the drift verdict for the scored month, the flagship's and
+the scikit-learn variant's test-split metrics side by side, sample predictions and the next
+commands to try; or, for a failed run, the failed task and its error in one line (and the
+drift report when drift was the failure).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from tools.demo.metadata import read_xcom, repo_root
+from tools.demo.metadata import DAG_ID, VARIANT_DAG_ID, read_xcom, repo_root
 
-__all__ = ["chosen_by", "failure", "metric_lines", "month_problem", "promotion", "summary"]
+__all__ = ["chosen_by", "failure", "metric_lines", "model_comparison", "month_problem", "promotion", "summary"]
 
 MODEL = "trip_duration_estimator"
 TABLES = ("TAXI_RAW_2019_01", "TAXI_RAW_2019_02", "TAXI_DATA", "TAXI_SCORE", "TAXI_PRED")
@@ -118,7 +119,23 @@ def next_steps(console: Console, url: str, default_url: bool) -> None:
         console.print("  (set NEVE_URL as for make demo)", highlight=False)
 
 
-def summary(console: Console, url: str, db_path: Path, run_id: str, elapsed: float) -> None:
+def model_comparison(versions: list[Any]) -> Table:
+    """The models the demo trained, one row each: metrics on the same 33% test split."""
+    table = Table(title="models on the same test split (33% of TAXI_DATA)", title_justify="left")
+    for col, justify in (("model", "left"), ("registered as", "left"), ("RMSE s", "right"),
+                         ("MAE s", "right"), ("R²", "right")):
+        table.add_column(col, justify=justify)
+    for mv in versions:
+        m = mv.metrics
+        rmse = m.get("rmse", math.sqrt(m["mse"]) if "mse" in m else math.nan)
+        kind = str(mv.tags.get("model_type") or "?").removesuffix("Regressor")  # all of them regress
+        table.add_row(kind, f"{mv.model_name} {mv.version_name}", f"{rmse:,.0f}", f"{m.get('mae', math.nan):,.0f}",
+                      f"{m.get('r2', math.nan):.4f}")
+    return table
+
+
+def summary(console: Console, url: str, db_path: Path, run_id: str, elapsed: float,
+            variant_run: str | None = None) -> None:
     import neve
     from neve import Registry
 
@@ -148,6 +165,10 @@ def summary(console: Console, url: str, db_path: Path, run_id: str, elapsed: flo
         verdict = "[green]no drift[/]" if drift.get("ok") else "[bold red]DRIFT[/]"
         console.print(f"[bold]scored[/]  {scored} with {mv.version_name}: {verdict} against the training "
                       f"baseline ({predicted.get('drift_summary')})", highlight=False)
+        variant_ref = read_xcom(db_path, variant_run, "train", dag_id=VARIANT_DAG_ID) if variant_run else None
+        if variant_ref:
+            variant = Registry(session).get_model(variant_ref["model"]).version(variant_ref["version"])
+            console.print(model_comparison([mv, variant]))
 
         pred = session.table("TAXI_PRED")
         sample = pred.order_by("TRIP_ID").limit(5).execute()
@@ -184,7 +205,7 @@ def task_error(log_path: Path, task_id: str) -> str | None:
 
 
 def failure(console: Console, url: str, db_path: Path, run_id: str | None,
-            states: dict[str, tuple[str, int]], log_path: Path) -> None:
+            states: dict[str, tuple[str, int]], log_path: Path, dag_id: str = DAG_ID) -> None:
 
     failed = [t for t, (s, _) in states.items() if s == "failed"]
     skipped = [t for t, (s, _) in states.items() if s == "upstream_failed"]
@@ -195,10 +216,10 @@ def failure(console: Console, url: str, db_path: Path, run_id: str | None,
         return
     for task in failed:
         error = task_error(log_path, task) or f"see {log_path}"
-        console.print(f"[bold red]failed[/] {task}: {error}", highlight=False)
+        console.print(f"[bold red]failed[/] {dag_id}.{task}: {error}", highlight=False)
     if skipped:
         console.print(f"        not run because of it: {', '.join(skipped)}", highlight=False)
-    predicted = read_xcom(db_path, run_id, "predict") if run_id else None
+    predicted = read_xcom(db_path, run_id, "predict", dag_id=dag_id) if run_id else None
     drift = (predicted or {}).get("drift") or {}
     if drift and not drift.get("ok"):
         _show_drift(console, url, predicted)

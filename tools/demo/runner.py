@@ -13,7 +13,11 @@ started here, so no credential is written to a file, and the DAG's env tasks
 open it with ``neve.connect(airflow_conn_id=...)``. Both commands first run
 ``neve env build`` for the envs the DAGs use.
 
-The DAG runs in a child process whose log goes to ``.neve/airflow/demo.log``; this
+``make demo`` then runs the scikit-learn variant (``taxi_trip_duration_sklearn``,
+HistGradientBoosting on native categories) on the same data, and shows both models'
+test-split metrics side by side.
+
+The DAGs run in a child process whose log goes to ``.neve/airflow/demo.log``; this
 process shows progress by reading task states from the metadata DB (plain sqlite3,
 so it does not pay for importing Airflow).
 """
@@ -38,7 +42,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from tools.demo.metadata import DAG_ID, repo_root, task_states
+from tools.demo.metadata import DAG_ID, VARIANT_DAG_ID, last_run, repo_root, task_states
 
 __all__ = ["airflow_env", "main", "repo_root"]
 
@@ -111,15 +115,24 @@ def _run_dag_child() -> int:
     # import their shared tasks from (taxi_tasks.py); a plain DagBag leaves it off.
     folder = os.environ["AIRFLOW__CORE__DAGS_FOLDER"]
     bag = BundleDagBag(folder, bundle_path=Path(folder))
-    if DAG_ID not in bag.dags:
-        print(f"DAG {DAG_ID} did not load: {bag.import_errors}", file=sys.stderr)
+    missing = [d for d in (DAG_ID, VARIANT_DAG_ID) if d not in bag.dags]
+    if missing:
+        print(f"DAG(s) {', '.join(missing)} did not load: {bag.import_errors}", file=sys.stderr)
         return 2
-    run = bag.dags[DAG_ID].test(run_conf=json.loads(os.environ.get("NEVE_DEMO_RUN_CONF") or "{}"))
-    return 0 if str(run.state) in ("success", "DagRunState.SUCCESS") else 1
+    conf = json.loads(os.environ.get("NEVE_DEMO_RUN_CONF") or "{}")
+    if not _succeeded(bag.dags[DAG_ID].test(run_conf=conf)):
+        return 1
+    # The variant has no promotion step: only the month to score is its param.
+    variant = bag.dags[VARIANT_DAG_ID].test(run_conf={k: v for k, v in conf.items() if k == "score_month"})
+    return 0 if _succeeded(variant) else 1
 
 
-def _progress(states: dict[str, tuple[str, int]], phase: str, elapsed: float) -> Table:
-    table = Table(title=f"{DAG_ID}: {phase} ({elapsed:.0f}s)", title_justify="left", expand=False)
+def _succeeded(run: Any) -> bool:
+    return str(run.state) in ("success", "DagRunState.SUCCESS")
+
+
+def _progress(states: dict[str, tuple[str, int]], phase: str, elapsed: float, dag_id: str = DAG_ID) -> Table:
+    table = Table(title=f"{dag_id}: {phase} ({elapsed:.0f}s)", title_justify="left", expand=False)
     table.add_column("task")
     table.add_column("state")
     table.add_column("try", justify="right")
@@ -176,23 +189,23 @@ def run_demo(url: str | None, month: str = HELD_OUT_MONTH) -> int:
     env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
     # Unattended: the promotion is approved by the DAG param, and the summary says so.
     env["NEVE_DEMO_RUN_CONF"] = json.dumps({"score_month": month, "auto_approve": True})
-    started = time.monotonic()
+    started, before = time.monotonic(), last_run(home / "airflow.db")
     with log_path.open("w") as log:
         # Its own session: Ctrl-C reaches this process only, which then stops the run cleanly.
         child = subprocess.Popen(
             [sys.executable, "-m", "tools.demo", "_run"], env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        run_id, states = None, {}
+        run_id, states, dag_id = None, {}, DAG_ID
         try:
             with Live(_progress({}, "starting Airflow", 0), console=console, refresh_per_second=4) as live:
                 while child.poll() is None:
-                    run_id, states = task_states(home / "airflow.db", started) or (None, {})
+                    run_id, states, dag_id = _latest(home / "airflow.db", before)
                     phase = "running" if states else "starting Airflow (first run sets up its metadata DB)"
-                    live.update(_progress(states, phase, time.monotonic() - started))
+                    live.update(_progress(states, phase, time.monotonic() - started, dag_id))
                     time.sleep(0.5)
-                run_id, states = task_states(home / "airflow.db", started)
-                live.update(_progress(states, "finished", time.monotonic() - started))
+                run_id, states, dag_id = _latest(home / "airflow.db", before)
+                live.update(_progress(states, "finished", time.monotonic() - started, dag_id))
         except KeyboardInterrupt:
             console.print("[yellow]Ctrl-C: stopping the DAG run ...[/]")
             stop(child)
@@ -203,10 +216,20 @@ def run_demo(url: str | None, month: str = HELD_OUT_MONTH) -> int:
     from tools.demo.report import failure, summary
 
     if child.returncode != 0 or run_id is None:
-        failure(console, url, home / "airflow.db", run_id, states, log_path)
+        failure(console, url, home / "airflow.db", run_id, states, log_path, dag_id)
         return 1
-    summary(console, url, home / "airflow.db", run_id, time.monotonic() - started)
+    flagship_run, _ = task_states(home / "airflow.db", before, DAG_ID)
+    summary(console, url, home / "airflow.db", flagship_run, time.monotonic() - started, variant_run=run_id)
     return 0
+
+
+def _latest(db_path: Path, before: int) -> tuple[str | None, dict[str, tuple[str, int]], str]:
+    """The run to show: the variant's once it has started, else the flagship's."""
+    run_id, states = task_states(db_path, before, VARIANT_DAG_ID)
+    if states:
+        return run_id, states, VARIANT_DAG_ID
+    run_id, states = task_states(db_path, before, DAG_ID)
+    return run_id, states, DAG_ID
 
 
 # -- airflow standalone -------------------------------------------------------------------------
