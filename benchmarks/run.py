@@ -41,6 +41,7 @@ BENCHMARKS = {
     "envs": ["--quick"],
     "scale": ["--quick"],
     "fit_taxi": ["--quick"],
+    "hgb_fit": ["--quick"],
     "fit_shapes": ["--quick", "--no-logistic"],
     "fit_solvers": ["--quick"],
     "model_selection": ["--quick"],

@@ -40,6 +40,12 @@ def _as_categories(X: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def _assert_same_trees(ours, theirs) -> None:
+    """The same trees, and the same categories behind the codes (raw values, same dtype)."""
+    mine, reference = (m._preprocessor.named_transformers_["encoder"] for m in (ours, theirs))
+    assert [c.dtype for c in mine.categories_] == [c.dtype for c in reference.categories_]
+    for a, b in zip(mine.categories_, reference.categories_, strict=True):
+        assert [(type(v), v if v == v else "NaN") for v in a] == [(type(v), v if v == v else "NaN") for v in b]
+    assert ours.get_params() == theirs.get_params()
     assert len(ours._predictors) == len(theirs._predictors)
     for mine, reference in zip(ours._predictors, theirs._predictors, strict=True):
         for a, b in zip(mine, reference, strict=True):
@@ -96,11 +102,14 @@ def test_codes_leave_the_engine_as_one_or_two_bytes(session, trips):
     table = session.create_table("TRIPS_HGB", trips[[*FEATURES, "DURATION"]], overwrite=True)
     model = HistGradientBoostingRegressor(categorical_features=["ZONE", "HOUR"])
     with neve.capture_queries() as log:
-        X, y = extract_coded_frame(model, table, FEATURES, "DURATION")
-    assert X["ZONE"].cat.codes.dtype == np.int16  # 140 zones
-    assert X["HOUR"].cat.codes.dtype == np.int8
+        X, y, categories = extract_coded_frame(model, table, FEATURES, "DURATION")
+    assert X["ZONE"].dtype == "Int16"  # 140 zones
+    assert X["HOUR"].dtype == "Int8"
     assert X["ZONE"].isna().sum() == trips.ZONE.isna().sum()
-    assert list(X["HOUR"].cat.categories) == list(range(24))
+    assert categories["HOUR"] == list(range(24))
+    zone = X["ZONE"].to_numpy(dtype=float, na_value=np.nan)
+    decoded = [categories["ZONE"][int(c)] if c == c else None for c in zone]
+    assert decoded == [z if isinstance(z, str) else None for z in trips.ZONE]
     # 2 + 1 bytes of codes, 8 of distance and 8 of label per row, plus the categories' query.
     assert log.bytes_fetched < N * (2 + 1 + 8 + 8) + 16 * 1024
     np.testing.assert_array_equal(y, trips.DURATION.to_numpy())

@@ -1,42 +1,45 @@
 """Training rows for HistGradientBoosting: categories as small integer codes, streamed.
 
-scikit-learn's HistGradientBoosting takes categorical features natively from pandas
-``Categorical`` columns. Extracting the raw rows would ship every category as text and
-let pandas find the categories again. Here the engine does that work instead:
+scikit-learn's HistGradientBoosting takes categorical features natively. Extracting the
+raw rows would ship every category as text, and pandas and scikit-learn would then find
+the categories again, scikit-learn by comparing Python objects row by row. Here the
+engine does that work:
 
 - one aggregate query finds each categorical column's categories (in scikit-learn's
-  order, missing last, by neve's :class:`~neve.preprocessing.OrdinalEncoder`);
-- the extract maps each value to its code in SQL, as ``int8`` (up to 127 categories) or
-  ``int16``, NULL as ``-1``; numeric features come as float64, NULL as NaN;
-- Arrow batches are gathered column by column, and each code column becomes a
-  ``pandas.Categorical`` over the raw category values without a copy.
-
-So the client holds rows x (1 or 2 bytes) per categorical feature and the model sees the
-raw values as its categories: the fitted model is the one scikit-learn fits on the same
-rows with ``astype("category")``, and :mod:`neve.scoring` compiles its categorical splits
-to ``IN`` lists of those values.
+  order, by neve's :class:`~neve.preprocessing.OrdinalEncoder`);
+- the extract computes each value's code as its position in a constant array of the
+  categories and sends it as ``int8`` (up to 127 categories) or ``int16``; numeric
+  features come as float64, NULL as NaN;
+- each code column reaches the model as a pandas nullable integer column over the
+  streamed codes (no copy; NULL is the mask), named in ``categorical_features``;
+- :func:`fit_on_codes` then gives the fitted model the raw category values in place of
+  the codes, so it is the model scikit-learn fits on the same rows with
+  ``astype("category")``: the same trees, ``predict`` on raw values, and
+  :mod:`neve.scoring` compiles its categorical splits to ``IN`` lists of those values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
+import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from sklearn.base import clone
 
+from neve._table import missing_to_null
 from neve.engine import _queries
 from neve.errors import ColumnNotFoundError, ColumnTypeError, InvalidParameterError, NeveInputError
 from neve.preprocessing import OrdinalEncoder
 from neve.preprocessing import _categories as C
 
-__all__ = ["categorical_columns", "extract_coded_frame", "takes_categories"]
+__all__ = ["CodedFrame", "categorical_columns", "extract_coded_frame", "fit_on_codes", "takes_categories"]
 
 DEFAULT_BATCH_ROWS = 1_000_000
-_MISSING_CODE = -1
 
 
 def takes_categories(estimator: Any) -> bool:
@@ -97,6 +100,15 @@ def _resolve(name: str, spec: list[Any], features: list[str]) -> list[str]:
     return [s for s in features if s in set(spec)]
 
 
+class CodedFrame(NamedTuple):
+    """``X`` (code columns and float64 numeric columns), ``y``, and per categorical
+    column its categories: code ``k`` stands for ``categories[column][k]``."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    categories: dict[str, list[Any]]
+
+
 def extract_coded_frame(
     estimator: Any,
     table: ir.Table,
@@ -104,27 +116,20 @@ def extract_coded_frame(
     label: str,
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """``table``'s ``features`` as a DataFrame for ``estimator`` (categorical columns as
-    ``pandas.Categorical``) and the ``label`` array: one query for the categories, one
+) -> CodedFrame:
+    """``table``'s ``features`` as a DataFrame for ``estimator``, categorical columns as
+    nullable integer codes, and the ``label`` array: one query for the categories, one
     streamed extract."""
     features = list(features)
     categorical = categorical_columns(estimator, table, features)
     categories: dict[str, list[Any]] = {}
     if categorical:
-        encoder = OrdinalEncoder(
-            input_cols=categorical,
-            handle_unknown="use_encoded_value",
-            unknown_value=_MISSING_CODE,
-            encoded_missing_value=_MISSING_CODE,
-            dtype=np.int16,
-        ).fit(table)
+        encoder = OrdinalEncoder(input_cols=categorical, handle_unknown="use_encoded_value", unknown_value=-1,
+                                 encoded_missing_value=-1).fit(table)
         categories = {c: [v for v in encoder.categories_[c] if not C.is_missing(v)] for c in categorical}
         _check_cardinality(estimator, categories)
-        coded = encoder.transform(table)
-    else:
-        coded = table
-    _check_numeric(coded, [f for f in features if f not in categories])
+    _check_numeric(table, [f for f in features if f not in categories])
+    coded = _with_codes(table, categories)
     columns = [
         coded[f].cast("int8" if len(categories[f]) <= np.iinfo(np.int8).max else "int16").name(f)
         if f in categories
@@ -134,15 +139,51 @@ def extract_coded_frame(
     parts: dict[str, list[np.ndarray]] = {name: [] for name in [*features, label]}
     for batch in _queries.to_pyarrow_batches(coded.select(*columns, coded[label]), chunk_size=batch_rows):
         for name in parts:
-            parts[name].append(_numpy(batch.column(name), coded_column=name in categories))
-    frame = {}
+            parts[name].append(_numpy(batch.column(name)))
+    frame: dict[str, Any] = {}
     for name in features:  # one column at a time, so the batches and the result overlap by one column
         values = _concatenate(parts.pop(name))
-        frame[name] = (
-            pd.Categorical.from_codes(values, categories=categories[name]) if name in categories else values
-        )
+        frame[name] = pd.arrays.IntegerArray(values, values < 0) if name in categories else values
     y = _concatenate(parts.pop(label))
-    return pd.DataFrame(frame, copy=False), y
+    return CodedFrame(pd.DataFrame(frame, copy=False), y, categories)
+
+
+def fit_on_codes(estimator: Any, data: CodedFrame) -> Any:
+    """Fit ``estimator`` on ``data``'s codes, then give it the raw category values.
+
+    scikit-learn encodes categorical columns with an internal ``OrdinalEncoder`` whose
+    codes are the positions in its sorted categories. The codes sent here are those
+    positions, so the trees are the ones the raw values would grow; only the encoder's
+    ``categories_`` differ, and are replaced by what it learns from the raw values. The
+    tests hold this to scikit-learn's own fit on ``astype("category")``.
+    """
+    if not data.categories:
+        return estimator.fit(data.X, data.y)
+    spec = estimator.categorical_features
+    estimator.set_params(categorical_features=list(data.categories))
+    try:
+        estimator.fit(data.X, data.y)
+    finally:
+        estimator.set_params(categorical_features=spec)
+    encoder = estimator._preprocessor.named_transformers_["encoder"]
+    for j, column in enumerate(encoder.feature_names_in_):
+        values = data.categories[column]
+        seen = list(values) + ([None] if C.is_missing(encoder.categories_[j][-1]) else [])
+        raw = pd.DataFrame({column: pd.Categorical(seen, categories=values)})
+        encoder.categories_[j] = clone(encoder).fit(raw).categories_[0]
+    return estimator
+
+
+def _with_codes(table: ir.Table, categories: dict[str, list[Any]]) -> ir.Table:
+    """``table`` with each column of ``categories`` replaced by its code: the value's
+    position in its categories, -1 for NULL. A position in a constant array is a
+    projection (rows keep their order, unlike a join) and, on DuckDB, a tight loop
+    (``list_position``: 17 ms per million rows for 223 zones, where a CASE takes 134 ms)."""
+    codes = {}
+    for column, values in categories.items():
+        x = missing_to_null(table[column])
+        codes[column] = ibis.array(values).index(x).fill_null(-1) if values else ibis.literal(-1)
+    return table.mutate(**codes)
 
 
 def _check_cardinality(estimator: Any, categories: dict[str, list[Any]]) -> None:
@@ -168,10 +209,8 @@ def _check_numeric(table: ir.Table, numeric: list[str]) -> None:
         )
 
 
-def _numpy(column: pa.Array | pa.ChunkedArray, *, coded_column: bool) -> np.ndarray:
-    if coded_column:  # codes are never NULL (the encoder writes -1), so this is zero-copy
-        return column.to_numpy(zero_copy_only=False)
-    if pa.types.is_floating(column.type):
+def _numpy(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    if pa.types.is_floating(column.type) and column.null_count:
         return pc.fill_null(column, np.nan).to_numpy(zero_copy_only=False)
     return column.to_numpy(zero_copy_only=False)
 

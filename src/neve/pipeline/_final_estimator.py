@@ -5,8 +5,8 @@
   step and the estimator from one aggregate over the transformed (lazy) table;
 - any scikit-learn estimator: the transformers in the engine, then the transformed
   training rows extracted (:func:`extract_training_data`) and handed to ``fit``;
-  HistGradientBoosting gets its categorical features as ``pandas.Categorical`` columns
-  of codes computed in the engine (:mod:`neve.pipeline._coded_frame`).
+  HistGradientBoosting gets its categorical features as integer codes computed in the
+  engine (:mod:`neve.pipeline._coded_frame`).
 
 Prediction compiles transformers and estimator to one SELECT through
 :func:`neve.scoring.score` (with its one-hot fusion), using the estimator's scikit-learn
@@ -27,7 +27,7 @@ from neve.engine import _queries
 from neve.errors import ColumnNotFoundError, InvalidParameterError, NeveInputError
 from neve.linear_model import LinearEstimator
 from neve.linear_model._base import score_predictions
-from neve.pipeline._coded_frame import extract_coded_frame, takes_categories
+from neve.pipeline._coded_frame import extract_coded_frame, fit_on_codes, takes_categories
 from neve.pipeline._fused import fit_fused
 from neve.preprocessing import BaseTransformer
 from neve.scoring import score
@@ -69,12 +69,18 @@ def fit_final(
         )
     features = [c for c in table.columns if c != label]
     if takes_categories(estimator):
-        X, target = extract_coded_frame(estimator, table, features, label)
-    else:
-        X, target = extract_training_data(table, features, label)
+        coded = extract_coded_frame(estimator, table, features, label)
+        _check_rows(estimator, label, coded.y)
+        fit_on_codes(estimator, coded)
+        return
+    X, target = extract_training_data(table, features, label)
+    _check_rows(estimator, label, target)
+    estimator.fit(X, target)
+
+
+def _check_rows(estimator: Any, label: str, target: np.ndarray) -> None:
     if len(target) == 0:
         raise NeveInputError(f"no training rows with a {label!r} to fit {type(estimator).__name__} on")
-    estimator.fit(X, target)
 
 
 def _label_of(estimator: Any, y: Any) -> str:
