@@ -19,6 +19,6 @@ def test_size_limit_picks_the_form_and_predictions_agree(session, data, limit, m
     table = session.create_table("F", data["X_nan"].assign(ROW_ID=np.arange(len(data["y"]))))
     result = score(table, model)
     sql = session.to_sql(result)
-    assert ("bit_count" in sql) == (limit > 0)
+    assert ("__neve_word" in sql) == (limit > 0)
     got = result.execute().sort_values("ROW_ID")["PREDICTION"].to_numpy()
     np.testing.assert_array_equal(got, model.predict(data["X_nan"]))

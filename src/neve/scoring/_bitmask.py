@@ -14,20 +14,22 @@ applied to a whole column and a nested CASE costs tens of nanoseconds per level:
    leaf the row reaches (boxes partition the space). Masks of several trees are
    packed side by side into one 64-bit UBIGINT word, so a row needs one list lookup
    per (word, feature) and one AND per word and feature.
-3. **Leaf values.** The leaf's position is the number of trailing zeros of its bit,
-   ``bit_count(bit - 1)``; it indexes a constant list of the tree's leaf values.
+3. **Leaf values.** The leaf's bit ``2**k`` modulo 67 (a prime of primitive root 2, so
+   each ``k < 64`` has its own residue) indexes a constant list of the tree's leaf values
+   placed at those residues.
 
 Routing is decided entirely by the bins, with the same comparisons as the CASE form
 (``x <= t``, ``IS NULL``, equality with a category), so predictions are the same bit
 for bit; the ensemble still adds the trees' columns in scikit-learn's order. Trees
 with more than 64 leaves keep their nested CASE.
 
-Only DuckDB renders it (list literals indexed by an expression, ``bit_count``);
+Only DuckDB renders it (list literals indexed by an expression, unsigned 64-bit words);
 other dialects get the CASE form from the same relation.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +56,8 @@ WORD_BITS = 64
 #: even a 100-tree exact-threshold forest (thousands of bins per feature) ran faster as
 #: bitmasks than as CASE; the limit itself was not tuned by measurement.
 MAX_MASK_ENTRIES = 4_000_000
+#: A prime with 2 as a primitive root, above WORD_BITS: 2**k mod 67 differs for every k < 66.
+_MODULUS = 67
 
 
 @dataclass
@@ -136,7 +140,8 @@ def _leaf_boxes(tree: Tree, features: list[_Feature]) -> list[tuple[int, dict[in
 
 
 def _bin_levels(f: int, col: str, spec: _Feature, render: Any, dialect: str) -> list[str]:
-    """SQL for feature ``f``'s bin, one expression per projection level; the last is the bin.
+    """SQL for feature ``f``'s bin, one expression per projection level; the last is the bin,
+    counted from 1 as the mask lists are indexed.
 
     Numeric: a branchless binary search over the sorted thresholds (padded with +inf to
     ``2**k - 1``), one level per halving: ``pos += step * (x > T[pos + step])``. It counts
@@ -145,13 +150,13 @@ def _bin_levels(f: int, col: str, spec: _Feature, render: Any, dialect: str) -> 
     propagates through the arithmetic and lands in the last bin. Categorical: the
     position among the categories; NULL and unseen values in the last bin.
     """
-    last = spec.n_bins - 1
+    last = spec.n_bins
     if spec.categorical:
         values = ", ".join(render(v) for v in spec.categories)
-        return [f"coalesce(list_position([{values}], {col}) - 1, {last})"]
+        return [f"coalesce(list_position([{values}], {col}), {last})"]
     n = len(spec.thresholds)
     if n == 0:  # only "everything but missing goes left" splits
-        return [f"CASE WHEN {col} IS NULL THEN {last} ELSE 0 END"]
+        return [f"CASE WHEN {col} IS NULL THEN {last} ELSE 1 END"]
     k = n.bit_length()
     padded = [repr(float(t)) for t in spec.thresholds] + ["inf"] * ((1 << k) - 1 - n)
     table = f"(CAST([{', '.join(repr(t) for t in padded)}] AS DOUBLE[]))"
@@ -159,7 +164,7 @@ def _bin_levels(f: int, col: str, spec: _Feature, render: Any, dialect: str) -> 
     for j in range(k):
         step = 1 << (k - 1 - j)
         expr = f"{pos} + {step} * CAST({col} > {table}[{pos} + {step}] AS INTEGER)"
-        levels.append(expr if j < k - 1 else f"coalesce({expr}, {last})")
+        levels.append(expr if j < k - 1 else f"coalesce({expr} + 1, {last})")
         pos = _ident(f"__neve_b{f}_{j}", dialect)
     return levels
 
@@ -250,23 +255,32 @@ def render(compiler: Any, op: Any, parent: sge.Expression) -> sge.Expression:
     word_exprs = []
     for w, word in enumerate(masks):
         lookups = [
-            f"(CAST([{', '.join(map(str, word[f]))}] AS UBIGINT[]))[{_ident(f'__neve_bin{f}', dialect)} + 1]"
+            f"(CAST([{', '.join(map(str, word[f]))}] AS UBIGINT[]))[{_ident(f'__neve_bin{f}', dialect)}]"
             for f in sorted(word)
         ]
         word_exprs.append(sge.Alias(this=sge.Var(this=" & ".join(lookups)),
                                     alias=sg.to_identifier(f"__neve_word{w}", quoted=True)))
+    # One bit is left, a power of two 2**k (k < 64). Its residue modulo 67 names it: 2 is a
+    # primitive root of 67, so 2**0 ... 2**63 leave 64 different residues. A tree's leaf
+    # values sit in a list of 67 at those residues, so the value is one modulo and one
+    # lookup. (DuckDB's bit_count loops once per set bit: counting the ones below the bit
+    # took up to 61 steps a row and was half of the scoring time; log2 was 30% slower than
+    # the modulo.) A shape one tree alone has (every regressor's tree) computes the residue
+    # inline; shapes several trees share (a classifier's per-class trees) once, a level below.
+    uses = Counter(shape_of)
+    leaf_of: dict[int, str] = {}
     leaf_exprs = []
     for s, pack in enumerate(packed):
         if pack.word < 0:
             continue
         span = ((1 << len(pack.leaves)) - 1) << pack.offset
         word = _ident(f"__neve_word{pack.word}", dialect)
-        leaf_exprs.append(sge.Alias(
-            # One bit is left: its position is the count of ones below it. (A word is
-            # UBIGINT so that bit 63 is an ordinary bit; the subtraction cannot wrap.)
-            this=sge.Var(this=f"bit_count(({word} & CAST({span} AS UBIGINT)) - CAST(1 AS UBIGINT))"
-                              f" + {1 - pack.offset}"),
-            alias=sg.to_identifier(f"__neve_leaf{s}", quoted=True)))
+        residue = f"CAST(({word} & CAST({span} AS UBIGINT)) % CAST({_MODULUS} AS UBIGINT) AS BIGINT) + 1"
+        if uses[s] == 1:
+            leaf_of[s] = residue
+            continue
+        leaf_of[s] = _ident(f"__neve_leaf{s}", dialect)
+        leaf_exprs.append(sge.Alias(this=sge.Var(this=residue), alias=sg.to_identifier(f"__neve_leaf{s}", quoted=True)))
 
     outputs = []
     for i, (name, tree) in enumerate(zip(op.names, trees, strict=True)):
@@ -276,8 +290,11 @@ def render(compiler: Any, op: Any, parent: sge.Expression) -> sge.Expression:
         elif not pack.leaves:
             text = literal(tree.value[0])
         else:
-            values = ", ".join(repr(str(float(tree.value[node]))) for node, _ in pack.leaves)
-            text = f"(CAST([{values}] AS DOUBLE[]))[{_ident(f'__neve_leaf{shape_of[i]}', dialect)}]"
+            by_residue = ["0.0"] * _MODULUS
+            for k, (node, _) in enumerate(pack.leaves):
+                by_residue[pow(2, pack.offset + k, _MODULUS)] = str(float(tree.value[node]))
+            values = ", ".join(map(repr, by_residue))
+            text = f"(CAST([{values}] AS DOUBLE[]))[{leaf_of[shape_of[i]]}]"
         outputs.append(sge.Alias(this=sge.Var(this=text), alias=sg.to_identifier(name, quoted=True)))
 
     query: sge.Expression = parent
