@@ -48,7 +48,20 @@ def _one_hot_term(block: OneHotBlock, coef: np.ndarray) -> ir.Value | None:
     if not branches:
         return None
     # One CASE for the block, written as text: O(categories) Ibis nodes would cost ~1 ms each.
-    return T.value_text(T.Case(tuple(branches), T.Const(0.0)), dt.float64, inputs)
+    template: Any = T.Case(tuple(branches), T.Const(0.0))
+    if not block.guards and _one_text_per_branch(branches):
+        pairs = tuple((cond.values[0], value.value) for cond, value in branches)
+        template = T.TextLookup(branches[0][0].x, pairs, T.Const(0.0), template)
+    return T.value_text(template, dt.float64, inputs)
+
+
+def _one_text_per_branch(branches: list[tuple[Any, Any]]) -> bool:
+    """Whether each branch matches one text value of the same input (a plain one-hot column)."""
+    x = branches[0][0].x if isinstance(branches[0][0], T.Member) else None
+    return x is not None and all(
+        isinstance(cond, T.Member) and cond.x == x and len(cond.values) == 1 and isinstance(cond.values[0], str)
+        for cond, _ in branches
+    )
 
 
 class LinearModel(CompiledModel):
