@@ -11,7 +11,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 
 import neve
 from neve import Pipeline
-from neve.errors import ColumnNotFoundError, ColumnTypeError, NeveInputError
+from neve.errors import ColumnNotFoundError, ColumnTypeError, EmptyInputError, NeveInputError
 from neve.pipeline._coded_frame import extract_coded_frame
 from neve.preprocessing import MaxAbsScaler, SimpleImputer
 
@@ -165,3 +165,14 @@ def test_too_many_categories_names_the_column_before_the_extract(session, trips)
     with neve.capture_queries() as log, pytest.raises(NeveInputError, match=r"'ZONE' \(140\).*max_bins=100"):
         pipe.fit(table.drop("HOUR"), y="DURATION")
     assert len(log.scans) == 1  # the categories only: no rows were extracted
+
+
+@pytest.mark.engines("duckdb", reason="argument checks, before any engine-specific SQL")
+def test_no_labelled_rows_is_a_clear_error(session, trips):
+    labelled = trips[[*FEATURES, "DURATION"]].assign(DURATION=np.nan)
+    for categorical in (["ZONE"], None):  # with a categories query, and without
+        table = session.create_table("TRIPS_HGB", labelled[["DISTANCE", "DURATION"]] if categorical is None
+                                     else labelled.drop(columns="HOUR"), overwrite=True)
+        pipe = Pipeline([("model", HistGradientBoostingRegressor(categorical_features=categorical))])
+        with pytest.raises(EmptyInputError, match="HistGradientBoostingRegressor.fit got a table with no rows"):
+            pipe.fit(table, y="DURATION")

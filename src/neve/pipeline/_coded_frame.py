@@ -33,7 +33,13 @@ from sklearn.base import clone
 
 from neve._table import missing_to_null
 from neve.engine import _queries
-from neve.errors import ColumnNotFoundError, ColumnTypeError, InvalidParameterError, NeveInputError
+from neve.errors import (
+    ColumnNotFoundError,
+    ColumnTypeError,
+    EmptyInputError,
+    InvalidParameterError,
+    NeveInputError,
+)
 from neve.preprocessing import OrdinalEncoder
 from neve.preprocessing import _categories as C
 
@@ -125,7 +131,11 @@ def extract_coded_frame(
     categories: dict[str, list[Any]] = {}
     if categorical:
         encoder = OrdinalEncoder(input_cols=categorical, handle_unknown="use_encoded_value", unknown_value=-1,
-                                 encoded_missing_value=-1).fit(table)
+                                 encoded_missing_value=-1)
+        try:
+            encoder.fit(table)
+        except EmptyInputError:  # said as the caller's model, which is what they fitted
+            raise EmptyInputError(f"{type(estimator).__name__}.fit got a table with no rows with a label") from None
         categories = {c: [v for v in encoder.categories_[c] if not C.is_missing(v)] for c in categorical}
         _check_cardinality(estimator, categories)
     _check_numeric(table, [f for f in features if f not in categories])
@@ -142,9 +152,12 @@ def extract_coded_frame(
             parts[name].append(_numpy(batch.column(name)))
     frame: dict[str, Any] = {}
     for name in features:  # one column at a time, so the batches and the result overlap by one column
-        values = _concatenate(parts.pop(name))
-        frame[name] = pd.arrays.IntegerArray(values, values < 0) if name in categories else values
-    y = _concatenate(parts.pop(label))
+        if name in categories:
+            values = _concatenate(parts.pop(name), np.int8)
+            frame[name] = pd.arrays.IntegerArray(values, values < 0)
+        else:
+            frame[name] = _concatenate(parts.pop(name), np.float64)
+    y = _concatenate(parts.pop(label), np.float64)
     return CodedFrame(pd.DataFrame(frame, copy=False), y, categories)
 
 
@@ -215,7 +228,9 @@ def _numpy(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return column.to_numpy(zero_copy_only=False)
 
 
-def _concatenate(chunks: list[np.ndarray]) -> np.ndarray:
+def _concatenate(chunks: list[np.ndarray], empty: type) -> np.ndarray:
+    """The chunks as one array (the chunk itself when there is one); ``empty`` types an
+    empty result."""
     if len(chunks) == 1:
         return chunks[0]
-    return np.concatenate(chunks) if chunks else np.zeros(0)
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=empty)

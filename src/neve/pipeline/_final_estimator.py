@@ -24,7 +24,7 @@ import pandas as pd
 
 from neve._table import missing_to_null
 from neve.engine import _queries
-from neve.errors import ColumnNotFoundError, InvalidParameterError, NeveInputError
+from neve.errors import ColumnNotFoundError, EmptyInputError, InvalidParameterError
 from neve.linear_model import LinearEstimator
 from neve.linear_model._base import score_predictions
 from neve.pipeline._coded_frame import extract_coded_frame, fit_on_codes, takes_categories
@@ -80,7 +80,7 @@ def fit_final(
 
 def _check_rows(estimator: Any, label: str, target: np.ndarray) -> None:
     if len(target) == 0:
-        raise NeveInputError(f"no training rows with a {label!r} to fit {type(estimator).__name__} on")
+        raise EmptyInputError(f"{type(estimator).__name__}.fit got a table with no rows with a label ({label!r})")
 
 
 def _label_of(estimator: Any, y: Any) -> str:
