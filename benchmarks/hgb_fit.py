@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--tmp", default=None, help="where the DuckDB files go")
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing it")
+    parser.add_argument("--output", type=Path, default=C.BENCHMARKS_MD, help="the BENCHMARKS.md to write")
     parser.add_argument("--child", nargs=3, metavar=("SIDE", "DB", "MEMORY"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.rows or ([200_000] if args.quick else SIZES)
     command = "python benchmarks/hgb_fit.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     results = run(sizes, args)
-    C.publish(TITLE, render(results, command.strip()), dry_run=args.no_write)
+    C.publish(TITLE, render(results, command.strip()), dry_run=args.no_write, path=args.output)
     return 0
 
 
