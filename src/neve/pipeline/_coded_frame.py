@@ -40,6 +40,7 @@ from neve.errors import (
     InvalidParameterError,
     NeveInputError,
 )
+from neve.pipeline._sparse import check_numeric
 from neve.preprocessing import OrdinalEncoder
 from neve.preprocessing import _categories as C
 
@@ -138,7 +139,8 @@ def extract_coded_frame(
             raise EmptyInputError(f"{type(estimator).__name__}.fit got a table with no rows with a label") from None
         categories = {c: [v for v in encoder.categories_[c] if not C.is_missing(v)] for c in categorical}
         _check_cardinality(estimator, categories)
-    _check_numeric(table, [f for f in features if f not in categories])
+    check_numeric(table, [f for f in features if f not in categories],
+                  "feature column(s) {columns} are neither numeric nor categorical for the model")
     coded = _with_codes(table, categories)
     columns = [
         coded[f].cast("int8" if len(categories[f]) <= np.iinfo(np.int8).max else "int16").name(f)
@@ -209,16 +211,6 @@ def _check_cardinality(estimator: Any, categories: dict[str, list[Any]]) -> None
             f"max_bins={max_bins}, scikit-learn's limit; group the rare ones in the pipeline first "
             f"(e.g. OrdinalEncoder(input_cols=[...], max_categories={max_bins})) and name the codes "
             f"in categorical_features"
-        )
-
-
-def _check_numeric(table: ir.Table, numeric: list[str]) -> None:
-    schema = table.schema()
-    bad = [c for c in numeric if not (schema[c].is_numeric() or schema[c].is_boolean())]
-    if bad:
-        raise ColumnTypeError(
-            f"feature column(s) {', '.join(f'{c!r} ({schema[c]})' for c in bad)} are neither numeric "
-            f"nor categorical for the model"
         )
 
 

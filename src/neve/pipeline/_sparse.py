@@ -29,7 +29,7 @@ from neve.preprocessing._encoders import OneHotEncoder
 if TYPE_CHECKING:
     from neve.pipeline import Pipeline
 
-__all__ = ["SparseDesign", "transform_sparse"]
+__all__ = ["SparseDesign", "check_numeric", "transform_sparse"]
 
 DEFAULT_BATCH_ROWS = 1_000_000
 _CODE = "__neve_code_{}"
@@ -71,7 +71,10 @@ def transform_sparse(
         )
     features = _feature_list(names, label_col, feature_cols)
     coded, blocks, numeric = _coded_table(pipeline, table, features)
-    _check_numeric(coded, numeric)
+    check_numeric(
+        coded, numeric, "transform_sparse: feature column(s) {columns} are not numeric; encode them in the "
+        "pipeline, or leave them out with feature_cols=[...]",
+    )
     selected = coded.select(
         *[coded[b.code_column] for b in blocks],
         *[coded[c].cast("float64").name(c) for c in numeric],
@@ -174,14 +177,13 @@ def _code(step: OneHotEncoder, col: str, table: ir.Table) -> ir.IntegerValue:
     return code
 
 
-def _check_numeric(table: ir.Table, numeric: list[str]) -> None:
+def check_numeric(table: ir.Table, numeric: list[str], message: str) -> None:
+    """Raise :class:`ColumnTypeError` naming the columns of ``numeric`` that are neither
+    numbers nor booleans; ``message`` is formatted with ``columns``, their names and types."""
     schema = table.schema()
     bad = [c for c in numeric if not (schema[c].is_numeric() or schema[c].is_boolean())]
     if bad:
-        raise ColumnTypeError(
-            f"transform_sparse: feature column(s) {', '.join(f'{c!r} ({schema[c]})' for c in bad)} are "
-            f"not numeric; encode them in the pipeline, or leave them out with feature_cols=[...]"
-        )
+        raise ColumnTypeError(message.format(columns=", ".join(f"{c!r} ({schema[c]})" for c in bad)))
 
 
 def _stream(
