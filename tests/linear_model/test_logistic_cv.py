@@ -15,7 +15,7 @@ from sklearn.model_selection import PredefinedSplit
 
 import neve
 from neve.errors import InvalidParameterError, NeveInputError
-from neve.linear_model import LogisticRegressionCV
+from neve.linear_model import LogisticRegression, LogisticRegressionCV
 from neve.model_selection import KFold
 from tests.model_selection.test_kfold import reference_folds
 from tests.model_selection.test_search import FEATURES, SEED, _frame, _neve_pipeline, _sk_pipeline
@@ -39,8 +39,9 @@ def test_pipeline_ending_in_logistic_cv_shares_each_pass_and_matches_scikit_lear
     pipe = _neve_pipeline(model)
     with neve.capture_queries() as log:
         pipe.fit(table)
-    # 25 models: were each fitted on its own, the passes alone would be sum(n_iter_) queries.
-    assert len(log.scans) == model.n_queries_ < model.n_iter_.max() + 10 < model.n_iter_.sum()
+    # 25 models: were each fitted on its own, the passes alone would be sum(n_iter_) queries; the
+    # folds share every pass, so the queries are bounded by one fold's path (plus the refit).
+    assert len(log.scans) == model.n_queries_ <= model.n_iter_[0].max(axis=0).sum() + 10 < model.n_iter_.sum()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-learn 1.9's FutureWarnings about defaults
         sk = _sk_pipeline(_sk_cv(df, Cs=CS, scoring=scoring)).fit(df[FEATURES], df.C)
@@ -57,6 +58,20 @@ def test_pipeline_ending_in_logistic_cv_shares_each_pass_and_matches_scikit_lear
     assert_allclose(proba["PREDICT_PROBA_1"], sk.predict_proba(df[FEATURES])[:, 1], atol=1e-6)
     predicted = session.execute(pipe.predict(table)).sort_values("ID")
     assert predicted["OUTPUT_C"].tolist() == sk.predict(df[FEATURES]).tolist()
+
+
+def test_each_c_starts_from_the_previous_optimum_on_its_fold() -> None:
+    # Warm starts along the path, as scikit-learn's LogisticRegressionCV: the weakest penalties
+    # take fewer Newton iterations than the same fit from zero (measured on the taxi pipeline at
+    # 1M rows: 7-8 against 15-23 for C=100).
+    df = _frame(400, seed=3)
+    model = LogisticRegressionCV(Cs=CS, cv=KFold(5, random_state=SEED, key="ID"), tol=1e-10, label_cols="C",
+                                 passthrough_cols=["ID", "Y"])
+    _neve_pipeline(model).fit(df)
+    train = df[reference_folds(df.ID, 5, SEED) != 0]
+    cold = [_neve_pipeline(LogisticRegression(C=c, tol=1e-10, label_cols="C", passthrough_cols=["ID", "Y"]))
+            .fit(train).steps[-1][1].n_iter_[0] for c in CS[-2:]]
+    assert (model.n_iter_[0, 0, -2:] < cold).all()
 
 
 def test_logistic_cv_alone_without_intercept_and_without_refit() -> None:

@@ -74,11 +74,13 @@ class LogisticRegressionCV(ClassifierOutputs, LinearEstimator):
     Every fold and every C are fitted together: one query per Newton pass serves all
     ``n_folds x len(Cs)`` models (each row weighted, in SQL, for the models whose training
     rows it belongs to), the first pass at zero coefficients is the plain statistics query
-    (shared by every model), and the held-out scores come from the same sums, read one pass
-    after a model converges. The chosen C is then refitted on every row, warm-started from
-    the folds' mean coefficients at that C (as scikit-learn does). Queries: one for the
-    classes, one per Newton pass of the slowest model plus one for its scores, and the
-    refit's passes. In a Pipeline the steps before it are fitted once on the whole table,
+    (shared by every fold's first C), and the held-out scores come from the same sums, read
+    one pass after a model converges. Each fold's path is warm-started in the order of
+    ``Cs``, as scikit-learn's: a C starts from the previous C's coefficients (and that pass's
+    sums there) once their Newton step is small, so the folds advance together along the
+    path. The chosen C is then refitted on every row, warm-started from the folds' mean
+    coefficients at that C (as scikit-learn does). Queries: one for the classes, one per
+    pass along the path plus one for the scores, and the refit's passes. In a Pipeline the steps before it are fitted once on the whole table,
     as scikit-learn's Pipeline does; a GridSearchCV over a Pipeline ending in
     LogisticRegression refits them per fold.
 
@@ -211,6 +213,9 @@ class LogisticRegressionCV(ClassifierOutputs, LinearEstimator):
         self.Cs_ = self._Cs()
         models = [PathModel(fold=k, strength=1.0 / c, fit_intercept=self.fit_intercept, a_full=a_full)
                   for k in range(n_folds) for c in self.Cs_]
+        for k in range(n_folds):  # warm starts along each fold's path, in the order of Cs
+            for j in range(1, len(self.Cs_)):
+                models[k * len(self.Cs_) + j].follows = models[k * len(self.Cs_) + j - 1]
         self.n_queries_ = 2 + fit_paths(design, cv.fold_of, positive, models, folds, positives,
                                         tol=self.tol, max_iter=self.max_iter, owner=owner)
         scorer = self.scoring or "accuracy"

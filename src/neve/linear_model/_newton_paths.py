@@ -11,7 +11,10 @@ every model's weights are the constant 1/4, so the plain per-fold sums of the fi
 (which also fit each fold's preprocessing) give every model's first step.
 
 A model that has converged leaves the Hessian sums; its held-out scores are read in the next
-pass (at its final coefficients), so the scores cost one pass after the slowest model.
+pass (at its final coefficients), so the scores cost one pass after the slowest model. A model
+that ``follows`` another (the previous C on its fold) waits, and starts from the other's
+coefficients once those are near their optimum: warm starts along the path of Cs, which cut
+a weakly penalised model's iterations on near-separable data by half or more.
 """
 
 from __future__ import annotations
@@ -20,20 +23,26 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from neve._sql_literals import double
-from neve.linear_model._logistic import LogisticRegression, _rebase, _softplus
+from neve import _sql_templates as T
+from neve.linear_model._logistic import LogisticRegression, _rebase
 from neve.linear_model._stats import Design, Stats, gather
 
 __all__ = ["PathModel", "fit_paths"]
 
 _FOLD = "__neve_fold"
 _Y = "__neve_y"
+#: A model that ``follows`` another starts from the other's coefficients once the other's
+#: Newton step is this small (relative to its largest coefficient): near enough that the two
+#: optima are closer than either is to zero. Waiting for full convergence would add the
+#: leader's last passes to the chain; starting earlier starts from a point still moving.
+WARM_START_AT = 1e-2
 
 
 @dataclass(eq=False)
@@ -61,6 +70,9 @@ class PathModel:
     _alpha: float = 1.0
     _gain: float = 0.0
     _scored: bool = False
+    #: The model whose path this one continues (the previous C on the same fold): it starts
+    #: from that model's coefficients once they are near its optimum (``WARM_START_AT``).
+    follows: PathModel | None = None
 
 
 def fit_paths(
@@ -79,7 +91,7 @@ def fit_paths(
     for model in models:
         model.tol = tol if model.tol is None else model.tol
         model.max_iter = max_iter if model.max_iter is None else model.max_iter
-        if model.theta is None:
+        if model.theta is None and (model.follows is None or model.follows.converged):
             model.theta = np.zeros((1, model.a_full.shape[0]))
             rows = [s for k, s in enumerate(unit) if k != model.fold]
             gram = sum(s.gram[-1] for s in rows)
@@ -97,50 +109,38 @@ def fit_paths(
     unshift = unit[0].unshift(work)  # the map depends on the design alone
     a_work = {id(m): m.a_full[:, keep] for m in models}
     while True:
-        active = [m for m in models if not m.converged and m.n_iter <= m.max_iter]
+        active = [m for m in models if m.theta is not None and not m.converged and m.n_iter <= m.max_iter]
         scoring = [m for m in models if m.converged and not m._scored and m.fold is not None]
         if not active and not scoring:
             break
         evaluated = active + scoring
-        # Three projections, so that every aggregate names a column instead of repeating
-        # the expressions it depends on (the SQL, and its compilation, stay linear in models).
+        # Held-out scores are read at a model's final coefficients only: the pass after it
+        # converged, or its last allowed iteration.
+        held = [m for m in evaluated if m.fold is not None and (m in scoring or m.n_iter >= m.max_iter)]
         staged = work.with_linear_predictors({f"__neve_eta{i}": a_work[id(m)].T @ m.theta[0]
                                               for i, m in enumerate(evaluated)})
-        staged = staged.mutate(**{f"__neve_p{i}": double(1.0) / (double(1.0) + (-staged[f"__neve_eta{i}"]).exp())
-                                  for i in range(len(evaluated))})
-        y = staged[_Y]
-        fold = staged[_FOLD] if fold_of is not None else None
-        columns: dict[str, ir.Value] = {}
-        for i, model in enumerate(evaluated):
-            eta, p = staged[f"__neve_eta{i}"], staged[f"__neve_p{i}"]
-            loss = _softplus(eta) - y * eta
-            trains = None if model.fold is None else fold != ibis.literal(model.fold, "int64")
-            if model in active:
-                terms = {"h": p * (double(1.0) - p), "g": y - p, "l": loss}
-                columns.update({f"__neve_{t}{i}": e if trains is None else trains.ifelse(e, double(0.0))
-                                for t, e in terms.items()})
-            if model.fold is not None:
-                held = ~trains
-                columns[f"__neve_hl{i}"] = held.ifelse(loss, double(0.0))
-                right = (eta > double(0.0)) == (y > double(0.5))
-                columns[f"__neve_hr{i}"] = (held & right).ifelse(double(1.0), double(0.0))
-        staged = staged.mutate(**columns)
+        staged = _row_terms(staged, evaluated, active, held)
         weights = [staged[f"__neve_h{i}"] for i, m in enumerate(evaluated) if m in active]
         targets = [staged[f"__neve_g{i}"] for i, m in enumerate(evaluated) if m in active]
-        extras = {f"loss{i}": (staged[f"__neve_l{i}"].sum(), "sum") for i, m in enumerate(evaluated) if m in active}
+        extras = {}
         for i, model in enumerate(evaluated):
-            if model.fold is not None:
+            if model in active:
+                extras[f"loss{i}"] = (staged[f"__neve_l{i}"].sum(), "sum")
+            if model in held:
                 extras[f"held_loss{i}"] = (staged[f"__neve_hl{i}"].sum(), "sum")
                 extras[f"held_right{i}"] = (staged[f"__neve_hr{i}"].sum(), "sum")
-        for k in sorted({m.fold for m in evaluated if m.fold is not None}):
-            extras[f"held_rows{k}"] = ((fold == ibis.literal(k, "int64")).ifelse(1, 0).sum(), "sum")
+        for k in sorted({m.fold for m in held}):
+            extras[f"held_rows{k}"] = (staged[f"__neve_out{k}"].sum(), "sum")
         # The blocks shape, as the fold query took (grouping by every encoded column would
         # return about one group per row, each with every model's sums).
         stats = gather(_rebase(work, staged), weights=weights, targets=targets, extras=extras, owner=owner,
                        blocks=len(work.categorical) >= 3)
         queries += 1
+        #: models at (or near) their optimum this pass: where they were evaluated, their own
+        #: statistics there and their data loss, from which a follower starts.
+        near: dict[PathModel, tuple[np.ndarray, Stats, float]] = {}
         for i, model in enumerate(evaluated):
-            if model.fold is not None:
+            if model in held:
                 rows = stats.extras[f"held_rows{model.fold}"]
                 model.held_out = {"neg_log_loss": -stats.extras[f"held_loss{i}"] / rows,
                                   "accuracy": stats.extras[f"held_right{i}"] / rows}
@@ -149,6 +149,7 @@ def fit_paths(
                 continue
             at = active.index(model)
             theta = model.theta
+            own = Stats(gram=[stats.gram[at]], cross=[stats.cross[at]], extras={}, n_groups=0)
             loss = stats.extras[f"loss{i}"] + 0.5 * model.strength * float(np.sum(theta[:, 1:] ** 2))
             if loss > model._loss * (1 + 1e-12) + 1e-300:
                 # Overshoot (near-separable data): back half way, evaluate there next pass.
@@ -159,6 +160,7 @@ def fit_paths(
                 continue
             _adapt_radius(model, model._loss - loss)
             model._loss = loss
+            near[model] = (theta, own, stats.extras[f"loss{i}"])
             if model.n_iter == model.max_iter:
                 model.n_iter += 1  # leaves the active set; scored at these coefficients
                 model.converged = True
@@ -166,18 +168,98 @@ def fit_paths(
                               f"iterations", ConvergenceWarning, stacklevel=3)
                 model._scored = model.fold is not None
                 continue
-            own = Stats(gram=[stats.gram[at]], cross=[stats.cross[at]], extras={}, n_groups=0)
             newton, model._gain = solver[model.fit_intercept]._newton_step(
                 own, unshift, a_work[id(model)], theta, model.strength, 1, with_gain=True)
             model.converged = _small(model, newton)
             size = float(np.max(np.abs(newton), initial=0.0))
+            if not model.converged and size > WARM_START_AT * max(1.0, float(np.max(np.abs(theta)))):
+                del near[model]
             model._alpha = min(1.0, model._radius / size) if size > 0 else 1.0
             model._step = model._alpha * newton
             model.theta = theta - model._step
             model.n_iter += 1
+        for model in models:
+            if model.theta is None and model.follows in near:
+                theta, own, data_loss = near[model.follows]
+                _start_from(model, theta, own, data_loss, solver[model.fit_intercept], unshift, a_work[id(model)])
     for model in models:
         model.n_iter = min(model.n_iter, model.max_iter)
     return queries
+
+
+def _row_terms(
+    table: ir.Table, evaluated: Sequence[PathModel], active: Sequence[PathModel], held: Sequence[PathModel],
+) -> ir.Table:
+    """``table`` (with each evaluated model's predictor ``__neve_eta{i}``) and, per model, the
+    columns its sums read: Hessian weight ``h``, gradient target ``g`` and training loss ``l``
+    (``active`` models, zero outside their training rows), held-out loss ``hl`` and correct
+    predictions ``hr`` (``held`` models); ``out{k}`` is 1 on fold ``k``'s rows.
+
+    Two projections written as SQL text (``neve._sql_templates``): as Ibis expressions, a
+    25-model pass built and compiled ~150 columns each time, 0.3 s of Python a pass. The
+    fold restricts a sum by a product with a 0/1 column computed once a pass, where a CASE
+    per model and sum costs a branch each."""
+    inputs: dict[Any, ir.Value] = {}
+
+    def col(name: str) -> T.Input:
+        inputs.setdefault(name, table[name])
+        return T.Input(name)
+
+    one, zero = T.Const(1.0), T.Const(0.0)
+    y = col(_Y)
+    first: list[tuple[str, Any]] = [(c, c) for c in table.columns]
+    for k in sorted({m.fold for m in held}):
+        on_fold = T.Member(col(_FOLD), (k,), never_null=False)
+        first.append((f"__neve_out{k}", T.Text(T.Case(((on_fold, one),), zero), dt.float64, inputs)))
+    for k in sorted({m.fold for m in active if m.fold is not None}):
+        on_fold = T.Member(col(_FOLD), (k,), never_null=False)
+        first.append((f"__neve_in{k}", T.Text(T.Case(((on_fold, zero),), one), dt.float64, inputs)))
+    for i, model in enumerate(evaluated):
+        eta = col(f"__neve_eta{i}")
+        p = _op("/", one, _op("+", one, T.Call("EXP", (_op("-", zero, eta),))))
+        # log(1 + exp(eta)) without overflow
+        softplus = _op("+", T.Call("GREATEST", (eta, zero)),
+                       T.Call("LN", (_op("+", one, T.Call("EXP", (_op("-", zero, T.Call("ABS", (eta,))),))),)))
+        first.append((f"__neve_p{i}", T.Text(p, dt.float64, inputs)))
+        first.append((f"__neve_loss{i}", T.Text(_op("-", softplus, _op("*", y, eta)), dt.float64, inputs)))
+        if model in held:
+            right = _op("=", _op(">", eta, zero), _op(">", y, T.Const(0.5)))
+            first.append((f"__neve_right{i}", T.Text(T.Case(((right, one),), zero), dt.float64, inputs)))
+    table = T.select_text(table, first)
+    inputs = {}
+    second: list[tuple[str, Any]] = [(c, c) for c in table.columns]
+    y = col(_Y)
+    for i, model in enumerate(evaluated):
+        p, loss = col(f"__neve_p{i}"), col(f"__neve_loss{i}")
+        terms: dict[str, Any] = {}
+        if model in active:
+            terms.update(h=_op("*", p, _op("-", one, p)), g=_op("-", y, p), l=loss)
+            if model.fold is not None:
+                trains = col(f"__neve_in{model.fold}")
+                terms = {t: _op("*", e, trains) for t, e in terms.items()}
+        if model in held:
+            out = col(f"__neve_out{model.fold}")
+            terms.update(hl=_op("*", loss, out), hr=_op("*", col(f"__neve_right{i}"), out))
+        second += [(f"__neve_{t}{i}", T.Text(e, dt.float64, inputs)) for t, e in terms.items()]
+    return T.select_text(table, second)
+
+
+def _start_from(
+    model: PathModel, theta: np.ndarray, own: Stats, data_loss: float, solver: LogisticRegression,
+    unshift: np.ndarray, a_work: np.ndarray,
+) -> None:
+    """Start ``model`` at ``theta``, where another model on the same training rows was just
+    evaluated (``own``: its Hessian and gradient sums there, ``data_loss`` its loss without
+    the penalty): the data terms are the same, so the first Newton step needs no pass."""
+    model._loss = data_loss + 0.5 * model.strength * float(np.sum(theta[:, 1:] ** 2))
+    model._step, model._gain = solver._newton_step(own, unshift, a_work, theta, model.strength, 1, with_gain=True)
+    model.theta = theta - model._step
+    model.converged = _small(model, model._step)
+    model.n_iter = 1
+
+
+def _op(op: str, left: Any, right: Any) -> T.Arith:
+    return T.Arith(op, left, right)
 
 
 def _working_design(

@@ -58,6 +58,10 @@ BLOCKS_ABOVE = 0.25
 #: than a CASE. On DuckDB at 1M rows a join costs ~17 ms whatever the categories, a CASE ~7 ms
 #: plus ~0.5 ms a branch (~18 ms at 24 branches, ~170 ms at 260 taxi zones).
 JOIN_ABOVE = 24
+#: A CASE's fixed cost in branches (7 ms / 0.5 ms). One join serves every predictor of a pass,
+#: where each needs its own CASE, so ``m`` predictors join a column of ``c`` categories when
+#: ``m * (CASE_BASE + c) > CASE_BASE + JOIN_ABOVE`` (a single predictor: past ``JOIN_ABOVE``).
+CASE_BASE = 14
 #: Category types written as SQL literals in a fit's text templates (others go through Ibis).
 _LITERAL_TYPES = (str, int, float, bool)
 
@@ -154,13 +158,15 @@ class Design:
     def with_linear_predictors(self, gammas: Mapping[str, np.ndarray]) -> ir.Table:
         """``table`` with one more column per entry of ``gammas``: ``gamma · z`` per row.
 
-        A categorical column of more than ``JOIN_ABOVE`` categories has its coefficients, for
-        every gamma at once, in a small constant table joined on the column: the engine probes
-        a hash table once per row, where a CASE compares the row with its branches one by one
-        (a Newton pass reads every row's predictor). Fewer categories, or categories of other
-        types than text, numbers and booleans (dates), keep the CASE."""
+        A categorical column has its coefficients, for every gamma at once, in a small
+        constant table joined on the column when its CASEs would cost more (see
+        ``CASE_BASE``): the engine probes a hash table once per row, where each gamma's CASE
+        compares the row with its branches one by one (a Newton pass reads every row's
+        predictors). Categories of other types than text, numbers and booleans (dates) keep
+        the CASE."""
         assert self.categories is not None
-        if not all(is_missing(c) or type(c) in _LITERAL_TYPES for col in self.categorical for c in self.categories[col]):
+        literal = (is_missing(c) or type(c) in _LITERAL_TYPES for col in self.categorical for c in self.categories[col])
+        if not all(literal):
             return self.table.mutate(**{name: self.linear_predictor(g) for name, g in gammas.items()})
         names = list(gammas)
         coefficients = np.stack([np.asarray(gammas[n], dtype=float) for n in names])
@@ -172,7 +178,8 @@ class Design:
             block = coefficients[:, at:at + len(cats)]
             key = ("category", col)
             inputs[key] = missing_to_null(self.table[col])
-            if len(cats) <= JOIN_ABOVE:
+            cased = int(np.count_nonzero(np.any(block != 0, axis=1)))
+            if cased * (CASE_BASE + len(cats)) <= CASE_BASE + JOIN_ABOVE:
                 for m in range(len(names)):
                     if np.any(block[m]):
                         terms[m].append(self._case_text(col, T.Input(key), block[m]))
