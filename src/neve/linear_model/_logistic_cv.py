@@ -80,9 +80,9 @@ class LogisticRegressionCV(ClassifierOutputs, LinearEstimator):
     sums there) once their Newton step is small, so the folds advance together along the
     path. The chosen C is then refitted on every row, warm-started from the folds' mean
     coefficients at that C (as scikit-learn does). Queries: one for the classes, one per
-    pass along the path plus one for the scores, and the refit's passes. In a Pipeline the steps before it are fitted once on the whole table,
-    as scikit-learn's Pipeline does; a GridSearchCV over a Pipeline ending in
-    LogisticRegression refits them per fold.
+    pass along the path plus one for the scores, and the refit's passes. In a Pipeline the
+    steps before it are fitted once on the whole table, as scikit-learn's Pipeline does; a
+    GridSearchCV over a Pipeline ending in LogisticRegression refits them per fold.
 
     ``scoring``: ``None`` or ``"accuracy"`` (scikit-learn's default), ``"neg_log_loss"``.
     Fitted as scikit-learn's (legacy attributes): ``Cs_``, ``C_`` (shape (1,)),

@@ -134,7 +134,7 @@ def fit_paths(
         # The blocks shape, as the fold query took (grouping by every encoded column would
         # return about one group per row, each with every model's sums).
         stats = gather(_rebase(work, staged), weights=weights, targets=targets, extras=extras, owner=owner,
-                       blocks=len(work.categorical) >= 3)
+                       blocks=len(work.categorical) >= 3, costly_rows=fold_of is not None)
         queries += 1
         #: models at (or near) their optimum this pass: where they were evaluated, their own
         #: statistics there and their data loss, from which a follower starts.

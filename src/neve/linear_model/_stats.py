@@ -242,16 +242,19 @@ def gather(
     extras: Mapping[str, tuple[ir.Scalar | Callable[[], ir.Scalar], Combine]] = {},
     owner: str,
     blocks: bool | None = None,
+    costly_rows: bool = False,
 ) -> Stats:
     """Run the one statistics query over ``design.table`` and combine its groups.
 
     ``weights`` are row weights ``ω`` (``None``: 1), ``targets`` row values ``t``;
     ``extras`` are further aggregates (any ibis reduction over ``design.table``).
     The first call learns ``design.categories`` and ``design.pilot``. ``blocks`` forces the
-    blocks shape (or the one GROUP BY); by default ``_use_blocks`` decides.
+    blocks shape (or the one GROUP BY); by default ``_use_blocks`` decides. ``costly_rows``
+    says that ``design.table``'s rows cost more to compute than to store (a fold's hash), so
+    that the blocks shape computes them once (see ``_StatisticsQuery._materialized``).
     """
     return gather_by(design, None, 0, weights=weights, targets=targets, extras=extras, owner=owner,
-                     blocks=blocks)[0]
+                     blocks=blocks, costly_rows=costly_rows)[0]
 
 
 def gather_by(
@@ -264,6 +267,7 @@ def gather_by(
     extras: Mapping[str, tuple[ir.Scalar | Callable[[], ir.Scalar], Combine]] = {},
     owner: str,
     blocks: bool | None = None,
+    costly_rows: bool = False,
 ) -> list[Stats]:
     """:func:`gather`, with the rows also grouped by ``part`` (an integer expression over
     ``design.table`` in ``0 .. n_parts - 1``, such as a cross-validation fold): one query,
@@ -278,7 +282,7 @@ def gather_by(
     if blocks is None:
         blocks = len(design.categorical) >= 3 if part is not None else _use_blocks(design)
     shape = _shape(design, blocks=blocks)
-    query = _StatisticsQuery(design, part, weights, targets, extras)
+    query = _StatisticsQuery(design, part, weights, targets, extras, costly_rows=costly_rows)
     result = query.run(shape)
     blocks = _blocks(result, len(design.categorical), shape)
     whole = _whole(blocks)
@@ -416,10 +420,12 @@ class _StatisticsQuery:
     """
 
     def __init__(self, design: Design, part: ir.IntegerValue | None, weights: Sequence[Any],
-                 targets: Sequence[Any], extras: Mapping[str, tuple[Any, Combine]]) -> None:
+                 targets: Sequence[Any], extras: Mapping[str, tuple[Any, Combine]], *,
+                 costly_rows: bool = False) -> None:
         table = design.table
         self.n_keys = len(design.categorical)
         self.has_part = part is not None
+        self.costly_rows = costly_rows
         names = list(design.numeric)
         columns: dict[str, ir.Value] = {}
         for a, col in enumerate(design.categorical):
@@ -511,7 +517,8 @@ class _StatisticsQuery:
         if not driver_for_backend(self.backend).cte_materialization:
             return ""
         models = sum(w is not None for w in self.weights)
-        return "MATERIALIZED " if models > 1 or self.has_part else "NOT MATERIALIZED "
+        costly = models > 1 or self.has_part or self.costly_rows
+        return "MATERIALIZED " if costly else "NOT MATERIALIZED "
 
     def _sums_text(self, level: str | None, dialect: Any) -> str:
         """The sums of one SELECT as SQL text (a NULL where its grouping does not need one):
