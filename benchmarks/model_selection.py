@@ -223,10 +223,11 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, command: str
         C.markdown_table(["rows", "plain neve fit", "neve GridSearchCV", "neve RidgeCV", "search / plain fit",
                           "scikit-learn GridSearchCV", "speed-up", "best, Δscore", "load"], ridge_rows),
         f"\nLogistic regression (trip longer than {LONG_TRIP_SEC // 60} minutes), {len(args.cs)} Cs from 1e-2 "
-        "to 1e2 (accuracy), tol 1e-8: neve's `LogisticRegressionCV` (every fold and C in each Newton pass's one "
-        "query; refit warm-started) against scikit-learn `GridSearchCV(LogisticRegression(solver="
-        "\"newton-cholesky\"))`. *passes*: the slowest model's Newton iterations.\n",
-        C.markdown_table(["rows", "neve LogisticRegressionCV", "passes", "scikit-learn GridSearchCV", "speed-up",
+        "to 1e2 (accuracy), tol 1e-8: neve's `LogisticRegressionCV` (every fold in each Newton pass's one "
+        "query; each fold's Cs warm-started along the path, the refit from the folds' mean) against scikit-learn "
+        "`GridSearchCV(LogisticRegression(solver=\"newton-cholesky\"))`. *iterations*: the most Newton "
+        "iterations of any one model.\n",
+        C.markdown_table(["rows", "neve LogisticRegressionCV", "iterations", "scikit-learn GridSearchCV", "speed-up",
                           "best, Δscore", "load"], logistic_rows),
         f"\nMethod. `benchmarks/model_selection.py` ({args.argv}); data from `benchmarks/fit_taxi.py`'s "
         f"`generate`, one DuckDB file per size (neve's `memory_limit` {args.duckdb_memory}). One run each.\n",

@@ -11,7 +11,7 @@ import scipy.linalg
 from neve._columns import SklearnClass
 from neve.errors import InvalidParameterError
 from neve.linear_model._base import LABEL, FeatureMap, LinearEstimator, as_float
-from neve.linear_model._stats import Design, Stats, gather
+from neve.linear_model._stats import Design, Stats, congruence, gather, matmul, mostly_zeros
 
 __all__ = ["LinearRegression", "Ridge"]
 
@@ -72,12 +72,13 @@ def _feature_system(
         mean = gram[0] / total
         centred = gram - total * np.outer(mean, mean)
         mean_z = unshift @ mean
-        return a @ centred @ a.T, a @ centred[:, y_at], a @ mean_z, float(mean_z[y_at])
+        t = mostly_zeros(a)
+        return congruence(t, centred), np.asarray(t @ centred[:, y_at]), np.asarray(t @ mean_z), float(mean_z[y_at])
     # Without centring, map the features into shifted z (``a·S``) rather than unshifting the
     # Gram: a standardised column of mean 1e4 and spread 0.1 is ``1e5·x - 1e5·mean``, and those
     # two terms cancel once per feature here, not once per entry of a Gram of values ~1e8.
-    a_shifted = a @ unshift
-    return a_shifted @ gram @ a_shifted.T, a_shifted @ gram @ unshift[y_at], np.zeros(a.shape[0]), 0.0
+    a_shifted = matmul(a, unshift)
+    return congruence(a_shifted, gram), np.asarray(a_shifted @ (gram @ unshift[y_at])), np.zeros(a.shape[0]), 0.0
 
 
 class LinearRegression(_LeastSquares):

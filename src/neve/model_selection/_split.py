@@ -96,20 +96,20 @@ def _canonical_text(column: ir.Column) -> ir.StringValue:
     return text.fill_null(_NULL)
 
 
-def _key_columns(table: ir.Table, key: str | Sequence[str] | None) -> list[str]:
+def _key_columns(table: ir.Table, key: str | Sequence[str] | None, owner: str = "train_test_split") -> list[str]:
     if key is None:
         return list(table.columns)
     columns = [key] if isinstance(key, str) else list(key)
     if not columns or not all(isinstance(c, str) for c in columns):
         raise InvalidParameterError(
-            f"train_test_split: key must be a column name or a non-empty list of them, got {key!r}"
+            f"{owner}: key must be a column name or a non-empty list of them, got {key!r}"
         )
     missing = [c for c in columns if c not in table.columns]
     if missing:
         hints = {c: difflib.get_close_matches(c, table.columns, n=1) for c in missing}
         hint = "; ".join(f"did you mean {h[0]!r} for {c!r}?" for c, h in hints.items() if h)
         raise ColumnNotFoundError(
-            f"train_test_split: key column{'s' if len(missing) > 1 else ''} "
+            f"{owner}: key column{'s' if len(missing) > 1 else ''} "
             f"{', '.join(map(repr, missing))} not found"
             + (f" ({hint})" if hint else "")
             + f"; available columns: {', '.join(map(repr, table.columns))}"
@@ -244,7 +244,7 @@ class KFold:
     def fold_of(self, table: ir.Table) -> ir.IntegerValue:
         """Each row's fold, ``0 .. n_splits - 1``, as an int64 expression over ``table``."""
         self._validate()
-        columns = _key_columns(table, self.key)
+        columns = _key_columns(table, self.key, type(self).__name__)
         seed = _seed(self.random_state) if self.shuffle else 0
         driver = driver_for_backend(_queries.backend_of(table))
         text = ibis.literal(f"{_SALT}{seed}").concat(
