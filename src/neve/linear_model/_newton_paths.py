@@ -92,18 +92,13 @@ def fit_paths(
         model.tol = tol if model.tol is None else model.tol
         model.max_iter = max_iter if model.max_iter is None else model.max_iter
         if model.theta is None and (model.follows is None or model.follows.converged):
-            model.theta = np.zeros((1, model.a_full.shape[0]))
             rows = [s for k, s in enumerate(unit) if k != model.fold]
             gram = sum(s.gram[-1] for s in rows)
             pos = sum(p for k, p in enumerate(positives) if k != model.fold)
             # At zero every probability is 1/2: Hessian weights 1/4, gradient targets y - 1/2.
             first = Stats(gram=[0.25 * gram], cross=[pos - 0.5 * gram[0]], extras={}, n_groups=0)
-            model._loss = float(gram[0, 0]) * math.log(2.0)
-            model._step, model._gain = solver[model.fit_intercept]._newton_step(
-                first, unshift, model.a_full, model.theta, model.strength, 1, with_gain=True)
-            model.theta = model.theta - model._step
-            model.n_iter = 1
-            model.converged = _small(model, model._step)
+            _start_from(model, np.zeros((1, model.a_full.shape[0])), first, float(gram[0, 0]) * math.log(2.0),
+                        solver[model.fit_intercept], unshift, model.a_full)
     queries = 0
     work, keep = _working_design(design, fold_of, positive, models)
     unshift = unit[0].unshift(work)  # the map depends on the design alone
@@ -248,9 +243,10 @@ def _start_from(
     model: PathModel, theta: np.ndarray, own: Stats, data_loss: float, solver: LogisticRegression,
     unshift: np.ndarray, a_work: np.ndarray,
 ) -> None:
-    """Start ``model`` at ``theta``, where another model on the same training rows was just
-    evaluated (``own``: its Hessian and gradient sums there, ``data_loss`` its loss without
-    the penalty): the data terms are the same, so the first Newton step needs no pass."""
+    """Take ``model``'s first Newton step from ``theta``: zero (the first query's plain sums)
+    or where another model on the same training rows was just evaluated. ``own`` holds the
+    Hessian and gradient sums at ``theta``, ``data_loss`` the loss there without the penalty:
+    the data terms are the same for every penalty, so the step needs no pass of its own."""
     model._loss = data_loss + 0.5 * model.strength * float(np.sum(theta[:, 1:] ** 2))
     model._step, model._gain = solver._newton_step(own, unshift, a_work, theta, model.strength, 1, with_gain=True)
     model.theta = theta - model._step
